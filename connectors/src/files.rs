@@ -1,0 +1,443 @@
+//! The `files` connector: a folder holding, per canonical table, `TABLE.csv`,
+//! `TABLE.parquet`, `TABLE.jsonl` or a folder `TABLE/` of such files (SPEC §2).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{
+    Array, AsArray, Date32Array, Decimal128Array, LargeStringArray, StringArray, StringViewArray,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
+    UInt32Type, UInt8Type,
+};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::value::RawValue;
+
+use crate::schema::TableSchema;
+use crate::text::{decode_text, fold_trim};
+use crate::validate::{Cell, TableBuilder};
+use crate::{Connector, ConnectorError, LoadOptions, LoadedTable};
+
+/// Reads canonical tables from a local folder.
+#[derive(Debug, Clone)]
+pub struct FilesConnector {
+    root: PathBuf,
+}
+
+impl FilesConnector {
+    /// A connector over `root`, which must be a folder.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, ConnectorError> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(ConnectorError::NotAFolder {
+                path: root.display().to_string(),
+            });
+        }
+        Ok(FilesConnector { root })
+    }
+
+    /// The data files of `table`, with their labels relative to the root; `None` when absent.
+    pub fn find(&self, table: &str) -> Result<Option<Vec<(PathBuf, String)>>, ConnectorError> {
+        let mut entries = Vec::new();
+        for ext in ["csv", "parquet", "jsonl"] {
+            let p = self.root.join(format!("{table}.{ext}"));
+            if p.is_file() {
+                entries.push((p, format!("{table}.{ext}")));
+            }
+        }
+        let dir = self.root.join(table);
+        let has_dir = dir.is_dir();
+        if entries.len() + usize::from(has_dir) > 1 {
+            let mut names: Vec<String> = entries.iter().map(|e| e.1.clone()).collect();
+            if has_dir {
+                names.push(format!("{table}/"));
+            }
+            return Err(ConnectorError::Ambiguous {
+                table: table.to_owned(),
+                entries: names.join(", "),
+            });
+        }
+        if !has_dir {
+            return Ok(if entries.is_empty() {
+                None
+            } else {
+                Some(entries)
+            });
+        }
+        let io = |source| ConnectorError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(io)? {
+            let e = e.map_err(io)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.starts_with('.') || path.is_dir() {
+                continue;
+            }
+            match format_of(&path) {
+                Some(_) => files.push((path, format!("{table}/{name}"))),
+                None => {
+                    return Err(ConnectorError::Unsupported {
+                        path: path.display().to_string(),
+                    })
+                }
+            }
+        }
+        files.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(Some(files))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Csv,
+    Parquet,
+    Jsonl,
+}
+
+fn format_of(path: &Path) -> Option<Format> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "csv" => Some(Format::Csv),
+        "parquet" => Some(Format::Parquet),
+        "jsonl" | "ndjson" => Some(Format::Jsonl),
+        _ => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for FilesConnector {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn load(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+    ) -> Result<Option<LoadedTable>, ConnectorError> {
+        let Some(files) = self.find(&table.table)? else {
+            return Ok(None);
+        };
+        tokio::task::spawn_blocking(move || load_files(table, &files, options))
+            .await
+            .map_err(|e| ConnectorError::Arrow {
+                table: table.table.clone(),
+                message: e.to_string(),
+            })?
+            .map(Some)
+    }
+}
+
+/// Loads `files` (path, label) of one table synchronously.
+pub fn load_files(
+    table: &'static TableSchema,
+    files: &[(PathBuf, String)],
+    options: LoadOptions,
+) -> Result<LoadedTable, ConnectorError> {
+    let mut b = TableBuilder::new(table, options.reference_date);
+    for (path, label) in files {
+        let shown = path.display().to_string();
+        match format_of(path) {
+            Some(Format::Csv) => load_csv(&mut b, path, label)?,
+            Some(Format::Jsonl) => load_jsonl(&mut b, path, label)?,
+            Some(Format::Parquet) => load_parquet(&mut b, path, label)?,
+            None => return Err(ConnectorError::Unsupported { path: shown }),
+        }
+    }
+    let (batches, problems, rows_read) = b.finish().map_err(|e| ConnectorError::Arrow {
+        table: table.table.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(LoadedTable {
+        schema: table,
+        batches,
+        problems,
+        files: files.iter().map(|f| f.1.clone()).collect(),
+        rows_read,
+    })
+}
+
+fn arrow_err(
+    table: &TableSchema,
+) -> impl Fn(datafusion::arrow::error::ArrowError) -> ConnectorError + '_ {
+    move |e| ConnectorError::Arrow {
+        table: table.table.clone(),
+        message: e.to_string(),
+    }
+}
+
+fn load_csv(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), ConnectorError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ConnectorError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let (text, _) = decode_text(&bytes).ok_or_else(|| ConnectorError::Encoding {
+        path: shown.clone(),
+    })?;
+    load_csv_text(b, &text, label).map_err(|e| match e {
+        CsvTextError::NoHeader => ConnectorError::NoHeader {
+            path: shown.clone(),
+        },
+        CsvTextError::Arrow(e) => ConnectorError::Arrow {
+            table: label.to_owned(),
+            message: e.to_string(),
+        },
+    })
+}
+
+/// Why CSV text could not be loaded at all.
+#[derive(Debug)]
+pub enum CsvTextError {
+    /// No header row.
+    NoHeader,
+    /// Building Arrow arrays failed.
+    Arrow(datafusion::arrow::error::ArrowError),
+}
+
+/// Feeds decoded CSV text (header row first) into `b`, one problem per bad record.
+pub fn load_csv_text(b: &mut TableBuilder, text: &str, label: &str) -> Result<(), CsvTextError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = match rdr.headers() {
+        Ok(h) if !h.is_empty() && !(h.len() == 1 && h[0].trim().is_empty()) => h
+            .iter()
+            .map(|s| fold_trim(s).to_ascii_lowercase())
+            .collect(),
+        _ => return Err(CsvTextError::NoHeader),
+    };
+    let schema = b.schema();
+    let pos: Vec<Option<usize>> = schema
+        .columns
+        .iter()
+        .map(|c| headers.iter().position(|h| *h == c.name))
+        .collect();
+    let mut record = csv::StringRecord::new();
+    let mut row: u64 = 0;
+    loop {
+        row += 1;
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                if record.len() > headers.len() {
+                    let raw: Vec<&str> = record.iter().collect();
+                    b.push_unreadable(
+                        label,
+                        row,
+                        "invalid_record",
+                        format!(
+                            "row has {} fields, the header has {}",
+                            record.len(),
+                            headers.len()
+                        ),
+                        &raw.join(","),
+                    );
+                    continue;
+                }
+                b.push_row(
+                    label,
+                    row,
+                    |i| match pos[i].and_then(|p| record.get(p)) {
+                        Some(s) => Cell::Text(s),
+                        None => Cell::Null,
+                    },
+                    |i| pos[i].is_none(),
+                )
+                .map_err(CsvTextError::Arrow)?;
+            }
+            Err(e) => {
+                b.push_unreadable(
+                    label,
+                    row,
+                    "invalid_record",
+                    format!("unreadable CSV record: {e}"),
+                    "",
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_jsonl(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), ConnectorError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ConnectorError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let (text, _) = decode_text(&bytes).ok_or(ConnectorError::Encoding { path: shown })?;
+    let schema = b.schema();
+    for (i, line) in text.lines().enumerate() {
+        let row = i as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let obj: BTreeMap<String, Box<RawValue>> = match serde_json::from_str(line) {
+            Ok(o) => o,
+            Err(e) => {
+                b.push_unreadable(
+                    label,
+                    row,
+                    "invalid_json",
+                    format!("line is not a JSON object: {e}"),
+                    line,
+                );
+                continue;
+            }
+        };
+        let raws: Vec<Option<&str>> = schema
+            .columns
+            .iter()
+            .map(|c| obj.get(&c.name).map(|r| r.get()))
+            .collect();
+        let strings: Vec<Option<String>> = raws
+            .iter()
+            .map(|r| {
+                r.filter(|r| r.starts_with('"'))
+                    .and_then(|r| serde_json::from_str::<String>(r).ok())
+            })
+            .collect();
+        b.push_row(
+            label,
+            row,
+            |i| match raws[i] {
+                None | Some("null") => Cell::Null,
+                Some(r) if r.starts_with('"') => match &strings[i] {
+                    Some(s) => Cell::Text(s.as_str()),
+                    None => Cell::Other("malformed string"),
+                },
+                Some(r) if r.starts_with('-') || r.starts_with(|c: char| c.is_ascii_digit()) => {
+                    Cell::Number(r)
+                }
+                Some("true") | Some("false") => Cell::Other("boolean"),
+                Some(r) if r.starts_with('[') => Cell::Other("list"),
+                Some(_) => Cell::Other("object"),
+            },
+            |i| raws[i].is_none(),
+        )
+        .map_err(arrow_err(schema))?;
+    }
+    Ok(())
+}
+
+/// A typed view of one Parquet column.
+enum ColView<'a> {
+    Str(&'a StringArray),
+    LargeStr(&'a LargeStringArray),
+    StrView(&'a StringViewArray),
+    Dec(&'a Decimal128Array, i8),
+    Int(&'a dyn Array),
+    Float(&'a dyn Array),
+    Date(&'a Date32Array),
+    Other(&'a dyn Array),
+}
+
+fn view(a: &dyn Array) -> ColView<'_> {
+    match a.data_type() {
+        DataType::Utf8 => ColView::Str(a.as_string::<i32>()),
+        DataType::LargeUtf8 => ColView::LargeStr(a.as_string::<i64>()),
+        DataType::Utf8View => ColView::StrView(a.as_string_view()),
+        DataType::Decimal128(_, s) => ColView::Dec(a.as_primitive(), *s),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => ColView::Int(a),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => ColView::Int(a),
+        DataType::Float32 | DataType::Float64 => ColView::Float(a),
+        DataType::Date32 => ColView::Date(a.as_primitive()),
+        _ => ColView::Other(a),
+    }
+}
+
+fn int_at(a: &dyn Array, i: usize) -> i64 {
+    match a.data_type() {
+        DataType::Int8 => i64::from(a.as_primitive::<Int8Type>().value(i)),
+        DataType::Int16 => i64::from(a.as_primitive::<Int16Type>().value(i)),
+        DataType::Int32 => i64::from(a.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i),
+        DataType::UInt8 => i64::from(a.as_primitive::<UInt8Type>().value(i)),
+        DataType::UInt16 => i64::from(a.as_primitive::<UInt16Type>().value(i)),
+        _ => i64::from(a.as_primitive::<UInt32Type>().value(i)),
+    }
+}
+
+fn float_at(a: &dyn Array, i: usize) -> f64 {
+    match a.data_type() {
+        DataType::Float32 => f64::from(a.as_primitive::<Float32Type>().value(i)),
+        _ => a.as_primitive::<Float64Type>().value(i),
+    }
+}
+
+impl ColView<'_> {
+    fn cell(&self, i: usize) -> Cell<'_> {
+        let arr: &dyn Array = match self {
+            ColView::Str(a) => *a,
+            ColView::LargeStr(a) => *a,
+            ColView::StrView(a) => *a,
+            ColView::Dec(a, _) => *a,
+            ColView::Int(a) | ColView::Float(a) | ColView::Other(a) => *a,
+            ColView::Date(a) => *a,
+        };
+        if arr.is_null(i) {
+            return Cell::Null;
+        }
+        match self {
+            ColView::Str(a) => Cell::Text(a.value(i)),
+            ColView::LargeStr(a) => Cell::Text(a.value(i)),
+            ColView::StrView(a) => Cell::Text(a.value(i)),
+            ColView::Dec(a, s) => Cell::Decimal(a.value(i), *s),
+            ColView::Int(a) => Cell::Int(int_at(*a, i)),
+            ColView::Float(a) => Cell::Float(float_at(*a, i)),
+            ColView::Date(a) => Cell::Date32(a.value(i)),
+            ColView::Other(_) => Cell::Other("value of an unsupported Parquet type"),
+        }
+    }
+}
+
+fn load_parquet(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), ConnectorError> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|source| ConnectorError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let perr = |e: datafusion::parquet::errors::ParquetError| ConnectorError::Parquet {
+        path: shown.clone(),
+        message: e.to_string(),
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(perr)?
+        .with_batch_size(8192)
+        .build()
+        .map_err(perr)?;
+    let schema = b.schema();
+    let mut row: u64 = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| ConnectorError::Parquet {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let idx: Vec<Option<usize>> = schema
+            .columns
+            .iter()
+            .map(|c| batch.schema().index_of(&c.name).ok())
+            .collect();
+        let views: Vec<Option<ColView<'_>>> = idx
+            .iter()
+            .map(|i| i.map(|i| view(batch.column(i).as_ref())))
+            .collect();
+        for r in 0..batch.num_rows() {
+            row += 1;
+            b.push_row(
+                label,
+                row,
+                |c| views[c].as_ref().map_or(Cell::Null, |v| v.cell(r)),
+                |c| views[c].is_none(),
+            )
+            .map_err(arrow_err(schema))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Resident ID numbers (SPEC §4): validation, check character, 15→18-digit conversion,
+//! and masking for anything a person reads.
+
+use chrono::NaiveDate;
+
+use crate::text::fold_trim;
+
+const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const CHECK: [u8; 11] = *b"10X98765432";
+
+/// Why a text is not a valid resident ID number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Neither 18 nor 15 characters.
+    #[error("has {0} characters; a resident ID has 18 (or 15 for a legacy ID)")]
+    Length(usize),
+    /// A non-digit where a digit must be.
+    #[error("contains a character that is not a digit")]
+    NotDigits,
+    /// The 8 birth-date digits are not a calendar date.
+    #[error("birth date {0} is not a calendar date")]
+    BadDate(String),
+    /// The birth date is after the reference date.
+    #[error("birth date {0} is in the future")]
+    FutureDate(String),
+    /// The 18th character does not match the computed check character.
+    #[error("check character is {found}, expected {expected}")]
+    CheckChar {
+        /// the character in the ID
+        found: char,
+        /// the character the first 17 digits give
+        expected: char,
+    },
+}
+
+/// The check character for the first 17 digits (which must be ASCII digits).
+pub fn check_char(first17: &[u8]) -> char {
+    let sum: u32 = first17
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    CHECK[(sum % 11) as usize] as char
+}
+
+/// Normalises an ID as SPEC §3/§4 say: full-width folding, trimming, `x`→`X`, 15-digit
+/// legacy IDs converted; then validates digits, birth date (a real date, not after
+/// `today`) and check character. Returns the canonical 18-character ID.
+pub fn normalize_id(raw: &str, today: NaiveDate) -> Result<String, IdError> {
+    let folded = fold_trim(raw);
+    let s = folded.as_bytes();
+    let mut id: Vec<u8> = match s.len() {
+        18 => {
+            if !s[..17].iter().all(u8::is_ascii_digit) {
+                return Err(IdError::NotDigits);
+            }
+            let last = s[17].to_ascii_uppercase();
+            if !(last.is_ascii_digit() || last == b'X') {
+                return Err(IdError::NotDigits);
+            }
+            let mut v = s[..17].to_vec();
+            v.push(last);
+            v
+        }
+        15 => {
+            if !s.iter().all(u8::is_ascii_digit) {
+                return Err(IdError::NotDigits);
+            }
+            let mut v = Vec::with_capacity(18);
+            v.extend_from_slice(&s[..6]);
+            v.extend_from_slice(b"19");
+            v.extend_from_slice(&s[6..]);
+            let c = check_char(&v);
+            v.push(c as u8);
+            v
+        }
+        _ => return Err(IdError::Length(folded.chars().count())),
+    };
+    let birth = std::str::from_utf8(&id[6..14])
+        .unwrap_or_default()
+        .to_owned();
+    let date = parse_yyyymmdd(&birth).ok_or_else(|| IdError::BadDate(birth.clone()))?;
+    if date > today {
+        return Err(IdError::FutureDate(birth));
+    }
+    let expected = check_char(&id[..17]);
+    let found = id[17] as char;
+    if found != expected {
+        return Err(IdError::CheckChar { found, expected });
+    }
+    // All bytes are ASCII here.
+    id.shrink_to_fit();
+    Ok(String::from_utf8(id).unwrap_or_default())
+}
+
+fn parse_yyyymmdd(s: &str) -> Option<NaiveDate> {
+    let y: i32 = s.get(0..4)?.parse().ok()?;
+    let m: u32 = s.get(4..6)?.parse().ok()?;
+    let d: u32 = s.get(6..8)?.parse().ok()?;
+    NaiveDate::from_ymd_opt(y, m, d)
+}
+
+/// Masks an ID for people to read: the first 6 and last 4 characters stay
+/// (`410184********123X`). Anything that is not 18 characters is masked but for its
+/// first 2 characters.
+pub fn mask_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() == 18 {
+        let mut out: String = chars[..6].iter().collect();
+        out.push_str("********");
+        out.extend(&chars[14..]);
+        out
+    } else {
+        let keep = chars.len().min(2);
+        let mut out: String = chars[..keep].iter().collect();
+        out.extend(std::iter::repeat_n('*', chars.len() - keep));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
+    }
+
+    /// The SPEC's weights and table give the known check character of a published example.
+    #[test]
+    fn computes_check_characters() {
+        // GB 11643 example: 11010519491231002X.
+        assert_eq!(check_char(b"11010519491231002"), 'X');
+        assert_eq!(
+            normalize_id("11010519491231002X", today()).unwrap(),
+            "11010519491231002X"
+        );
+        assert_eq!(
+            normalize_id("11010519491231002x", today()).unwrap(),
+            "11010519491231002X"
+        );
+        assert_eq!(
+            normalize_id("110105194912310021", today()),
+            Err(IdError::CheckChar {
+                found: '1',
+                expected: 'X'
+            })
+        );
+    }
+
+    /// A 15-digit legacy ID gains "19" and a computed check character.
+    #[test]
+    fn converts_legacy_ids() {
+        assert_eq!(
+            normalize_id("110105491231002", today()).unwrap(),
+            "11010519491231002X"
+        );
+        assert_eq!(
+            normalize_id(" １１０１０５４９１２３１００２ ", today()).unwrap(),
+            "11010519491231002X"
+        );
+    }
+
+    /// Impossible and future birth dates are refused, as are wrong lengths and letters.
+    #[test]
+    fn refuses_bad_dates_and_shapes() {
+        let mut bad = b"41018420260230123".to_vec();
+        let c = check_char(&bad);
+        bad.push(c as u8);
+        let bad = String::from_utf8(bad).unwrap();
+        assert_eq!(
+            normalize_id(&bad, today()),
+            Err(IdError::BadDate("20260230".into()))
+        );
+        let mut fut = b"41018420261123123".to_vec();
+        let c = check_char(&fut);
+        fut.push(c as u8);
+        let fut = String::from_utf8(fut).unwrap();
+        assert_eq!(
+            normalize_id(&fut, today()),
+            Err(IdError::FutureDate("20261123".into()))
+        );
+        // Born on the reference date itself is not in the future.
+        let mut on = b"41018420261122123".to_vec();
+        let c = check_char(&on);
+        on.push(c as u8);
+        assert!(normalize_id(std::str::from_utf8(&on).unwrap(), today()).is_ok());
+        assert_eq!(
+            normalize_id("4101842026", today()),
+            Err(IdError::Length(10))
+        );
+        assert_eq!(
+            normalize_id("41018A194912310021", today()),
+            Err(IdError::NotDigits)
+        );
+        assert_eq!(normalize_id("", today()), Err(IdError::Length(0)));
+    }
+
+    /// Masks keep region and the last four characters only.
+    #[test]
+    fn masks_ids() {
+        assert_eq!(mask_id("41018419900101123X"), "410184********123X");
+        assert_eq!(mask_id("abc"), "ab*");
+    }
+}

@@ -1,0 +1,134 @@
+//! hedui connectors: department feeds → canonical Arrow tables (SPEC §2).
+//!
+//! # Layout
+//! - [`schema`]: the canonical tables, read from `schemas/*.toml`.
+//! - [`validate`]: raw cells → typed Arrow columns or per-record [`Problem`]s.
+//! - [`idnum`]: resident ID numbers (SPEC §4).
+//! - [`decimal`]: exact decimal text ↔ scaled integers.
+//! - [`text`]: full-width folding, UTF-8/GBK detection.
+//! - [`files`]: the `files` connector (a folder in the §2 layout).
+//!
+//! # Adding a connector
+//! 1. A module with a config struct and a type implementing [`Connector`].
+//! 2. Feed each record's raw values to a [`validate::TableBuilder`] — never build
+//!    canonical batches by hand, so every source is validated the same way.
+//! 3. Return `Ok(None)` for a table the department does not deliver (the source is then
+//!    *missing*), an error for a delivery that cannot be used at all.
+
+pub mod decimal;
+pub mod files;
+pub mod idnum;
+pub mod schema;
+pub mod text;
+pub mod validate;
+
+use chrono::NaiveDate;
+use datafusion::arrow::record_batch::RecordBatch;
+
+pub use files::FilesConnector;
+pub use schema::TableSchema;
+pub use validate::Problem;
+
+/// Errors that make a source delivery unusable as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The source folder does not exist or is not a folder.
+    #[error("cannot read source folder {path}: it does not exist or is not a folder")]
+    NotAFolder {
+        /// the folder
+        path: String,
+    },
+    /// An I/O failure on a file.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// the file
+        path: String,
+        /// the cause
+        source: std::io::Error,
+    },
+    /// More than one entry for one table.
+    #[error("cannot load table {table}: several entries for it ({entries}); keep exactly one")]
+    Ambiguous {
+        /// the table
+        table: String,
+        /// the competing entries
+        entries: String,
+    },
+    /// A file whose format is not CSV, Parquet or JSON Lines.
+    #[error("cannot read {path}: unsupported format (expected .csv, .parquet or .jsonl)")]
+    Unsupported {
+        /// the file
+        path: String,
+    },
+    /// A text file that is neither UTF-8 nor GBK.
+    #[error("cannot read {path}: it is neither UTF-8 nor GBK text")]
+    Encoding {
+        /// the file
+        path: String,
+    },
+    /// A CSV file without a header row.
+    #[error("cannot read {path}: the file is empty (a header row is required)")]
+    NoHeader {
+        /// the file
+        path: String,
+    },
+    /// A Parquet file that cannot be decoded.
+    #[error("cannot read Parquet file {path}: {message}")]
+    Parquet {
+        /// the file
+        path: String,
+        /// the decoder's message
+        message: String,
+    },
+    /// Building Arrow arrays failed.
+    #[error("cannot build table {table}: {message}")]
+    Arrow {
+        /// the table
+        table: String,
+        /// the cause
+        message: String,
+    },
+}
+
+/// What a load needs to know about the run.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// The check date D: ID birth dates after it are invalid.
+    pub reference_date: NaiveDate,
+}
+
+/// One canonical table as a source delivered it.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    /// The canonical table.
+    pub schema: &'static TableSchema,
+    /// Valid records, in the canonical Arrow schema (plus `src_file`, `src_row`).
+    pub batches: Vec<RecordBatch>,
+    /// Malformed records, kept out of `batches`.
+    pub problems: Vec<Problem>,
+    /// The files read, relative to the source.
+    pub files: Vec<String>,
+    /// Records read, good and bad.
+    pub rows_read: u64,
+}
+
+impl LoadedTable {
+    /// Number of valid records.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A department feed that yields canonical tables.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// A short name for messages (e.g. the source folder).
+    fn describe(&self) -> String;
+
+    /// Loads one canonical table; `Ok(None)` when the source does not deliver it.
+    async fn load(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+    ) -> Result<Option<LoadedTable>, ConnectorError>;
+}
