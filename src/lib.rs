@@ -1,1 +1,55 @@
-//! placeholder
+//! hedui (核对): household economic-status verification. Department records become
+//! canonical Arrow tables, SQL pipelines decide per household, outputs carry evidence.
+//!
+//! # Layout
+//! - [`cli`]: command-line arguments; [`cmd`]: one module per subcommand.
+//! - [`policy`]: policy TOML → standards and parameters per region (SPEC §6).
+//! - [`applicants`]: batch files → households or rejections (SPEC §3).
+//! - [`inputs`]: households, members and per-household parameters as Arrow tables.
+//! - [`engine`]: the DataFusion session and the `pipelines/*.sql` views (SPEC §5).
+//! - [`evidence`]: flags → the source records they rest on.
+//! - [`check`]: one verification run end to end.
+//! - [`output`]: results.jsonl, rejected.jsonl, summary.json, data_quality.jsonl, report.html.
+//! - [`generate`]: a deterministic synthetic city for demos, tests and benchmarks.
+//! - [`progress`], [`error`]: progress lines and the error type with exit codes.
+//!
+//! Canonical schemas, ID numbers and source loading live in the `hedui-connectors` crate.
+
+pub mod applicants;
+pub mod check;
+pub mod cli;
+pub mod cmd;
+pub mod engine;
+pub mod error;
+pub mod evidence;
+pub mod generate;
+pub mod inputs;
+pub mod output;
+pub mod policy;
+pub mod progress;
+
+use cli::{Cli, Command};
+use error::Error;
+use progress::Progress;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
+    let progress = Progress::new(cli.quiet);
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Check(args) => {
+                let run = cmd::check::execute(args, &progress).await?;
+                if !cli.quiet {
+                    println!("{}", cmd::check::describe(&run, &args.out));
+                }
+                Ok(())
+            }
+            Command::Generate(args) => cmd::generate::execute(args, &progress, cli.quiet),
+            Command::Demo(args) => cmd::demo::execute(args, &progress, cli.quiet).await,
+        }
+    })
+}

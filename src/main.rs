@@ -1,1 +1,27 @@
-fn main() {}
+//! The `hedui` binary: parse arguments, run, print any error once, exit 0/1/2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match hedui::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HEDUI_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    match hedui::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hedui: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+-- verdicts: the verdict of every accepted household.
+-- Inputs: households, flag_rows, run_sources. Output: household_id, verdict.
+-- SPEC §5.7: ineligible (any disqualifying flag, even with sources missing), else
+-- incomplete (any source missing or stale), else review (any flag), else eligible.
+CREATE VIEW verdicts AS
+WITH f AS (
+    SELECT household_id,
+           MAX(CASE WHEN severity = 'disqualifying' THEN 1 ELSE 0 END) AS disqualifying,
+           COUNT(*) AS flags
+    FROM flag_rows
+    GROUP BY household_id
+),
+s AS (
+    SELECT COUNT(*) AS not_usable
+    FROM run_sources
+    WHERE status IN ('missing', 'stale')
+)
+SELECT h.household_id,
+       CASE
+           WHEN COALESCE(f.disqualifying, 0) = 1 THEN 'ineligible'
+           WHEN s.not_usable > 0 THEN 'incomplete'
+           WHEN COALESCE(f.flags, 0) > 0 THEN 'review'
+           ELSE 'eligible'
+       END AS verdict
+FROM households h
+CROSS JOIN s
+LEFT JOIN f ON f.household_id = h.household_id

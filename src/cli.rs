@@ -1,0 +1,96 @@
+//! Command-line arguments (SPEC §7), one variant per subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// hedui (核对): household economic-status verification across six departments.
+#[derive(Debug, Parser)]
+#[command(name = "hedui", version, about, long_about = None)]
+pub struct Cli {
+    /// Silence progress output.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify a batch of applicant households against the departments' records.
+    Check(CheckArgs),
+    /// Make a synthetic city: all department tables, an applicant batch and a policy.
+    Generate(GenerateArgs),
+    /// Generate a small city into ./demo, check it, and print the summary.
+    Demo(DemoArgs),
+}
+
+/// `hedui check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Applicant batch: CSV (UTF-8 or GBK), XLSX (first sheet) or JSON Lines.
+    #[arg(long)]
+    pub applicants: PathBuf,
+    /// Folder with one entry per canonical table (TABLE.csv|.parquet|.jsonl or TABLE/).
+    #[arg(long)]
+    pub sources: PathBuf,
+    /// Policy file (TOML).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Check date D, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// File format of generated source tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceFormat {
+    /// CSV, UTF-8 with a header row.
+    Csv,
+    /// Parquet with decimals and dates.
+    Parquet,
+    /// JSON Lines.
+    Jsonl,
+}
+
+/// `hedui generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// People living in the city (rows of `residents`).
+    #[arg(long, default_value_t = 20_000)]
+    pub people: u64,
+    /// Applicant households in the batch.
+    #[arg(long, default_value_t = 2_000)]
+    pub households: u64,
+    /// Output folder: sources/, applicants.csv, policy.toml are written into it.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Format of the source tables.
+    #[arg(long, value_enum, default_value_t = SourceFormat::Csv)]
+    pub format: SourceFormat,
+    /// Random seed: the same seed makes the same city.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Check date the data is made for, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+/// `hedui demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Folder for the demo city and its results.
+    #[arg(long, default_value = "demo")]
+    pub dir: PathBuf,
+    /// People in the demo city.
+    #[arg(long, default_value_t = 20_000)]
+    pub people: u64,
+    /// Applicant households.
+    #[arg(long, default_value_t = 2_000)]
+    pub households: u64,
+}

@@ -1,0 +1,52 @@
+//! `hedui check`: verify a batch and write results, rejections, summary, data quality
+//! and the report into `--out`.
+
+use crate::check::{run, CheckOptions, CheckRun};
+use crate::cli::CheckArgs;
+use crate::error::Error;
+use crate::output;
+use crate::progress::Progress;
+
+/// Runs `check` and writes its outputs.
+pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<CheckRun, Error> {
+    let opts = CheckOptions {
+        applicants: args.applicants.clone(),
+        sources: args.sources.clone(),
+        policy: args.policy.clone(),
+        as_of: super::as_of(args.as_of.as_deref())?,
+    };
+    let run = run(&opts, progress).await?;
+    output::write_all(&args.out, &run)?;
+    progress.step(&format!("results written to {}", args.out.display()));
+    Ok(run)
+}
+
+/// A one-paragraph summary for the terminal.
+pub fn describe(run: &CheckRun, out: &std::path::Path) -> String {
+    let s = output::summary::build(run);
+    let v = |k: &str| s.verdicts.get(k).copied().unwrap_or(0);
+    let mut text = format!(
+        "checked {} households on {} ({} rejected): {} eligible, {} review, {} incomplete, {} ineligible",
+        s.applicants.households_accepted,
+        s.as_of,
+        s.applicants.households_rejected,
+        v("eligible"),
+        v("review"),
+        v("incomplete"),
+        v("ineligible"),
+    );
+    if !s.missing_sources.is_empty() {
+        text.push_str(&format!(
+            "\nmissing sources: {}",
+            s.missing_sources.join(", ")
+        ));
+    }
+    if s.data_quality_problems > 0 {
+        text.push_str(&format!(
+            "\nmalformed source records: {} (see data_quality.jsonl)",
+            s.data_quality_problems
+        ));
+    }
+    text.push_str(&format!("\nreport: {}", out.join("report.html").display()));
+    text
+}

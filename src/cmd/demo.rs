@@ -1,0 +1,58 @@
+//! `hedui demo`: generate a small city into a local folder, check it, print the summary
+//! and the report's path — the whole job in one command.
+
+use crate::check::{run, CheckOptions};
+use crate::cli::{DemoArgs, SourceFormat};
+use crate::error::Error;
+use crate::generate::{generate, CitySpec};
+use crate::output;
+use crate::progress::Progress;
+
+/// Runs `demo`.
+pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    let as_of = chrono::Local::now().date_naive();
+    let spec = CitySpec {
+        people: args.people,
+        households: args.households,
+        format: SourceFormat::Csv,
+        seed: 2026,
+        as_of,
+    };
+    let city_dir = args.dir.join("city");
+    progress.step(&format!(
+        "generating a city of {} people into {}",
+        spec.people,
+        city_dir.display()
+    ));
+    let city = generate(&spec, &city_dir).map_err(|source| Error::Output {
+        path: city_dir.display().to_string(),
+        source,
+    })?;
+    let opts = CheckOptions {
+        applicants: city.applicants,
+        sources: city.sources,
+        policy: city.policy,
+        as_of,
+    };
+    let out = args.dir.join("out");
+    let result = run(&opts, progress).await?;
+    output::write_all(&out, &result)?;
+    if !quiet {
+        let summary =
+            std::fs::read_to_string(out.join("summary.json")).map_err(|source| Error::Output {
+                path: out.join("summary.json").display().to_string(),
+                source,
+            })?;
+        println!("{summary}");
+        println!("{}", super::check::describe(&result, &out));
+        println!(
+            "\nThe city is in {}; try:\n  hedui check --applicants {} --sources {} --policy {} --out {}",
+            city_dir.display(),
+            opts.applicants.display(),
+            opts.sources.display(),
+            opts.policy.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}

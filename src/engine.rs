@@ -1,0 +1,144 @@
+//! The DataFusion session: canonical source tables and applicant inputs registered as
+//! tables, the SQL pipelines of `pipelines/` created as views, queries collected.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use hedui_connectors::schema;
+
+use crate::inputs::input_schemas;
+
+include!(concat!(env!("OUT_DIR"), "/pipelines.rs"));
+
+/// A failure inside the engine (a defect or resource problem, exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// DataFusion refused a table or query.
+    #[error("cannot {what}: {source}")]
+    DataFusion {
+        /// what was being done
+        what: String,
+        /// the cause
+        source: DataFusionError,
+    },
+}
+
+fn df(what: impl Into<String>) -> impl FnOnce(DataFusionError) -> EngineError {
+    let what = what.into();
+    move |source| EngineError::DataFusion { what, source }
+}
+
+/// A session configured for the rules.
+pub fn new_context() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_batch_size(8192);
+    SessionContext::new_with_config(config)
+}
+
+/// Registers `batches` as table `name` with `schema`.
+pub fn register(
+    ctx: &SessionContext,
+    name: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(), EngineError> {
+    let partitions = if batches.is_empty() {
+        vec![vec![]]
+    } else {
+        split(batches)
+    };
+    let table =
+        MemTable::try_new(schema, partitions).map_err(df(format!("register table {name}")))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(df(format!("register table {name}")))?;
+    Ok(())
+}
+
+/// Spreads batches over partitions so scans use every core.
+fn split(batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
+    let n = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(1);
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.min(batches.len()).max(1)];
+    let len = parts.len();
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % len].push(b);
+    }
+    parts
+}
+
+/// Registers an empty table for every canonical and input table not yet registered,
+/// so the views can be planned whatever a run delivers.
+pub fn register_empty(ctx: &SessionContext) -> Result<(), EngineError> {
+    for t in schema::tables() {
+        if !ctx
+            .table_exist(t.table.as_str())
+            .map_err(df("look up tables"))?
+        {
+            register(ctx, &t.table, t.arrow_schema(), vec![])?;
+        }
+    }
+    for (name, s) in input_schemas() {
+        if !ctx.table_exist(name).map_err(df("look up tables"))? {
+            register(ctx, name, s, vec![])?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates every pipeline view, in order.
+pub async fn create_views(ctx: &SessionContext) -> Result<(), EngineError> {
+    for (file, sql) in PIPELINES {
+        ctx.sql(sql)
+            .await
+            .map_err(df(format!("create the view of pipelines/{file}")))?;
+    }
+    Ok(())
+}
+
+/// Runs a query and collects its batches, string columns as plain `Utf8`.
+pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    let frame = ctx
+        .sql(sql)
+        .await
+        .map_err(df(format!("plan query {sql}")))?;
+    let batches = frame
+        .collect()
+        .await
+        .map_err(df(format!("run query {sql}")))?;
+    batches
+        .iter()
+        .map(plain_strings)
+        .collect::<Result<_, _>>()
+        .map_err(df("convert query results"))
+}
+
+/// Casts `Utf8View` / `LargeUtf8` columns to `Utf8`, so readers need one string type.
+pub fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::LargeUtf8))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut cols = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        if matches!(f.data_type(), DataType::Utf8View | DataType::LargeUtf8) {
+            cols.push(cast(c, &DataType::Utf8)?);
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+        } else {
+            cols.push(c.clone());
+            fields.push(f.as_ref().clone());
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}

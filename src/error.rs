@@ -1,0 +1,49 @@
+//! The one error type at the edge of the library, and its exit status (SPEC §7:
+//! 2 for unusable input or arguments, 1 for internal faults).
+
+use crate::applicants::ApplicantsError;
+use crate::engine::EngineError;
+use crate::policy::PolicyError;
+use hedui_connectors::ConnectorError;
+
+/// Anything that stops a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Bad policy file.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Unreadable applicant batch.
+    #[error(transparent)]
+    Applicants(#[from] ApplicantsError),
+    /// Unusable source delivery.
+    #[error(transparent)]
+    Source(#[from] ConnectorError),
+    /// Engine failure.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Cannot write outputs.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// the file
+        path: String,
+        /// the cause
+        source: std::io::Error,
+    },
+    /// Any other internal fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Source(ConnectorError::Arrow { .. }) => 1,
+            Error::Usage(_) | Error::Policy(_) | Error::Applicants(_) | Error::Source(_) => 2,
+            Error::Engine(_) | Error::Output { .. } | Error::Internal(_) => 1,
+        }
+    }
+}

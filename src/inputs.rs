@@ -1,0 +1,360 @@
+//! The applicant side of the rules as Arrow tables: accepted households, their members,
+//! the per-household parameters table built from the policy (SPEC §6; no value is ever
+//! pasted into SQL), the policy's lists, and which source tables the run has.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, Months, NaiveDate};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Int64Array, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use hedui_connectors::validate::date_to_days;
+
+use crate::applicants::Household;
+use crate::policy::{Policy, FACTOR_SCALE};
+
+fn utf8(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, false)
+}
+
+fn dec(name: &str, scale: u8) -> Field {
+    Field::new(name, DataType::Decimal128(18, scale as i8), false)
+}
+
+/// Name and schema of every input table the pipelines read besides the canonical ones.
+pub fn input_schemas() -> Vec<(&'static str, SchemaRef)> {
+    let s = |fields: Vec<Field>| Arc::new(Schema::new(fields));
+    vec![
+        (
+            "households",
+            s(vec![
+                utf8("household_id"),
+                utf8("region_code"),
+                utf8("area_type"),
+                utf8("aid_type"),
+                utf8("authorization_id"),
+                Field::new("members", DataType::Int64, false),
+            ]),
+        ),
+        (
+            "members",
+            s(vec![
+                utf8("household_id"),
+                utf8("id_number"),
+                utf8("name"),
+                utf8("relation"),
+                utf8("src_file"),
+                Field::new("src_row", DataType::Int64, false),
+            ]),
+        ),
+        (
+            "params",
+            s(vec![
+                utf8("household_id"),
+                Field::new("as_of", DataType::Date32, false),
+                Field::new("window_start", DataType::Date32, false),
+                Field::new("window_end", DataType::Date32, false),
+                Field::new("income_months", DataType::Int64, false),
+                dec("standard_monthly", 2),
+                dec("income_multiplier", FACTOR_SCALE),
+                dec("asset_months", FACTOR_SCALE),
+                Field::new("max_residential_properties", DataType::Int64, false),
+                dec("max_residential_area_per_capita_m2", 2),
+                Field::new("commercial_property_disqualifies", DataType::Boolean, false),
+                dec("vehicle_value_limit", 2),
+                Field::new("count_housing_fund_as_asset", DataType::Boolean, false),
+            ]),
+        ),
+        (
+            "param_excluded_hr_kinds",
+            s(vec![utf8("household_id"), utf8("kind")]),
+        ),
+        (
+            "param_excluded_tax_categories",
+            s(vec![utf8("household_id"), utf8("category")]),
+        ),
+        (
+            "param_exempt_vehicle_types",
+            s(vec![utf8("household_id"), utf8("vehicle_type")]),
+        ),
+        ("present_tables", s(vec![utf8("table_name")])),
+        ("run_sources", s(vec![utf8("source"), utf8("status")])),
+    ]
+}
+
+fn schema_of(name: &str) -> SchemaRef {
+    input_schemas()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| Arc::new(Schema::empty()))
+}
+
+/// The income window of SPEC §5: `[first day of (D's month − months), first day of D's month)`.
+pub fn income_window(as_of: NaiveDate, months: u32) -> (NaiveDate, NaiveDate) {
+    let end = as_of.with_day(1).unwrap_or(as_of);
+    let start = end.checked_sub_months(Months::new(months)).unwrap_or(end);
+    (start, end)
+}
+
+fn strings(v: Vec<String>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+
+fn decimals(v: Vec<i128>, scale: u8) -> Result<ArrayRef, ArrowError> {
+    Ok(Arc::new(
+        Decimal128Array::from(v).with_precision_and_scale(18, scale as i8)?,
+    ))
+}
+
+/// Builds every input table for `households` (accepted, each with its standard) checked
+/// on `as_of`; `applicants_file` labels the members' evidence rows; `present` lists the
+/// canonical tables delivered; `sources` gives each source's status.
+pub fn input_tables(
+    households: &[Household],
+    policy: &Policy,
+    as_of: NaiveDate,
+    applicants_file: &str,
+    present: &[String],
+    sources: &[(String, String)],
+) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
+    let mut out = Vec::new();
+    let batch =
+        |name: &'static str, cols: Vec<ArrayRef>| RecordBatch::try_new(schema_of(name), cols);
+
+    let hid = || {
+        households
+            .iter()
+            .map(|h| h.household_id.clone())
+            .collect::<Vec<_>>()
+    };
+    out.push((
+        "households",
+        batch(
+            "households",
+            vec![
+                strings(hid()),
+                strings(households.iter().map(|h| h.region_code.clone()).collect()),
+                strings(
+                    households
+                        .iter()
+                        .map(|h| h.area_type.code().to_owned())
+                        .collect(),
+                ),
+                strings(
+                    households
+                        .iter()
+                        .map(|h| h.aid_type.code().to_owned())
+                        .collect(),
+                ),
+                strings(
+                    households
+                        .iter()
+                        .map(|h| h.authorization_id.clone())
+                        .collect(),
+                ),
+                Arc::new(Int64Array::from(
+                    households
+                        .iter()
+                        .map(|h| h.members.len() as i64)
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )?,
+    ));
+
+    let members: Vec<(&Household, &crate::applicants::Member)> = households
+        .iter()
+        .flat_map(|h| h.members.iter().map(move |m| (h, m)))
+        .collect();
+    out.push((
+        "members",
+        batch(
+            "members",
+            vec![
+                strings(
+                    members
+                        .iter()
+                        .map(|(h, _)| h.household_id.clone())
+                        .collect(),
+                ),
+                strings(members.iter().map(|(_, m)| m.id_number.clone()).collect()),
+                strings(members.iter().map(|(_, m)| m.name.clone()).collect()),
+                strings(
+                    members
+                        .iter()
+                        .map(|(_, m)| m.relation.code().to_owned())
+                        .collect(),
+                ),
+                strings(vec![applicants_file.to_owned(); members.len()]),
+                Arc::new(Int64Array::from(
+                    members
+                        .iter()
+                        .map(|(_, m)| m.row as i64)
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )?,
+    ));
+
+    let std_of = |h: &Household| &policy.standards[h.standard];
+    let days = |d: NaiveDate| date_to_days(d);
+    let windows: Vec<(NaiveDate, NaiveDate)> = households
+        .iter()
+        .map(|h| income_window(as_of, std_of(h).params.income_months))
+        .collect();
+    let n = households.len();
+    out.push((
+        "params",
+        batch(
+            "params",
+            vec![
+                strings(hid()),
+                Arc::new(Date32Array::from(vec![days(as_of); n])),
+                Arc::new(Date32Array::from(
+                    windows.iter().map(|w| days(w.0)).collect::<Vec<_>>(),
+                )),
+                Arc::new(Date32Array::from(
+                    windows.iter().map(|w| days(w.1)).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    households
+                        .iter()
+                        .map(|h| i64::from(std_of(h).params.income_months))
+                        .collect::<Vec<_>>(),
+                )),
+                decimals(
+                    households
+                        .iter()
+                        .map(|h| std_of(h).monthly(h.area_type))
+                        .collect(),
+                    2,
+                )?,
+                decimals(
+                    households
+                        .iter()
+                        .map(|h| {
+                            std_of(h)
+                                .params
+                                .income_multiplier
+                                .get(&h.aid_type)
+                                .copied()
+                                .unwrap_or_default()
+                        })
+                        .collect(),
+                    FACTOR_SCALE,
+                )?,
+                decimals(
+                    households
+                        .iter()
+                        .map(|h| {
+                            std_of(h)
+                                .params
+                                .asset_months
+                                .get(&h.aid_type)
+                                .copied()
+                                .unwrap_or_default()
+                        })
+                        .collect(),
+                    FACTOR_SCALE,
+                )?,
+                Arc::new(Int64Array::from(
+                    households
+                        .iter()
+                        .map(|h| std_of(h).params.max_residential_properties)
+                        .collect::<Vec<_>>(),
+                )),
+                decimals(
+                    households
+                        .iter()
+                        .map(|h| std_of(h).params.max_residential_area_per_capita_m2)
+                        .collect(),
+                    2,
+                )?,
+                Arc::new(BooleanArray::from(
+                    households
+                        .iter()
+                        .map(|h| std_of(h).params.commercial_property_disqualifies)
+                        .collect::<Vec<_>>(),
+                )),
+                decimals(
+                    households
+                        .iter()
+                        .map(|h| std_of(h).params.vehicle_value_limit)
+                        .collect(),
+                    2,
+                )?,
+                Arc::new(BooleanArray::from(
+                    households
+                        .iter()
+                        .map(|h| std_of(h).params.count_housing_fund_as_asset)
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )?,
+    ));
+
+    let lists: [(&'static str, fn(&crate::policy::Params) -> &Vec<String>); 3] = [
+        ("param_excluded_hr_kinds", |p| &p.excluded_hr_kinds),
+        ("param_excluded_tax_categories", |p| {
+            &p.excluded_tax_categories
+        }),
+        ("param_exempt_vehicle_types", |p| &p.exempt_vehicle_types),
+    ];
+    for (name, get) in lists {
+        let pairs: Vec<(String, String)> = households
+            .iter()
+            .flat_map(|h| {
+                get(&std_of(h).params)
+                    .iter()
+                    .map(move |v| (h.household_id.clone(), v.clone()))
+            })
+            .collect();
+        out.push((
+            name,
+            batch(
+                name,
+                vec![
+                    strings(pairs.iter().map(|p| p.0.clone()).collect()),
+                    strings(pairs.into_iter().map(|p| p.1).collect()),
+                ],
+            )?,
+        ));
+    }
+    out.push((
+        "present_tables",
+        batch("present_tables", vec![strings(present.to_vec())])?,
+    ));
+    out.push((
+        "run_sources",
+        batch(
+            "run_sources",
+            vec![
+                strings(sources.iter().map(|s| s.0.clone()).collect()),
+                strings(sources.iter().map(|s| s.1.clone()).collect()),
+            ],
+        )?,
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// D = 2026-11-22 with 12 months gives 2025-11 … 2026-10 (end exclusive).
+    #[test]
+    fn income_window_is_full_months_before_d() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let (s, e) = income_window(d, 12);
+        assert_eq!(
+            (s.to_string(), e.to_string()),
+            ("2025-11-01".into(), "2026-11-01".into())
+        );
+        let (s, _) = income_window(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), 6);
+        assert_eq!(s.to_string(), "2025-07-01");
+    }
+}

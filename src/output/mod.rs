@@ -1,0 +1,71 @@
+//! The output files of a run (SPEC §7), each written to a temporary name and made
+//! visible with one rename.
+//!
+//! - [`results`]: `results.jsonl`
+//! - [`summary`]: `summary.json`
+//! - [`report`]: `report.html` (templates/report.html)
+//! - here: `rejected.jsonl`, `data_quality.jsonl`
+
+pub mod report;
+pub mod results;
+pub mod summary;
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::check::CheckRun;
+use crate::error::Error;
+
+/// Writes `bytes` to `dir/name` atomically (temporary file, then rename).
+pub fn write_atomic(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let err = |source| Error::Output {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::create(&tmp).map_err(err)?;
+    let mut w = std::io::BufWriter::new(file);
+    write(&mut w).map_err(err)?;
+    w.into_inner()
+        .map_err(|e| err(e.into_error()))?
+        .sync_all()
+        .map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    Ok(())
+}
+
+/// Writes one JSON object per line.
+pub fn write_jsonl<T: Serialize>(dir: &Path, name: &str, items: &[T]) -> Result<(), Error> {
+    write_atomic(dir, name, |w| {
+        for item in items {
+            serde_json::to_writer(&mut *w, item)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes every output file of a check run into `dir` (created if needed).
+pub fn write_all(dir: &Path, run: &CheckRun) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    write_jsonl(dir, "results.jsonl", &run.results)?;
+    write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?;
+    write_jsonl(dir, "data_quality.jsonl", &run.problems)?;
+    let summary = summary::build(run);
+    write_atomic(dir, "summary.json", |w| {
+        serde_json::to_writer_pretty(&mut *w, &summary)?;
+        w.write_all(b"\n")
+    })?;
+    report::write(dir, run, &summary)?;
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! `report.html`: a self-contained, printable Chinese report for verification-centre
+//! staff — totals, an inline SVG chart of verdicts by region and aid type, and one
+//! section per household with each finding in words and its evidence. ID numbers are
+//! masked. Rendered with the `templates/report.html` template.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hedui_connectors::idnum::mask_id;
+use minijinja::{context, Environment};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::results::{Flag, HouseholdResult};
+use super::summary::{Summary, VERDICTS};
+use crate::check::CheckRun;
+use crate::error::Error;
+use crate::policy::{AidType, AreaType};
+
+const TEMPLATE: &str = include_str!("templates/report.html");
+
+/// Verdict colours shared by the chart and the badges.
+const COLOURS: [&str; 4] = ["#2e7d32", "#f9a825", "#757575", "#c62828"];
+
+fn verdict_zh(v: &str) -> &'static str {
+    match v {
+        "eligible" => "符合条件",
+        "review" => "需人工复核",
+        "incomplete" => "数据不全",
+        "ineligible" => "不符合条件",
+        _ => "未知",
+    }
+}
+
+fn table_zh(t: &str) -> &'static str {
+    match t {
+        "hr_income" => "人社收入",
+        "tax_income" => "税务收入",
+        "property" => "不动产登记",
+        "residents" => "公安户籍",
+        "vehicles" => "车辆登记",
+        "financial" => "金融资产",
+        "housing_fund" => "公积金",
+        "applicants" => "申请名单",
+        _ => "其他",
+    }
+}
+
+fn source_zh(s: &str) -> &'static str {
+    match s {
+        "hr" => "人社",
+        "housing" => "不动产",
+        "police" => "公安",
+        "tax" => "税务",
+        "bank" => "金融",
+        "fund" => "公积金",
+        _ => "其他",
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A finding in words.
+fn finding_zh(f: &Flag, who: &str) -> String {
+    let (v, l) = (text(&f.value), text(&f.limit));
+    match f.rule.as_str() {
+        "identity_not_found" => format!("成员{who}在公安户籍中查无此人"),
+        "member_deceased" => format!("成员{who}户籍状态为已死亡"),
+        "name_mismatch" => format!("成员{who}的申报姓名与户籍登记姓名“{v}”不一致"),
+        "income_over_limit" => format!("家庭月人均收入 {v} 元，超过上限 {l} 元"),
+        "financial_assets_over_limit" => format!("家庭金融资产 {v} 元，超过上限 {l} 元"),
+        "residential_properties_over_limit" => format!("名下住房 {v} 套，超过上限 {l} 套"),
+        "commercial_property" => format!("名下有商业用房 {v} 处"),
+        "residential_area_over_limit" => format!("住房面积合计 {v} 平方米，超过上限 {l} 平方米"),
+        "vehicle_owned" => format!("名下有机动车，价值 {v} 元，超过上限 {l} 元"),
+        "undeclared_employment" => {
+            format!("成员{who}公积金在正常缴存（月缴存 {v} 元），但核对期内无任何工资收入记录")
+        }
+        "member_in_multiple_households" => format!("成员{who}同时出现在本批 {v} 个申请中"),
+        other => format!("{other}: {v} / {l}"),
+    }
+}
+
+#[derive(Serialize)]
+struct EvidenceView {
+    table: &'static str,
+    place: String,
+    fields: String,
+}
+
+#[derive(Serialize)]
+struct FlagView {
+    text: String,
+    severity: &'static str,
+    disqualifying: bool,
+    evidence: Vec<EvidenceView>,
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    name: String,
+    id: String,
+    relation: &'static str,
+}
+
+#[derive(Serialize)]
+struct HouseholdView {
+    id: String,
+    region: String,
+    area: &'static str,
+    aid: &'static str,
+    verdict: String,
+    verdict_zh: &'static str,
+    colour: &'static str,
+    members: Vec<MemberView>,
+    income: String,
+    assets: String,
+    standard: String,
+    flags: Vec<FlagView>,
+    missing: String,
+}
+
+#[derive(Serialize)]
+struct Bar {
+    label: String,
+    y: usize,
+    total: u64,
+    segments: Vec<(usize, usize, &'static str, u64)>,
+}
+
+fn evidence_view(e: &super::results::Evidence) -> EvidenceView {
+    let fields: Vec<String> = e
+        .record
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let t = text(v);
+            let t = if k == "id_number" { mask_id(&t) } else { t };
+            format!("{k}={t}")
+        })
+        .collect();
+    EvidenceView {
+        table: table_zh(&e.table),
+        place: format!("{} 第{}行", e.file, e.row),
+        fields: fields.join("，"),
+    }
+}
+
+fn household_view(r: &HouseholdResult, run: &CheckRun) -> HouseholdView {
+    let declared = run
+        .batch
+        .households
+        .iter()
+        .find(|h| h.household_id == r.household_id);
+    let members: Vec<MemberView> = declared
+        .map(|h| {
+            h.members
+                .iter()
+                .map(|m| MemberView {
+                    name: m.name.clone(),
+                    id: mask_id(&m.id_number),
+                    relation: m.relation.chinese(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let who = |id: &Option<String>| -> String {
+        let Some(id) = id else { return String::new() };
+        let name = declared
+            .and_then(|h| h.members.iter().find(|m| &m.id_number == id))
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        format!("{name}（{}）", mask_id(id))
+    };
+    let vi = VERDICTS.iter().position(|v| *v == r.verdict).unwrap_or(0);
+    HouseholdView {
+        id: r.household_id.clone(),
+        region: r.region_code.clone(),
+        area: AreaType::parse(&r.area_type).map_or("", AreaType::chinese),
+        aid: AidType::parse(&r.aid_type).map_or("", AidType::chinese),
+        verdict: r.verdict.clone(),
+        verdict_zh: verdict_zh(&r.verdict),
+        colour: COLOURS[vi],
+        members,
+        income: r.per_capita_monthly_income.clone(),
+        assets: r.financial_assets.clone(),
+        standard: r.standard_monthly.clone(),
+        flags: r
+            .flags
+            .iter()
+            .map(|f| FlagView {
+                text: finding_zh(f, &who(&f.member)),
+                severity: if f.severity == "disqualifying" {
+                    "否决项"
+                } else {
+                    "复核项"
+                },
+                disqualifying: f.severity == "disqualifying",
+                evidence: f.evidence.iter().map(evidence_view).collect(),
+            })
+            .collect(),
+        missing: r
+            .missing_sources
+            .iter()
+            .map(|s| source_zh(s))
+            .collect::<Vec<_>>()
+            .join("、"),
+    }
+}
+
+/// Bars of the chart: verdict counts per (region, aid type), the 30 largest groups.
+fn bars(results: &[HouseholdResult]) -> Vec<Bar> {
+    let mut groups: BTreeMap<(String, String), [u64; 4]> = BTreeMap::new();
+    for r in results {
+        let aid = AidType::parse(&r.aid_type)
+            .map_or("", AidType::chinese)
+            .to_owned();
+        let c = groups.entry((r.region_code.clone(), aid)).or_default();
+        if let Some(i) = VERDICTS.iter().position(|v| *v == r.verdict) {
+            c[i] += 1;
+        }
+    }
+    let mut groups: Vec<((String, String), [u64; 4])> = groups.into_iter().collect();
+    groups.sort_by(|a, b| {
+        b.1.iter()
+            .sum::<u64>()
+            .cmp(&a.1.iter().sum::<u64>())
+            .then(a.0.cmp(&b.0))
+    });
+    groups.truncate(30);
+    let max = groups
+        .iter()
+        .map(|g| g.1.iter().sum::<u64>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    const WIDTH: u64 = 560;
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, ((region, aid), counts))| {
+            let mut x = 0u64;
+            let segments = counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(v, c)| {
+                    let w = (c * WIDTH / max).max(1);
+                    let seg = (x as usize, w as usize, COLOURS[v], *c);
+                    x += w;
+                    seg
+                })
+                .collect();
+            Bar {
+                label: format!("{region} {aid}"),
+                y: i * 22,
+                total: counts.iter().sum(),
+                segments,
+            }
+        })
+        .collect()
+}
+
+/// Writes `report.html` into `dir`.
+pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error> {
+    let mut env = Environment::new();
+    env.add_template("report.html", TEMPLATE)
+        .map_err(|e| Error::Internal(format!("report template: {e}")))?;
+    let tmpl = env
+        .get_template("report.html")
+        .map_err(|e| Error::Internal(format!("report template: {e}")))?;
+    let bars = bars(&run.results);
+    let legend: Vec<(&str, &str)> = VERDICTS
+        .iter()
+        .zip(COLOURS)
+        .map(|(v, c)| (verdict_zh(v), c))
+        .collect();
+    let verdict_counts: Vec<(&str, u64, &str)> = VERDICTS
+        .iter()
+        .zip(COLOURS)
+        .map(|(v, c)| {
+            (
+                verdict_zh(v),
+                summary.verdicts.get(*v).copied().unwrap_or(0),
+                c,
+            )
+        })
+        .collect();
+    let sources: Vec<(String, &str, usize, usize, String)> = summary
+        .sources
+        .iter()
+        .map(|(name, s)| {
+            (
+                format!("{}（{name}）", source_zh(name)),
+                if s.status == "missing" {
+                    "缺失"
+                } else {
+                    "已接入"
+                },
+                s.rows,
+                s.problems,
+                s.latest_as_of.clone().unwrap_or_else(|| "—".into()),
+            )
+        })
+        .collect();
+    let rejections: Vec<(String, u64, &str, &str, String)> = run
+        .batch
+        .rejections
+        .iter()
+        .map(|r| {
+            (
+                r.household_id.clone(),
+                r.row,
+                r.field,
+                r.reason.code(),
+                r.message.clone(),
+            )
+        })
+        .collect();
+    let households: Vec<HouseholdView> =
+        run.results.iter().map(|r| household_view(r, run)).collect();
+    let ctx = context! {
+        as_of => summary.as_of,
+        applicants => summary.applicants.file,
+        rows_read => summary.applicants.rows_read,
+        accepted => summary.applicants.households_accepted,
+        rejected => summary.applicants.households_rejected,
+        problems => summary.data_quality_problems,
+        verdict_counts,
+        legend,
+        bars,
+        chart_height => bars_height(&run.results),
+        sources,
+        missing => run.missing_sources.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
+        rejections,
+        households,
+    };
+    super::write_atomic(dir, "report.html", |w| {
+        tmpl.render_captured_to(ctx, w)
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })
+}
+
+fn bars_height(results: &[HouseholdResult]) -> usize {
+    let mut groups: Vec<(&str, &str)> = results
+        .iter()
+        .map(|r| (r.region_code.as_str(), r.aid_type.as_str()))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups.len().min(30) * 22 + 10
+}
