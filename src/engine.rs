@@ -102,6 +102,15 @@ pub async fn create_views(ctx: &SessionContext) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// A session with every input and canonical table registered empty and every pipeline
+/// view created: the starting point of the `.slt` tests, which insert their own rows.
+pub async fn empty_session() -> Result<SessionContext, EngineError> {
+    let ctx = new_context();
+    register_empty(&ctx)?;
+    create_views(&ctx).await?;
+    Ok(ctx)
+}
+
 /// Runs a query and collects its batches, string columns as plain `Utf8`.
 pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
     let frame = ctx
