@@ -644,16 +644,7 @@ pub fn generate(spec: &CitySpec, out: &Path) -> std::io::Result<City> {
 
 fn write_gbk_csv(path: &Path, rows: &[[String; 8]]) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "申请编号",
-        "行政区划代码",
-        "城乡类别",
-        "救助类型",
-        "授权书编号",
-        "身份证号",
-        "姓名",
-        "与申请人关系",
-    ])?;
+    w.write_record(crate::applicants::Column::ALL.map(crate::applicants::Column::chinese))?;
     for r in rows {
         w.write_record(r)?;
     }

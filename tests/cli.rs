@@ -1,0 +1,778 @@
+//! Integration tests of the `hedui` binary on fixture folders made by the tests:
+//! applicant batches in GBK CSV, XLSX and JSON Lines; sources in CSV, Parquet and JSON
+//! Lines; a missing source; malformed records; verdicts, flags, evidence, rejections,
+//! exit codes and error messages as a user sees them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::NaiveDate;
+use hedui::cli::SourceFormat;
+use hedui::generate::writer::{TableWriter, Val};
+use hedui_connectors::idnum::check_char;
+use hedui_connectors::schema;
+use serde_json::Value;
+
+const AS_OF: &str = "2026-11-22";
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn m(s: &str) -> Val {
+    Val::Month(d(&format!("{s}-01")))
+}
+
+fn t(s: &str) -> Val {
+    Val::Text(s.into())
+}
+
+fn money(s: &str) -> Val {
+    Val::Money(hedui_connectors::decimal::parse_decimal(s, 2).unwrap())
+}
+
+/// A valid 18-digit ID for a region, birth date and sequence.
+fn id(region: &str, birth: &str, seq: u32) -> String {
+    let mut s = format!("{region}{birth}{seq:03}");
+    s.push(check_char(s.as_bytes()));
+    s
+}
+
+struct People {
+    a: String,
+    b: String,
+    c: String,
+    dd: String,
+    e: String,
+}
+
+fn people() -> People {
+    People {
+        a: id("410184", "19800101", 11),
+        b: id("410184", "19820202", 22),
+        c: id("410184", "19700303", 33),
+        dd: id("410184", "19400404", 44),
+        e: id("410184", "19900505", 55),
+    }
+}
+
+const POLICY: &str = r#"
+[defaults]
+income_months = 12
+
+[[standard]]
+region = "410184"
+name = "新郑市"
+effective_from = 2026-01-01
+urban_monthly = "720"
+rural_monthly = "560"
+"#;
+
+/// Writes the source tables in `format` into `dir` (all seven, minus `skip`).
+fn write_sources(dir: &Path, format: SourceFormat, skip: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = people();
+    let mut rows: Vec<(&str, Vec<Vec<Val>>)> = Vec::new();
+    let months: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "{}-{:02}",
+                if i < 2 { 2025 } else { 2026 },
+                (i + 10) % 12 + 1
+            )
+        })
+        .collect();
+    let mut hr = Vec::new();
+    let mut tax = Vec::new();
+    for mo in &months {
+        hr.push(vec![
+            t(&p.a),
+            m(mo),
+            t("wage"),
+            money("1000"),
+            t("宇通客车"),
+        ]);
+        tax.push(vec![t(&p.a), m(mo), t("wage"), money("1000")]);
+    }
+    // Malformed: an amount that is not a number (row 13 of hr_income).
+    hr.push(vec![
+        t(&p.b),
+        m("2026-01"),
+        t("wage"),
+        if format == SourceFormat::Parquet {
+            Val::Null
+        } else {
+            Val::Bad("N/A".into())
+        },
+        Val::Null,
+    ]);
+    rows.push(("hr_income", hr));
+    rows.push(("tax_income", tax));
+    rows.push((
+        "residents",
+        vec![
+            vec![t(&p.a), t("张伟"), t("normal"), Val::Null],
+            vec![t(&p.b), t("李娜"), t("normal"), Val::Null],
+            vec![t(&p.c), t("王强"), t("normal"), Val::Null],
+            vec![t(&p.dd), t("赵秀英"), t("deceased"), Val::Null],
+            vec![t(&p.e), t("刘洋"), t("normal"), Val::Null],
+        ],
+    ));
+    rows.push((
+        "property",
+        vec![
+            vec![
+                t(&p.a),
+                t("C-1"),
+                t("residential"),
+                money("60"),
+                Val::Money(50),
+                Val::Date(d("2015-01-01")),
+                Val::Null,
+                Val::Null,
+            ],
+            vec![
+                t(&p.b),
+                t("C-1"),
+                t("residential"),
+                money("60"),
+                Val::Money(50),
+                Val::Date(d("2015-01-01")),
+                Val::Null,
+                Val::Null,
+            ],
+            vec![
+                t(&p.c),
+                t("C-2"),
+                t("residential"),
+                money("50"),
+                Val::Null,
+                Val::Date(d("2010-01-01")),
+                Val::Null,
+                t("新郑市人民路1号"),
+            ],
+            vec![
+                t(&p.c),
+                t("C-3"),
+                t("residential"),
+                money("30"),
+                Val::Null,
+                Val::Date(d("2019-05-04")),
+                Val::Null,
+                Val::Null,
+            ],
+        ],
+    ));
+    rows.push((
+        "vehicles",
+        vec![vec![
+            t(&p.e),
+            t("豫A12345"),
+            t("car"),
+            money("50000"),
+            Val::Date(d("2022-01-01")),
+            Val::Null,
+        ]],
+    ));
+    rows.push((
+        "financial",
+        vec![vec![
+            t(&p.a),
+            t("中国银行"),
+            t("6217001"),
+            t("deposit"),
+            money("5000.5"),
+            Val::Date(d("2026-10-31")),
+        ]],
+    ));
+    rows.push((
+        "housing_fund",
+        vec![vec![
+            t(&p.a),
+            t("GJJ1"),
+            money("8000"),
+            money("300"),
+            t("active"),
+            Val::Date(d("2026-10-31")),
+        ]],
+    ));
+    for (name, rs) in rows {
+        if skip.contains(&name) {
+            continue;
+        }
+        let mut w = TableWriter::create(dir, schema::table(name).unwrap(), format).unwrap();
+        for r in rs {
+            w.row(&r).unwrap();
+        }
+        w.finish().unwrap();
+    }
+}
+
+/// Applicant rows with Chinese values: (household, region, area, aid, auth, id, name, relation).
+fn applicant_rows() -> Vec<[String; 8]> {
+    let p = people();
+    let row = |h: &str, region: &str, auth: &str, id: &str, name: &str, rel: &str| {
+        [h, region, "城市", "低保", auth, id, name, rel].map(str::to_owned)
+    };
+    // The ID of A in full-width digits; D's as a 15-digit legacy ID.
+    let a_wide: String =
+        p.a.chars()
+            .map(|c| char::from_u32(c as u32 - 0x30 + 0xFF10).unwrap())
+            .collect();
+    let d_legacy = format!("{}{}", &p.dd[..6], &p.dd[8..17]);
+    let bad = format!(
+        "{}{}",
+        &p.e[..17],
+        if p.e.ends_with('0') { '1' } else { '0' }
+    );
+    vec![
+        row("H001", "410184", "AUTH-1", &a_wide, " 张伟 ", "本人"),
+        row("H002", "410184", "AUTH-2", &p.c, "王强", "本人"),
+        row("H001", "410184", "AUTH-1", &p.b, "李娜", "配偶"),
+        row("H003", "410184", "AUTH-3", &d_legacy, "赵秀英", "本人"),
+        row("H004", "410184", "AUTH-4", &p.e, "刘洋", "本人"),
+        row("H005", "410184", "AUTH-5", &bad, "孙七", "本人"),
+        row(
+            "H006",
+            "410184",
+            "",
+            &id("410184", "19880808", 66),
+            "周八",
+            "本人",
+        ),
+        row(
+            "H007",
+            "990101",
+            "AUTH-7",
+            &id("990101", "19880808", 77),
+            "吴九",
+            "本人",
+        ),
+    ]
+}
+
+const HEADERS_ZH: [&str; 8] = [
+    "申请编号",
+    "行政区划代码",
+    "城乡类别",
+    "救助类型",
+    "授权书编号",
+    "身份证号",
+    "姓名",
+    "与申请人关系",
+];
+
+fn write_gbk_applicants(path: &Path) {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(HEADERS_ZH).unwrap();
+    for r in applicant_rows() {
+        w.write_record(&r).unwrap();
+    }
+    let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+    let (gbk, _, unmappable) = encoding_rs::GBK.encode(&text);
+    assert!(!unmappable);
+    std::fs::write(path, gbk).unwrap();
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(format: SourceFormat, skip: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        write_sources(&dir.path().join("sources"), format, skip);
+        write_gbk_applicants(&dir.path().join("applicants.csv"));
+        std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn check_with(&self, applicants: &str) -> Output {
+        hedui(&[
+            "check",
+            "--applicants",
+            self.path(applicants).to_str().unwrap(),
+            "--sources",
+            self.path("sources").to_str().unwrap(),
+            "--policy",
+            self.path("policy.toml").to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--out",
+            self.path("out").to_str().unwrap(),
+        ])
+    }
+
+    fn check(&self) -> Output {
+        self.check_with("applicants.csv")
+    }
+
+    fn jsonl(&self, name: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.path("out").join(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn results(&self) -> Vec<Value> {
+        self.jsonl("results.jsonl")
+    }
+}
+
+fn hedui(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn verdicts(results: &[Value]) -> Vec<(String, String)> {
+    results
+        .iter()
+        .map(|r| {
+            (
+                r["household_id"].as_str().unwrap().to_owned(),
+                r["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn flags(r: &Value) -> Vec<String> {
+    r["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A GBK batch with Chinese headers is verified: verdicts, figures, flags and evidence.
+#[test]
+fn gbk_batch_gets_verdicts_with_evidence() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    let out = fx.check();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results = fx.results();
+    assert_eq!(
+        verdicts(&results),
+        [
+            ("H001".into(), "eligible".into()),
+            ("H002".into(), "ineligible".into()),
+            ("H003".into(), "review".into()),
+            ("H004".into(), "ineligible".into()),
+        ]
+    );
+    let h1 = &results[0];
+    // Wage 1000/month from hr and tax counted once: 12000 / (2 members × 12 months).
+    assert_eq!(h1["per_capita_monthly_income"], "500.00");
+    assert_eq!(h1["financial_assets"], "5000.50");
+    assert_eq!(h1["standard_monthly"], "720.00");
+    assert_eq!(h1["members"], 2);
+    assert_eq!(h1["missing_sources"], serde_json::json!([]));
+    // Two distinct homes held by one member, with both certificate rows as evidence.
+    let h2 = &results[1];
+    // One member holding 50 + 30 m² also exceeds 40 m² per capita (a review flag).
+    assert_eq!(
+        flags(h2),
+        [
+            "residential_area_over_limit",
+            "residential_properties_over_limit"
+        ]
+    );
+    assert_eq!(
+        (
+            h2["flags"][0]["value"].clone(),
+            h2["flags"][0]["limit"].clone()
+        ),
+        ("80.00".into(), "40.00".into())
+    );
+    let f = &h2["flags"][1];
+    assert_eq!(
+        (
+            f["value"].clone(),
+            f["limit"].clone(),
+            f["severity"].clone()
+        ),
+        (2.into(), 1.into(), "disqualifying".into())
+    );
+    let ev: Vec<(String, i64)> = f["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["file"].as_str().unwrap().to_owned(),
+                e["row"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ev, [("property.csv".into(), 3), ("property.csv".into(), 4)]);
+    assert_eq!(f["evidence"][0]["record"]["cert_no"], "C-2");
+    assert_eq!(f["evidence"][0]["record"]["share"], "1.00");
+    // The 15-digit legacy ID was converted and matched the deceased registration.
+    let h3 = &results[2];
+    assert_eq!(h3["flags"][0]["rule"], "member_deceased");
+    assert_eq!(h3["flags"][0]["member"], people().dd);
+    let h4 = &results[3];
+    assert_eq!(flags(h4), ["vehicle_owned"]);
+    assert_eq!(h4["flags"][0]["value"], "50000.00");
+    assert_eq!(h4["flags"][0]["limit"], "0.00");
+}
+
+/// Rejections name the household, row, field and reason; the rest of the batch goes on.
+#[test]
+fn bad_rows_reject_their_household_only() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    assert_eq!(fx.check().status.code(), Some(0));
+    let rej: Vec<(String, u64, String, String)> = fx
+        .jsonl("rejected.jsonl")
+        .iter()
+        .map(|r| {
+            (
+                r["household_id"].as_str().unwrap().into(),
+                r["row"].as_u64().unwrap(),
+                r["field"].as_str().unwrap().into(),
+                r["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rej,
+        [
+            (
+                "H005".into(),
+                6,
+                "id_number".into(),
+                "invalid_id_number".into()
+            ),
+            (
+                "H006".into(),
+                7,
+                "authorization_id".into(),
+                "missing_authorization".into()
+            ),
+            (
+                "H007".into(),
+                8,
+                "region_code".into(),
+                "no_policy_for_region".into()
+            ),
+        ]
+    );
+    let msg = fx.jsonl("rejected.jsonl")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.contains("校验位"), "{msg}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.path("out/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["applicants"]["rows_read"], 8);
+    assert_eq!(summary["applicants"]["households_accepted"], 4);
+    assert_eq!(summary["applicants"]["households_rejected"], 3);
+    assert_eq!(summary["applicants"]["encoding"], "GBK");
+}
+
+/// A malformed source record is listed with table, file, row, field and reason, and
+/// counted; it is not used by any rule.
+#[test]
+fn malformed_source_records_are_listed() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    assert_eq!(fx.check().status.code(), Some(0));
+    let dq = fx.jsonl("data_quality.jsonl");
+    assert_eq!(dq.len(), 1);
+    assert_eq!(dq[0]["table"], "hr_income");
+    assert_eq!(dq[0]["file"], "hr_income.csv");
+    assert_eq!(dq[0]["row"], 13);
+    assert_eq!(dq[0]["field"], "amount");
+    assert_eq!(dq[0]["reason"], "invalid_number");
+    assert_eq!(dq[0]["value"], "N/A");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.path("out/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["data_quality_problems"], 1);
+    assert_eq!(summary["sources"]["hr"]["problems"], 1);
+    assert_eq!(summary["sources"]["hr"]["rows"], 12);
+    assert_eq!(summary["sources"]["hr"]["latest_as_of"], "2026-10");
+}
+
+/// Parquet and JSON Lines sources give the same results as CSV ones.
+#[test]
+fn source_formats_agree() {
+    let normalise = |rs: Vec<Value>| {
+        serde_json::to_string(&rs)
+            .unwrap()
+            .replace(".parquet", ".csv")
+            .replace(".jsonl", ".csv")
+    };
+    let csv = Fixture::new(SourceFormat::Csv, &[]);
+    assert_eq!(csv.check().status.code(), Some(0));
+    for format in [SourceFormat::Parquet, SourceFormat::Jsonl] {
+        let fx = Fixture::new(format, &[]);
+        let out = fx.check();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(
+            normalise(fx.results()),
+            normalise(csv.results()),
+            "{format:?}"
+        );
+    }
+}
+
+/// A missing table makes its source missing on every household: no household is
+/// eligible, a disqualified one stays ineligible.
+#[test]
+fn missing_source_makes_results_incomplete() {
+    let fx = Fixture::new(SourceFormat::Csv, &["vehicles"]);
+    let out = fx.check();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results = fx.results();
+    assert_eq!(
+        verdicts(&results),
+        [
+            ("H001".into(), "incomplete".into()),
+            ("H002".into(), "ineligible".into()),
+            ("H003".into(), "incomplete".into()),
+            ("H004".into(), "incomplete".into()),
+        ]
+    );
+    for r in &results {
+        assert_eq!(r["missing_sources"], serde_json::json!(["police"]));
+    }
+    // residents is still used: the deceased member is still flagged.
+    assert_eq!(flags(&results[2]), ["member_deceased"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing sources: police"));
+}
+
+/// XLSX batches report rejections by sheet row.
+#[test]
+fn xlsx_batch_uses_sheet_rows() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in HEADERS_ZH.iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for (r, row) in applicant_rows().iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            // Region codes typed as numbers, as Excel users do.
+            if c == 1 {
+                ws.write_number(r as u32 + 1, c as u16, v.parse::<f64>().unwrap())
+                    .unwrap();
+            } else {
+                ws.write_string(r as u32 + 1, c as u16, v).unwrap();
+            }
+        }
+    }
+    wb.save(fx.path("batch.xlsx")).unwrap();
+    let out = fx.check_with("batch.xlsx");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.results().len(), 4);
+    let rows: Vec<u64> = fx
+        .jsonl("rejected.jsonl")
+        .iter()
+        .map(|r| r["row"].as_u64().unwrap())
+        .collect();
+    // Data row 6 of the CSV is sheet row 7 (the header is sheet row 1).
+    assert_eq!(rows, [7, 8, 9]);
+}
+
+/// JSON Lines batches with English keys and values, numbers for codes, are accepted.
+#[test]
+fn jsonl_batch_with_english_values() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    let p = people();
+    let lines = [
+        format!(
+            r#"{{"household_id":"H001","region_code":410184,"area_type":"urban","aid_type":"dibao","authorization_id":"AUTH-1","id_number":"{}","name":"张伟","relation":"applicant"}}"#,
+            p.a
+        ),
+        format!(
+            r#"{{"household_id":"H001","region_code":"410184","area_type":"城市","aid_type":"低保","authorization_id":"AUTH-1","id_number":"{}","name":"李娜","relation":"spouse"}}"#,
+            p.b
+        ),
+        format!(
+            r#"{{"household_id":"H009","region_code":"410184","area_type":"urban","aid_type":"dibao","authorization_id":"AUTH-9","id_number":"{}","name":"王强","relation":"applicant"}}"#,
+            p.c
+        ),
+        format!(
+            r#"{{"household_id":"H009","region_code":"410184","area_type":"rural","aid_type":"dibao","authorization_id":"AUTH-9","id_number":"{}","name":"刘洋","relation":"child"}}"#,
+            p.e
+        ),
+    ];
+    std::fs::write(fx.path("batch.jsonl"), lines.join("\n")).unwrap();
+    let out = fx.check_with("batch.jsonl");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        verdicts(&fx.results()),
+        [("H001".into(), "eligible".into())]
+    );
+    let rej = fx.jsonl("rejected.jsonl");
+    assert_eq!(
+        (rej[0]["row"].as_u64(), rej[0]["reason"].as_str()),
+        (Some(4), Some("inconsistent_household"))
+    );
+}
+
+/// Unreadable batches, bad policies and bad arguments exit 2 with a clear message.
+#[test]
+fn unusable_input_exits_2() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    std::fs::write(
+        fx.path("garbage.csv"),
+        [0x80u8, 0xFF, 0xFF, 0x00, 0x81, 0xFE],
+    )
+    .unwrap();
+    let out = fx.check_with("garbage.csv");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("hedui: cannot read applicants file"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(fx.path("noid.csv"), "姓名,身份证号\n张伟,1\n").unwrap();
+    let out = fx.check_with("noid.csv");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no household_id (申请编号) column"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(fx.path("policy.toml"), "[defaults]\nincome_monthz = 12\n").unwrap();
+    let out = fx.check();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("policy.toml: defaults.income_monthz: unknown key"),
+        "{}",
+        stderr(&out)
+    );
+    // The policy is refused before any data is read: no output folder was made.
+    assert!(!fx.path("out").exists());
+
+    std::fs::write(fx.path("policy.toml"), POLICY).unwrap();
+    let out = hedui(&[
+        "check",
+        "--applicants",
+        "a",
+        "--sources",
+        "s",
+        "--policy",
+        fx.path("policy.toml").to_str().unwrap(),
+        "--as-of",
+        "2026-02-30",
+        "--out",
+        "o",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid --as-of"), "{}", stderr(&out));
+
+    let out = hedui(&["check", "--applicants", "a"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Outputs that cannot be written are a fault (exit 1), named.
+#[test]
+fn unwritable_output_exits_1() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    std::fs::write(fx.path("out"), "a file, not a folder").unwrap();
+    let out = fx.check();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("hedui: cannot write"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The report is Chinese, self-contained, masks ID numbers and words each finding.
+#[test]
+fn report_is_chinese_and_masked() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    assert_eq!(fx.check().status.code(), Some(0));
+    let html = std::fs::read_to_string(fx.path("out/report.html")).unwrap();
+    assert!(html.contains("居民家庭经济状况核对报告"));
+    assert!(html.contains("<svg"));
+    assert!(html.contains("名下住房 2 套，超过上限 1 套"));
+    let p = people();
+    for full in [&p.a, &p.b, &p.c, &p.dd, &p.e] {
+        assert!(!html.contains(full.as_str()), "full ID in report");
+    }
+    assert!(html.contains(&format!("{}********{}", &p.c[..6], &p.c[14..])));
+    assert!(
+        !html.contains("src=\"http"),
+        "report must be self-contained"
+    );
+}
+
+/// The same seed makes the same city; the demo's batch is GBK with Chinese headers.
+#[test]
+fn generate_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in ["a", "b"] {
+        let out = hedui(&[
+            "generate",
+            "--people",
+            "400",
+            "--households",
+            "40",
+            "--seed",
+            "7",
+            "--as-of",
+            AS_OF,
+            "--out",
+            dir.path().join(n).to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    for f in [
+        "applicants.csv",
+        "policy.toml",
+        "sources/hr_income.csv",
+        "sources/property.csv",
+        "sources/residents.csv",
+    ] {
+        assert_eq!(
+            std::fs::read(dir.path().join("a").join(f)).unwrap(),
+            std::fs::read(dir.path().join("b").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let bytes = std::fs::read(dir.path().join("a/applicants.csv")).unwrap();
+    assert!(std::str::from_utf8(&bytes).is_err(), "applicants are GBK");
+    let (text, _, _) = encoding_rs::GBK.decode(&bytes);
+    assert!(text.starts_with("申请编号,行政区划代码"));
+}
+
+/// `hedui demo` generates, checks and prints the summary and the report's path.
+#[test]
+fn demo_does_the_whole_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hedui(&[
+        "demo",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--people",
+        "1500",
+        "--households",
+        "150",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"verdicts\""), "{stdout}");
+    assert!(stdout.contains("report: "), "{stdout}");
+    assert!(dir.path().join("out/report.html").exists());
+    let results = std::fs::read_to_string(dir.path().join("out/results.jsonl")).unwrap();
+    assert!(results.lines().count() > 100);
+}
