@@ -4,8 +4,9 @@
 -- rows, evidence = the qualifying fund records.
 -- SPEC §5.6, review, per member: a housing_fund record with status active,
 -- monthly_deposit > 0 and as_of in [window start, D], and no hr wage / tax wage record
--- with a period in the window. Runs only when housing_fund and at least one wage table
--- (hr_income, tax_income) were delivered: absent wage data is not evidence of no wage.
+-- with a period in the window. Runs only when housing_fund and both wage tables
+-- (hr_income, tax_income) were delivered: "no wage record at all" can only be
+-- established from both departments, and absent data is not evidence of no wage.
 -- value = the highest qualifying monthly deposit.
 CREATE VIEW rule_undeclared_employment AS
 WITH wage_earners AS (
@@ -25,7 +26,7 @@ deposits AS (
     CROSS JOIN wage_tables w
     JOIN housing_fund f ON f.id_number = mp.id_number
     LEFT JOIN wage_earners we ON we.household_id = mp.household_id AND we.id_number = mp.id_number
-    WHERE w.delivered > 0
+    WHERE w.delivered = 2
       AND f.status = 'active'
       AND f.monthly_deposit > 0
       AND f.as_of >= mp.window_start
