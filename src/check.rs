@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type};
 use hedui_connectors::schema;
 use hedui_connectors::validate::days_to_date;
@@ -212,6 +212,10 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
     engine::create_views(&ctx).await?;
     progress.step("rules: running");
     let flags = collect(&ctx, "SELECT * FROM flag_rows").await?;
+    progress.step(&format!(
+        "rules: {} flag rows",
+        flags.iter().map(RecordBatch::num_rows).sum::<usize>()
+    ));
     let flag_schema = match flags.first() {
         Some(b) => b.schema(),
         None => ctx
@@ -224,8 +228,9 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
     };
     engine::register(&ctx, "flags_found", flag_schema, flags.clone())?;
     let figures = collect(&ctx, "SELECT * FROM household_results").await?;
+    progress.step("rules: household figures");
     let evidence = evidence::fetch(&ctx).await?;
-    progress.step("rules: done");
+    progress.step("rules: flags, figures and evidence collected");
     let results = assemble(
         &batch.households,
         &figures,
@@ -234,6 +239,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         &missing_sources,
         &[],
     );
+    progress.step("results assembled");
     Ok(CheckRun {
         as_of: opts.as_of,
         policy_file: policy.file.clone(),

@@ -436,8 +436,11 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
         });
     }
 
+    let row_rejected: std::collections::HashSet<String> =
+        rejections.iter().map(|r| r.household_id.clone()).collect();
     let mut households = Vec::new();
     for (hid, rows) in groups {
+        let before = rejections.len();
         let mut reject = |row: u64, field: Column, reason: Reason, message: String| {
             rejections.push(Rejection {
                 household_id: hid.clone(),
@@ -520,7 +523,7 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
                 }
             }
         }
-        let ok = rejections.iter().all(|r| r.household_id != hid);
+        let ok = rejections.len() == before && !row_rejected.contains(&hid);
         if let (true, Some(standard)) = (ok, standard) {
             households.push(Household {
                 household_id: hid.clone(),

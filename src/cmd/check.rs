@@ -16,7 +16,7 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<CheckRun, 
         as_of: super::as_of(args.as_of.as_deref())?,
     };
     let run = run(&opts, progress).await?;
-    output::write_all(&args.out, &run)?;
+    output::write_all(&args.out, &run, progress)?;
     progress.step(&format!("results written to {}", args.out.display()));
     Ok(run)
 }

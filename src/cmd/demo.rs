@@ -36,7 +36,7 @@ pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Resul
     };
     let out = args.dir.join("out");
     let result = run(&opts, progress).await?;
-    output::write_all(&out, &result)?;
+    output::write_all(&out, &result, progress)?;
     if !quiet {
         let summary =
             std::fs::read_to_string(out.join("summary.json")).map_err(|source| Error::Output {

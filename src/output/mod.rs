@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::check::CheckRun;
 use crate::error::Error;
+use crate::progress::Progress;
 
 /// Writes `bytes` to `dir/name` atomically (temporary file, then rename).
 pub fn write_atomic(
@@ -53,12 +54,13 @@ pub fn write_jsonl<T: Serialize>(dir: &Path, name: &str, items: &[T]) -> Result<
 }
 
 /// Writes every output file of a check run into `dir` (created if needed).
-pub fn write_all(dir: &Path, run: &CheckRun) -> Result<(), Error> {
+pub fn write_all(dir: &Path, run: &CheckRun, progress: &Progress) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Output {
         path: dir.display().to_string(),
         source,
     })?;
     write_jsonl(dir, "results.jsonl", &run.results)?;
+    progress.step("results.jsonl written");
     write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?;
     write_jsonl(dir, "data_quality.jsonl", &run.problems)?;
     let summary = summary::build(run);
@@ -67,5 +69,6 @@ pub fn write_all(dir: &Path, run: &CheckRun) -> Result<(), Error> {
         w.write_all(b"\n")
     })?;
     report::write(dir, run, &summary)?;
+    progress.step("report.html written");
     Ok(())
 }

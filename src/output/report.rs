@@ -3,7 +3,7 @@
 //! section per household with each finding in words and its evidence. ID numbers are
 //! masked. Rendered with the `templates/report.html` template.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use hedui_connectors::idnum::mask_id;
@@ -13,11 +13,16 @@ use serde_json::Value;
 
 use super::results::{Flag, HouseholdResult};
 use super::summary::{Summary, VERDICTS};
+use crate::applicants::Household;
 use crate::check::CheckRun;
 use crate::error::Error;
 use crate::policy::{AidType, AreaType};
 
 const TEMPLATE: &str = include_str!("templates/report.html");
+
+/// Evidence records printed per finding; the rest are counted (a year of monthly wage
+/// records would otherwise fill pages). `results.jsonl` always carries all of them.
+const EVIDENCE_SHOWN: usize = 8;
 
 /// Verdict colours shared by the chart and the badges.
 const COLOURS: [&str; 4] = ["#2e7d32", "#f9a825", "#757575", "#c62828"];
@@ -100,6 +105,8 @@ struct FlagView {
     severity: &'static str,
     disqualifying: bool,
     evidence: Vec<EvidenceView>,
+    /// Evidence records not printed (all of them are in `results.jsonl`).
+    more_evidence: usize,
 }
 
 #[derive(Serialize)]
@@ -152,12 +159,7 @@ fn evidence_view(e: &super::results::Evidence) -> EvidenceView {
     }
 }
 
-fn household_view(r: &HouseholdResult, run: &CheckRun) -> HouseholdView {
-    let declared = run
-        .batch
-        .households
-        .iter()
-        .find(|h| h.household_id == r.household_id);
+fn household_view(r: &HouseholdResult, declared: Option<&Household>) -> HouseholdView {
     let members: Vec<MemberView> = declared
         .map(|h| {
             h.members
@@ -202,7 +204,13 @@ fn household_view(r: &HouseholdResult, run: &CheckRun) -> HouseholdView {
                     "复核项"
                 },
                 disqualifying: f.severity == "disqualifying",
-                evidence: f.evidence.iter().map(evidence_view).collect(),
+                evidence: f
+                    .evidence
+                    .iter()
+                    .take(EVIDENCE_SHOWN)
+                    .map(evidence_view)
+                    .collect(),
+                more_evidence: f.evidence.len().saturating_sub(EVIDENCE_SHOWN),
             })
             .collect(),
         missing: r
@@ -323,8 +331,17 @@ pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error>
             )
         })
         .collect();
-    let households: Vec<HouseholdView> =
-        run.results.iter().map(|r| household_view(r, run)).collect();
+    let declared: HashMap<&str, &Household> = run
+        .batch
+        .households
+        .iter()
+        .map(|h| (h.household_id.as_str(), h))
+        .collect();
+    let households: Vec<HouseholdView> = run
+        .results
+        .iter()
+        .map(|r| household_view(r, declared.get(r.household_id.as_str()).copied()))
+        .collect();
     let ctx = context! {
         as_of => summary.as_of,
         applicants => summary.applicants.file,
