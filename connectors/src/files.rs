@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::value::RawValue;
 
+use crate::mapping::{SourceMapping, TableMapping};
 use crate::schema::TableSchema;
 use crate::text::{decode_text, fold_trim};
 use crate::validate::{Cell, TableBuilder};
@@ -24,6 +25,7 @@ use crate::{Connector, ConnectorError, LoadOptions, LoadedTable};
 #[derive(Debug, Clone)]
 pub struct FilesConnector {
     root: PathBuf,
+    mapping: SourceMapping,
 }
 
 impl FilesConnector {
@@ -35,7 +37,16 @@ impl FilesConnector {
                 path: root.display().to_string(),
             });
         }
-        Ok(FilesConnector { root })
+        Ok(FilesConnector {
+            root,
+            mapping: SourceMapping::default(),
+        })
+    }
+
+    /// Reads the department's own field names and codes (SPEC §9) through `mapping`.
+    pub fn with_mapping(mut self, mapping: SourceMapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// The data files of `table`, with their labels relative to the root; `None` when absent.
@@ -122,7 +133,8 @@ impl Connector for FilesConnector {
         let Some(files) = self.find(&table.table)? else {
             return Ok(None);
         };
-        tokio::task::spawn_blocking(move || load_files(table, &files, options))
+        let mapping = self.mapping.table(table);
+        tokio::task::spawn_blocking(move || load_files(table, mapping, &files, options))
             .await
             .map_err(|e| ConnectorError::Arrow {
                 table: table.table.clone(),
@@ -135,10 +147,11 @@ impl Connector for FilesConnector {
 /// Loads `files` (path, label) of one table synchronously.
 pub fn load_files(
     table: &'static TableSchema,
+    mapping: TableMapping,
     files: &[(PathBuf, String)],
     options: LoadOptions,
 ) -> Result<LoadedTable, ConnectorError> {
-    let mut b = TableBuilder::new(table, options.reference_date);
+    let mut b = TableBuilder::new(table, options.reference_date).with_mapping(mapping);
     for (path, label) in files {
         let shown = path.display().to_string();
         match format_of(path) {
@@ -216,7 +229,11 @@ pub fn load_csv_text(b: &mut TableBuilder, text: &str, label: &str) -> Result<()
     let pos: Vec<Option<usize>> = schema
         .columns
         .iter()
-        .map(|c| headers.iter().position(|h| *h == c.name))
+        .enumerate()
+        .map(|(i, _)| {
+            let field = fold_trim(b.field(i)).to_ascii_lowercase();
+            headers.iter().position(|h| *h == field)
+        })
         .collect();
     let mut record = csv::StringRecord::new();
     let mut row: u64 = 0;
@@ -294,7 +311,8 @@ fn load_jsonl(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), Conn
         let raws: Vec<Option<&str>> = schema
             .columns
             .iter()
-            .map(|c| obj.get(&c.name).map(|r| r.get()))
+            .enumerate()
+            .map(|(i, _)| obj.get(b.field(i)).map(|r| r.get()))
             .collect();
         let strings: Vec<Option<String>> = raws
             .iter()
@@ -422,7 +440,8 @@ fn load_parquet(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), Co
         let idx: Vec<Option<usize>> = schema
             .columns
             .iter()
-            .map(|c| batch.schema().index_of(&c.name).ok())
+            .enumerate()
+            .map(|(i, _)| batch.schema().index_of(b.field(i)).ok())
             .collect();
         let views: Vec<Option<ColView<'_>>> = idx
             .iter()

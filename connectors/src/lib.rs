@@ -6,6 +6,7 @@
 //! - [`idnum`]: resident ID numbers (SPEC §4).
 //! - [`decimal`]: exact decimal text ↔ scaled integers.
 //! - [`text`]: full-width folding, UTF-8/GBK detection.
+//! - [`mapping`]: department field names and codes → canonical columns and values.
 //! - [`files`]: the `files` connector (a folder in the §2 layout).
 //!
 //! # Adding a connector
@@ -18,6 +19,7 @@
 pub mod decimal;
 pub mod files;
 pub mod idnum;
+pub mod mapping;
 pub mod schema;
 pub mod text;
 pub mod validate;

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::decimal::{parse_decimal, DecimalError};
 use crate::idnum::{mask_id, normalize_id};
+use crate::mapping::TableMapping;
 use crate::schema::{ColumnSpec, ColumnType, TableSchema, DECIMAL_PRECISION, DECIMAL_SCALE};
 use crate::text::fold_trim;
 
@@ -288,6 +289,7 @@ enum ColBuilder {
 pub struct TableBuilder {
     schema: &'static TableSchema,
     today: NaiveDate,
+    mapping: TableMapping,
     builders: Vec<ColBuilder>,
     files: StringBuilder,
     rows: Int64Builder,
@@ -307,6 +309,7 @@ impl TableBuilder {
         let mut b = TableBuilder {
             schema,
             today,
+            mapping: TableMapping::identity(schema),
             builders: Vec::new(),
             files: StringBuilder::new(),
             rows: Int64Builder::new(),
@@ -332,9 +335,21 @@ impl TableBuilder {
             .collect()
     }
 
+    /// Reads department field names and codes through `mapping` (SPEC §9).
+    pub fn with_mapping(mut self, mapping: TableMapping) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
     /// The table being built.
     pub fn schema(&self) -> &'static TableSchema {
         self.schema
+    }
+
+    /// The name under which a delivery carries canonical column `i` (its department
+    /// field name, or the canonical name when unmapped).
+    pub fn field(&self, i: usize) -> &str {
+        self.mapping.field(i)
     }
 
     /// Records a record that could not be read at all (bad JSON, too many CSV fields).
@@ -371,11 +386,19 @@ impl TableBuilder {
         self.rows_read += 1;
         self.scratch.clear();
         for (i, col) in self.schema.columns.iter().enumerate() {
-            let raw = cell(i);
+            let delivered = cell(i);
+            // A department code listed in the mapping becomes its canonical value.
+            let raw = match &delivered {
+                Cell::Text(t) | Cell::Number(t) => self
+                    .mapping
+                    .code(i, t)
+                    .map_or(delivered.clone(), Cell::Text),
+                _ => delivered.clone(),
+            };
             match validate_cell(col, &raw, self.today) {
                 Ok(v) => self.scratch.push(v),
                 Err(e) => {
-                    let mut value = cell_text(&raw);
+                    let mut value = cell_text(&delivered);
                     if col.ty == ColumnType::IdNumber {
                         value = mask_id(value.trim());
                     }
