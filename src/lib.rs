@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`cli`]: command-line arguments; [`cmd`]: one module per subcommand.
+//! - [`config`]: the deployment config (lake, state, sources with mappings; SPEC §9).
 //! - [`policy`]: policy TOML → standards and parameters per region (SPEC §6).
 //! - [`applicants`]: batch files → households or rejections (SPEC §3).
 //! - [`inputs`]: households, members and per-household parameters as Arrow tables.
@@ -19,6 +20,7 @@ pub mod applicants;
 pub mod check;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod evidence;

@@ -1,0 +1,669 @@
+//! The deployment config (SPEC §9, §10): the lake, the state database and the
+//! departments' sources with their field and code mappings. One TOML file; unknown keys
+//! are errors naming the key; relative paths are taken from the config file's folder.
+//!
+//! `[server]`, `[[token]]` and `[schedule]` (SPEC §10) belong to `hedui serve`; they
+//! are accepted here as tables and validated by the server.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hedui_connectors::mapping::SourceMapping;
+use hedui_connectors::schema;
+use serde::Deserialize;
+
+/// Default page size of HTTP pulls and lookup chunks.
+pub const DEFAULT_PAGE_SIZE: u32 = 5000;
+/// Default HTTP timeout, seconds.
+pub const DEFAULT_TIMEOUT_S: u64 = 30;
+/// Default retries of a failed HTTP request.
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+/// Default age, in days, beyond which a source's snapshot is stale.
+pub const DEFAULT_FRESHNESS_DAYS: u32 = 35;
+/// Default retention of results in the state database, days (SPEC §10).
+pub const DEFAULT_RETENTION_DAYS: u32 = 1825;
+
+/// A config file that cannot be used: `file: key: why`.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}{sep}{why}", sep = if key.is_empty() { "" } else { ": " })]
+pub struct ConfigError {
+    /// The config file.
+    pub file: String,
+    /// The key at fault (`source[1].page_size`), or a line reference.
+    pub key: String,
+    /// Why.
+    pub why: String,
+}
+
+/// Where the lake lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LakeLocation {
+    /// A local folder.
+    Local(PathBuf),
+    /// An S3 bucket and key prefix.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket (no leading or trailing `/`).
+        prefix: String,
+    },
+}
+
+/// `[lake.s3]`: how to reach an S3-compatible store. Credentials come from `AWS_*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Options {
+    /// Endpoint URL of an S3-compatible store (default: AWS).
+    pub endpoint: Option<String>,
+    /// Region name (default `us-east-1`; Garage uses `garage`).
+    pub region: Option<String>,
+    /// Plain HTTP to the endpoint: allowed only for a loopback endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// `[lake]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeConfig {
+    /// The URL as written.
+    pub url: String,
+    /// Resolved location.
+    pub location: LakeLocation,
+    /// S3 options (for `s3://` URLs).
+    pub s3: S3Options,
+}
+
+/// A department (SPEC §2 source column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceName {
+    /// 人社.
+    Hr,
+    /// 不动产.
+    Housing,
+    /// 公安.
+    Police,
+    /// 税务.
+    Tax,
+    /// 金融.
+    Bank,
+    /// 公积金.
+    Fund,
+}
+
+impl SourceName {
+    /// The name as in SPEC §2.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceName::Hr => "hr",
+            SourceName::Housing => "housing",
+            SourceName::Police => "police",
+            SourceName::Tax => "tax",
+            SourceName::Bank => "bank",
+            SourceName::Fund => "fund",
+        }
+    }
+}
+
+/// How a source is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The §9 JSON protocol over HTTPS.
+    Http,
+    /// A folder or object-store prefix in the §2 layout.
+    Files,
+}
+
+/// How records are pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceMode {
+    /// Full pulls into lake snapshots.
+    #[default]
+    Snapshot,
+    /// Queries by ID at check time (HTTP only).
+    Lookup,
+}
+
+/// Credentials of an HTTP source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// No credentials.
+    None,
+    /// A bearer token read from this environment variable at pull time.
+    Bearer {
+        /// Environment variable name.
+        env: String,
+    },
+    /// Mutual TLS with a client certificate and key (PEM).
+    ClientCert {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+}
+
+/// One `[[source]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// Department.
+    pub name: SourceName,
+    /// http or files.
+    pub kind: SourceKind,
+    /// Base URL (http), or folder / object-store prefix (files).
+    pub url: String,
+    /// Canonical tables the source delivers.
+    pub tables: Vec<String>,
+    /// snapshot or lookup.
+    pub mode: SourceMode,
+    /// Credentials.
+    pub auth: Auth,
+    /// Extra trust roots (PEM) for the department's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Records per page / IDs per lookup chunk.
+    pub page_size: u32,
+    /// Per-request timeout, seconds.
+    pub timeout_s: u64,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// A snapshot older than this many days on D is stale.
+    pub freshness_days: u32,
+    /// Field and code mappings.
+    pub mapping: SourceMapping,
+}
+
+/// The whole deployment config.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// `[lake]`.
+    pub lake: LakeConfig,
+    /// `[state] path`: the embedded database's folder.
+    pub state_path: PathBuf,
+    /// `[state] retention_days`.
+    pub retention_days: u32,
+    /// `[[source]]`, in file order.
+    pub sources: Vec<SourceConfig>,
+    /// `[server]` (validated by `serve`).
+    pub server: Option<toml::Table>,
+    /// `[[token]]` (validated by `serve`).
+    pub tokens: Vec<toml::Table>,
+    /// `[schedule]` (validated by `serve`).
+    pub schedule: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    lake: RawLake,
+    state: RawState,
+    #[serde(default, rename = "source")]
+    sources: Vec<RawSource>,
+    server: Option<toml::Table>,
+    #[serde(default, rename = "token")]
+    tokens: Vec<toml::Table>,
+    schedule: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLake {
+    url: String,
+    #[serde(default)]
+    s3: S3Options,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    path: PathBuf,
+    retention_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: SourceName,
+    kind: SourceKind,
+    url: String,
+    tables: Option<Vec<String>>,
+    #[serde(default)]
+    mode: SourceMode,
+    token_env: Option<String>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    page_size: Option<u32>,
+    timeout_s: Option<u64>,
+    max_retries: Option<u32>,
+    freshness_days: Option<u32>,
+    #[serde(default)]
+    fields: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    codes: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Deployment {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Deployment, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            key: String::new(),
+            why: format!("cannot read the config: {e}"),
+        })?;
+        Deployment::parse(&text, path)
+    }
+
+    /// Parses config text; `path` names the file in messages and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Deployment, ConfigError> {
+        let file = path.display().to_string();
+        let fail = |key: String, why: String| ConfigError {
+            file: file.clone(),
+            key,
+            why,
+        };
+        let raw: RawDeployment = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            fail(
+                line.map_or_else(String::new, |l| format!("line {l}")),
+                e.message().trim().to_owned(),
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+
+        let lake = {
+            let url = raw.lake.url.trim().to_owned();
+            let location = if let Some(rest) = url.strip_prefix("s3://") {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(fail("lake.url".into(), "s3:// URL without a bucket".into()));
+                }
+                LakeLocation::S3 {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_matches('/').to_owned(),
+                }
+            } else if let Some(p) = url.strip_prefix("file://") {
+                if !p.starts_with('/') {
+                    return Err(fail(
+                        "lake.url".into(),
+                        "file:// URLs take an absolute path (file:///var/lib/hedui/lake)".into(),
+                    ));
+                }
+                LakeLocation::Local(PathBuf::from(p))
+            } else if url.contains("://") {
+                return Err(fail(
+                    "lake.url".into(),
+                    format!("\"{url}\": the lake is a local path, file:// or s3:// URL"),
+                ));
+            } else if url.is_empty() {
+                return Err(fail("lake.url".into(), "is empty".into()));
+            } else {
+                LakeLocation::Local(resolve(PathBuf::from(&url)))
+            };
+            if let Some(ep) = &raw.lake.s3.endpoint {
+                if ep.starts_with("http://") && !raw.lake.s3.allow_http {
+                    return Err(fail(
+                        "lake.s3.endpoint".into(),
+                        "plain http:// needs allow_http = true (loopback only)".into(),
+                    ));
+                }
+                if !ep.starts_with("http://") && !ep.starts_with("https://") {
+                    return Err(fail(
+                        "lake.s3.endpoint".into(),
+                        format!("\"{ep}\" is not an http(s) URL"),
+                    ));
+                }
+            }
+            if raw.lake.s3.allow_http
+                && !raw.lake.s3.endpoint.as_deref().is_some_and(is_loopback_url)
+            {
+                return Err(fail(
+                    "lake.s3.allow_http".into(),
+                    "plain HTTP is allowed only to a loopback endpoint (127.0.0.1, ::1, localhost)"
+                        .into(),
+                ));
+            }
+            LakeConfig {
+                url,
+                location,
+                s3: raw.lake.s3,
+            }
+        };
+
+        let mut sources: Vec<SourceConfig> = Vec::new();
+        for (i, s) in raw.sources.into_iter().enumerate() {
+            let key = |k: &str| format!("source[{i}].{k}");
+            if let Some(prev) = sources.iter().position(|p| p.name == s.name) {
+                return Err(fail(
+                    key("name"),
+                    format!(
+                        "source \"{}\" is already configured as source[{prev}]",
+                        s.name.as_str()
+                    ),
+                ));
+            }
+            let own: Vec<String> = schema::tables()
+                .iter()
+                .filter(|t| t.source == s.name.as_str())
+                .map(|t| t.table.clone())
+                .collect();
+            let tables = match s.tables {
+                None => own.clone(),
+                Some(ts) if ts.is_empty() => {
+                    return Err(fail(key("tables"), "lists no table".into()))
+                }
+                Some(ts) => {
+                    for t in &ts {
+                        if !own.contains(t) {
+                            return Err(fail(
+                                key("tables"),
+                                format!(
+                                    "\"{t}\" is not a table of source {} (its tables: {})",
+                                    s.name.as_str(),
+                                    own.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    ts
+                }
+            };
+            let url = s.url.trim().to_owned();
+            match s.kind {
+                SourceKind::Http => {
+                    if !url.starts_with("https://") {
+                        return Err(fail(
+                            key("url"),
+                            format!("\"{url}\": HTTP sources are reached over https:// only"),
+                        ));
+                    }
+                }
+                SourceKind::Files => {
+                    if s.mode == SourceMode::Lookup {
+                        return Err(fail(key("mode"), "lookup mode needs an http source".into()));
+                    }
+                    if url.is_empty() {
+                        return Err(fail(key("url"), "is empty".into()));
+                    }
+                    if url.contains("://")
+                        && !url.starts_with("file://")
+                        && !url.starts_with("s3://")
+                    {
+                        return Err(fail(
+                            key("url"),
+                            format!("\"{url}\": a files source is a path, file:// or s3:// URL"),
+                        ));
+                    }
+                    for (k, present) in [
+                        ("token_env", s.token_env.is_some()),
+                        ("client_cert", s.client_cert.is_some()),
+                        ("client_key", s.client_key.is_some()),
+                        ("ca_file", s.ca_file.is_some()),
+                    ] {
+                        if present {
+                            return Err(fail(key(k), "applies to http sources only".into()));
+                        }
+                    }
+                }
+            }
+            let auth = match (s.token_env, s.client_cert, s.client_key) {
+                (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                    return Err(fail(
+                        key("token_env"),
+                        "use either a bearer token or a client certificate, not both".into(),
+                    ))
+                }
+                (Some(env), None, None) if env.trim().is_empty() => {
+                    return Err(fail(key("token_env"), "is empty".into()))
+                }
+                (Some(env), None, None) => Auth::Bearer { env },
+                (None, Some(cert), Some(k)) => Auth::ClientCert {
+                    cert: resolve(cert),
+                    key: resolve(k),
+                },
+                (None, Some(_), None) => {
+                    return Err(fail(
+                        key("client_key"),
+                        "client_cert needs client_key".into(),
+                    ))
+                }
+                (None, None, Some(_)) => {
+                    return Err(fail(
+                        key("client_cert"),
+                        "client_key needs client_cert".into(),
+                    ))
+                }
+                (None, None, None) => Auth::None,
+            };
+            let positive = |k: &str, v: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+                match v {
+                    Some(0) => Err(fail(key(k), "must be at least 1".into())),
+                    Some(v) => Ok(v),
+                    None => Ok(default),
+                }
+            };
+            let page_size = positive(
+                "page_size",
+                s.page_size.map(u64::from),
+                u64::from(DEFAULT_PAGE_SIZE),
+            )?;
+            let timeout_s = positive("timeout_s", s.timeout_s, DEFAULT_TIMEOUT_S)?;
+            let freshness_days = positive(
+                "freshness_days",
+                s.freshness_days.map(u64::from),
+                u64::from(DEFAULT_FRESHNESS_DAYS),
+            )?;
+            let mapping = SourceMapping {
+                fields: s.fields,
+                codes: s.codes,
+            };
+            mapping
+                .validate(&tables)
+                .map_err(|e| fail(key(&e.key), e.why))?;
+            sources.push(SourceConfig {
+                name: s.name,
+                kind: s.kind,
+                url,
+                tables,
+                mode: s.mode,
+                auth,
+                ca_file: s.ca_file.map(resolve),
+                page_size: u32::try_from(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
+                timeout_s,
+                max_retries: s.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+                freshness_days: u32::try_from(freshness_days).unwrap_or(DEFAULT_FRESHNESS_DAYS),
+                mapping,
+            });
+        }
+        let retention_days = match raw.state.retention_days {
+            Some(0) => {
+                return Err(fail(
+                    "state.retention_days".into(),
+                    "must be at least 1".into(),
+                ))
+            }
+            Some(d) => d,
+            None => DEFAULT_RETENTION_DAYS,
+        };
+        Ok(Deployment {
+            file: path.to_owned(),
+            lake,
+            state_path: resolve(raw.state.path),
+            retention_days,
+            sources,
+            server: raw.server,
+            tokens: raw.tokens,
+            schedule: raw.schedule,
+        })
+    }
+
+    /// The configured source of a department.
+    pub fn source(&self, name: SourceName) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of SPEC §9, completed with the other departments.
+    const EXAMPLE: &str = r#"
+[lake]
+url = "file:///var/lib/hedui/lake"
+
+[state]
+path = "state"
+
+[[source]]
+name = "hr"
+kind = "http"
+url = "https://hr.example.gov.cn/api/v1"
+tables = ["hr_income"]
+mode = "snapshot"
+token_env = "HEDUI_HR_TOKEN"
+page_size = 5000
+timeout_s = 30
+max_retries = 5
+freshness_days = 35
+[source.fields.hr_income]
+id_number = "SFZH"
+amount = "FFJE"
+[source.codes.hr_income.kind]
+"01" = "wage"
+
+[[source]]
+name = "housing"
+kind = "files"
+url = "s3://incoming/housing/"
+
+[[source]]
+name = "bank"
+kind = "http"
+url = "https://bank.example.gov.cn/api"
+mode = "lookup"
+client_cert = "certs/hedui.pem"
+client_key = "certs/hedui.key"
+ca_file = "certs/bank-ca.pem"
+"#;
+
+    fn parse(text: &str) -> Result<Deployment, ConfigError> {
+        Deployment::parse(text, Path::new("/etc/hedui/hedui.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_the_spec_example() {
+        let d = parse(EXAMPLE).unwrap();
+        assert_eq!(
+            d.lake.location,
+            LakeLocation::Local("/var/lib/hedui/lake".into())
+        );
+        assert_eq!(d.state_path, PathBuf::from("/etc/hedui/state"));
+        assert_eq!(d.retention_days, 1825);
+        let hr = d.source(SourceName::Hr).unwrap();
+        assert_eq!(
+            hr.auth,
+            Auth::Bearer {
+                env: "HEDUI_HR_TOKEN".into()
+            }
+        );
+        assert_eq!(hr.mapping.fields["hr_income"]["amount"], "FFJE");
+        assert_eq!(hr.mapping.codes["hr_income"]["kind"]["01"], "wage");
+        let housing = d.source(SourceName::Housing).unwrap();
+        assert_eq!(housing.tables, ["property"]);
+        assert_eq!(housing.freshness_days, DEFAULT_FRESHNESS_DAYS);
+        let bank = d.source(SourceName::Bank).unwrap();
+        assert_eq!(bank.mode, SourceMode::Lookup);
+        assert_eq!(
+            bank.auth,
+            Auth::ClientCert {
+                cert: "/etc/hedui/certs/hedui.pem".into(),
+                key: "/etc/hedui/certs/hedui.key".into()
+            }
+        );
+        assert_eq!(bank.page_size, DEFAULT_PAGE_SIZE);
+        assert!(d.source(SourceName::Tax).is_none());
+    }
+
+    #[test]
+    fn s3_lakes_and_plain_http_to_loopback_only() {
+        let base = "[state]\npath = \"s\"\n";
+        let d = parse(&format!(
+            "{base}[lake]\nurl = \"s3://lake/prod/\"\n[lake.s3]\nendpoint = \"http://127.0.0.1:3900\"\nregion = \"garage\"\nallow_http = true\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            d.lake.location,
+            LakeLocation::S3 {
+                bucket: "lake".into(),
+                prefix: "prod".into()
+            }
+        );
+        assert_eq!(
+            err(&format!("{base}[lake]\nurl = \"s3://lake\"\n[lake.s3]\nendpoint = \"http://10.0.0.5:3900\"\nallow_http = true\n")),
+            "/etc/hedui/hedui.toml: lake.s3.allow_http: plain HTTP is allowed only to a loopback endpoint (127.0.0.1, ::1, localhost)"
+        );
+        assert!(err(&format!(
+            "{base}[lake]\nurl = \"s3://lake\"\n[lake.s3]\nendpoint = \"http://127.0.0.1:3900\"\n"
+        ))
+        .contains("lake.s3.endpoint: plain http:// needs allow_http"));
+        assert!(err(&format!("{base}[lake]\nurl = \"ftp://x/y\"\n")).contains("lake.url"));
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let with = |extra: &str| format!("[lake]\nurl = \"/l\"\n[state]\npath = \"/s\"\n{extra}");
+        assert_eq!(
+            err(&with("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\npage_sise = 10\n")),
+            "/etc/hedui/hedui.toml: line 9: unknown field `page_sise`, expected one of `name`, `kind`, `url`, `tables`, `mode`, `token_env`, `client_cert`, `client_key`, `ca_file`, `page_size`, `timeout_s`, `max_retries`, `freshness_days`, `fields`, `codes`"
+        );
+        let cases = [
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"http://h\"\n", "source[0].url: \"http://h\": HTTP sources are reached over https:// only"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\ntables = [\"property\"]\n", "source[0].tables: \"property\" is not a table of source hr (its tables: hr_income)"),
+            ("[[source]]\nname = \"hr\"\nkind = \"files\"\nurl = \"/x\"\nmode = \"lookup\"\n", "source[0].mode: lookup mode needs an http source"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\npage_size = 0\n", "source[0].page_size: must be at least 1"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\nclient_cert = \"c.pem\"\n", "source[0].client_key: client_cert needs client_key"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\n[source.fields.hr_income]\namout = \"FFJE\"\n", "source[0].fields.hr_income.amout: hr_income has no column amout"),
+            ("[[source]]\nname = \"hr\"\nkind = \"files\"\nurl = \"/a\"\n[[source]]\nname = \"hr\"\nkind = \"files\"\nurl = \"/b\"\n", "source[1].name: source \"hr\" is already configured as source[0]"),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(
+                err(&with(extra)),
+                format!("/etc/hedui/hedui.toml: {want}"),
+                "{extra}"
+            );
+        }
+        assert!(err(&with(
+            "[[source]]\nname = \"welfare\"\nkind = \"files\"\nurl = \"/a\"\n"
+        ))
+        .contains("unknown variant `welfare`"));
+        assert!(err("[state]\npath = \"/s\"\n").contains("missing field `lake`"));
+    }
+}
