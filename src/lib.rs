@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`cli`]: command-line arguments; [`cmd`]: one module per subcommand.
 //! - [`config`]: the deployment config (lake, state, sources with mappings; SPEC §9).
+//! - [`lake`]: immutable source snapshots with atomically committed manifests (SPEC §9).
 //! - [`policy`]: policy TOML → standards and parameters per region (SPEC §6).
 //! - [`applicants`]: batch files → households or rejections (SPEC §3).
 //! - [`inputs`]: households, members and per-household parameters as Arrow tables.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod evidence;
 pub mod generate;
 pub mod inputs;
+pub mod lake;
 pub mod output;
 pub mod policy;
 pub mod progress;
