@@ -17,6 +17,8 @@
 //! and commits nothing. The current snapshot of a source is its highest `seq`; the
 //! snapshot in force at a past time is the highest `seq` committed at or before it.
 
+pub mod write;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
