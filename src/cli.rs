@@ -25,6 +25,19 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Generate a small city into ./demo, check it, and print the summary.
     Demo(DemoArgs),
+    /// Pull the configured sources into the lake as new snapshots.
+    Ingest(IngestArgs),
+}
+
+/// `hedui ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Deployment config (TOML, SPEC §9).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Only these sources (hr, housing, police, tax, bank, fund); default: all.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
 }
 
 /// `hedui check`.

@@ -24,6 +24,12 @@ pub enum Error {
     /// Engine failure.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Bad deployment config.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
     /// Cannot write outputs.
     #[error("cannot write {path}: {source}")]
     Output {
@@ -42,8 +48,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Source(ConnectorError::Arrow { .. }) => 1,
-            Error::Usage(_) | Error::Policy(_) | Error::Applicants(_) | Error::Source(_) => 2,
-            Error::Engine(_) | Error::Output { .. } | Error::Internal(_) => 1,
+            Error::Usage(_)
+            | Error::Policy(_)
+            | Error::Applicants(_)
+            | Error::Source(_)
+            | Error::Config(_) => 2,
+            Error::Engine(_) | Error::Output { .. } | Error::Internal(_) | Error::Lake(_) => 1,
         }
     }
 }

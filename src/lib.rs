@@ -54,6 +54,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
             Command::Generate(args) => cmd::generate::execute(args, &progress, cli.quiet),
             Command::Demo(args) => cmd::demo::execute(args, &progress, cli.quiet).await,
+            Command::Ingest(args) => {
+                let lines = cmd::ingest::execute(args, &progress).await?;
+                if !cli.quiet {
+                    println!("{lines}");
+                }
+                Ok(())
+            }
         }
     })
 }

@@ -1,0 +1,132 @@
+//! `hedui ingest` of files sources into a local lake: one snapshot per source per run,
+//! department field names and codes mapped, bad configs and unknown sources refused.
+
+use std::process::{Command, Output};
+
+use hedui_connectors::idnum::check_char;
+use serde_json::Value;
+
+fn hedui(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn id(first17: &str) -> String {
+    format!("{first17}{}", check_char(first17.as_bytes()))
+}
+
+#[test]
+fn ingest_commits_one_snapshot_per_source_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let hr = dir.path().join("hr");
+    let police = dir.path().join("police");
+    std::fs::create_dir_all(&hr).unwrap();
+    std::fs::create_dir_all(&police).unwrap();
+    let a = id("41018419800101011");
+    std::fs::write(
+        hr.join("hr_income.csv"),
+        format!("SFZH,FFNY,SRLX,FFJE\n{a},2026-01,01,3000\n{a},2026-02,99,3000\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        police.join("residents.csv"),
+        format!("id_number,name,status\n{a},张伟,normal\n"),
+    )
+    .unwrap();
+    let config = format!(
+        r#"
+[lake]
+url = "lake"
+[state]
+path = "state"
+
+[[source]]
+name = "hr"
+kind = "files"
+url = "{hr}"
+[source.fields.hr_income]
+id_number = "SFZH"
+period = "FFNY"
+kind = "SRLX"
+amount = "FFJE"
+[source.codes.hr_income.kind]
+"01" = "wage"
+
+[[source]]
+name = "police"
+kind = "files"
+url = "file://{police}"
+"#,
+        hr = hr.display(),
+        police = police.display()
+    );
+    let cfg = dir.path().join("hedui.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    let out = hedui(&["ingest", "--config", cfg]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("hr: snapshot 1 committed (1 tables, 1 records, 1 malformed)"),
+        "{stdout}"
+    );
+    // police delivers residents but not vehicles: only residents is in its snapshot.
+    assert!(
+        stdout.contains("police: snapshot 1 committed (1 tables, 1 records, 0 malformed)"),
+        "{stdout}"
+    );
+
+    let out = hedui(&["ingest", "--config", cfg, "--source", "hr"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hr: snapshot 2 committed"));
+
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.path()
+                .join("lake/sources/hr/manifests/00000000000000000002.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["tables"][0]["table"], "hr_income");
+    assert_eq!(manifest["tables"][0]["rows"], 1);
+    let problems = manifest["tables"][0]["problems_file"].as_str().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("lake").join(problems)).unwrap();
+    assert!(
+        text.contains("\"field\":\"kind\"") && text.contains("\"value\":\"99\""),
+        "{text}"
+    );
+    assert!(!dir
+        .path()
+        .join("lake/sources/police/manifests/00000000000000000002.json")
+        .exists());
+
+    let out = hedui(&["ingest", "--config", cfg, "--source", "welfare"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--source welfare: no such source"));
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[lake]\nurl = \"l\"\nurll = 1\n[state]\npath = \"s\"\n",
+    )
+    .unwrap();
+    let out = hedui(&[
+        "ingest",
+        "--config",
+        dir.path().join("bad.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.toml: line 3: unknown field `urll`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
