@@ -9,8 +9,7 @@ use datafusion::arrow::array::{
     Array, AsArray, Date32Array, Decimal128Array, LargeStringArray, StringArray, StringViewArray,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
-    UInt32Type, UInt8Type,
+    DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt8Type,
 };
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::value::RawValue;
@@ -18,7 +17,7 @@ use serde_json::value::RawValue;
 use crate::mapping::{SourceMapping, TableMapping};
 use crate::schema::TableSchema;
 use crate::text::{decode_text, fold_trim};
-use crate::validate::{Cell, TableBuilder};
+use crate::validate::{Cell, TableBuilder, BINARY_FLOAT};
 use crate::{Connector, ConnectorError, LoadOptions, LoadedTable};
 
 /// Reads canonical tables from a local folder.
@@ -351,7 +350,6 @@ enum ColView<'a> {
     StrView(&'a StringViewArray),
     Dec(&'a Decimal128Array, i8),
     Int(&'a dyn Array),
-    Float(&'a dyn Array),
     Date(&'a Date32Array),
     Other(&'a dyn Array),
 }
@@ -364,7 +362,6 @@ fn view(a: &dyn Array) -> ColView<'_> {
         DataType::Decimal128(_, s) => ColView::Dec(a.as_primitive(), *s),
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => ColView::Int(a),
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => ColView::Int(a),
-        DataType::Float32 | DataType::Float64 => ColView::Float(a),
         DataType::Date32 => ColView::Date(a.as_primitive()),
         _ => ColView::Other(a),
     }
@@ -382,13 +379,6 @@ fn int_at(a: &dyn Array, i: usize) -> i64 {
     }
 }
 
-fn float_at(a: &dyn Array, i: usize) -> f64 {
-    match a.data_type() {
-        DataType::Float32 => f64::from(a.as_primitive::<Float32Type>().value(i)),
-        _ => a.as_primitive::<Float64Type>().value(i),
-    }
-}
-
 impl ColView<'_> {
     fn cell(&self, i: usize) -> Cell<'_> {
         let arr: &dyn Array = match self {
@@ -396,7 +386,7 @@ impl ColView<'_> {
             ColView::LargeStr(a) => *a,
             ColView::StrView(a) => *a,
             ColView::Dec(a, _) => *a,
-            ColView::Int(a) | ColView::Float(a) | ColView::Other(a) => *a,
+            ColView::Int(a) | ColView::Other(a) => *a,
             ColView::Date(a) => *a,
         };
         if arr.is_null(i) {
@@ -408,8 +398,8 @@ impl ColView<'_> {
             ColView::StrView(a) => Cell::Text(a.value(i)),
             ColView::Dec(a, s) => Cell::Decimal(a.value(i), *s),
             ColView::Int(a) => Cell::Int(int_at(*a, i)),
-            ColView::Float(a) => Cell::Float(float_at(*a, i)),
             ColView::Date(a) => Cell::Date32(a.value(i)),
+            ColView::Other(a) if a.data_type().is_floating() => Cell::Other(BINARY_FLOAT),
             ColView::Other(_) => Cell::Other("value of an unsupported Parquet type"),
         }
     }
