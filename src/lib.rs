@@ -46,20 +46,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     runtime.block_on(async {
         match &cli.command {
             Command::Check(args) => {
-                let run = cmd::check::execute(args, &progress).await?;
+                let summary = cmd::check::execute(args, &progress).await?;
                 if !cli.quiet {
-                    println!("{}", cmd::check::describe(&run, &args.out));
+                    println!("{}", cmd::check::describe(&summary, &args.out));
                 }
                 Ok(())
             }
             Command::Generate(args) => cmd::generate::execute(args, &progress, cli.quiet),
             Command::Demo(args) => cmd::demo::execute(args, &progress, cli.quiet).await,
             Command::Ingest(args) => {
-                let lines = cmd::ingest::execute(args, &progress).await?;
+                let done = cmd::ingest::execute(args, &progress).await?;
                 if !cli.quiet {
-                    println!("{lines}");
+                    println!("{}", done.report);
                 }
-                Ok(())
+                done.failure.map_or(Ok(()), Err)
             }
         }
     })

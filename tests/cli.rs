@@ -574,6 +574,19 @@ fn xlsx_batch_uses_sheet_rows() {
             }
         }
     }
+    // An ID typed as a number: Excel keeps 15 significant digits.
+    let p = people();
+    let last = applicant_rows().len() as u32 + 1;
+    for (c, v) in [
+        "H008", "410184", "城市", "低保", "AUTH-8", "", "郑十", "本人",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_string(last, c as u16, *v).unwrap();
+    }
+    ws.write_number(last, 5, p.e.parse::<f64>().unwrap())
+        .unwrap();
     wb.save(fx.path("batch.xlsx")).unwrap();
     let out = fx.check_with("batch.xlsx");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -584,7 +597,14 @@ fn xlsx_batch_uses_sheet_rows() {
         .map(|r| r["row"].as_u64().unwrap())
         .collect();
     // Data row 6 of the CSV is sheet row 7 (the header is sheet row 1).
-    assert_eq!(rows, [7, 8, 9]);
+    assert_eq!(rows, [7, 8, 9, 10]);
+    let rej = fx.jsonl("rejected.jsonl");
+    assert_eq!(rej[3]["reason"], "invalid_id_number");
+    let msg = rej[3]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("身份证号被表格存成了数字") && msg.contains("format the column as text"),
+        "{msg}"
+    );
 }
 
 /// JSON Lines batches with English keys and values, numbers for codes, are accepted.

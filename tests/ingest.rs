@@ -109,6 +109,22 @@ url = "file://{police}"
         .join("lake/sources/police/manifests/00000000000000000002.json")
         .exists());
 
+    // A source that cannot be pulled commits nothing and does not stop the others.
+    std::fs::remove_dir_all(&police).unwrap();
+    let out = hedui(&["ingest", "--config", cfg]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hr: snapshot 3 committed"), "{stdout}");
+    assert!(
+        stdout.contains("police: failed, nothing committed: cannot read source folder"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read source folder"));
+    assert!(!dir
+        .path()
+        .join("lake/sources/police/manifests/00000000000000000002.json")
+        .exists());
+
     let out = hedui(&["ingest", "--config", cfg, "--source", "welfare"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--source welfare: no such source"));

@@ -290,6 +290,22 @@ fn id_message(e: &IdError) -> String {
     format!("{zh}（ID number {e}）")
 }
 
+/// The message for an ID number that a spreadsheet stored as a number in scientific
+/// notation (`4.10184198001010E17`): its last digits are lost and cannot be recovered.
+fn excel_number_message(v: &str) -> Option<String> {
+    let (mantissa, exp) = v.split_once(['E', 'e'])?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let numeric = match mantissa.split_once('.') {
+        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
+        None => digits(mantissa),
+    } && digits(exp.trim_start_matches('+'));
+    numeric.then(|| {
+        format!(
+            "身份证号被表格存成了数字（{v}），后几位已丢失；请把该列设为文本格式后重新录入（the ID number was stored as a number in scientific notation and lost its last digits; format the column as text and enter it again）"
+        )
+    })
+}
+
 /// Validates rows into households and rejections.
 pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) -> Batch {
     let mut groups: BTreeMap<String, Vec<RowOut>> = BTreeMap::new();
@@ -392,7 +408,8 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
             Some(v) => match normalize_id(&v, as_of) {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    reject(Column::IdNumber, Reason::InvalidIdNumber, id_message(&e));
+                    let message = excel_number_message(&v).unwrap_or_else(|| id_message(&e));
+                    reject(Column::IdNumber, Reason::InvalidIdNumber, message);
                     None
                 }
             },

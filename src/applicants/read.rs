@@ -238,6 +238,11 @@ fn cell_text(d: &Data) -> String {
         Data::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e15 {
                 format!("{}", *f as i64)
+            } else if f.abs() >= 1e15 {
+                // Excel keeps 15 significant digits: an 18-digit ID typed as a number
+                // has lost its last digits. Keep Excel's own notation so the clerk is
+                // told so (see `applicants::excel_number_message`).
+                format!("{f:E}")
             } else {
                 format!("{f}")
             }

@@ -1,14 +1,15 @@
 //! `hedui check`: verify a batch and write results, rejections, summary, data quality
 //! and the report into `--out`.
 
-use crate::check::{run, CheckOptions, CheckRun};
+use crate::check::{run, CheckOptions};
 use crate::cli::CheckArgs;
 use crate::error::Error;
 use crate::output;
+use crate::output::summary::Summary;
 use crate::progress::Progress;
 
-/// Runs `check` and writes its outputs.
-pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<CheckRun, Error> {
+/// Runs `check` and writes its outputs; returns the run's summary.
+pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
     let opts = CheckOptions {
         applicants: args.applicants.clone(),
         sources: args.sources.clone(),
@@ -16,14 +17,13 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<CheckRun, 
         as_of: super::as_of(args.as_of.as_deref())?,
     };
     let run = run(&opts, progress).await?;
-    output::write_all(&args.out, &run, progress)?;
+    let summary = output::write_all(&args.out, &run, progress)?;
     progress.step(&format!("results written to {}", args.out.display()));
-    Ok(run)
+    Ok(summary)
 }
 
 /// A one-paragraph summary for the terminal.
-pub fn describe(run: &CheckRun, out: &std::path::Path) -> String {
-    let s = output::summary::build(run);
+pub fn describe(s: &Summary, out: &std::path::Path) -> String {
     let v = |k: &str| s.verdicts.get(k).copied().unwrap_or(0);
     let mut text = format!(
         "checked {} households on {} ({} rejected): {} eligible, {} review, {} incomplete, {} ineligible",

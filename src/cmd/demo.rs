@@ -36,15 +36,12 @@ pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Resul
     };
     let out = args.dir.join("out");
     let result = run(&opts, progress).await?;
-    output::write_all(&out, &result, progress)?;
+    let summary = output::write_all(&out, &result, progress)?;
     if !quiet {
-        let summary =
-            std::fs::read_to_string(out.join("summary.json")).map_err(|source| Error::Output {
-                path: out.join("summary.json").display().to_string(),
-                source,
-            })?;
-        println!("{summary}");
-        println!("{}", super::check::describe(&result, &out));
+        let json = serde_json::to_string_pretty(&summary)
+            .map_err(|e| Error::Internal(format!("cannot print the summary: {e}")))?;
+        println!("{json}");
+        println!("{}", super::check::describe(&summary, &out));
         println!(
             "\nThe city is in {}; try:\n  hedui check --applicants {} --sources {} --policy {} --out {}",
             city_dir.display(),

@@ -17,8 +17,8 @@ use crate::lake::write::write_table;
 use crate::lake::{Lake, Manifest};
 use crate::progress::Progress;
 
-/// Ingests the selected sources; returns one line per committed snapshot.
-pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<String, Error> {
+/// Ingests the selected sources.
+pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested, Error> {
     let config = Deployment::load(&args.config)?;
     let mut selected: Vec<&SourceConfig> = Vec::new();
     for name in &args.sources {
@@ -38,19 +38,44 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<String, E
         selected = config.sources.iter().collect();
     }
     let lake = Lake::open(&config.lake)?;
+    // Each source is pulled on its own: one that fails commits nothing (its previous
+    // snapshot stays current) and does not stop the others.
     let mut lines = Vec::new();
+    let mut first_failure = None;
     for s in selected {
-        let m = ingest_source(&lake, s, progress).await?;
-        let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
-        let problems: u64 = m.tables.iter().map(|t| t.problems).sum();
-        lines.push(format!(
-            "{}: snapshot {} committed ({} tables, {rows} records, {problems} malformed)",
-            m.source,
-            m.seq,
-            m.tables.len()
-        ));
+        match ingest_source(&lake, s, progress).await {
+            Ok(m) => {
+                let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
+                let problems: u64 = m.tables.iter().map(|t| t.problems).sum();
+                lines.push(format!(
+                    "{}: snapshot {} committed ({} tables, {rows} records, {problems} malformed)",
+                    m.source,
+                    m.seq,
+                    m.tables.len()
+                ));
+            }
+            Err(e) => {
+                lines.push(format!(
+                    "{}: failed, nothing committed: {e}",
+                    s.name.as_str()
+                ));
+                first_failure.get_or_insert(e);
+            }
+        }
     }
-    Ok(lines.join("\n"))
+    Ok(Ingested {
+        report: lines.join("\n"),
+        failure: first_failure,
+    })
+}
+
+/// What an ingest run did: one line per source, and the first failure if any.
+#[derive(Debug)]
+pub struct Ingested {
+    /// One line per source.
+    pub report: String,
+    /// The first source that failed (the run's exit status follows it).
+    pub failure: Option<Error>,
 }
 
 async fn ingest_source(

@@ -62,6 +62,16 @@ pub enum LakeError {
         /// Why.
         why: String,
     },
+    /// A file of the lake that cannot be written (or its folder created).
+    #[error("lake {url}: cannot write {what}: {why}")]
+    Write {
+        /// The lake URL.
+        url: String,
+        /// The file or folder.
+        what: String,
+        /// Why.
+        why: String,
+    },
     /// A lake location this build cannot open yet.
     #[error("lake {url}: {why}")]
     Unsupported {
@@ -140,9 +150,10 @@ impl Lake {
     pub fn open(config: &LakeConfig) -> Result<Lake, LakeError> {
         match &config.location {
             LakeLocation::Local(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| LakeError::Unsupported {
+                std::fs::create_dir_all(dir).map_err(|e| LakeError::Write {
                     url: config.url.clone(),
-                    why: format!("cannot create {}: {e}", dir.display()),
+                    what: dir.display().to_string(),
+                    why: e.to_string(),
                 })?;
                 let store =
                     LocalFileSystem::new_with_prefix(dir).map_err(|source| LakeError::Store {

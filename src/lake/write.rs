@@ -14,6 +14,9 @@ use hedui_connectors::LoadedTable;
 use super::{Lake, LakeError, TableEntry};
 use datafusion::object_store::{ObjectStoreExt, PutPayload};
 
+/// The one Parquet file of a snapshot table.
+const PART_FILE: &str = "part-00000.parquet";
+
 /// Rows per Parquet row group in the lake.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
@@ -42,37 +45,38 @@ pub async fn write_table(
     let name = &table.schema.table;
     let dir = format!("sources/{source}/snapshots/{snapshot_id}/{name}");
     let schema = table.schema.arrow_schema();
-    let io = |op: &str, e: String| LakeError::Unsupported {
+    let io = |what: &str, e: String| LakeError::Write {
         url: lake.url.clone(),
-        why: format!("{op} {dir}: {e}"),
+        what: format!("{dir}/{what}"),
+        why: e,
     };
-    let all = concat_batches(&schema, &table.batches).map_err(|e| io("sort", e.to_string()))?;
+    let part_err = |e: String| io(PART_FILE, e);
+    let all = concat_batches(&schema, &table.batches).map_err(|e| part_err(e.to_string()))?;
     // id_number is column 0 of every canonical table (schemas are checked for it).
-    let order =
-        sort_to_indices(all.column(0), None, None).map_err(|e| io("sort", e.to_string()))?;
-    let sorted = take_record_batch(&all, &order).map_err(|e| io("sort", e.to_string()))?;
+    let order = sort_to_indices(all.column(0), None, None).map_err(|e| part_err(e.to_string()))?;
+    let sorted = take_record_batch(&all, &order).map_err(|e| part_err(e.to_string()))?;
     drop(all);
 
-    let file = format!("{dir}/part-00000.parquet");
+    let file = format!("{dir}/{PART_FILE}");
     let writer = BufWriter::new(lake.store.clone(), lake.path(&file));
     let mut w = AsyncArrowWriter::try_new(writer, schema, Some(writer_properties()))
-        .map_err(|e| io("write", e.to_string()))?;
+        .map_err(|e| part_err(e.to_string()))?;
     let mut offset = 0;
     while offset < sorted.num_rows() {
         let len = ROW_GROUP_ROWS.min(sorted.num_rows() - offset);
         w.write(&sorted.slice(offset, len))
             .await
-            .map_err(|e| io("write", e.to_string()))?;
+            .map_err(|e| part_err(e.to_string()))?;
         offset += len;
     }
-    w.close().await.map_err(|e| io("write", e.to_string()))?;
+    w.close().await.map_err(|e| part_err(e.to_string()))?;
 
     let problems_file = if table.problems.is_empty() {
         None
     } else {
         let mut body = Vec::new();
         for p in &table.problems {
-            serde_json::to_writer(&mut body, p).map_err(|e| io("write", e.to_string()))?;
+            serde_json::to_writer(&mut body, p).map_err(|e| io("problems.jsonl", e.to_string()))?;
             body.push(b'\n');
         }
         let rel = format!("{dir}/problems.jsonl");

@@ -53,8 +53,13 @@ pub fn write_jsonl<T: Serialize>(dir: &Path, name: &str, items: &[T]) -> Result<
     })
 }
 
-/// Writes every output file of a check run into `dir` (created if needed).
-pub fn write_all(dir: &Path, run: &CheckRun, progress: &Progress) -> Result<(), Error> {
+/// Writes every output file of a check run into `dir` (created if needed); returns the
+/// summary it wrote.
+pub fn write_all(
+    dir: &Path,
+    run: &CheckRun,
+    progress: &Progress,
+) -> Result<summary::Summary, Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Output {
         path: dir.display().to_string(),
         source,
@@ -70,5 +75,5 @@ pub fn write_all(dir: &Path, run: &CheckRun, progress: &Progress) -> Result<(), 
     })?;
     report::write(dir, run, &summary)?;
     progress.step("report.html written");
-    Ok(())
+    Ok(summary)
 }
