@@ -4,11 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Date32Type};
-use hedui_connectors::schema;
-use hedui_connectors::validate::days_to_date;
-use hedui_connectors::{Connector, FilesConnector, LoadOptions, LoadedTable, Problem};
+use datafusion::arrow::array::RecordBatch;
+use hedui_connectors::Problem;
 
 use crate::applicants::{self, Batch};
 use crate::engine::{self, collect};
@@ -18,39 +15,19 @@ use crate::inputs::input_tables;
 use crate::output::results::{assemble, HouseholdResult};
 use crate::policy::Policy;
 use crate::progress::Progress;
+use crate::sources::{self, SourceInput, TableStatus};
 
 /// What a check reads.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     /// Applicant batch file.
     pub applicants: PathBuf,
-    /// Source folder in the SPEC §2 layout.
-    pub sources: PathBuf,
+    /// The departments' data: a source folder or the lake.
+    pub sources: SourceInput,
     /// Policy TOML.
     pub policy: PathBuf,
     /// Check date D.
     pub as_of: NaiveDate,
-}
-
-/// What one canonical table contributed to the run.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TableStatus {
-    /// Canonical table.
-    pub table: String,
-    /// Its source.
-    pub source: String,
-    /// Whether the source delivered it.
-    pub present: bool,
-    /// Files read.
-    pub files: Vec<String>,
-    /// Records read (good and malformed).
-    pub rows_read: u64,
-    /// Valid records used by the rules.
-    pub rows: usize,
-    /// Malformed records kept out.
-    pub problems: usize,
-    /// Latest date in the table (as_of, period or registered_on), if any.
-    pub latest_as_of: Option<String>,
 }
 
 /// A finished run, ready to be written.
@@ -60,7 +37,7 @@ pub struct CheckRun {
     pub as_of: NaiveDate,
     /// The policy file used.
     pub policy_file: String,
-    /// The source folder used.
+    /// The departments' data used (folder, or lake URL and time).
     pub sources: String,
     /// The validated batch.
     pub batch: Batch,
@@ -70,33 +47,10 @@ pub struct CheckRun {
     pub tables: Vec<TableStatus>,
     /// Sources missing, sorted.
     pub missing_sources: Vec<String>,
+    /// Sources stale (lake reads), sorted.
+    pub stale_sources: Vec<String>,
     /// Malformed source records.
     pub problems: Vec<Problem>,
-}
-
-fn latest_date(t: &LoadedTable) -> Option<String> {
-    let col = ["as_of", "period", "registered_on"]
-        .into_iter()
-        .find(|c| t.schema.column(c).is_some())?;
-    let month = col == "period";
-    let mut best: Option<i32> = None;
-    for b in &t.batches {
-        let idx = b.schema().index_of(col).ok()?;
-        let a = b.column(idx);
-        if a.data_type() != &DataType::Date32 {
-            return None;
-        }
-        let a = a.as_primitive::<Date32Type>();
-        for v in a.iter().flatten() {
-            best = Some(best.map_or(v, |b| b.max(v)));
-        }
-    }
-    let d = days_to_date(best?)?;
-    Some(if month {
-        d.format("%Y-%m").to_string()
-    } else {
-        d.to_string()
-    })
 }
 
 /// Runs a check.
@@ -108,7 +62,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         opts.policy.display(),
         policy.standards.len()
     ));
-    let connector = FilesConnector::new(&opts.sources)?;
+    let opened = sources::open(&opts.sources)?;
     let batch = applicants::load(&opts.applicants, &policy, opts.as_of)?;
     progress.step(&format!(
         "applicants: {} rows, {} households accepted, {} rejected",
@@ -116,81 +70,8 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         batch.households.len(),
         batch.rejected_households.len()
     ));
-    let load_options = LoadOptions {
-        reference_date: opts.as_of,
-    };
-    let mut loaded: Vec<(&'static schema::TableSchema, Option<LoadedTable>)> = Vec::new();
-    for t in schema::tables() {
-        let table = connector.load(t, load_options).await?;
-        match &table {
-            Some(lt) => progress.step(&format!(
-                "{}: {} records, {} malformed",
-                t.table,
-                lt.rows_read,
-                lt.problems.len()
-            )),
-            None => progress.step(&format!(
-                "{}: absent — source {} missing",
-                t.table, t.source
-            )),
-        }
-        loaded.push((t, table));
-    }
-    let mut missing_sources: Vec<String> = loaded
-        .iter()
-        .filter(|(_, l)| l.is_none())
-        .map(|(t, _)| t.source.clone())
-        .collect();
-    missing_sources.sort();
-    missing_sources.dedup();
-    let source_status: Vec<(String, String)> = schema::sources()
-        .into_iter()
-        .map(|(s, _)| {
-            let status = if missing_sources.iter().any(|m| m == s) {
-                "missing"
-            } else {
-                "present"
-            };
-            (s.to_owned(), status.to_owned())
-        })
-        .collect();
-    let present: Vec<String> = loaded
-        .iter()
-        .filter(|(_, l)| l.is_some())
-        .map(|(t, _)| t.table.clone())
-        .collect();
-
     let ctx = engine::new_context();
-    let mut tables = Vec::new();
-    let mut problems = Vec::new();
-    for (t, l) in loaded {
-        match l {
-            Some(lt) => {
-                tables.push(TableStatus {
-                    table: t.table.clone(),
-                    source: t.source.clone(),
-                    present: true,
-                    files: lt.files.clone(),
-                    rows_read: lt.rows_read,
-                    rows: lt.rows(),
-                    problems: lt.problems.len(),
-                    latest_as_of: latest_date(&lt),
-                });
-                problems.extend(lt.problems);
-                engine::register(&ctx, &t.table, t.arrow_schema(), lt.batches)?;
-            }
-            None => tables.push(TableStatus {
-                table: t.table.clone(),
-                source: t.source.clone(),
-                present: false,
-                files: vec![],
-                rows_read: 0,
-                rows: 0,
-                problems: 0,
-                latest_as_of: None,
-            }),
-        }
-    }
+    let src = sources::register(&opened, &ctx, opts.as_of, progress).await?;
     let applicants_label = opts.applicants.file_name().map_or_else(
         || opts.applicants.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -200,8 +81,8 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         &policy,
         opts.as_of,
         &applicants_label,
-        &present,
-        &source_status,
+        &src.present(),
+        &src.statuses(),
     )
     .map_err(|e| Error::Internal(format!("cannot build the input tables: {e}")))?;
     for (name, b) in inputs {
@@ -236,19 +117,20 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         &figures,
         &flags,
         &evidence,
-        &missing_sources,
-        &[],
+        &src.missing,
+        &src.stale,
     );
     progress.step("results assembled");
     Ok(CheckRun {
         as_of: opts.as_of,
         policy_file: policy.file.clone(),
-        sources: opts.sources.display().to_string(),
+        sources: opts.sources.label(),
         batch,
         results,
-        tables,
-        missing_sources,
-        problems,
+        tables: src.tables,
+        missing_sources: src.missing,
+        stale_sources: src.stale,
+        problems: src.problems,
     })
 }
 

@@ -47,8 +47,14 @@ pub struct CheckArgs {
     #[arg(long)]
     pub applicants: PathBuf,
     /// Folder with one entry per canonical table (TABLE.csv|.parquet|.jsonl or TABLE/).
+    #[arg(long, required_unless_present = "lake", conflicts_with = "lake")]
+    pub sources: Option<PathBuf>,
+    /// Lake made by `hedui ingest`: a local path, file:///path or s3://bucket/prefix.
     #[arg(long)]
-    pub sources: PathBuf,
+    pub lake: Option<String>,
+    /// Read the lake as committed at this time (RFC 3339, e.g. 2026-11-22T18:00:00+08:00).
+    #[arg(long, requires = "lake")]
+    pub snapshot_at: Option<String>,
     /// Policy file (TOML).
     #[arg(long)]
     pub policy: PathBuf,
@@ -58,6 +64,37 @@ pub struct CheckArgs {
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+impl CheckArgs {
+    /// The departments' data this check reads.
+    pub fn source_input(&self) -> Result<crate::sources::SourceInput, crate::error::Error> {
+        use crate::error::Error;
+        use crate::sources::SourceInput;
+        match (&self.sources, &self.lake) {
+            (Some(dir), None) => Ok(SourceInput::Folder(dir.clone())),
+            (None, Some(url)) => {
+                let lake = crate::config::LakeConfig::from_url(url)
+                    .map_err(|why| Error::Usage(format!("invalid --lake {url:?}: {why}")))?;
+                let at = match &self.snapshot_at {
+                    None => None,
+                    Some(t) => Some(
+                        chrono::DateTime::parse_from_rfc3339(t.trim())
+                            .map_err(|_| {
+                                Error::Usage(format!(
+                                    "invalid --snapshot-at {t:?}: expected a time such as 2026-11-22T18:00:00+08:00"
+                                ))
+                            })?
+                            .with_timezone(&chrono::Utc),
+                    ),
+                };
+                Ok(SourceInput::Lake { lake, at })
+            }
+            _ => Err(Error::Usage(
+                "give exactly one of --sources DIR and --lake URL".into(),
+            )),
+        }
+    }
 }
 
 /// File format of generated source tables.

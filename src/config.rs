@@ -263,6 +263,46 @@ fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Parses a lake URL: a local path (relative to `base`), `file:///abs/path` or
+/// `s3://bucket/prefix`.
+pub fn parse_lake_url(url: &str, base: &Path) -> Result<LakeLocation, String> {
+    let url = url.trim();
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err("s3:// URL without a bucket".into());
+        }
+        Ok(LakeLocation::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    } else if let Some(p) = url.strip_prefix("file://") {
+        if !p.starts_with('/') {
+            return Err("file:// URLs take an absolute path (file:///var/lib/hedui/lake)".into());
+        }
+        Ok(LakeLocation::Local(PathBuf::from(p)))
+    } else if url.contains("://") {
+        Err(format!(
+            "\"{url}\": the lake is a local path, file:// or s3:// URL"
+        ))
+    } else if url.is_empty() {
+        Err("is empty".into())
+    } else {
+        Ok(LakeLocation::Local(base.join(url)))
+    }
+}
+
+impl LakeConfig {
+    /// A lake named by URL alone (`check --lake`); S3 options at their defaults.
+    pub fn from_url(url: &str) -> Result<LakeConfig, String> {
+        Ok(LakeConfig {
+            url: url.trim().to_owned(),
+            location: parse_lake_url(url, Path::new("."))?,
+            s3: S3Options::default(),
+        })
+    }
+}
+
 impl Deployment {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Deployment, ConfigError> {
@@ -296,33 +336,8 @@ impl Deployment {
 
         let lake = {
             let url = raw.lake.url.trim().to_owned();
-            let location = if let Some(rest) = url.strip_prefix("s3://") {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(fail("lake.url".into(), "s3:// URL without a bucket".into()));
-                }
-                LakeLocation::S3 {
-                    bucket: bucket.to_owned(),
-                    prefix: prefix.trim_matches('/').to_owned(),
-                }
-            } else if let Some(p) = url.strip_prefix("file://") {
-                if !p.starts_with('/') {
-                    return Err(fail(
-                        "lake.url".into(),
-                        "file:// URLs take an absolute path (file:///var/lib/hedui/lake)".into(),
-                    ));
-                }
-                LakeLocation::Local(PathBuf::from(p))
-            } else if url.contains("://") {
-                return Err(fail(
-                    "lake.url".into(),
-                    format!("\"{url}\": the lake is a local path, file:// or s3:// URL"),
-                ));
-            } else if url.is_empty() {
-                return Err(fail("lake.url".into(), "is empty".into()));
-            } else {
-                LakeLocation::Local(resolve(PathBuf::from(&url)))
-            };
+            let location =
+                parse_lake_url(&url, base).map_err(|why| fail("lake.url".into(), why))?;
             if let Some(ep) = &raw.lake.s3.endpoint {
                 if ep.starts_with("http://") && !raw.lake.s3.allow_http {
                     return Err(fail(

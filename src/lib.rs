@@ -10,6 +10,7 @@
 //! - [`inputs`]: households, members and per-household parameters as Arrow tables.
 //! - [`engine`]: the DataFusion session and the `pipelines/*.sql` views (SPEC §5).
 //! - [`evidence`]: flags → the source records they rest on.
+//! - [`sources`]: the departments' data of a run: a source folder or the lake.
 //! - [`check`]: one verification run end to end.
 //! - [`output`]: results.jsonl, rejected.jsonl, summary.json, data_quality.jsonl, report.html.
 //! - [`generate`]: a deterministic synthetic city for demos, tests and benchmarks.
@@ -31,6 +32,7 @@ pub mod lake;
 pub mod output;
 pub mod policy;
 pub mod progress;
+pub mod sources;
 
 use cli::{Cli, Command};
 use error::Error;

@@ -44,6 +44,26 @@ pub enum Cell<'a> {
 /// exact decimals (SPEC §2).
 pub const BINARY_FLOAT: &str = "binary floating-point number (exact decimals are required)";
 
+/// Every reason code a malformed record can carry.
+pub const REASONS: &[&str] = &[
+    "missing_value",
+    "invalid_id_number",
+    "invalid_date",
+    "invalid_month",
+    "invalid_number",
+    "too_many_decimals",
+    "out_of_range",
+    "invalid_enum",
+    "invalid_type",
+    "invalid_json",
+    "invalid_record",
+];
+
+/// The reason code spelled `text`, if it is one.
+pub fn reason_code(text: &str) -> Option<&'static str> {
+    REASONS.iter().find(|r| **r == text).copied()
+}
+
 /// One malformed source record (SPEC §2, §7 `data_quality.jsonl`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -55,7 +75,7 @@ pub struct Problem {
     pub row: u64,
     /// The first field found wrong ("" when the record as a whole is unreadable).
     pub field: String,
-    /// Reason code, e.g. `invalid_date`.
+    /// Reason code, e.g. `invalid_date` (one of [`REASONS`]).
     pub reason: &'static str,
     /// The offending value as delivered (ID numbers masked).
     pub value: String,
@@ -77,6 +97,10 @@ struct FieldError {
 }
 
 fn err(reason: &'static str, message: impl Into<String>) -> FieldError {
+    debug_assert!(
+        REASONS.contains(&reason),
+        "reason {reason} missing from REASONS"
+    );
     FieldError {
         reason,
         message: message.into(),
@@ -357,6 +381,10 @@ impl TableBuilder {
         value: &str,
     ) {
         self.rows_read += 1;
+        debug_assert!(
+            REASONS.contains(&reason),
+            "reason {reason} missing from REASONS"
+        );
         let value: String = value.chars().take(200).collect();
         self.problems.push(Problem {
             table: self.schema.table.clone(),

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::generate::{generate, CitySpec};
 use crate::output;
 use crate::progress::Progress;
+use crate::sources::SourceInput;
 
 /// Runs `demo`.
 pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
@@ -30,7 +31,7 @@ pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Resul
     })?;
     let opts = CheckOptions {
         applicants: city.applicants,
-        sources: city.sources,
+        sources: SourceInput::Folder(city.sources.clone()),
         policy: city.policy,
         as_of,
     };
@@ -46,7 +47,7 @@ pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Resul
             "\nThe city is in {}; try:\n  hedui check --applicants {} --sources {} --policy {} --out {}",
             city_dir.display(),
             opts.applicants.display(),
-            opts.sources.display(),
+            city.sources.display(),
             opts.policy.display(),
             out.display()
         );

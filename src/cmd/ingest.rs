@@ -137,6 +137,7 @@ async fn ingest_source(
         pulled_at,
         committed_at: pulled_at,
         tables,
+        freshness_days: s.freshness_days,
     };
     Ok(lake.commit(manifest, base_seq).await?)
 }

@@ -114,6 +114,16 @@ pub struct Manifest {
     pub committed_at: DateTime<Utc>,
     /// The tables of the snapshot.
     pub tables: Vec<TableEntry>,
+    /// The source's `freshness_days` when it was ingested: checks on a date more than
+    /// this many days after `pulled_at` treat the snapshot as stale.
+    pub freshness_days: u32,
+}
+
+impl Manifest {
+    /// Whether the snapshot is stale on `d` (SPEC §9).
+    pub fn stale_on(&self, d: chrono::NaiveDate) -> bool {
+        (d - self.pulled_at.date_naive()).num_days() > i64::from(self.freshness_days)
+    }
 }
 
 /// Timestamps in manifests: RFC 3339 with microseconds, UTC.
@@ -139,6 +149,9 @@ pub struct Lake {
     url: String,
     store: Arc<dyn ObjectStore>,
     root: StorePath,
+    /// How DataFusion addresses the lake root: an absolute local path, or a URL of a
+    /// store registered in the session.
+    table_base: String,
 }
 
 fn manifest_name(seq: u64) -> String {
@@ -155,8 +168,13 @@ impl Lake {
                     what: dir.display().to_string(),
                     why: e.to_string(),
                 })?;
+                let dir = std::fs::canonicalize(dir).map_err(|e| LakeError::Write {
+                    url: config.url.clone(),
+                    what: dir.display().to_string(),
+                    why: e.to_string(),
+                })?;
                 let store =
-                    LocalFileSystem::new_with_prefix(dir).map_err(|source| LakeError::Store {
+                    LocalFileSystem::new_with_prefix(&dir).map_err(|source| LakeError::Store {
                         url: config.url.clone(),
                         op: "open".into(),
                         source,
@@ -165,6 +183,7 @@ impl Lake {
                     url: config.url.clone(),
                     store: Arc::new(store),
                     root: StorePath::default(),
+                    table_base: dir.display().to_string(),
                 })
             }
             LakeLocation::S3 { .. } => Err(LakeError::Unsupported {
@@ -174,13 +193,14 @@ impl Lake {
         }
     }
 
-    /// A lake over any object store, under `root` (tests and other stores).
-    pub fn with_store(url: &str, store: Arc<dyn ObjectStore>, root: StorePath) -> Lake {
-        Lake {
-            url: url.to_owned(),
-            store,
-            root,
-        }
+    /// The lake's URL as configured.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How DataFusion addresses the lake file `rel`.
+    pub fn file_url(&self, rel: &str) -> String {
+        format!("{}/{}", self.table_base, rel.trim_start_matches('/'))
     }
 
     /// The underlying store.
@@ -327,6 +347,7 @@ mod tests {
                 problems: 1,
                 problems_file: None,
             }],
+            freshness_days: 35,
         }
     }
 

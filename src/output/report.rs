@@ -306,10 +306,10 @@ pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error>
         .map(|(name, s)| {
             (
                 format!("{}（{name}）", source_zh(name)),
-                if s.status == "missing" {
-                    "缺失"
-                } else {
-                    "已接入"
+                match s.status {
+                    "missing" => "缺失",
+                    "stale" => "数据过期",
+                    _ => "已接入",
                 },
                 s.rows,
                 s.problems,
@@ -355,6 +355,7 @@ pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error>
         chart_height => bars_height(&run.results),
         sources,
         missing => run.missing_sources.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
+        stale => run.stale_sources.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
         rejections,
         households,
     };

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::check::{CheckRun, TableStatus};
+use crate::check::CheckRun;
+use crate::sources::TableStatus;
 
 /// Verdicts in the order of SPEC §5.7.
 pub const VERDICTS: [&str; 4] = ["eligible", "review", "incomplete", "ineligible"];
@@ -60,7 +61,7 @@ pub struct Summary {
     pub as_of: String,
     /// Policy file.
     pub policy: String,
-    /// Source folder.
+    /// Source folder, or lake URL (and `--snapshot-at` time).
     pub sources_dir: String,
     /// The batch.
     pub applicants: ApplicantSummary,
@@ -72,6 +73,8 @@ pub struct Summary {
     pub sources: BTreeMap<String, SourceSummary>,
     /// Sources missing.
     pub missing_sources: Vec<String>,
+    /// Sources stale (lake reads: snapshot older than its freshness on D).
+    pub stale_sources: Vec<String>,
     /// Malformed source records in all.
     pub data_quality_problems: usize,
 }
@@ -100,6 +103,8 @@ pub fn build(run: &CheckRun) -> Summary {
             .or_insert_with(|| SourceSummary {
                 status: if run.missing_sources.contains(&t.source) {
                     "missing"
+                } else if run.stale_sources.contains(&t.source) {
+                    "stale"
                 } else {
                     "present"
                 },
@@ -132,6 +137,7 @@ pub fn build(run: &CheckRun) -> Summary {
         rules,
         sources,
         missing_sources: run.missing_sources.clone(),
+        stale_sources: run.stale_sources.clone(),
         data_quality_problems: run.problems.len(),
     }
 }

@@ -1,0 +1,381 @@
+//! The departments' data one check reads, registered in its DataFusion session: either
+//! a plain source folder (SPEC §2, loaded through the `files` connector) or the lake
+//! (SPEC §9, snapshot Parquet read in place through listing tables). Both yield the same
+//! canonical tables, the same per-table status, and the missing and stale sources.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::object_store::ObjectStoreExt;
+use datafusion::prelude::SessionContext;
+use hedui_connectors::schema::{self, TableSchema};
+use hedui_connectors::validate::{days_to_date, reason_code};
+use hedui_connectors::{Connector, FilesConnector, LoadOptions, Problem};
+
+use crate::config::LakeConfig;
+use crate::engine::{self, collect};
+use crate::error::Error;
+use crate::lake::{Lake, LakeError};
+use crate::progress::Progress;
+
+/// Where a check reads the departments' data.
+#[derive(Debug, Clone)]
+pub enum SourceInput {
+    /// A folder in the SPEC §2 layout (`--sources`).
+    Folder(PathBuf),
+    /// A lake made by `hedui ingest` (`--lake`), as committed at a time (`--snapshot-at`)
+    /// or now.
+    Lake {
+        /// The lake.
+        lake: LakeConfig,
+        /// Read the snapshots committed at or before this time.
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+impl SourceInput {
+    /// How outputs name the input.
+    pub fn label(&self) -> String {
+        match self {
+            SourceInput::Folder(p) => p.display().to_string(),
+            SourceInput::Lake { lake, at: None } => lake.url.clone(),
+            SourceInput::Lake { lake, at: Some(t) } => {
+                format!("{} @ {}", lake.url, t.to_rfc3339())
+            }
+        }
+    }
+}
+
+/// What one canonical table contributed to the run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableStatus {
+    /// Canonical table.
+    pub table: String,
+    /// Its source.
+    pub source: String,
+    /// Whether the source delivered it.
+    pub present: bool,
+    /// Files read (relative to the folder, or the snapshot's files in the lake).
+    pub files: Vec<String>,
+    /// Records read (good and malformed).
+    pub rows_read: u64,
+    /// Valid records used by the rules.
+    pub rows: usize,
+    /// Malformed records kept out.
+    pub problems: usize,
+    /// Latest date in the table (as_of, period or registered_on), if any.
+    pub latest_as_of: Option<String>,
+    /// Lake reads: the snapshot's commit sequence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<u64>,
+    /// Lake reads: when the snapshot was pulled from the department.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pulled_at: Option<String>,
+}
+
+impl TableStatus {
+    fn absent(t: &TableSchema) -> Self {
+        TableStatus {
+            table: t.table.clone(),
+            source: t.source.clone(),
+            present: false,
+            files: vec![],
+            rows_read: 0,
+            rows: 0,
+            problems: 0,
+            latest_as_of: None,
+            snapshot: None,
+            pulled_at: None,
+        }
+    }
+}
+
+/// The departments' data of a run, registered in the session.
+#[derive(Debug, Default)]
+pub struct Sources {
+    /// Per canonical table, in SPEC §2 order.
+    pub tables: Vec<TableStatus>,
+    /// Malformed source records.
+    pub problems: Vec<Problem>,
+    /// Sources with a table absent (or, in the lake, no snapshot), sorted.
+    pub missing: Vec<String>,
+    /// Lake sources whose snapshot is older than their freshness on D, sorted.
+    pub stale: Vec<String>,
+}
+
+impl Sources {
+    /// Tables delivered.
+    pub fn present(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|t| t.present)
+            .map(|t| t.table.clone())
+            .collect()
+    }
+
+    /// (source, `present` | `missing` | `stale`) for every source.
+    pub fn statuses(&self) -> Vec<(String, String)> {
+        schema::sources()
+            .into_iter()
+            .map(|(s, _)| {
+                let status = if self.missing.iter().any(|m| m == s) {
+                    "missing"
+                } else if self.stale.iter().any(|m| m == s) {
+                    "stale"
+                } else {
+                    "present"
+                };
+                (s.to_owned(), status.to_owned())
+            })
+            .collect()
+    }
+}
+
+/// Checks that the input can be opened at all (before the batch is read).
+pub fn open(input: &SourceInput) -> Result<Opened, Error> {
+    Ok(match input {
+        SourceInput::Folder(dir) => Opened::Folder(FilesConnector::new(dir)?),
+        SourceInput::Lake { lake, at } => Opened::Lake(Lake::open(lake)?, *at),
+    })
+}
+
+/// An input that could be opened.
+#[derive(Debug)]
+pub enum Opened {
+    /// A source folder.
+    Folder(FilesConnector),
+    /// A lake, and the time to read it at.
+    Lake(Lake, Option<DateTime<Utc>>),
+}
+
+/// Registers every delivered canonical table in `ctx` and reports on them.
+pub async fn register(
+    opened: &Opened,
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<Sources, Error> {
+    let mut s = match opened {
+        Opened::Folder(c) => from_folder(c, ctx, as_of, progress).await?,
+        Opened::Lake(lake, at) => from_lake(lake, *at, ctx, as_of, progress).await?,
+    };
+    for t in s.tables.iter_mut().filter(|t| t.present) {
+        t.latest_as_of = latest_date(ctx, t).await?;
+    }
+    s.missing.sort();
+    s.missing.dedup();
+    s.stale.sort();
+    s.stale.dedup();
+    Ok(s)
+}
+
+async fn from_folder(
+    connector: &FilesConnector,
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<Sources, Error> {
+    let options = LoadOptions {
+        reference_date: as_of,
+    };
+    let mut s = Sources::default();
+    for t in schema::tables() {
+        match connector.load(t, options).await? {
+            Some(lt) => {
+                progress.step(&format!(
+                    "{}: {} records, {} malformed",
+                    t.table,
+                    lt.rows_read,
+                    lt.problems.len()
+                ));
+                s.tables.push(TableStatus {
+                    present: true,
+                    files: lt.files.clone(),
+                    rows_read: lt.rows_read,
+                    rows: lt.rows(),
+                    problems: lt.problems.len(),
+                    ..TableStatus::absent(t)
+                });
+                s.problems.extend(lt.problems);
+                engine::register(ctx, &t.table, t.arrow_schema(), lt.batches)?;
+            }
+            None => {
+                progress.step(&format!(
+                    "{}: absent — source {} missing",
+                    t.table, t.source
+                ));
+                s.missing.push(t.source.clone());
+                s.tables.push(TableStatus::absent(t));
+            }
+        }
+    }
+    Ok(s)
+}
+
+async fn from_lake(
+    lake: &Lake,
+    at: Option<DateTime<Utc>>,
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<Sources, Error> {
+    let mut s = Sources::default();
+    for (source, tables) in schema::sources() {
+        let manifest = lake.snapshot_at(source, at).await?;
+        match &manifest {
+            None => progress.step(&format!("{source}: no snapshot — missing")),
+            Some(m) => {
+                progress.step(&format!(
+                    "{source}: snapshot {} pulled {}",
+                    m.seq,
+                    m.pulled_at.to_rfc3339()
+                ));
+                if m.stale_on(as_of) {
+                    s.stale.push(source.to_owned());
+                }
+            }
+        }
+        for t in tables {
+            let entry = manifest
+                .as_ref()
+                .and_then(|m| m.tables.iter().find(|e| e.table == t.table).map(|e| (m, e)));
+            let Some((m, entry)) = entry else {
+                s.missing.push(source.to_owned());
+                s.tables.push(TableStatus::absent(t));
+                continue;
+            };
+            register_snapshot_table(lake, ctx, t, &entry.files)?;
+            if let Some(rel) = &entry.problems_file {
+                s.problems.extend(read_problems(lake, rel).await?);
+            }
+            s.tables.push(TableStatus {
+                present: true,
+                files: entry.files.clone(),
+                rows_read: entry.rows + entry.problems,
+                rows: usize::try_from(entry.rows).unwrap_or(usize::MAX),
+                problems: usize::try_from(entry.problems).unwrap_or(usize::MAX),
+                snapshot: Some(m.seq),
+                pulled_at: Some(m.pulled_at.to_rfc3339()),
+                ..TableStatus::absent(t)
+            });
+        }
+    }
+    Ok(s)
+}
+
+/// Registers a snapshot table's Parquet files as a listing table: the rules read them in
+/// place (row groups and pages pruned by statistics), nothing is copied into memory first.
+fn register_snapshot_table(
+    lake: &Lake,
+    ctx: &SessionContext,
+    t: &TableSchema,
+    files: &[String],
+) -> Result<(), Error> {
+    let engine_err = |e: datafusion::error::DataFusionError| {
+        Error::Engine(crate::engine::EngineError::DataFusion {
+            what: format!("register lake table {}", t.table),
+            source: e,
+        })
+    };
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(lake.file_url(f)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(engine_err)?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(t.arrow_schema());
+    let table = ListingTable::try_new(config).map_err(engine_err)?;
+    ctx.register_table(t.table.as_str(), Arc::new(table))
+        .map_err(engine_err)?;
+    Ok(())
+}
+
+async fn read_problems(lake: &Lake, rel: &str) -> Result<Vec<Problem>, Error> {
+    let path = lake.path(rel);
+    let bytes = lake
+        .store()
+        .get(&path)
+        .await
+        .map_err(|source| LakeError::Store {
+            url: lake.url().to_owned(),
+            op: format!("read {rel}"),
+            source,
+        })?
+        .bytes()
+        .await
+        .map_err(|source| LakeError::Store {
+            url: lake.url().to_owned(),
+            op: format!("read {rel}"),
+            source,
+        })?;
+    /// A line of `problems.jsonl` as stored by the ingest.
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        table: String,
+        file: String,
+        row: u64,
+        field: String,
+        reason: String,
+        value: String,
+        message: String,
+    }
+    let bad = |why: String| LakeError::BadManifest {
+        url: lake.url().to_owned(),
+        path: rel.to_owned(),
+        why,
+    };
+    let mut out = Vec::new();
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let p: Stored = serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?;
+        let reason = reason_code(&p.reason)
+            .ok_or_else(|| bad(format!("unknown reason code {:?}", p.reason)))?;
+        out.push(Problem {
+            table: p.table,
+            file: p.file,
+            row: p.row,
+            field: p.field,
+            reason,
+            value: p.value,
+            message: p.message,
+        });
+    }
+    Ok(out)
+}
+
+/// The latest date in a table (its as_of, period or registered_on column).
+async fn latest_date(ctx: &SessionContext, t: &TableStatus) -> Result<Option<String>, Error> {
+    let Some(schema) = schema::table(&t.table) else {
+        return Ok(None);
+    };
+    let Some(col) = ["as_of", "period", "registered_on"]
+        .into_iter()
+        .find(|c| schema.column(c).is_some())
+    else {
+        return Ok(None);
+    };
+    let batches = collect(ctx, &format!("SELECT MAX({col}) FROM {}", t.table)).await?;
+    let Some(a) = batches.first().map(|b| b.column(0)) else {
+        return Ok(None);
+    };
+    if a.data_type() != &DataType::Date32 || a.is_empty() || a.is_null(0) {
+        return Ok(None);
+    }
+    let Some(d) = days_to_date(a.as_primitive::<Date32Type>().value(0)) else {
+        return Ok(None);
+    };
+    Ok(Some(if col == "period" {
+        d.format("%Y-%m").to_string()
+    } else {
+        d.to_string()
+    }))
+}

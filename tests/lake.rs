@@ -1,0 +1,216 @@
+//! Checks on the lake (SPEC §9): results from `--lake` equal results from `--sources`
+//! on the same data; an old snapshot makes its source stale (never `eligible`);
+//! `--snapshot-at` re-reads the snapshots in force at a past time.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn hedui(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+struct City {
+    dir: tempfile::TempDir,
+    today: String,
+}
+
+impl City {
+    fn new() -> City {
+        let dir = tempfile::tempdir().unwrap();
+        let today = chrono::Local::now().date_naive().to_string();
+        let city = dir.path().join("city");
+        ok(hedui(&[
+            "generate",
+            "--people",
+            "600",
+            "--households",
+            "60",
+            "--seed",
+            "11",
+            "--as-of",
+            &today,
+            "--out",
+            city.to_str().unwrap(),
+        ]));
+        let mut config = String::from("[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n");
+        for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
+            config.push_str(&format!(
+                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
+                city.join("sources").display()
+            ));
+        }
+        std::fs::write(dir.path().join("hedui.toml"), config).unwrap();
+        City { dir, today }
+    }
+
+    fn p(&self, rel: &str) -> String {
+        self.dir.path().join(rel).display().to_string()
+    }
+
+    fn ingest(&self) {
+        ok(hedui(&["ingest", "--config", &self.p("hedui.toml")]));
+    }
+
+    fn check(&self, data: &[&str], as_of: &str, out: &str) -> Output {
+        let (applicants, policy, out_dir) = (
+            self.p("city/applicants.csv"),
+            self.p("city/policy.toml"),
+            self.p(out),
+        );
+        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
+        args.extend_from_slice(data);
+        args.extend_from_slice(&["--as-of", as_of, "--out", &out_dir]);
+        hedui(&args)
+    }
+}
+
+fn sorted(mut v: Vec<Value>) -> Vec<String> {
+    let mut s: Vec<String> = v.drain(..).map(|x| x.to_string()).collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn lake_results_equal_folder_results() {
+    let c = City::new();
+    c.ingest();
+    let lake = c.p("lake");
+    ok(c.check(&["--sources", &c.p("city/sources")], &c.today, "folder"));
+    ok(c.check(&["--lake", &lake], &c.today, "lake"));
+    let (a, b) = (
+        lines(&c.dir.path().join("folder/results.jsonl")),
+        lines(&c.dir.path().join("lake/results.jsonl")),
+    );
+    assert!(a.len() > 40);
+    assert!(a.iter().any(|r| r["verdict"] == "eligible"));
+    assert_eq!(a, b, "results from --lake differ from --sources");
+    assert_eq!(
+        sorted(lines(&c.dir.path().join("folder/data_quality.jsonl"))),
+        sorted(lines(&c.dir.path().join("lake/data_quality.jsonl")))
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(c.dir.path().join("lake/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        summary["sources"]["hr"]["tables"]["hr_income"]["snapshot"],
+        1
+    );
+    assert_eq!(summary["stale_sources"], serde_json::json!([]));
+}
+
+#[test]
+fn old_snapshots_are_stale_and_never_eligible() {
+    let c = City::new();
+    c.ingest();
+    // 36 days after the pull, past the default freshness of 35 days.
+    let later = (chrono::Local::now().date_naive() + chrono::Days::new(36)).to_string();
+    ok(c.check(&["--lake", &c.p("lake")], &later, "out"));
+    let results = lines(&c.dir.path().join("out/results.jsonl"));
+    let all = serde_json::json!(["bank", "fund", "housing", "hr", "police", "tax"]);
+    for r in &results {
+        assert_eq!(r["stale_sources"], all);
+        assert_eq!(r["missing_sources"], serde_json::json!([]));
+        assert!(
+            r["verdict"] == "incomplete" || r["verdict"] == "ineligible",
+            "{r}"
+        );
+    }
+    assert!(results.iter().any(|r| r["verdict"] == "incomplete"));
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(c.dir.path().join("out/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["sources"]["police"]["status"], "stale");
+    let html = std::fs::read_to_string(c.dir.path().join("out/report.html")).unwrap();
+    assert!(html.contains("以下部门数据已超过更新期限"));
+}
+
+#[test]
+fn snapshot_at_reads_the_past() {
+    let c = City::new();
+    c.ingest();
+    // fund is the last source the first ingest commits.
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            c.dir
+                .path()
+                .join("lake/sources/fund/manifests/00000000000000000001.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let first = m["committed_at"].as_str().unwrap().to_owned();
+    // The police registry disappears from the department's folder; the next pull
+    // commits a police snapshot without it.
+    std::fs::remove_file(c.dir.path().join("city/sources/residents.csv")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    c.ingest();
+    ok(c.check(&["--lake", &c.p("lake")], &c.today, "now"));
+    for r in lines(&c.dir.path().join("now/results.jsonl")) {
+        assert_eq!(r["missing_sources"], serde_json::json!(["police"]));
+        assert_ne!(r["verdict"], "eligible");
+    }
+    ok(c.check(
+        &["--lake", &c.p("lake"), "--snapshot-at", &first],
+        &c.today,
+        "then",
+    ));
+    let then = lines(&c.dir.path().join("then/results.jsonl"));
+    for r in &then {
+        assert_eq!(r["missing_sources"], serde_json::json!([]), "at {first}");
+    }
+    assert!(then.iter().any(|r| r["verdict"] == "eligible"));
+
+    // Before the first commit there is no snapshot at all: every source is missing.
+    ok(c.check(
+        &[
+            "--lake",
+            &c.p("lake"),
+            "--snapshot-at",
+            "2000-01-01T00:00:00Z",
+        ],
+        &c.today,
+        "before",
+    ));
+    for r in lines(&c.dir.path().join("before/results.jsonl")) {
+        assert_eq!(r["missing_sources"].as_array().unwrap().len(), 6);
+    }
+
+    let out = c.check(
+        &["--lake", &c.p("lake"), "--snapshot-at", "yesterday"],
+        &c.today,
+        "bad",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --snapshot-at \"yesterday\""));
+    let out = c.check(
+        &["--sources", &c.p("city/sources"), "--lake", &c.p("lake")],
+        &c.today,
+        "bad",
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
