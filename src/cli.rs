@@ -27,6 +27,19 @@ pub enum Command {
     Demo(DemoArgs),
     /// Pull the configured sources into the lake as new snapshots.
     Ingest(IngestArgs),
+    /// Show each source's current snapshot, age, staleness and last failed pull.
+    Sources(SourcesArgs),
+}
+
+/// `hedui sources`.
+#[derive(Debug, clap::Args)]
+pub struct SourcesArgs {
+    /// Deployment config (TOML, SPEC §9).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Count ages to this date, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub as_of: Option<String>,
 }
 
 /// `hedui ingest`.

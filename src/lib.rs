@@ -63,6 +63,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 }
                 done.failure.map_or(Ok(()), Err)
             }
+            Command::Sources(args) => {
+                let today = cmd::as_of(args.as_of.as_deref())?;
+                println!("{}", cmd::sources::execute(args, today).await?);
+                Ok(())
+            }
         }
     })
 }

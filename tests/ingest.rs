@@ -125,6 +125,35 @@ url = "file://{police}"
         .join("lake/sources/police/manifests/00000000000000000002.json")
         .exists());
 
+    // `hedui sources` shows each source's snapshot, age, staleness and last failure.
+    let later = (chrono::Local::now().date_naive() + chrono::Days::new(40)).to_string();
+    let out = hedui(&["sources", "--config", cfg, "--as-of", &later]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hr: snapshot 3 pulled"), "{text}");
+    assert!(
+        text.contains("(40 days ago, freshness 35 days) — STALE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  hr_income: 1 records, 1 malformed"),
+        "{text}"
+    );
+    assert!(text.contains("police: snapshot 1 pulled"), "{text}");
+    assert!(
+        text.contains("  vehicles: not delivered — source police missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(after the current snapshot): cannot read source folder"),
+        "{text}"
+    );
+
     let out = hedui(&["ingest", "--config", cfg, "--source", "welfare"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--source welfare: no such source"));

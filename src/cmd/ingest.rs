@@ -55,10 +55,11 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
                 ));
             }
             Err(e) => {
-                lines.push(format!(
-                    "{}: failed, nothing committed: {e}",
-                    s.name.as_str()
-                ));
+                let mut line = format!("{}: failed, nothing committed: {e}", s.name.as_str());
+                if let Err(rec) = lake.record_failure(s.name.as_str(), &e.to_string()).await {
+                    line.push_str(&format!(" (the failure could not be recorded: {rec})"));
+                }
+                lines.push(line);
                 first_failure.get_or_insert(e);
             }
         }

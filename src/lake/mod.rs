@@ -126,6 +126,18 @@ impl Manifest {
     }
 }
 
+/// A failed pull of a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Source name.
+    pub source: String,
+    /// When the pull failed.
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The error, in words (never a token or a full ID number).
+    pub error: String,
+}
+
 /// Timestamps in manifests: RFC 3339 with microseconds, UTC.
 mod rfc3339 {
     use chrono::{DateTime, SecondsFormat, Utc};
@@ -266,6 +278,64 @@ impl Lake {
             .into_iter()
             .rev()
             .find(|m| at.is_none_or(|t| m.committed_at <= t)))
+    }
+
+    /// Records that a pull of `source` failed (SPEC §9: "the failure is recorded"). The
+    /// record sits beside the manifests and never changes what readers see.
+    pub async fn record_failure(&self, source: &str, error: &str) -> Result<(), LakeError> {
+        let at = Utc::now();
+        let failure = Failure {
+            source: source.to_owned(),
+            at,
+            error: error.to_owned(),
+        };
+        let rel = format!(
+            "sources/{source}/failures/{}-{:08x}.json",
+            at.format("%Y%m%dT%H%M%S%.6fZ"),
+            std::process::id()
+        );
+        let body = serde_json::to_vec_pretty(&failure).map_err(|e| LakeError::Write {
+            url: self.url.clone(),
+            what: rel.clone(),
+            why: e.to_string(),
+        })?;
+        self.store
+            .put(&self.path(&rel), PutPayload::from(body))
+            .await
+            .map_err(self.store_err(format!("write {rel}")))?;
+        Ok(())
+    }
+
+    /// The last recorded failed pull of `source`.
+    pub async fn last_failure(&self, source: &str) -> Result<Option<Failure>, LakeError> {
+        let dir = self.path(&format!("sources/{source}/failures"));
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(self.store_err(format!("list {dir}")))?;
+        let Some(last) = listing
+            .objects
+            .into_iter()
+            .max_by(|a, b| a.location.cmp(&b.location))
+        else {
+            return Ok(None);
+        };
+        let bytes = self
+            .store
+            .get(&last.location)
+            .await
+            .map_err(self.store_err(format!("read {}", last.location)))?
+            .bytes()
+            .await
+            .map_err(self.store_err(format!("read {}", last.location)))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LakeError::BadManifest {
+                url: self.url.clone(),
+                path: last.location.to_string(),
+                why: e.to_string(),
+            })
     }
 
     /// The current commit sequence of `source` (0 when it has none).
