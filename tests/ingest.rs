@@ -175,3 +175,75 @@ url = "file://{police}"
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An ingest killed (SIGKILL) after writing a snapshot's files but before committing
+/// leaves the lake readable with the previous snapshot current; the next ingest succeeds.
+#[test]
+fn ingest_killed_before_commit_leaves_previous_snapshot() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let police = dir.path().join("police");
+    std::fs::create_dir_all(&police).unwrap();
+    let a = id("41018419800101011");
+    std::fs::write(
+        police.join("residents.csv"),
+        format!("id_number,name,status\n{a},张伟,normal\n"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("hedui.toml");
+    std::fs::write(
+        &cfg,
+        format!("[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n[[source]]\nname = \"police\"\nkind = \"files\"\nurl = \"{}\"\n", police.display()),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    assert_eq!(hedui(&["ingest", "--config", cfg]).status.code(), Some(0));
+
+    std::fs::write(
+        police.join("residents.csv"),
+        format!("id_number,name,status\n{a},张伟,deceased\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(["ingest", "--config", cfg])
+        .env("HEDUI_PAUSE_BEFORE_COMMIT_MS", "60000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("pausing") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ingest ended before pausing"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let snapshots = std::fs::read_dir(dir.path().join("lake/sources/police/snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(snapshots, 2, "the killed ingest had written its files");
+    let manifests = dir.path().join("lake/sources/police/manifests");
+    assert_eq!(
+        std::fs::read_dir(&manifests).unwrap().count(),
+        1,
+        "but committed nothing"
+    );
+    let out = hedui(&["sources", "--config", cfg]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("police: snapshot 1 pulled"));
+
+    let out = hedui(&["ingest", "--config", cfg]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("police: snapshot 2 committed"));
+}

@@ -140,5 +140,20 @@ async fn ingest_source(
         tables,
         freshness_days: s.freshness_days,
     };
+    pause_before_commit(name).await;
     Ok(lake.commit(manifest, base_seq).await?)
+}
+
+/// Fault injection for crash tests: with `HEDUI_PAUSE_BEFORE_COMMIT_MS` set, the ingest
+/// says so on stderr and waits that long after writing a snapshot's files and before
+/// committing its manifest, so a test can kill the process at the worst moment.
+async fn pause_before_commit(source: &str) {
+    let Some(ms) = std::env::var("HEDUI_PAUSE_BEFORE_COMMIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    eprintln!("{source}: snapshot written, pausing {ms} ms before commit");
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
