@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use hedui_connectors::mapping::SourceMapping;
 use hedui_connectors::schema;
+use hedui_connectors::{Credentials, HttpSource};
 use serde::Deserialize;
 
 /// Default page size of HTTP pulls and lookup chunks.
@@ -300,6 +301,28 @@ impl LakeConfig {
             location: parse_lake_url(url, Path::new("."))?,
             s3: S3Options::default(),
         })
+    }
+}
+
+impl SourceConfig {
+    /// The connector settings of an `http` source.
+    pub fn http(&self) -> HttpSource {
+        HttpSource {
+            url: self.url.clone(),
+            credentials: match &self.auth {
+                Auth::None => Credentials::None,
+                Auth::Bearer { env } => Credentials::BearerEnv(env.clone()),
+                Auth::ClientCert { cert, key } => Credentials::ClientCert {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+            },
+            ca_file: self.ca_file.clone(),
+            page_size: self.page_size,
+            timeout_s: self.timeout_s,
+            max_retries: self.max_retries,
+            mapping: self.mapping.clone(),
+        }
     }
 }
 

@@ -47,7 +47,8 @@ impl Error {
     /// Exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Source(ConnectorError::Arrow { .. }) => 1,
+            // A department that failed (after its retries) is not bad input.
+            Error::Source(ConnectorError::Arrow { .. } | ConnectorError::Http { .. }) => 1,
             Error::Usage(_)
             | Error::Policy(_)
             | Error::Applicants(_)

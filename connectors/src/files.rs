@@ -1,7 +1,6 @@
 //! The `files` connector: a folder holding, per canonical table, `TABLE.csv`,
 //! `TABLE.parquet`, `TABLE.jsonl` or a folder `TABLE/` of such files (SPEC §2).
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -14,11 +13,12 @@ use datafusion::arrow::datatypes::{
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::value::RawValue;
 
+use crate::json::push_record;
 use crate::mapping::{SourceMapping, TableMapping};
 use crate::schema::TableSchema;
 use crate::text::{decode_text, fold_trim};
 use crate::validate::{Cell, TableBuilder, BINARY_FLOAT};
-use crate::{Connector, ConnectorError, LoadOptions, LoadedTable};
+use crate::{Connector, ConnectorError, LoadOptions, LoadedTable, TableStream};
 
 /// Reads canonical tables from a local folder.
 #[derive(Debug, Clone)]
@@ -122,6 +122,17 @@ fn format_of(path: &Path) -> Option<Format> {
 impl Connector for FilesConnector {
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    async fn open(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+    ) -> Result<Option<Box<dyn TableStream>>, ConnectorError> {
+        Ok(self
+            .load(table, options)
+            .await?
+            .map(LoadedTable::into_stream))
     }
 
     async fn load(
@@ -294,51 +305,16 @@ fn load_jsonl(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), Conn
         if line.trim().is_empty() {
             continue;
         }
-        let obj: BTreeMap<String, Box<RawValue>> = match serde_json::from_str(line) {
-            Ok(o) => o,
-            Err(e) => {
-                b.push_unreadable(
-                    label,
-                    row,
-                    "invalid_json",
-                    format!("line is not a JSON object: {e}"),
-                    line,
-                );
-                continue;
-            }
-        };
-        let raws: Vec<Option<&str>> = schema
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, _)| obj.get(b.field(i)).map(|r| r.get()))
-            .collect();
-        let strings: Vec<Option<String>> = raws
-            .iter()
-            .map(|r| {
-                r.filter(|r| r.starts_with('"'))
-                    .and_then(|r| serde_json::from_str::<String>(r).ok())
-            })
-            .collect();
-        b.push_row(
-            label,
-            row,
-            |i| match raws[i] {
-                None | Some("null") => Cell::Null,
-                Some(r) if r.starts_with('"') => match &strings[i] {
-                    Some(s) => Cell::Text(s.as_str()),
-                    None => Cell::Other("malformed string"),
-                },
-                Some(r) if r.starts_with('-') || r.starts_with(|c: char| c.is_ascii_digit()) => {
-                    Cell::Number(r)
-                }
-                Some("true") | Some("false") => Cell::Other("boolean"),
-                Some(r) if r.starts_with('[') => Cell::Other("list"),
-                Some(_) => Cell::Other("object"),
-            },
-            |i| raws[i].is_none(),
-        )
-        .map_err(arrow_err(schema))?;
+        match serde_json::from_str::<&RawValue>(line) {
+            Ok(raw) => push_record(b, label, row, raw).map_err(arrow_err(schema))?,
+            Err(e) => b.push_unreadable(
+                label,
+                row,
+                "invalid_json",
+                format!("line is not a JSON object: {e}"),
+                line,
+            ),
+        }
     }
     Ok(())
 }

@@ -7,18 +7,25 @@
 //! - [`decimal`]: exact decimal text ↔ scaled integers.
 //! - [`text`]: full-width folding, UTF-8/GBK detection.
 //! - [`mapping`]: department field names and codes → canonical columns and values.
+//! - [`json`]: JSON records (JSON Lines, HTTP pages) → raw cells.
 //! - [`files`]: the `files` connector (a folder in the §2 layout).
+//! - [`http`]: the `http` connector (the §9 JSON protocol over HTTPS: snapshot pages
+//!   and lookups by ID), with retries, back-off and `Retry-After`.
 //!
 //! # Adding a connector
 //! 1. A module with a config struct and a type implementing [`Connector`].
 //! 2. Feed each record's raw values to a [`validate::TableBuilder`] — never build
 //!    canonical batches by hand, so every source is validated the same way.
-//! 3. Return `Ok(None)` for a table the department does not deliver (the source is then
-//!    *missing*), an error for a delivery that cannot be used at all.
+//! 3. [`Connector::open`] returns a [`TableStream`] that hands on batches as they are
+//!    built (a large table never needs to fit in memory), `Ok(None)` for a table the
+//!    department does not deliver (the source is then *missing*), and an error for a
+//!    delivery that cannot be used at all.
 
 pub mod decimal;
 pub mod files;
+pub mod http;
 pub mod idnum;
+pub mod json;
 pub mod mapping;
 pub mod schema;
 pub mod text;
@@ -28,6 +35,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::record_batch::RecordBatch;
 
 pub use files::FilesConnector;
+pub use http::{Credentials, HttpConnector, HttpSource};
 pub use schema::TableSchema;
 pub use validate::Problem;
 
@@ -82,6 +90,24 @@ pub enum ConnectorError {
         /// the decoder's message
         message: String,
     },
+    /// An HTTP source that failed (after its retries, where retrying could help).
+    #[error("cannot pull {table} from {url}: {message}")]
+    Http {
+        /// The source's base URL.
+        url: String,
+        /// The table being pulled.
+        table: String,
+        /// What went wrong, in words (never a token or an ID number).
+        message: String,
+    },
+    /// An HTTP source that cannot be set up (credentials, certificates).
+    #[error("cannot connect to {url}: {message}")]
+    HttpSetup {
+        /// The source's base URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// Building Arrow arrays failed.
     #[error("cannot build table {table}: {message}")]
     Arrow {
@@ -121,16 +147,95 @@ impl LoadedTable {
     }
 }
 
+/// What a finished [`TableStream`] leaves besides its batches.
+#[derive(Debug, Clone, Default)]
+pub struct StreamEnd {
+    /// Malformed records, kept out of the batches.
+    pub problems: Vec<Problem>,
+    /// The files (or requests) read, relative to the source.
+    pub files: Vec<String>,
+    /// Records read, good and bad.
+    pub rows_read: u64,
+}
+
+/// One canonical table being read, batch by batch.
+#[async_trait::async_trait]
+pub trait TableStream: Send {
+    /// The next valid records in the canonical schema (possibly none yet); `None` once
+    /// the table is complete.
+    async fn next(&mut self) -> Result<Option<Vec<RecordBatch>>, ConnectorError>;
+
+    /// After `next` returned `None`: the malformed records, files and counts.
+    fn finish(self: Box<Self>) -> StreamEnd;
+}
+
+/// A table already loaded whole, as a stream of one step.
+struct Loaded {
+    table: Option<LoadedTable>,
+    end: StreamEnd,
+}
+
+#[async_trait::async_trait]
+impl TableStream for Loaded {
+    async fn next(&mut self) -> Result<Option<Vec<RecordBatch>>, ConnectorError> {
+        Ok(self.table.take().map(|t| {
+            self.end = StreamEnd {
+                problems: t.problems,
+                files: t.files,
+                rows_read: t.rows_read,
+            };
+            t.batches
+        }))
+    }
+
+    fn finish(self: Box<Self>) -> StreamEnd {
+        self.end
+    }
+}
+
+impl LoadedTable {
+    /// The table as a stream (for consumers written against [`TableStream`]).
+    pub fn into_stream(self) -> Box<dyn TableStream> {
+        Box::new(Loaded {
+            table: Some(self),
+            end: StreamEnd::default(),
+        })
+    }
+}
+
 /// A department feed that yields canonical tables.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
-    /// A short name for messages (e.g. the source folder).
+    /// A short name for messages (e.g. the source folder or URL).
     fn describe(&self) -> String;
 
-    /// Loads one canonical table; `Ok(None)` when the source does not deliver it.
+    /// Starts reading one table; `Ok(None)` when the source does not deliver it.
+    async fn open(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+    ) -> Result<Option<Box<dyn TableStream>>, ConnectorError>;
+
+    /// Loads one table whole; `Ok(None)` when the source does not deliver it.
     async fn load(
         &self,
         table: &'static TableSchema,
         options: LoadOptions,
-    ) -> Result<Option<LoadedTable>, ConnectorError>;
+    ) -> Result<Option<LoadedTable>, ConnectorError> {
+        let Some(mut stream) = self.open(table, options).await? else {
+            return Ok(None);
+        };
+        let mut batches = Vec::new();
+        while let Some(mut more) = stream.next().await? {
+            batches.append(&mut more);
+        }
+        let end = stream.finish();
+        Ok(Some(LoadedTable {
+            schema: table,
+            batches,
+            problems: end.problems,
+            files: end.files,
+            rows_read: end.rows_read,
+        }))
+    }
 }

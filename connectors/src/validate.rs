@@ -491,6 +491,12 @@ impl TableBuilder {
         Ok(())
     }
 
+    /// Takes the batches completed so far (each of [`BATCH_ROWS`] records), so a
+    /// streaming reader can hand them on while it keeps building.
+    pub fn take_batches(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.batches)
+    }
+
     /// Finishes the last batch.
     pub fn finish(mut self) -> Result<(Vec<RecordBatch>, Vec<Problem>, u64), ArrowError> {
         self.flush()?;

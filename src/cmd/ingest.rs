@@ -2,18 +2,18 @@
 //! becomes one new snapshot, committed atomically after all its tables are written;
 //! a source that fails commits nothing and the previous snapshot stays current.
 //!
-//! This build ingests `files` sources on local paths; `http` sources and object-store
-//! prefixes come with their connectors.
+//! `files` sources on local paths and `http` sources in snapshot mode are pulled here,
+//! page by page into the lake; lookup-mode sources are asked at check time instead.
 
 use std::path::PathBuf;
 
 use chrono::Utc;
-use hedui_connectors::{schema, Connector, FilesConnector, LoadOptions};
+use hedui_connectors::{schema, Connector, FilesConnector, HttpConnector, LoadOptions};
 
 use crate::cli::IngestArgs;
-use crate::config::{Deployment, SourceConfig, SourceKind};
+use crate::config::{Deployment, SourceConfig, SourceKind, SourceMode};
 use crate::error::Error;
-use crate::lake::write::write_table;
+use crate::lake::write::TableWriter;
 use crate::lake::{Lake, Manifest};
 use crate::progress::Progress;
 
@@ -44,7 +44,11 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
     let mut first_failure = None;
     for s in selected {
         match ingest_source(&lake, s, progress).await {
-            Ok(m) => {
+            Ok(Outcome::Lookup) => lines.push(format!(
+                "{}: lookup mode — asked for the households being checked at check time, nothing to ingest",
+                s.name.as_str()
+            )),
+            Ok(Outcome::Committed(m)) => {
                 let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
                 let problems: u64 = m.tables.iter().map(|t| t.problems).sum();
                 lines.push(format!(
@@ -79,29 +83,46 @@ pub struct Ingested {
     pub failure: Option<Error>,
 }
 
+/// The connector of a snapshot-mode source.
+fn connect(s: &SourceConfig) -> Result<Box<dyn Connector>, Error> {
+    let name = s.name.as_str();
+    match s.kind {
+        SourceKind::Http => Ok(Box::new(HttpConnector::new(s.http())?)),
+        SourceKind::Files => {
+            let folder = if !s.url.contains("://") {
+                PathBuf::from(&s.url)
+            } else if let Some(p) = s.url.strip_prefix("file://") {
+                PathBuf::from(p)
+            } else {
+                return Err(Error::Usage(format!(
+                    "source {name}: {} — object-store prefixes are not supported by this build yet",
+                    s.url
+                )));
+            };
+            Ok(Box::new(
+                FilesConnector::new(&folder)?.with_mapping(s.mapping.clone()),
+            ))
+        }
+    }
+}
+
+/// What ingesting one source came to.
+enum Outcome {
+    Committed(Manifest),
+    /// A lookup-mode source: nothing is pulled ahead of a check.
+    Lookup,
+}
+
 async fn ingest_source(
     lake: &Lake,
     s: &SourceConfig,
     progress: &Progress,
-) -> Result<Manifest, Error> {
+) -> Result<Outcome, Error> {
     let name = s.name.as_str();
-    let folder = match s.kind {
-        SourceKind::Files if !s.url.contains("://") => PathBuf::from(&s.url),
-        SourceKind::Files => match s.url.strip_prefix("file://") {
-            Some(p) => PathBuf::from(p),
-            None => {
-                return Err(Error::Usage(format!(
-                    "source {name}: {} — object-store prefixes are not supported by this build yet",
-                    s.url
-                )))
-            }
-        },
-        SourceKind::Http => {
-            return Err(Error::Usage(format!(
-                "source {name}: http sources are not supported by this build yet"
-            )))
-        }
-    };
+    if s.mode == SourceMode::Lookup {
+        return Ok(Outcome::Lookup);
+    }
+    let connector = connect(s)?;
     let base_seq = lake.current_seq(name).await?;
     let pulled_at = Utc::now();
     let snapshot_id = format!(
@@ -109,7 +130,6 @@ async fn ingest_source(
         pulled_at.format("%Y%m%dT%H%M%S%.6fZ"),
         std::process::id()
     );
-    let connector = FilesConnector::new(&folder)?.with_mapping(s.mapping.clone());
     let opts = LoadOptions {
         reference_date: pulled_at.date_naive(),
     };
@@ -120,11 +140,21 @@ async fn ingest_source(
         };
         // A table the department did not deliver is left out of the snapshot: its
         // source is then missing for checks on this snapshot.
-        let Some(loaded) = connector.load(schema, opts).await? else {
+        let Some(mut stream) = connector.open(schema, opts).await? else {
             progress.step(&format!("{name}/{t}: absent"));
             continue;
         };
-        let entry = write_table(lake, name, &snapshot_id, &loaded).await?;
+        let mut writer = TableWriter::new(lake, name, &snapshot_id, schema);
+        let mut steps = 0u64;
+        while let Some(batches) = stream.next().await? {
+            writer.push(batches).await?;
+            steps += 1;
+            if steps % 50 == 0 {
+                progress.step(&format!("{name}/{t}: {} records so far", writer.rows()));
+            }
+        }
+        let end = stream.finish();
+        let entry = writer.finish(&end.problems).await?;
         progress.step(&format!(
             "{name}/{t}: {} records, {} malformed",
             entry.rows, entry.problems
@@ -141,7 +171,7 @@ async fn ingest_source(
         freshness_days: s.freshness_days,
     };
     pause_before_commit(name).await;
-    Ok(lake.commit(manifest, base_seq).await?)
+    Ok(Outcome::Committed(lake.commit(manifest, base_seq).await?))
 }
 
 /// Fault injection for crash tests: with `HEDUI_PAUSE_BEFORE_COMMIT_MS` set, the ingest

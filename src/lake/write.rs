@@ -1,24 +1,27 @@
-//! Writing one table of a snapshot: canonical Parquet sorted by id_number, with page
-//! statistics and a bloom filter on id_number (so a one-household lookup can skip row
-//! groups and pages), and the malformed records beside it as JSON Lines.
+//! Writing one table of a snapshot: canonical Parquet parts, each sorted by id_number,
+//! with page statistics and a bloom filter on id_number (so a one-household lookup can
+//! skip row groups and pages), and the malformed records beside them as JSON Lines.
+//! Tables stream in: memory is bounded by one part, never the whole table.
 
 use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::object_store::buffered::BufWriter;
 use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use hedui_connectors::LoadedTable;
+use hedui_connectors::{LoadedTable, Problem, TableSchema};
 
 use super::{Lake, LakeError, TableEntry};
 use datafusion::object_store::{ObjectStoreExt, PutPayload};
 
-/// The one Parquet file of a snapshot table.
-const PART_FILE: &str = "part-00000.parquet";
-
 /// Rows per Parquet row group in the lake.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Rows held in memory before they are sorted and written as one part file: a table of
+/// any size is written in parts of at most this many rows, each sorted by id_number.
+pub const PART_ROWS: usize = 2 * 1024 * 1024;
 
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
@@ -34,65 +37,142 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Writes `table` into snapshot `snapshot_id` of `source`; returns its manifest entry.
-/// Nothing written here is visible until the manifest is committed.
+/// Writes one table of a snapshot as it arrives: records are buffered up to
+/// [`PART_ROWS`], then sorted by id_number and written as the next part file, so memory
+/// stays bounded whatever the table's size. Nothing written is visible until the
+/// snapshot's manifest is committed.
+pub struct TableWriter<'a> {
+    lake: &'a Lake,
+    table: &'static TableSchema,
+    dir: String,
+    buffered: Vec<RecordBatch>,
+    buffered_rows: usize,
+    parts: Vec<String>,
+    rows: u64,
+}
+
+impl<'a> TableWriter<'a> {
+    /// A writer for `table` in snapshot `snapshot_id` of `source`.
+    pub fn new(
+        lake: &'a Lake,
+        source: &str,
+        snapshot_id: &str,
+        table: &'static TableSchema,
+    ) -> Self {
+        TableWriter {
+            lake,
+            table,
+            dir: format!("sources/{source}/snapshots/{snapshot_id}/{}", table.table),
+            buffered: Vec::new(),
+            buffered_rows: 0,
+            parts: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    fn err(&self, what: &str, why: impl ToString) -> LakeError {
+        LakeError::Write {
+            url: self.lake.url.clone(),
+            what: format!("{}/{what}", self.dir),
+            why: why.to_string(),
+        }
+    }
+
+    /// Valid records written so far (including those still buffered).
+    pub fn rows(&self) -> u64 {
+        self.rows + self.buffered_rows as u64
+    }
+
+    /// Takes canonical batches; writes a part file whenever [`PART_ROWS`] are buffered.
+    pub async fn push(&mut self, batches: Vec<RecordBatch>) -> Result<(), LakeError> {
+        for b in batches {
+            if b.num_rows() == 0 {
+                continue;
+            }
+            self.buffered_rows += b.num_rows();
+            self.buffered.push(b);
+            if self.buffered_rows >= PART_ROWS {
+                self.write_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_part(&mut self) -> Result<(), LakeError> {
+        if self.buffered_rows == 0 && !self.parts.is_empty() {
+            return Ok(());
+        }
+        let name = format!("part-{:05}.parquet", self.parts.len());
+        let schema = self.table.arrow_schema();
+        let all = concat_batches(&schema, &self.buffered).map_err(|e| self.err(&name, e))?;
+        self.buffered.clear();
+        self.buffered_rows = 0;
+        // id_number is column 0 of every canonical table (schemas are checked for it).
+        let order = sort_to_indices(all.column(0), None, None).map_err(|e| self.err(&name, e))?;
+        let sorted = take_record_batch(&all, &order).map_err(|e| self.err(&name, e))?;
+        drop(all);
+        let file = format!("{}/{name}", self.dir);
+        let writer = BufWriter::new(self.lake.store.clone(), self.lake.path(&file));
+        let mut w = AsyncArrowWriter::try_new(writer, schema, Some(writer_properties()))
+            .map_err(|e| self.err(&name, e))?;
+        let mut offset = 0;
+        while offset < sorted.num_rows() {
+            let len = ROW_GROUP_ROWS.min(sorted.num_rows() - offset);
+            w.write(&sorted.slice(offset, len))
+                .await
+                .map_err(|e| self.err(&name, e))?;
+            offset += len;
+        }
+        w.close().await.map_err(|e| self.err(&name, e))?;
+        self.rows += sorted.num_rows() as u64;
+        self.parts.push(file);
+        Ok(())
+    }
+
+    /// Writes what is buffered and the malformed records beside the parts; returns the
+    /// table's manifest entry. A table without valid records still gets one (empty) part,
+    /// so readers see its schema.
+    pub async fn finish(mut self, problems: &[Problem]) -> Result<TableEntry, LakeError> {
+        if self.buffered_rows > 0 || self.parts.is_empty() {
+            self.write_part().await?;
+        }
+        let problems_file = if problems.is_empty() {
+            None
+        } else {
+            let mut body = Vec::new();
+            for p in problems {
+                serde_json::to_writer(&mut body, p).map_err(|e| self.err("problems.jsonl", e))?;
+                body.push(b'\n');
+            }
+            let rel = format!("{}/problems.jsonl", self.dir);
+            self.lake
+                .store
+                .put(&self.lake.path(&rel), PutPayload::from(body))
+                .await
+                .map_err(self.lake.store_err(format!("write {rel}")))?;
+            Some(rel)
+        };
+        Ok(TableEntry {
+            table: self.table.table.clone(),
+            files: self.parts,
+            rows: self.rows,
+            problems: problems.len() as u64,
+            problems_file,
+        })
+    }
+}
+
+/// Writes a table loaded whole into snapshot `snapshot_id` of `source`; returns its
+/// manifest entry.
 pub async fn write_table(
     lake: &Lake,
     source: &str,
     snapshot_id: &str,
     table: &LoadedTable,
 ) -> Result<TableEntry, LakeError> {
-    let name = &table.schema.table;
-    let dir = format!("sources/{source}/snapshots/{snapshot_id}/{name}");
-    let schema = table.schema.arrow_schema();
-    let io = |what: &str, e: String| LakeError::Write {
-        url: lake.url.clone(),
-        what: format!("{dir}/{what}"),
-        why: e,
-    };
-    let part_err = |e: String| io(PART_FILE, e);
-    let all = concat_batches(&schema, &table.batches).map_err(|e| part_err(e.to_string()))?;
-    // id_number is column 0 of every canonical table (schemas are checked for it).
-    let order = sort_to_indices(all.column(0), None, None).map_err(|e| part_err(e.to_string()))?;
-    let sorted = take_record_batch(&all, &order).map_err(|e| part_err(e.to_string()))?;
-    drop(all);
-
-    let file = format!("{dir}/{PART_FILE}");
-    let writer = BufWriter::new(lake.store.clone(), lake.path(&file));
-    let mut w = AsyncArrowWriter::try_new(writer, schema, Some(writer_properties()))
-        .map_err(|e| part_err(e.to_string()))?;
-    let mut offset = 0;
-    while offset < sorted.num_rows() {
-        let len = ROW_GROUP_ROWS.min(sorted.num_rows() - offset);
-        w.write(&sorted.slice(offset, len))
-            .await
-            .map_err(|e| part_err(e.to_string()))?;
-        offset += len;
-    }
-    w.close().await.map_err(|e| part_err(e.to_string()))?;
-
-    let problems_file = if table.problems.is_empty() {
-        None
-    } else {
-        let mut body = Vec::new();
-        for p in &table.problems {
-            serde_json::to_writer(&mut body, p).map_err(|e| io("problems.jsonl", e.to_string()))?;
-            body.push(b'\n');
-        }
-        let rel = format!("{dir}/problems.jsonl");
-        lake.store
-            .put(&lake.path(&rel), PutPayload::from(body))
-            .await
-            .map_err(lake.store_err(format!("write {rel}")))?;
-        Some(rel)
-    };
-    Ok(TableEntry {
-        table: name.clone(),
-        files: vec![file],
-        rows: sorted.num_rows() as u64,
-        problems: table.problems.len() as u64,
-        problems_file,
-    })
+    let mut w = TableWriter::new(lake, source, snapshot_id, table.schema);
+    w.push(table.batches.clone()).await?;
+    w.finish(&table.problems).await
 }
 
 #[cfg(test)]
