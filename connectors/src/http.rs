@@ -113,17 +113,26 @@ fn chain(e: &(dyn StdError + 'static)) -> String {
 /// The TLS failure behind an error, if any (a certificate that is not trusted, a
 /// handshake the department refused): such failures are not retried.
 fn tls_failure(e: &(dyn StdError + 'static)) -> Option<String> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+    // rustls errors travel inside `io::Error`s, sometimes nested, whose `source()` skips
+    // the wrapped error: look inside each one as well as along the chain.
+    fn inside(e: &(dyn StdError + 'static), depth: u8) -> Option<String> {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
             return Some(t.to_string());
         }
-        if let Some(t) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(t.to_string());
+        if depth > 0 {
+            if let Some(inner) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                return inside(inner, depth - 1);
+            }
+        }
+        None
+    }
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = inside(err, 4) {
+            return Some(t);
         }
         cur = err.source();
     }

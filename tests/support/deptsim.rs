@@ -104,7 +104,11 @@ impl Department {
         if let Some(f) = self.always.lock().unwrap().clone() {
             return f;
         }
-        self.faults.lock().unwrap().pop_front().unwrap_or(Fault::None)
+        self.faults
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Fault::None)
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -190,10 +194,12 @@ impl Pki {
         let builder = if require_client_cert {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(self.ca_der.clone()).unwrap();
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
             builder.with_client_cert_verifier(verifier)
         } else {
             builder.with_no_client_auth()
@@ -275,11 +281,10 @@ pub async fn serve(
                 return;
             };
             let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper_util::server::conn::auto::Builder::new(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-            .await;
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
         });
     }
 }
@@ -395,7 +400,11 @@ async fn lookup(
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let ids: Vec<String> = req["id_numbers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let authorization_id = req["authorization_id"].as_str().map(str::to_owned);
     dept.log.lock().unwrap().push(Logged {
@@ -421,8 +430,84 @@ async fn lookup(
     };
     let found: Vec<&Value> = records
         .iter()
-        .filter(|r| r[id_field.as_str()].as_str().is_some_and(|id| ids.iter().any(|i| i == id)))
+        .filter(|r| {
+            r[id_field.as_str()]
+                .as_str()
+                .is_some_and(|id| ids.iter().any(|i| i == id))
+        })
         .collect();
     let body = serde_json::to_vec(&json!({ "records": found })).unwrap();
     page(&fault, body)
+}
+
+/// How the simulated 人社 department names its fields and codes `hr_income`:
+/// (canonical column, department field) and (department code, canonical kind).
+pub const HR_FIELDS: [(&str, &str); 5] = [
+    ("id_number", "SFZH"),
+    ("period", "FFNY"),
+    ("kind", "SRLX"),
+    ("amount", "FFJE"),
+    ("payer", "FFDW"),
+];
+/// The department's codes for `kind`.
+pub const HR_KIND_CODES: [(&str, &str); 4] = [
+    ("01", "wage"),
+    ("02", "pension"),
+    ("03", "unemployment"),
+    ("04", "other"),
+];
+
+/// The `[[source]]` mapping lines for the simulated 人社 department.
+pub fn hr_mapping_toml() -> String {
+    let mut s = String::from("[source.fields.hr_income]\n");
+    for (canonical, dept) in HR_FIELDS {
+        s.push_str(&format!("{canonical} = \"{dept}\"\n"));
+    }
+    s.push_str("[source.codes.hr_income.kind]\n");
+    for (code, kind) in HR_KIND_CODES {
+        s.push_str(&format!("\"{code}\" = \"{kind}\"\n"));
+    }
+    s
+}
+
+/// Turns a canonical `hr_income` CSV (as `hedui generate` writes it) into the
+/// department's own records: its field names, its codes for `kind`, amounts as JSON
+/// numbers where they are numbers (strings otherwise, so malformed values stay as they
+/// were), empty cells as `null`.
+pub fn hr_records_from_csv(text: &str) -> Vec<Value> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        let mut obj = serde_json::Map::new();
+        for (i, h) in headers.iter().enumerate() {
+            let Some(v) = rec.get(i) else { continue };
+            let Some((_, dept)) = HR_FIELDS.iter().find(|(c, _)| c == h) else {
+                continue;
+            };
+            let value = match h.as_str() {
+                _ if v.is_empty() => Value::Null,
+                "kind" => match HR_KIND_CODES.iter().find(|(_, k)| *k == v) {
+                    Some((code, _)) => Value::String((*code).to_owned()),
+                    None => Value::String(v.to_owned()),
+                },
+                "amount" => match serde_json::from_str::<serde_json::Number>(v) {
+                    Ok(n) if !v.contains(['e', 'E']) => Value::Number(n),
+                    _ => Value::String(v.to_owned()),
+                },
+                _ => Value::String(v.to_owned()),
+            };
+            obj.insert((*dept).to_owned(), value);
+        }
+        out.push(Value::Object(obj));
+    }
+    out
 }
