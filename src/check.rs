@@ -71,7 +71,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         batch.rejected_households.len()
     ));
     let ctx = engine::new_context();
-    let src = sources::register(&opened, &ctx, opts.as_of, progress).await?;
+    let src = sources::register(&opened, &ctx, opts.as_of, &batch.households, progress).await?;
     let applicants_label = opts.applicants.file_name().map_or_else(
         || opts.applicants.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

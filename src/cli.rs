@@ -60,13 +60,18 @@ pub struct CheckArgs {
     #[arg(long)]
     pub applicants: PathBuf,
     /// Folder with one entry per canonical table (TABLE.csv|.parquet|.jsonl or TABLE/).
-    #[arg(long, required_unless_present = "lake", conflicts_with = "lake")]
+    #[arg(long, conflicts_with_all = ["lake", "config"])]
     pub sources: Option<PathBuf>,
     /// Lake made by `hedui ingest`: a local path, file:///path or s3://bucket/prefix.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     pub lake: Option<String>,
-    /// Read the lake as committed at this time (RFC 3339, e.g. 2026-11-22T18:00:00+08:00).
-    #[arg(long, requires = "lake")]
+    /// Deployment config (SPEC §9): read its lake, and ask its lookup-mode sources for
+    /// the batch's members.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Read the lake as committed at this time (RFC 3339, e.g. 2026-11-22T18:00:00+08:00);
+    /// lookup-mode sources are then not asked again.
+    #[arg(long)]
     pub snapshot_at: Option<String>,
     /// Policy file (TOML).
     #[arg(long)]
@@ -84,27 +89,49 @@ impl CheckArgs {
     pub fn source_input(&self) -> Result<crate::sources::SourceInput, crate::error::Error> {
         use crate::error::Error;
         use crate::sources::SourceInput;
-        match (&self.sources, &self.lake) {
-            (Some(dir), None) => Ok(SourceInput::Folder(dir.clone())),
-            (None, Some(url)) => {
+        let at = match &self.snapshot_at {
+            None => None,
+            Some(t) => Some(
+                chrono::DateTime::parse_from_rfc3339(t.trim())
+                    .map_err(|_| {
+                        Error::Usage(format!(
+                            "invalid --snapshot-at {t:?}: expected a time such as 2026-11-22T18:00:00+08:00"
+                        ))
+                    })?
+                    .with_timezone(&chrono::Utc),
+            ),
+        };
+        match (&self.sources, &self.lake, &self.config) {
+            (Some(dir), None, None) if at.is_none() => Ok(SourceInput::Folder(dir.clone())),
+            (Some(_), None, None) => Err(Error::Usage(
+                "--snapshot-at reads a lake: give --lake URL or --config FILE, not --sources"
+                    .into(),
+            )),
+            (None, Some(url), None) => {
                 let lake = crate::config::LakeConfig::from_url(url)
                     .map_err(|why| Error::Usage(format!("invalid --lake {url:?}: {why}")))?;
-                let at = match &self.snapshot_at {
-                    None => None,
-                    Some(t) => Some(
-                        chrono::DateTime::parse_from_rfc3339(t.trim())
-                            .map_err(|_| {
-                                Error::Usage(format!(
-                                    "invalid --snapshot-at {t:?}: expected a time such as 2026-11-22T18:00:00+08:00"
-                                ))
-                            })?
-                            .with_timezone(&chrono::Utc),
-                    ),
-                };
-                Ok(SourceInput::Lake { lake, at })
+                Ok(SourceInput::Lake {
+                    lake,
+                    at,
+                    lookups: vec![],
+                })
+            }
+            (None, None, Some(file)) => {
+                let d = crate::config::Deployment::load(file)?;
+                let lookups = d
+                    .sources
+                    .iter()
+                    .filter(|s| s.mode == crate::config::SourceMode::Lookup)
+                    .cloned()
+                    .collect();
+                Ok(SourceInput::Lake {
+                    lake: d.lake,
+                    at,
+                    lookups,
+                })
             }
             _ => Err(Error::Usage(
-                "give exactly one of --sources DIR and --lake URL".into(),
+                "give exactly one of --sources DIR, --lake URL and --config FILE".into(),
             )),
         }
     }

@@ -11,6 +11,7 @@
 //! - [`engine`]: the DataFusion session and the `pipelines/*.sql` views (SPEC §5).
 //! - [`evidence`]: flags → the source records they rest on.
 //! - [`sources`]: the departments' data of a run: a source folder or the lake.
+//! - [`lookup`]: lookup-mode sources asked for the batch's members at check time.
 //! - [`check`]: one verification run end to end.
 //! - [`output`]: results.jsonl, rejected.jsonl, summary.json, data_quality.jsonl, report.html.
 //! - [`generate`]: a deterministic synthetic city for demos, tests and benchmarks.
@@ -29,6 +30,7 @@ pub mod evidence;
 pub mod generate;
 pub mod inputs;
 pub mod lake;
+pub mod lookup;
 pub mod output;
 pub mod policy;
 pub mod progress;

@@ -8,6 +8,7 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Progress {
     enabled: bool,
+    quiet: bool,
     started: Instant,
 }
 
@@ -16,6 +17,7 @@ impl Progress {
     pub fn new(quiet: bool) -> Self {
         Progress {
             enabled: !quiet && std::io::stderr().is_terminal(),
+            quiet,
             started: Instant::now(),
         }
     }
@@ -24,6 +26,7 @@ impl Progress {
     pub fn silent() -> Self {
         Progress {
             enabled: false,
+            quiet: true,
             started: Instant::now(),
         }
     }
@@ -33,6 +36,14 @@ impl Progress {
         if self.enabled {
             let secs = self.started.elapsed().as_secs_f64();
             eprintln!("[{secs:>7.1}s] {what}");
+        }
+    }
+
+    /// Reports something the user must know although the run goes on (a department
+    /// that failed): on stderr, terminal or not, unless `--quiet`.
+    pub fn warn(&self, what: &str) {
+        if !self.quiet {
+            eprintln!("hedui: warning: {what}");
         }
     }
 }

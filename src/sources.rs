@@ -19,10 +19,14 @@ use hedui_connectors::schema::{self, TableSchema};
 use hedui_connectors::validate::{days_to_date, reason_code};
 use hedui_connectors::{Connector, FilesConnector, LoadOptions, Problem};
 
-use crate::config::LakeConfig;
+use std::collections::{HashMap, HashSet};
+
+use crate::applicants::Household;
+use crate::config::{LakeConfig, SourceConfig};
 use crate::engine::{self, collect};
 use crate::error::Error;
-use crate::lake::{Lake, LakeError};
+use crate::lake::{Lake, LakeError, Manifest, SnapshotMode};
+use crate::lookup;
 use crate::progress::Progress;
 
 /// Where a check reads the departments' data.
@@ -37,6 +41,8 @@ pub enum SourceInput {
         lake: LakeConfig,
         /// Read the snapshots committed at or before this time.
         at: Option<DateTime<Utc>>,
+        /// Lookup-mode sources, asked for the batch's members (unless `at` is given).
+        lookups: Vec<SourceConfig>,
     },
 }
 
@@ -45,8 +51,10 @@ impl SourceInput {
     pub fn label(&self) -> String {
         match self {
             SourceInput::Folder(p) => p.display().to_string(),
-            SourceInput::Lake { lake, at: None } => lake.url.clone(),
-            SourceInput::Lake { lake, at: Some(t) } => {
+            SourceInput::Lake { lake, at: None, .. } => lake.url.clone(),
+            SourceInput::Lake {
+                lake, at: Some(t), ..
+            } => {
                 format!("{} @ {}", lake.url, t.to_rfc3339())
             }
         }
@@ -142,7 +150,11 @@ impl Sources {
 pub fn open(input: &SourceInput) -> Result<Opened, Error> {
     Ok(match input {
         SourceInput::Folder(dir) => Opened::Folder(FilesConnector::new(dir)?),
-        SourceInput::Lake { lake, at } => Opened::Lake(Lake::open(lake)?, *at),
+        SourceInput::Lake { lake, at, lookups } => Opened::Lake {
+            lake: Lake::open(lake)?,
+            at: *at,
+            lookups: lookups.clone(),
+        },
     })
 }
 
@@ -151,20 +163,57 @@ pub fn open(input: &SourceInput) -> Result<Opened, Error> {
 pub enum Opened {
     /// A source folder.
     Folder(FilesConnector),
-    /// A lake, and the time to read it at.
-    Lake(Lake, Option<DateTime<Utc>>),
+    /// A lake, the time to read it at, and the lookup-mode sources to ask.
+    Lake {
+        /// The lake.
+        lake: Lake,
+        /// Read as committed at this time (now when `None`).
+        at: Option<DateTime<Utc>>,
+        /// Lookup-mode sources.
+        lookups: Vec<SourceConfig>,
+    },
 }
 
-/// Registers every delivered canonical table in `ctx` and reports on them.
+/// Registers every delivered canonical table in `ctx` and reports on them;
+/// `households` are the batch's accepted households (lookups ask for their members).
 pub async fn register(
     opened: &Opened,
     ctx: &SessionContext,
     as_of: NaiveDate,
+    households: &[Household],
     progress: &Progress,
 ) -> Result<Sources, Error> {
     let mut s = match opened {
         Opened::Folder(c) => from_folder(c, ctx, as_of, progress).await?,
-        Opened::Lake(lake, at) => from_lake(lake, *at, ctx, as_of, progress).await?,
+        Opened::Lake { lake, at, lookups } => {
+            // Live lookups (not when re-reading the past): the answer, or None when the
+            // department failed — the source is then missing for this run.
+            let mut pinned: HashMap<&str, Option<Manifest>> = HashMap::new();
+            if at.is_none() {
+                for src in lookups {
+                    let name = src.name.as_str();
+                    match lookup::pull(lake, src, households, as_of, progress).await {
+                        Ok(m) => {
+                            pinned.insert(name, Some(m));
+                        }
+                        Err(e) => {
+                            progress.warn(&format!(
+                                "{name}: lookup failed, the source is missing for this run: {e}"
+                            ));
+                            tracing::warn!(source = name, "lookup failed: {e}");
+                            // Best effort: the run goes on with the source missing.
+                            let _ = lake.record_failure(name, &e.to_string()).await;
+                            pinned.insert(name, None);
+                        }
+                    }
+                }
+            }
+            let members: HashSet<&str> = households
+                .iter()
+                .flat_map(|h| h.members.iter().map(|m| m.id_number.as_str()))
+                .collect();
+            from_lake(lake, *at, &pinned, &members, ctx, as_of, progress).await?
+        }
     };
     for t in s.tables.iter_mut().filter(|t| t.present) {
         t.latest_as_of = latest_date(ctx, t).await?;
@@ -222,13 +271,31 @@ async fn from_folder(
 async fn from_lake(
     lake: &Lake,
     at: Option<DateTime<Utc>>,
+    pinned: &HashMap<&str, Option<Manifest>>,
+    members: &HashSet<&str>,
     ctx: &SessionContext,
     as_of: NaiveDate,
     progress: &Progress,
 ) -> Result<Sources, Error> {
     let mut s = Sources::default();
     for (source, tables) in schema::sources() {
-        let manifest = lake.snapshot_at(source, at).await?;
+        let mut manifest = match pinned.get(source) {
+            Some(m) => m.clone(),
+            None => lake.snapshot_at(source, at).await?,
+        };
+        // A lookup snapshot answers for the people it asked about only: for anyone
+        // else it knows nothing, so it may serve this batch only if it covers everyone.
+        if let Some(m) = manifest.as_ref().filter(|m| m.mode == SnapshotMode::Lookup) {
+            let queried = lake.queried(m).await?;
+            let uncovered = members.iter().filter(|id| !queried.contains(**id)).count();
+            if uncovered > 0 {
+                progress.warn(&format!(
+                    "{source}: lookup snapshot {} was not asked about {uncovered} members of this batch — missing",
+                    m.seq
+                ));
+                manifest = None;
+            }
+        }
         match &manifest {
             None => progress.step(&format!("{source}: no snapshot — missing")),
             Some(m) => {

@@ -447,3 +447,174 @@ fn http_fed_lake_checks_like_the_folder() {
         "the same malformed records are found either way"
     );
 }
+
+/// A 人社 department in lookup mode: `check --config` asks it only for the members of
+/// the batch's accepted households, each request with its household's authorization and
+/// at most page_size ID numbers, and decides as a check on the folder does; the answer is
+/// kept as a lookup snapshot that `--snapshot-at` re-reads without asking again, that
+/// never stands in for people it was not asked about, and a department that fails leaves
+/// hr missing (never eligible) while the run completes.
+#[test]
+fn lookup_mode_asks_only_for_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |rel: &str| dir.path().join(rel).display().to_string();
+    let today = chrono::Local::now().date_naive().to_string();
+    assert_exit(
+        &hedui(&[
+            "generate",
+            "--people",
+            "600",
+            "--households",
+            "60",
+            "--seed",
+            "8",
+            "--as-of",
+            &today,
+            "--out",
+            &p("city"),
+        ]),
+        0,
+    );
+    let hr_csv = std::fs::read_to_string(dir.path().join("city/sources/hr_income.csv")).unwrap();
+    let pki = Pki::new();
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+    let dept = Arc::new(Department::new(Some(TOKEN)).table(
+        "hr_income",
+        "SFZH",
+        deptsim::hr_records_from_csv(&hr_csv),
+    ));
+    let sim = deptsim::start(dept.clone(), pki.server_config(false, false));
+    let mut cfg = format!(
+        "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n\n[[source]]\nname = \"hr\"\nkind = \"http\"\nmode = \"lookup\"\nurl = \"{}\"\nca_file = \"ca.pem\"\ntoken_env = \"{TOKEN_ENV}\"\npage_size = 4\nmax_retries = 0\n{}\n",
+        sim.url(),
+        deptsim::hr_mapping_toml()
+    );
+    for s in ["housing", "police", "tax", "bank", "fund"] {
+        cfg.push_str(&format!(
+            "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
+            p("city/sources")
+        ));
+    }
+    std::fs::write(dir.path().join("hedui.toml"), cfg).unwrap();
+    let cfg = p("hedui.toml");
+    let out = hedui(&["ingest", "--config", &cfg]);
+    assert_exit(&out, 0);
+    assert!(text(&out).contains("hr: lookup mode"), "{}", text(&out));
+    assert!(
+        dept.log().is_empty(),
+        "ingest does not pull a lookup source"
+    );
+
+    let check = |data: &[&str], applicants: &str, out: &str| {
+        let (applicants, policy, out) = (p(applicants), p("city/policy.toml"), p(out));
+        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
+        args.extend_from_slice(data);
+        args.extend_from_slice(&["--as-of", &today, "--out", &out]);
+        let o = hedui(&args);
+        assert_exit(&o, 0);
+        o
+    };
+    check(&["--config", &cfg], "city/applicants.csv", "lookup");
+    check(
+        &["--sources", &p("city/sources")],
+        "city/applicants.csv",
+        "folder",
+    );
+    let strip = |f: &str| -> Vec<Value> {
+        lines(&dir.path().join(f))
+            .into_iter()
+            .map(without_locations)
+            .collect()
+    };
+    let (lookup, folder) = (strip("lookup/results.jsonl"), strip("folder/results.jsonl"));
+    assert_eq!(lookup, folder, "lookups decide as the full data does");
+    assert!(folder.iter().any(|r| r["verdict"] == "eligible"));
+
+    // Only the accepted households' members were asked for, each under its authorization.
+    let log = dept.log();
+    assert!(log.iter().all(|l| l.method == "POST"));
+    assert!(log.iter().all(|l| l.ids.len() <= 4 && !l.ids.is_empty()));
+    assert!(log
+        .iter()
+        .all(|l| l.authorization_id.as_deref().is_some_and(|a| !a.is_empty())));
+    let asked: std::collections::BTreeSet<String> =
+        log.iter().flat_map(|l| l.ids.iter().cloned()).collect();
+    let declared: u64 = folder.iter().map(|r| r["members"].as_u64().unwrap()).sum();
+    assert!(
+        !asked.is_empty() && asked.len() as u64 <= declared,
+        "{} people asked for, {declared} declared",
+        asked.len()
+    );
+    let manifest_dir = dir.path().join("lake/sources/hr/manifests");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(manifest_dir.join("00000000000000000001.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["mode"], "lookup");
+    let queried: std::collections::BTreeSet<String> = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.path()
+                .join("lake")
+                .join(manifest["queried_file"].as_str().unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        asked, queried,
+        "the snapshot names exactly the people asked for"
+    );
+    let hr_records = hr_csv.lines().count() - 1;
+    let held: u64 = manifest["tables"][0]["rows"].as_u64().unwrap()
+        + manifest["tables"][0]["problems"].as_u64().unwrap();
+    assert!(
+        (held as usize) < hr_records,
+        "the lookup holds the batch's records only ({held} of {hr_records})"
+    );
+
+    // Re-reading the past: the kept answer, no new request.
+    let at = manifest["committed_at"].as_str().unwrap().to_owned();
+    let asked_before = dept.log().len();
+    check(
+        &["--config", &cfg, "--snapshot-at", &at],
+        "city/applicants.csv",
+        "again",
+    );
+    assert_eq!(dept.log().len(), asked_before, "--snapshot-at asks nobody");
+    assert_eq!(strip("again/results.jsonl"), lookup);
+
+    // A batch with somebody the lookup was not asked about: the kept answer cannot
+    // speak for them, so hr is missing.
+    let first = &lookup[0];
+    std::fs::write(
+        dir.path().join("other.csv"),
+        format!(
+            "household_id,region_code,area_type,aid_type,authorization_id,id_number,name,relation\nNEW1,{},{},{},AUTH-NEW,{},王新,applicant\n",
+            first["region_code"].as_str().unwrap(),
+            first["area_type"].as_str().unwrap(),
+            first["aid_type"].as_str().unwrap(),
+            id("41018419990101001"),
+        ),
+    )
+    .unwrap();
+    let o = check(&["--lake", &p("lake")], "other.csv", "other");
+    assert!(
+        text(&o).contains("was not asked about 1 members"),
+        "{}",
+        text(&o)
+    );
+    for r in lines(&dir.path().join("other/results.jsonl")) {
+        assert_eq!(r["missing_sources"], json!(["hr"]), "{r}");
+    }
+
+    // The department is down: the run completes, hr is missing, nobody is eligible.
+    dept.always(Some(Fault::Status(503)));
+    let o = check(&["--config", &cfg], "city/applicants.csv", "down");
+    assert!(text(&o).contains("hr: lookup failed"), "{}", text(&o));
+    let down = lines(&dir.path().join("down/results.jsonl"));
+    assert_eq!(down.len(), folder.len());
+    for r in &down {
+        assert_eq!(r["missing_sources"], json!(["hr"]), "{r}");
+        assert_ne!(r["verdict"], "eligible", "{r}");
+    }
+}

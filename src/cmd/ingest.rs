@@ -14,7 +14,7 @@ use crate::cli::IngestArgs;
 use crate::config::{Deployment, SourceConfig, SourceKind, SourceMode};
 use crate::error::Error;
 use crate::lake::write::TableWriter;
-use crate::lake::{Lake, Manifest};
+use crate::lake::{Lake, Manifest, SnapshotMode};
 use crate::progress::Progress;
 
 /// Ingests the selected sources.
@@ -169,6 +169,8 @@ async fn ingest_source(
         committed_at: pulled_at,
         tables,
         freshness_days: s.freshness_days,
+        mode: SnapshotMode::Snapshot,
+        queried_file: None,
     };
     pause_before_commit(name).await;
     Ok(Outcome::Committed(lake.commit(manifest, base_seq).await?))

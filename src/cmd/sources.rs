@@ -8,9 +8,9 @@ use chrono::NaiveDate;
 use hedui_connectors::schema;
 
 use crate::cli::SourcesArgs;
-use crate::config::Deployment;
+use crate::config::{Deployment, SourceMode};
 use crate::error::Error;
-use crate::lake::Lake;
+use crate::lake::{Lake, SnapshotMode};
 
 /// Describes every configured source; `today` is the date ages are counted to.
 pub async fn execute(args: &SourcesArgs, today: NaiveDate) -> Result<String, Error> {
@@ -21,7 +21,15 @@ pub async fn execute(args: &SourcesArgs, today: NaiveDate) -> Result<String, Err
         let name = s.name.as_str();
         let current = lake.snapshot_at(name, None).await?;
         let failure = lake.last_failure(name).await?;
+        if s.mode == SourceMode::Lookup {
+            let _ = writeln!(
+                out,
+                "{name}: lookup mode — asked for the members of each batch at check time ({})",
+                s.url
+            );
+        }
         match &current {
+            None if s.mode == SourceMode::Lookup => {}
             None => {
                 let _ = writeln!(out, "{name}: no snapshot — missing for every check");
             }
@@ -29,7 +37,12 @@ pub async fn execute(args: &SourcesArgs, today: NaiveDate) -> Result<String, Err
                 let age = (today - m.pulled_at.date_naive()).num_days();
                 let _ = writeln!(
                     out,
-                    "{name}: snapshot {} pulled {} ({age} days ago, freshness {} days){}",
+                    "{name}: {}snapshot {} pulled {} ({age} days ago, freshness {} days){}",
+                    if m.mode == SnapshotMode::Lookup {
+                        "lookup "
+                    } else {
+                        ""
+                    },
                     m.seq,
                     m.pulled_at.format("%Y-%m-%d %H:%M:%S UTC"),
                     s.freshness_days,

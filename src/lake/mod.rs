@@ -117,6 +117,24 @@ pub struct Manifest {
     /// The source's `freshness_days` when it was ingested: checks on a date more than
     /// this many days after `pulled_at` treat the snapshot as stale.
     pub freshness_days: u32,
+    /// A full pull (`snapshot`) or one check's lookup (`lookup`).
+    #[serde(default)]
+    pub mode: SnapshotMode,
+    /// Lookup snapshots: the ID numbers asked for (a JSON array, relative to the lake
+    /// root). The snapshot answers for these people only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queried_file: Option<String>,
+}
+
+/// How a snapshot was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// A full pull by `hedui ingest`.
+    #[default]
+    Snapshot,
+    /// The answer to one check's lookup: only the people asked for.
+    Lookup,
 }
 
 impl Manifest {
@@ -343,6 +361,44 @@ impl Lake {
         Ok(self.manifests(source).await?.last().map_or(0, |m| m.seq))
     }
 
+    /// The ID numbers a lookup snapshot answers for (empty for a full snapshot).
+    pub async fn queried(
+        &self,
+        m: &Manifest,
+    ) -> Result<std::collections::HashSet<String>, LakeError> {
+        let Some(rel) = &m.queried_file else {
+            return Ok(Default::default());
+        };
+        let path = self.path(rel);
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(self.store_err(format!("read {rel}")))?
+            .bytes()
+            .await
+            .map_err(self.store_err(format!("read {rel}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| LakeError::BadManifest {
+            url: self.url.clone(),
+            path: rel.clone(),
+            why: e.to_string(),
+        })
+    }
+
+    /// Writes a small JSON object of the lake (not visible until a manifest names it).
+    pub async fn put_json(&self, rel: &str, value: &impl Serialize) -> Result<(), LakeError> {
+        let body = serde_json::to_vec(value).map_err(|e| LakeError::Write {
+            url: self.url.clone(),
+            what: rel.to_owned(),
+            why: e.to_string(),
+        })?;
+        self.store
+            .put(&self.path(rel), PutPayload::from(body))
+            .await
+            .map_err(self.store_err(format!("write {rel}")))?;
+        Ok(())
+    }
+
     /// Commits `manifest` as the next snapshot of its source after `base_seq` (the
     /// sequence the ingest started from). Fails with [`LakeError::Conflict`] when another
     /// commit took that place: two ingests started from one state cannot both commit.
@@ -418,6 +474,8 @@ mod tests {
                 problems_file: None,
             }],
             freshness_days: 35,
+            mode: SnapshotMode::Snapshot,
+            queried_file: None,
         }
     }
 
