@@ -114,6 +114,7 @@ impl CheckArgs {
                     lake,
                     at,
                     lookups: vec![],
+                    state: None,
                 })
             }
             (None, None, Some(file)) => {
@@ -128,6 +129,7 @@ impl CheckArgs {
                     lake: d.lake,
                     at,
                     lookups,
+                    state: Some(d.state_path),
                 })
             }
             _ => Err(Error::Usage(

@@ -61,6 +61,11 @@ pub struct S3Options {
     /// Plain HTTP to the endpoint: allowed only for a loopback endpoint.
     #[serde(default)]
     pub allow_http: bool,
+    /// The store honours `If-None-Match: *` (put-if-absent), as AWS S3 does. Default
+    /// false: Garage 2.5 and some other S3-compatible stores silently overwrite, so
+    /// commits are serialised through a lock in `[state]` instead.
+    #[serde(default)]
+    pub put_if_absent: bool,
 }
 
 /// `[lake]`.

@@ -43,6 +43,8 @@ pub enum SourceInput {
         at: Option<DateTime<Utc>>,
         /// Lookup-mode sources, asked for the batch's members (unless `at` is given).
         lookups: Vec<SourceConfig>,
+        /// The deployment's `[state]` folder (commits of lookup snapshots lock there).
+        state: Option<PathBuf>,
     },
 }
 
@@ -150,8 +152,16 @@ impl Sources {
 pub fn open(input: &SourceInput) -> Result<Opened, Error> {
     Ok(match input {
         SourceInput::Folder(dir) => Opened::Folder(FilesConnector::new(dir)?),
-        SourceInput::Lake { lake, at, lookups } => Opened::Lake {
-            lake: Lake::open(lake)?,
+        SourceInput::Lake {
+            lake,
+            at,
+            lookups,
+            state,
+        } => Opened::Lake {
+            lake: match state {
+                Some(dir) => Lake::open(lake)?.with_state(dir),
+                None => Lake::open(lake)?,
+            },
             at: *at,
             lookups: lookups.clone(),
         },
@@ -278,6 +288,7 @@ async fn from_lake(
     progress: &Progress,
 ) -> Result<Sources, Error> {
     let mut s = Sources::default();
+    lake.register_in(ctx)?;
     for (source, tables) in schema::sources() {
         let mut manifest = match pinned.get(source) {
             Some(m) => m.clone(),

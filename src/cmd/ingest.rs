@@ -37,7 +37,7 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
     if args.sources.is_empty() {
         selected = config.sources.iter().collect();
     }
-    let lake = Lake::open(&config.lake)?;
+    let lake = Lake::open(&config.lake)?.with_state(&config.state_path);
     // Each source is pulled on its own: one that fails commits nothing (its previous
     // snapshot stays current) and does not stop the others.
     let mut lines = Vec::new();

@@ -10,12 +10,22 @@
 //! ```
 //!
 //! A snapshot's files are written first under a fresh `snapshot_id`; nothing reads them
-//! until a manifest naming them exists. The manifest of commit `seq` is written with
-//! put-if-absent at `manifests/{seq:020}.json`, where `seq` is the sequence the ingest
-//! started from plus one: of two concurrent ingests of one source that started from the
-//! same state, exactly one can create that object; the other gets [`LakeError::Conflict`]
-//! and commits nothing. The current snapshot of a source is its highest `seq`; the
-//! snapshot in force at a past time is the highest `seq` committed at or before it.
+//! until a manifest naming them exists. The manifest of commit `seq` is written at
+//! `manifests/{seq:020}.json`, where `seq` is the sequence the ingest started from plus
+//! one: of two concurrent ingests of one source that started from the same state,
+//! exactly one commits; the other gets [`LakeError::Conflict`] and commits nothing. The
+//! current snapshot of a source is its highest `seq`; the snapshot in force at a past
+//! time is the highest `seq` committed at or before it.
+//!
+//! # Storage guarantees relied on
+//! - Local folders: put-if-absent (`PutMode::Create`, a hard link) is atomic.
+//! - S3 with `[lake.s3] put_if_absent = true` (AWS): `If-None-Match: *` is honoured.
+//! - Other S3-compatible stores (Garage 2.5 ignores `If-None-Match` and overwrites): a
+//!   commit takes an exclusive lock file in the deployment's `[state]` folder, re-reads
+//!   the source's current sequence under it, and writes the manifest only if nothing was
+//!   committed since the ingest began. Every writer of such a lake must share `[state]`.
+//! - Readers list `manifests/` and read whole objects: a manifest is one PUT, visible
+//!   entirely or not at all.
 
 pub mod write;
 
@@ -25,6 +35,7 @@ use chrono::{DateTime, Utc};
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path as StorePath;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::aws::AmazonS3Builder;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LakeConfig, LakeLocation};
@@ -182,7 +193,16 @@ pub struct Lake {
     /// How DataFusion addresses the lake root: an absolute local path, or a URL of a
     /// store registered in the session.
     table_base: String,
+    /// The store URL to register in a DataFusion session (`s3://bucket`), if any.
+    store_url: Option<String>,
+    /// Whether the store honours put-if-absent.
+    put_if_absent: bool,
+    /// The deployment's `[state]` folder, where commit locks live.
+    state_dir: Option<std::path::PathBuf>,
 }
+
+/// How long a commit waits for another commit of the same source to finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn manifest_name(seq: u64) -> String {
     format!("{seq:020}.json")
@@ -214,13 +234,70 @@ impl Lake {
                     store: Arc::new(store),
                     root: StorePath::default(),
                     table_base: dir.display().to_string(),
+                    store_url: None,
+                    put_if_absent: true,
+                    state_dir: None,
                 })
             }
-            LakeLocation::S3 { .. } => Err(LakeError::Unsupported {
-                url: config.url.clone(),
-                why: "s3:// lakes are not available in this build yet".into(),
-            }),
+            LakeLocation::S3 { bucket, prefix } => {
+                // Credentials (and, without a config, the endpoint) from AWS_* variables.
+                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if let Some(ep) = &config.s3.endpoint {
+                    b = b.with_endpoint(ep);
+                }
+                if let Some(r) = &config.s3.region {
+                    b = b.with_region(r);
+                }
+                if config.s3.allow_http {
+                    b = b.with_allow_http(true);
+                }
+                let store = b.build().map_err(|source| LakeError::Store {
+                    url: config.url.clone(),
+                    op: "open".into(),
+                    source,
+                })?;
+                let root = StorePath::parse(prefix).map_err(|e| LakeError::Unsupported {
+                    url: config.url.clone(),
+                    why: format!("bad key prefix {prefix:?}: {e}"),
+                })?;
+                let store_url = format!("s3://{bucket}");
+                let table_base = if prefix.is_empty() {
+                    store_url.clone()
+                } else {
+                    format!("{store_url}/{prefix}")
+                };
+                Ok(Lake {
+                    url: config.url.clone(),
+                    store: Arc::new(store),
+                    root,
+                    table_base,
+                    store_url: Some(store_url),
+                    put_if_absent: config.s3.put_if_absent,
+                    state_dir: None,
+                })
+            }
         }
+    }
+
+    /// Commits of this lake take their lock in the deployment's `[state]` folder.
+    pub fn with_state(mut self, dir: &std::path::Path) -> Lake {
+        self.state_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Makes the lake's store known to a DataFusion session (object-store lakes).
+    pub fn register_in(&self, ctx: &datafusion::prelude::SessionContext) -> Result<(), LakeError> {
+        if let Some(u) = &self.store_url {
+            let url =
+                datafusion::execution::object_store::ObjectStoreUrl::parse(u).map_err(|e| {
+                    LakeError::Unsupported {
+                        url: self.url.clone(),
+                        why: e.to_string(),
+                    }
+                })?;
+            ctx.register_object_store(url.as_ref(), self.store.clone());
+        }
+        Ok(())
     }
 
     /// The lake's URL as configured.
@@ -407,6 +484,19 @@ impl Lake {
         mut manifest: Manifest,
         base_seq: u64,
     ) -> Result<Manifest, LakeError> {
+        let _lock = self.commit_lock(&manifest.source).await?;
+        if _lock.is_some() {
+            // Serialised: nobody else commits this source now. Anything committed since
+            // the ingest began is a conflict, whatever the store does with conditions.
+            let current = self.current_seq(&manifest.source).await?;
+            if current != base_seq {
+                return Err(LakeError::Conflict {
+                    url: self.url.clone(),
+                    source_name: manifest.source.clone(),
+                    seq: base_seq + 1,
+                });
+            }
+        }
         manifest.seq = base_seq + 1;
         // Microseconds, as stored: a re-read manifest compares equal to the one returned.
         let now = Utc::now();
@@ -423,7 +513,11 @@ impl Lake {
             why: e.to_string(),
         })?;
         let opts = PutOptions {
-            mode: PutMode::Create,
+            mode: if self.put_if_absent {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            },
             ..Default::default()
         };
         match self
@@ -440,6 +534,49 @@ impl Lake {
                 })
             }
             Err(e) => Err(self.store_err(format!("commit {path}"))(e)),
+        }
+    }
+
+    /// The exclusive lock serialising commits of `source`: taken when the lake has a
+    /// `[state]` folder (always required when the store lacks put-if-absent). Released
+    /// when dropped, or by the OS when the process dies.
+    async fn commit_lock(&self, source: &str) -> Result<Option<std::fs::File>, LakeError> {
+        let Some(dir) = &self.state_dir else {
+            if self.put_if_absent {
+                return Ok(None);
+            }
+            return Err(LakeError::Unsupported {
+                url: self.url.clone(),
+                why: "this store does not honour put-if-absent ([lake.s3] put_if_absent = false), so commits are serialised through the deployment's [state] folder, which this command was not given".into(),
+            });
+        };
+        let lock_err = |why: String| LakeError::Write {
+            url: self.url.clone(),
+            what: format!("commit lock in {}", dir.display()),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| lock_err(e.to_string()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("lake-commit-{source}.lock")))
+            .map_err(|e| lock_err(e.to_string()))?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(file)),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(lock_err(format!(
+                        "another commit of {source} held the lock for more than {} s",
+                        LOCK_WAIT.as_secs()
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e.to_string())),
+            }
         }
     }
 }
