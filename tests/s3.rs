@@ -1,0 +1,202 @@
+//! The lake on a real S3-compatible store (Garage on loopback, started by `.ci/garage`):
+//! ingest and check work as on a local folder, and two concurrent ingests of one source
+//! commit exactly once — on Garage, which ignores `If-None-Match: *`, as on a local path.
+//!
+//! The store is named by `HEDUI_TEST_S3_ENDPOINT` and `HEDUI_TEST_S3_BUCKET`, with
+//! credentials in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (`.ci/run` sets them).
+//! Without them the S3 half of each test is skipped with a notice, unless
+//! `HEDUI_REQUIRE_S3=1` (as in CI), which makes their absence a failure.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn hedui(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The test store's `[lake.s3]` table, or `None` (skip) when no store is configured.
+fn s3_settings() -> Option<(String, String)> {
+    let endpoint = std::env::var("HEDUI_TEST_S3_ENDPOINT").ok();
+    let bucket = std::env::var("HEDUI_TEST_S3_BUCKET").ok();
+    match (endpoint, bucket) {
+        (Some(e), Some(b)) => Some((
+            format!("[lake.s3]\nendpoint = \"{e}\"\nregion = \"garage\"\nallow_http = true\n"),
+            b,
+        )),
+        _ if std::env::var("HEDUI_REQUIRE_S3").as_deref() == Ok("1") => {
+            panic!("HEDUI_REQUIRE_S3=1 but HEDUI_TEST_S3_ENDPOINT / HEDUI_TEST_S3_BUCKET are not set (see .ci/garage)")
+        }
+        _ => {
+            eprintln!("note: S3 half skipped — run .ci/garage start to test against Garage");
+            None
+        }
+    }
+}
+
+/// A unique key prefix per test run.
+fn unique(name: &str) -> String {
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    )
+}
+
+struct City {
+    dir: tempfile::TempDir,
+    today: String,
+}
+
+impl City {
+    fn new() -> City {
+        let dir = tempfile::tempdir().unwrap();
+        let today = chrono::Local::now().date_naive().to_string();
+        ok(hedui(
+            &[
+                "generate",
+                "--people",
+                "400",
+                "--households",
+                "40",
+                "--seed",
+                "3",
+                "--as-of",
+                &today,
+                "--out",
+                dir.path().join("city").to_str().unwrap(),
+            ],
+            &[],
+        ));
+        City { dir, today }
+    }
+
+    fn p(&self, rel: &str) -> String {
+        self.dir.path().join(rel).display().to_string()
+    }
+
+    /// Writes a config with the lake at `lake` (+ `lake_extra`) and all sources from the
+    /// city's folder; returns its path.
+    fn config(&self, name: &str, lake: &str, lake_extra: &str) -> String {
+        let mut cfg =
+            format!("[lake]\nurl = \"{lake}\"\n{lake_extra}[state]\npath = \"state-{name}\"\n");
+        for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
+            cfg.push_str(&format!(
+                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
+                self.p("city/sources")
+            ));
+        }
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        path.display().to_string()
+    }
+
+    fn check(&self, data: &[&str], out: &str) -> Vec<Value> {
+        let (applicants, policy, out_dir) = (
+            self.p("city/applicants.csv"),
+            self.p("city/policy.toml"),
+            self.p(out),
+        );
+        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
+        args.extend_from_slice(data);
+        args.extend_from_slice(&["--as-of", &self.today, "--out", &out_dir]);
+        ok(hedui(&args, &[]));
+        std::fs::read_to_string(self.dir.path().join(out).join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// Ingest into an `s3://` lake, then check on it: the results equal those of the plain
+/// folder and of a local lake.
+#[test]
+fn s3_lake_checks_like_the_folder() {
+    let c = City::new();
+    let folder = c.check(&["--sources", &c.p("city/sources")], "folder");
+    assert!(folder.iter().any(|r| r["verdict"] == "eligible"));
+    let local = c.config("local", "lake", "");
+    ok(hedui(&["ingest", "--config", &local], &[]));
+    assert_eq!(c.check(&["--config", &local], "local"), folder);
+
+    let Some((s3, bucket)) = s3_settings() else {
+        return;
+    };
+    let cfg = c.config("s3", &format!("s3://{bucket}/{}", unique("check")), &s3);
+    let out = ok(hedui(&["ingest", "--config", &cfg], &[]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fund: snapshot 1 committed"));
+    assert_eq!(
+        c.check(&["--config", &cfg], "s3"),
+        folder,
+        "the s3:// lake decides like the folder"
+    );
+    let out = ok(hedui(&["sources", "--config", &cfg], &[]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("police: snapshot 1 pulled"));
+}
+
+/// Two ingests of one source that both started from the same commit: exactly one
+/// commits, the other reports the conflict and commits nothing — on a local lake and on
+/// Garage (which would silently overwrite a put-if-absent).
+#[test]
+fn concurrent_ingests_commit_once() {
+    let c = City::new();
+    let mut lakes = vec![(c.config("local", "lake", ""), "local")];
+    if let Some((s3, bucket)) = s3_settings() {
+        lakes.push((
+            c.config("s3", &format!("s3://{bucket}/{}", unique("race")), &s3),
+            "s3",
+        ));
+    }
+    for (cfg, what) in lakes {
+        ok(hedui(&["ingest", "--config", &cfg, "--source", "hr"], &[]));
+        // Both write their snapshot files, then wait before committing: both started
+        // from commit 1.
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_hedui"))
+                .args(["ingest", "--config", &cfg, "--source", "hr"])
+                .env("HEDUI_PAUSE_BEFORE_COMMIT_MS", "1500")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let codes = [a.status.code(), b.status.code()];
+        assert!(
+            codes.contains(&Some(0)) && codes.iter().filter(|c| **c == Some(0)).count() == 1,
+            "{what}: exactly one ingest commits: {codes:?}\n{}\n{}",
+            String::from_utf8_lossy(&a.stderr),
+            String::from_utf8_lossy(&b.stderr)
+        );
+        let loser = if a.status.success() { &b } else { &a };
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&loser.stdout),
+            String::from_utf8_lossy(&loser.stderr)
+        );
+        assert!(
+            said.contains("changed while this ingest ran")
+                && said.contains("nothing was committed"),
+            "{what}: {said}"
+        );
+        let out = ok(hedui(&["sources", "--config", &cfg], &[]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("hr: snapshot 2 pulled"), "{what}: {text}");
+    }
+}
