@@ -398,6 +398,9 @@ impl Inner {
     async fn attempt(&self, req: reqwest::RequestBuilder) -> Attempt {
         let timeout_s = self.source.timeout_s;
         let transport = |e: reqwest::Error| {
+            // The URL is named by the caller; its query (a department's cursor may hold
+            // an ID number) is kept out of messages and logs.
+            let e = e.without_url();
             if let Some(tls) = tls_failure(&e) {
                 return Attempt::Fatal(format!(
                     "TLS failed: {tls} (is the department's certificate signed by the CA in ca_file, or by a system root?)"
