@@ -13,7 +13,7 @@ use crate::applicants::Household;
 use crate::config::SourceConfig;
 use crate::error::Error;
 use crate::lake::write::TableWriter;
-use crate::lake::{Lake, LakeError, Manifest, SnapshotMode};
+use crate::lake::{snapshot_id, Lake, LakeError, Manifest, SnapshotMode};
 use crate::progress::Progress;
 
 /// How many times a lookup snapshot's commit is retried when another commit of the same
@@ -51,11 +51,7 @@ pub async fn pull(
     let groups = groups(households);
     let people: usize = groups.iter().map(|g| g.id_numbers.len()).sum();
     let pulled_at = Utc::now();
-    let snapshot_id = format!(
-        "{}-{:08x}-lookup",
-        pulled_at.format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id()
-    );
+    let snapshot_id = snapshot_id(pulled_at, "-lookup");
     let opts = LoadOptions {
         reference_date: as_of,
     };

@@ -353,59 +353,100 @@ fn without_locations(mut v: Value) -> Value {
     v
 }
 
+/// A generated city whose 人社 department answers over HTTPS (the simulator, with its own
+/// field names and codes, from the city's hr_income) and whose other departments are the
+/// city's folder; `hr` holds the extra lines of the hr `[[source]]`.
+struct HttpCity {
+    dir: tempfile::TempDir,
+    today: String,
+    dept: Arc<Department>,
+    _sim: Running,
+    cfg: String,
+    hr_csv: String,
+}
+
+impl HttpCity {
+    fn new(seed: &str, hr: &str) -> HttpCity {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |rel: &str| dir.path().join(rel).display().to_string();
+        let today = chrono::Local::now().date_naive().to_string();
+        assert_exit(
+            &hedui(&[
+                "generate",
+                "--people",
+                "600",
+                "--households",
+                "60",
+                "--seed",
+                seed,
+                "--as-of",
+                &today,
+                "--out",
+                &p("city"),
+            ]),
+            0,
+        );
+        let hr_csv =
+            std::fs::read_to_string(dir.path().join("city/sources/hr_income.csv")).unwrap();
+        let pki = Pki::new();
+        std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+        let dept = Arc::new(Department::new(Some(TOKEN)).table(
+            "hr_income",
+            "SFZH",
+            deptsim::hr_records_from_csv(&hr_csv),
+        ));
+        let sim = deptsim::start(dept.clone(), pki.server_config(false, false));
+        let mut cfg = format!(
+            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n\n[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"{}\"\nca_file = \"ca.pem\"\ntoken_env = \"{TOKEN_ENV}\"\n{hr}\n{}\n",
+            sim.url(),
+            deptsim::hr_mapping_toml()
+        );
+        for s in ["housing", "police", "tax", "bank", "fund"] {
+            cfg.push_str(&format!(
+                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
+                p("city/sources")
+            ));
+        }
+        std::fs::write(dir.path().join("hedui.toml"), cfg).unwrap();
+        let cfg = p("hedui.toml");
+        HttpCity {
+            dir,
+            today,
+            dept,
+            _sim: sim,
+            cfg,
+            hr_csv,
+        }
+    }
+
+    fn p(&self, rel: &str) -> String {
+        self.dir.path().join(rel).display().to_string()
+    }
+
+    /// `hedui check` of `applicants` (relative to the city's folder) on `data`, into `out`.
+    fn check(&self, data: &[&str], applicants: &str, out: &str) -> Output {
+        let (applicants, policy, out) =
+            (self.p(applicants), self.p("city/policy.toml"), self.p(out));
+        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
+        args.extend_from_slice(data);
+        args.extend_from_slice(&["--as-of", &self.today, "--out", &out]);
+        let o = hedui(&args);
+        assert_exit(&o, 0);
+        o
+    }
+}
+
 /// A generated city whose 人社 department answers over HTTPS with its own field names
 /// and codes: a first pull that fails leaves hr missing (no household eligible); after a
 /// good pull, the check on the lake gives the same verdicts, flags and figures as the
 /// check on the plain folder.
 #[test]
 fn http_fed_lake_checks_like_the_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |rel: &str| dir.path().join(rel).display().to_string();
-    let today = chrono::Local::now().date_naive().to_string();
-    assert_exit(
-        &hedui(&[
-            "generate",
-            "--people",
-            "600",
-            "--households",
-            "60",
-            "--seed",
-            "5",
-            "--as-of",
-            &today,
-            "--out",
-            &p("city"),
-        ]),
-        0,
-    );
-    let hr_csv = std::fs::read_to_string(dir.path().join("city/sources/hr_income.csv")).unwrap();
-    let pki = Pki::new();
-    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
-    let dept = Arc::new(Department::new(Some(TOKEN)).table(
-        "hr_income",
-        "SFZH",
-        deptsim::hr_records_from_csv(&hr_csv),
-    ));
-    let sim = deptsim::start(dept.clone(), pki.server_config(false, false));
-    let mut cfg = format!(
-        "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n\n[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"{}\"\nca_file = \"ca.pem\"\ntoken_env = \"{TOKEN_ENV}\"\npage_size = 500\nmax_retries = 1\n{}\n",
-        sim.url(),
-        deptsim::hr_mapping_toml()
-    );
-    for s in ["housing", "police", "tax", "bank", "fund"] {
-        cfg.push_str(&format!(
-            "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
-            p("city/sources")
-        ));
-    }
-    std::fs::write(dir.path().join("hedui.toml"), cfg).unwrap();
-    let cfg = p("hedui.toml");
+    let c = HttpCity::new("5", "page_size = 500\nmax_retries = 1");
+    let (dept, cfg, dir) = (&c.dept, &c.cfg, &c.dir);
+    let p = |rel: &str| c.p(rel);
     let check = |data: &[&str], out: &str| {
-        let (applicants, policy, out) = (p("city/applicants.csv"), p("city/policy.toml"), p(out));
-        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
-        args.extend_from_slice(data);
-        args.extend_from_slice(&["--as-of", &today, "--out", &out]);
-        assert_exit(&hedui(&args), 0);
+        c.check(data, "city/applicants.csv", out);
     };
 
     dept.always(Some(Fault::Status(500)));
@@ -456,47 +497,9 @@ fn http_fed_lake_checks_like_the_folder() {
 /// hr missing (never eligible) while the run completes.
 #[test]
 fn lookup_mode_asks_only_for_the_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |rel: &str| dir.path().join(rel).display().to_string();
-    let today = chrono::Local::now().date_naive().to_string();
-    assert_exit(
-        &hedui(&[
-            "generate",
-            "--people",
-            "600",
-            "--households",
-            "60",
-            "--seed",
-            "8",
-            "--as-of",
-            &today,
-            "--out",
-            &p("city"),
-        ]),
-        0,
-    );
-    let hr_csv = std::fs::read_to_string(dir.path().join("city/sources/hr_income.csv")).unwrap();
-    let pki = Pki::new();
-    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
-    let dept = Arc::new(Department::new(Some(TOKEN)).table(
-        "hr_income",
-        "SFZH",
-        deptsim::hr_records_from_csv(&hr_csv),
-    ));
-    let sim = deptsim::start(dept.clone(), pki.server_config(false, false));
-    let mut cfg = format!(
-        "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n\n[[source]]\nname = \"hr\"\nkind = \"http\"\nmode = \"lookup\"\nurl = \"{}\"\nca_file = \"ca.pem\"\ntoken_env = \"{TOKEN_ENV}\"\npage_size = 4\nmax_retries = 0\n{}\n",
-        sim.url(),
-        deptsim::hr_mapping_toml()
-    );
-    for s in ["housing", "police", "tax", "bank", "fund"] {
-        cfg.push_str(&format!(
-            "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
-            p("city/sources")
-        ));
-    }
-    std::fs::write(dir.path().join("hedui.toml"), cfg).unwrap();
-    let cfg = p("hedui.toml");
+    let c = HttpCity::new("8", "mode = \"lookup\"\npage_size = 4\nmax_retries = 0");
+    let (dept, cfg, dir, hr_csv) = (&c.dept, &c.cfg, &c.dir, &c.hr_csv);
+    let p = |rel: &str| c.p(rel);
     let out = hedui(&["ingest", "--config", &cfg]);
     assert_exit(&out, 0);
     assert!(text(&out).contains("hr: lookup mode"), "{}", text(&out));
@@ -505,15 +508,7 @@ fn lookup_mode_asks_only_for_the_batch() {
         "ingest does not pull a lookup source"
     );
 
-    let check = |data: &[&str], applicants: &str, out: &str| {
-        let (applicants, policy, out) = (p(applicants), p("city/policy.toml"), p(out));
-        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
-        args.extend_from_slice(data);
-        args.extend_from_slice(&["--as-of", &today, "--out", &out]);
-        let o = hedui(&args);
-        assert_exit(&o, 0);
-        o
-    };
+    let check = |data: &[&str], applicants: &str, out: &str| c.check(data, applicants, out);
     check(&["--config", &cfg], "city/applicants.csv", "lookup");
     check(
         &["--sources", &p("city/sources")],

@@ -14,7 +14,7 @@ use crate::cli::IngestArgs;
 use crate::config::{Deployment, SourceConfig, SourceKind, SourceMode};
 use crate::error::Error;
 use crate::lake::write::TableWriter;
-use crate::lake::{Lake, Manifest, SnapshotMode};
+use crate::lake::{snapshot_id, Lake, Manifest, SnapshotMode};
 use crate::progress::Progress;
 
 /// Ingests the selected sources.
@@ -125,11 +125,7 @@ async fn ingest_source(
     let connector = connect(s)?;
     let base_seq = lake.current_seq(name).await?;
     let pulled_at = Utc::now();
-    let snapshot_id = format!(
-        "{}-{:08x}",
-        pulled_at.format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id()
-    );
+    let snapshot_id = snapshot_id(pulled_at, "");
     let opts = LoadOptions {
         reference_date: pulled_at.date_naive(),
     };

@@ -204,6 +204,17 @@ pub struct Lake {
 /// How long a commit waits for another commit of the same source to finish.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// A fresh snapshot folder name for data pulled at `pulled_at`: the time and the
+/// process, so that concurrent pulls never write into one folder; `suffix` marks the kind
+/// (`""` for full pulls, `"-lookup"` for lookups).
+pub fn snapshot_id(pulled_at: DateTime<Utc>, suffix: &str) -> String {
+    format!(
+        "{}-{:08x}{suffix}",
+        pulled_at.format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    )
+}
+
 fn manifest_name(seq: u64) -> String {
     format!("{seq:020}.json")
 }
