@@ -511,3 +511,35 @@ pub fn hr_records_from_csv(text: &str) -> Vec<Value> {
     }
     out
 }
+
+/// Turns any canonical table's CSV into department records under the canonical field
+/// names: every value a JSON string, empty cells `null`.
+pub fn canonical_records_from_csv(text: &str) -> Vec<Value> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    rdr.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let obj: serde_json::Map<String, Value> = headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| {
+                    let v = if v.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(v.to_owned())
+                    };
+                    (h.clone(), v)
+                })
+                .collect();
+            Value::Object(obj)
+        })
+        .collect()
+}
