@@ -12,6 +12,7 @@
 //! - [`evidence`]: flags → the source records they rest on.
 //! - [`sources`]: the departments' data of a run: a source folder or the lake.
 //! - [`lookup`]: lookup-mode sources asked for the batch's members at check time.
+//! - [`stage`]: `files` sources on object-store prefixes, copied locally to be read.
 //! - [`check`]: one verification run end to end.
 //! - [`output`]: results.jsonl, rejected.jsonl, summary.json, data_quality.jsonl, report.html.
 //! - [`generate`]: a deterministic synthetic city for demos, tests and benchmarks.
@@ -35,6 +36,7 @@ pub mod output;
 pub mod policy;
 pub mod progress;
 pub mod sources;
+pub mod stage;
 
 use cli::{Cli, Command};
 use error::Error;

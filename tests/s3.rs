@@ -92,12 +92,16 @@ impl City {
     /// Writes a config with the lake at `lake` (+ `lake_extra`) and all sources from the
     /// city's folder; returns its path.
     fn config(&self, name: &str, lake: &str, lake_extra: &str) -> String {
+        self.config_from(name, lake, lake_extra, &self.p("city/sources"))
+    }
+
+    /// As [`City::config`], with every source a `files` source at `sources`.
+    fn config_from(&self, name: &str, lake: &str, lake_extra: &str, sources: &str) -> String {
         let mut cfg =
             format!("[lake]\nurl = \"{lake}\"\n{lake_extra}[state]\npath = \"state-{name}\"\n");
         for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
             cfg.push_str(&format!(
-                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
-                self.p("city/sources")
+                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{sources}\"\n"
             ));
         }
         let path = self.dir.path().join(format!("{name}.toml"));
@@ -199,4 +203,50 @@ fn concurrent_ingests_commit_once() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("hr: snapshot 2 pulled"), "{what}: {text}");
     }
+}
+
+/// Copies a local folder's files to `s3://bucket/prefix/` on the test store.
+fn upload(bucket: &str, prefix: &str, dir: &std::path::Path) {
+    use object_store::{ObjectStoreExt, PutPayload};
+    let endpoint = std::env::var("HEDUI_TEST_S3_ENDPOINT").unwrap();
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_endpoint(endpoint)
+        .with_region("garage")
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let body = std::fs::read(&path).unwrap();
+        let key = object_store::path::Path::from(format!("{prefix}/{name}"));
+        rt.block_on(store.put(&key, PutPayload::from(body)))
+            .unwrap();
+    }
+}
+
+/// A `files` source on an object-store prefix (the departments drop their files on a
+/// shared store) is read like a local folder: the check decides as on the folder.
+#[test]
+fn files_sources_on_an_s3_prefix() {
+    let Some((s3, bucket)) = s3_settings() else {
+        return;
+    };
+    let c = City::new();
+    let folder = c.check(&["--sources", &c.p("city/sources")], "folder");
+    let incoming = unique("incoming");
+    upload(&bucket, &incoming, &c.dir.path().join("city/sources"));
+    let cfg = c.config_from("s3src", "lake", &s3, &format!("s3://{bucket}/{incoming}/"));
+    let out = ok(hedui(&["ingest", "--config", &cfg], &[]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("police: snapshot 1 committed"));
+    assert_eq!(c.check(&["--config", &cfg], "s3src"), folder);
+    assert!(
+        std::fs::read_dir(c.dir.path().join("state-s3src/staging"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the staged copies are removed"
+    );
 }

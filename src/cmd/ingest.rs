@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::lake::write::TableWriter;
 use crate::lake::{snapshot_id, Lake, Manifest, SnapshotMode};
 use crate::progress::Progress;
+use crate::stage::{stage, Staged};
 
 /// Ingests the selected sources.
 pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested, Error> {
@@ -43,7 +44,7 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
     let mut lines = Vec::new();
     let mut first_failure = None;
     for s in selected {
-        match ingest_source(&lake, s, progress).await {
+        match ingest_source(&lake, s, &config, progress).await {
             Ok(Outcome::Lookup) => lines.push(format!(
                 "{}: lookup mode — asked for the households being checked at check time, nothing to ingest",
                 s.name.as_str()
@@ -83,24 +84,26 @@ pub struct Ingested {
     pub failure: Option<Error>,
 }
 
-/// The connector of a snapshot-mode source.
-fn connect(s: &SourceConfig) -> Result<Box<dyn Connector>, Error> {
-    let name = s.name.as_str();
+/// The connector of a snapshot-mode source, and the staged copy it reads when the source
+/// is an object-store prefix (kept alive while the connector is used).
+async fn connect(
+    s: &SourceConfig,
+    d: &Deployment,
+) -> Result<(Box<dyn Connector>, Option<Staged>), Error> {
     match s.kind {
-        SourceKind::Http => Ok(Box::new(HttpConnector::new(s.http())?)),
+        SourceKind::Http => Ok((Box::new(HttpConnector::new(s.http())?), None)),
         SourceKind::Files => {
-            let folder = if !s.url.contains("://") {
-                PathBuf::from(&s.url)
+            let (folder, staged) = if !s.url.contains("://") {
+                (PathBuf::from(&s.url), None)
             } else if let Some(p) = s.url.strip_prefix("file://") {
-                PathBuf::from(p)
+                (PathBuf::from(p), None)
             } else {
-                return Err(Error::Usage(format!(
-                    "source {name}: {} — object-store prefixes are not supported by this build yet",
-                    s.url
-                )));
+                let staged = stage(&s.url, &d.lake.s3, &d.state_path.join("staging")).await?;
+                (staged.dir().to_owned(), Some(staged))
             };
-            Ok(Box::new(
-                FilesConnector::new(&folder)?.with_mapping(s.mapping.clone()),
+            Ok((
+                Box::new(FilesConnector::new(&folder)?.with_mapping(s.mapping.clone())),
+                staged,
             ))
         }
     }
@@ -116,13 +119,14 @@ enum Outcome {
 async fn ingest_source(
     lake: &Lake,
     s: &SourceConfig,
+    d: &Deployment,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
     let name = s.name.as_str();
     if s.mode == SourceMode::Lookup {
         return Ok(Outcome::Lookup);
     }
-    let connector = connect(s)?;
+    let (connector, _staged) = connect(s, d).await?;
     let base_seq = lake.current_seq(name).await?;
     let pulled_at = Utc::now();
     let snapshot_id = snapshot_id(pulled_at, "");

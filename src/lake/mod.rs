@@ -204,6 +204,25 @@ pub struct Lake {
 /// How long a commit waits for another commit of the same source to finish.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// An S3 store for `bucket` with the deployment's `[lake.s3]` settings; credentials
+/// (and, without a config, the endpoint) from the `AWS_*` variables.
+pub fn s3_store(
+    bucket: &str,
+    opts: &crate::config::S3Options,
+) -> Result<object_store::aws::AmazonS3, datafusion::object_store::Error> {
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(ep) = &opts.endpoint {
+        b = b.with_endpoint(ep);
+    }
+    if let Some(r) = &opts.region {
+        b = b.with_region(r);
+    }
+    if opts.allow_http {
+        b = b.with_allow_http(true);
+    }
+    b.build()
+}
+
 /// A fresh snapshot folder name for data pulled at `pulled_at`: the time and the
 /// process, so that concurrent pulls never write into one folder; `suffix` marks the kind
 /// (`""` for full pulls, `"-lookup"` for lookups).
@@ -251,18 +270,7 @@ impl Lake {
                 })
             }
             LakeLocation::S3 { bucket, prefix } => {
-                // Credentials (and, without a config, the endpoint) from AWS_* variables.
-                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if let Some(ep) = &config.s3.endpoint {
-                    b = b.with_endpoint(ep);
-                }
-                if let Some(r) = &config.s3.region {
-                    b = b.with_region(r);
-                }
-                if config.s3.allow_http {
-                    b = b.with_allow_http(true);
-                }
-                let store = b.build().map_err(|source| LakeError::Store {
+                let store = s3_store(bucket, &config.s3).map_err(|source| LakeError::Store {
                     url: config.url.clone(),
                     op: "open".into(),
                     source,
