@@ -63,7 +63,8 @@ pub async fn pull(
         let loaded = connector.lookup(schema, opts, &groups).await?;
         let mut w = TableWriter::new(lake, name, &snapshot_id, schema);
         w.push(loaded.batches).await?;
-        let entry = w.finish(&loaded.problems).await?;
+        w.push_problems(loaded.problems);
+        let entry = w.finish().await?;
         progress.step(&format!(
             "{name}/{t}: lookup of {people} people in {} requests: {} records, {} malformed",
             loaded.files.len(),

@@ -22,7 +22,7 @@ use crate::json::push_record;
 use crate::mapping::SourceMapping;
 use crate::schema::TableSchema;
 use crate::validate::TableBuilder;
-use crate::{Connector, ConnectorError, LoadOptions, LoadedTable, StreamEnd, TableStream};
+use crate::{Connector, ConnectorError, LoadOptions, LoadedTable, Problem, StreamEnd, TableStream};
 
 /// First back-off delay; doubled on every retry, up to [`MAX_BACKOFF`].
 pub const BASE_BACKOFF: Duration = Duration::from_millis(200);
@@ -492,16 +492,37 @@ impl Connector for HttpConnector {
         table: &'static TableSchema,
         options: LoadOptions,
     ) -> Result<Option<Box<dyn TableStream>>, ConnectorError> {
+        Ok(Some(self.pull(table, options, None)))
+    }
+
+    async fn resume(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+        position: &str,
+    ) -> Result<Box<dyn TableStream>, ConnectorError> {
+        Ok(self.pull(table, options, Some(position.to_owned())))
+    }
+}
+
+impl HttpConnector {
+    /// A snapshot pull of `table` from the first page, or from `cursor`.
+    fn pull(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+        cursor: Option<String>,
+    ) -> Box<dyn TableStream> {
         let builder = TableBuilder::new(table, options.reference_date)
             .with_mapping(self.inner.source.mapping.table(table));
-        Ok(Some(Box::new(SnapshotPull {
+        Box::new(SnapshotPull {
             inner: self.inner.clone(),
             table,
             builder: Some(builder),
-            cursor: None,
+            cursor,
             page: 0,
             end: StreamEnd::default(),
-        })))
+        })
     }
 }
 
@@ -563,7 +584,8 @@ impl TableStream for SnapshotPull {
         match next {
             Some(c) => {
                 self.cursor = Some(c);
-                let out = b.take_batches();
+                // Everything up to the cursor is handed on: a later pull may resume here.
+                let out = b.take_all().map_err(|e| inner.arrow_err(self.table, e))?;
                 self.builder = Some(b);
                 Ok(Some(out))
             }
@@ -578,6 +600,17 @@ impl TableStream for SnapshotPull {
                 Ok(Some(batches))
             }
         }
+    }
+
+    fn take_problems(&mut self) -> Vec<Problem> {
+        self.builder
+            .as_mut()
+            .map(TableBuilder::take_problems)
+            .unwrap_or_default()
+    }
+
+    fn position(&self) -> Option<String> {
+        self.builder.as_ref().and(self.cursor.clone())
     }
 
     fn finish(self: Box<Self>) -> StreamEnd {

@@ -165,7 +165,19 @@ pub trait TableStream: Send {
     /// the table is complete.
     async fn next(&mut self) -> Result<Option<Vec<RecordBatch>>, ConnectorError>;
 
-    /// After `next` returned `None`: the malformed records, files and counts.
+    /// The malformed records found since the last call (a stream that does not hand
+    /// them on early returns them from `finish`).
+    fn take_problems(&mut self) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Where the stream stands after the last `next`, when a later pull can resume from
+    /// there (an HTTP cursor): everything up to it has been handed on.
+    fn position(&self) -> Option<String> {
+        None
+    }
+
+    /// After `next` returned `None`: the malformed records not yet taken, files and counts.
     fn finish(self: Box<Self>) -> StreamEnd;
 }
 
@@ -216,6 +228,21 @@ pub trait Connector: Send + Sync {
         options: LoadOptions,
     ) -> Result<Option<Box<dyn TableStream>>, ConnectorError>;
 
+    /// Starts reading one table from a position a previous stream reported
+    /// ([`TableStream::position`]); sources without positions refuse.
+    async fn resume(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+        position: &str,
+    ) -> Result<Box<dyn TableStream>, ConnectorError> {
+        let _ = (options, position);
+        Err(ConnectorError::Arrow {
+            table: table.table.clone(),
+            message: format!("{} cannot resume a pull", self.describe()),
+        })
+    }
+
     /// Loads one table whole; `Ok(None)` when the source does not deliver it.
     async fn load(
         &self,
@@ -226,14 +253,17 @@ pub trait Connector: Send + Sync {
             return Ok(None);
         };
         let mut batches = Vec::new();
+        let mut problems = Vec::new();
         while let Some(mut more) = stream.next().await? {
             batches.append(&mut more);
+            problems.append(&mut stream.take_problems());
         }
-        let end = stream.finish();
+        let mut end = stream.finish();
+        problems.append(&mut end.problems);
         Ok(Some(LoadedTable {
             schema: table,
             batches,
-            problems: end.problems,
+            problems,
             files: end.files,
             rows_read: end.rows_read,
         }))

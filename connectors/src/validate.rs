@@ -491,10 +491,16 @@ impl TableBuilder {
         Ok(())
     }
 
-    /// Takes the batches completed so far (each of [`BATCH_ROWS`] records), so a
-    /// streaming reader can hand them on while it keeps building.
-    pub fn take_batches(&mut self) -> Vec<RecordBatch> {
-        std::mem::take(&mut self.batches)
+    /// Takes every valid record so far, the unfinished batch included, so a streaming
+    /// reader can hand them on at a boundary it may resume from (a page).
+    pub fn take_all(&mut self) -> Result<Vec<RecordBatch>, ArrowError> {
+        self.flush()?;
+        Ok(std::mem::take(&mut self.batches))
+    }
+
+    /// Takes the malformed records found so far.
+    pub fn take_problems(&mut self) -> Vec<Problem> {
+        std::mem::take(&mut self.problems)
     }
 
     /// Finishes the last batch.

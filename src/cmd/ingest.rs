@@ -13,6 +13,7 @@ use hedui_connectors::{schema, Connector, FilesConnector, HttpConnector, LoadOpt
 use crate::cli::IngestArgs;
 use crate::config::{Deployment, SourceConfig, SourceKind, SourceMode};
 use crate::error::Error;
+use crate::lake::checkpoint::{Checkpoint, InProgress};
 use crate::lake::write::TableWriter;
 use crate::lake::{snapshot_id, Lake, Manifest, SnapshotMode};
 use crate::progress::Progress;
@@ -61,6 +62,15 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
             }
             Err(e) => {
                 let mut line = format!("{}: failed, nothing committed: {e}", s.name.as_str());
+                if let Ok(Some(c)) = lake.load_checkpoint(s.name.as_str()).await {
+                    let kept = c.done.iter().map(|t| t.rows).sum::<u64>()
+                        + c.current.as_ref().map_or(0, |i| i.written.rows);
+                    if kept > 0 {
+                        line.push_str(&format!(
+                            " ({kept} records written so far are kept; the next ingest goes on from there)"
+                        ));
+                    }
+                }
                 if let Err(rec) = lake.record_failure(s.name.as_str(), &e.to_string()).await {
                     line.push_str(&format!(" (the failure could not be recorded: {rec})"));
                 }
@@ -109,6 +119,9 @@ async fn connect(
     }
 }
 
+/// An unfinished HTTP pull older than this many hours is started again rather than resumed.
+const RESUME_WITHIN_H: i64 = 24;
+
 /// What ingesting one source came to.
 enum Outcome {
     Committed(Manifest),
@@ -127,53 +140,121 @@ async fn ingest_source(
         return Ok(Outcome::Lookup);
     }
     let (connector, _staged) = connect(s, d).await?;
-    let base_seq = lake.current_seq(name).await?;
-    let pulled_at = Utc::now();
-    let snapshot_id = snapshot_id(pulled_at, "");
-    let opts = LoadOptions {
-        reference_date: pulled_at.date_naive(),
+    let current_seq = lake.current_seq(name).await?;
+    // Only HTTP pulls resume: a folder may have changed between two runs.
+    let resumable = s.kind == SourceKind::Http;
+    let fingerprint = format!("{}|{}|{:?}", s.url, s.tables.join(","), s.mapping);
+    let previous = if resumable {
+        lake.load_checkpoint(name).await?
+    } else {
+        None
     };
-    let mut tables = Vec::new();
+    let mut cp = match previous {
+        Some(c)
+            if c.base_seq == current_seq
+                && c.fingerprint == fingerprint
+                && Utc::now() - c.pulled_at < chrono::Duration::hours(RESUME_WITHIN_H) =>
+        {
+            let kept = c.done.iter().map(|e| e.rows).sum::<u64>()
+                + c.current.as_ref().map_or(0, |i| i.written.rows);
+            progress.warn(&format!(
+                "{name}: going on with the pull begun {} ({kept} records already written)",
+                c.pulled_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+            c
+        }
+        _ => {
+            let pulled_at = Utc::now();
+            Checkpoint {
+                source: name.to_owned(),
+                snapshot_id: snapshot_id(pulled_at, ""),
+                base_seq: current_seq,
+                pulled_at,
+                fingerprint,
+                done: vec![],
+                current: None,
+            }
+        }
+    };
+    let opts = LoadOptions {
+        reference_date: cp.pulled_at.date_naive(),
+    };
     for t in &s.tables {
         let Some(schema) = schema::table(t) else {
             continue;
         };
-        // A table the department did not deliver is left out of the snapshot: its
-        // source is then missing for checks on this snapshot.
-        let Some(mut stream) = connector.open(schema, opts).await? else {
-            progress.step(&format!("{name}/{t}: absent"));
+        if cp.done.iter().any(|e| &e.table == t) {
             continue;
+        }
+        let (mut stream, mut writer, mut pages) = match cp.current.take() {
+            Some(ip) if &ip.table == t => (
+                connector.resume(schema, opts, &ip.position).await?,
+                TableWriter::resume(lake, name, &cp.snapshot_id, schema, ip.written),
+                ip.pages,
+            ),
+            _ => {
+                // A table the department did not deliver is left out of the snapshot:
+                // its source is then missing for checks on this snapshot.
+                let Some(stream) = connector.open(schema, opts).await? else {
+                    progress.step(&format!("{name}/{t}: absent"));
+                    continue;
+                };
+                (
+                    stream,
+                    TableWriter::new(lake, name, &cp.snapshot_id, schema),
+                    0,
+                )
+            }
         };
-        let mut writer = TableWriter::new(lake, name, &snapshot_id, schema);
-        let mut steps = 0u64;
         while let Some(batches) = stream.next().await? {
-            writer.push(batches).await?;
-            steps += 1;
-            if steps % 50 == 0 {
+            pages += 1;
+            writer.push_problems(stream.take_problems());
+            let wrote = writer.push(batches).await?;
+            if wrote && resumable {
+                if let (Some(position), Some(written)) = (stream.position(), writer.written()) {
+                    cp.current = Some(InProgress {
+                        table: t.clone(),
+                        position,
+                        written: written.clone(),
+                        pages,
+                    });
+                    lake.save_checkpoint(&cp).await?;
+                }
+            }
+            if pages % 50 == 0 {
                 progress.step(&format!("{name}/{t}: {} records so far", writer.rows()));
             }
         }
         let end = stream.finish();
-        let entry = writer.finish(&end.problems).await?;
+        writer.push_problems(end.problems);
+        let entry = writer.finish().await?;
         progress.step(&format!(
             "{name}/{t}: {} records, {} malformed",
             entry.rows, entry.problems
         ));
-        tables.push(entry);
+        cp.done.push(entry);
+        cp.current = None;
+        if resumable {
+            lake.save_checkpoint(&cp).await?;
+        }
     }
     let manifest = Manifest {
         source: name.to_owned(),
         seq: 0,
-        snapshot_id,
-        pulled_at,
-        committed_at: pulled_at,
-        tables,
+        snapshot_id: cp.snapshot_id.clone(),
+        pulled_at: cp.pulled_at,
+        committed_at: cp.pulled_at,
+        tables: cp.done.clone(),
         freshness_days: s.freshness_days,
         mode: SnapshotMode::Snapshot,
         queried_file: None,
     };
     pause_before_commit(name).await;
-    Ok(Outcome::Committed(lake.commit(manifest, base_seq).await?))
+    let committed = lake.commit(manifest, cp.base_seq).await?;
+    if resumable {
+        lake.clear_checkpoint(name).await?;
+    }
+    Ok(Outcome::Committed(committed))
 }
 
 /// Fault injection for crash tests: with `HEDUI_PAUSE_BEFORE_COMMIT_MS` set, the ingest

@@ -27,6 +27,7 @@
 //! - Readers list `manifests/` and read whole objects: a manifest is one PUT, visible
 //!   entirely or not at all.
 
+pub mod checkpoint;
 pub mod write;
 
 use std::sync::Arc;
@@ -168,7 +169,7 @@ pub struct Failure {
 }
 
 /// Timestamps in manifests: RFC 3339 with microseconds, UTC.
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 

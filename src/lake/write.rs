@@ -37,18 +37,43 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// The rows per part file: [`PART_ROWS`], or `HEDUI_LAKE_PART_ROWS` when set (smaller
+/// parts hold less in memory and let an interrupted pull resume from nearer its end).
+pub fn part_rows() -> usize {
+    std::env::var("HEDUI_LAKE_PART_ROWS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(PART_ROWS)
+}
+
+/// What of a table is durably written: its parts and the malformed records beside them.
+/// A pull that is interrupted keeps this in its checkpoint and goes on from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Written {
+    /// Part files, relative to the lake root.
+    pub parts: Vec<String>,
+    /// Valid records in the parts.
+    pub rows: u64,
+    /// Files of malformed records written with the parts.
+    pub problem_files: Vec<String>,
+    /// Malformed records in them.
+    pub problems: u64,
+}
+
 /// Writes one table of a snapshot as it arrives: records are buffered up to
-/// [`PART_ROWS`], then sorted by id_number and written as the next part file, so memory
-/// stays bounded whatever the table's size. Nothing written is visible until the
-/// snapshot's manifest is committed.
+/// [`part_rows`], then sorted by id_number and written as the next part file (with the
+/// malformed records found so far beside it), so memory stays bounded whatever the
+/// table's size. Nothing written is visible until the snapshot's manifest is committed.
 pub struct TableWriter<'a> {
     lake: &'a Lake,
     table: &'static TableSchema,
     dir: String,
+    part_rows: usize,
     buffered: Vec<RecordBatch>,
     buffered_rows: usize,
-    parts: Vec<String>,
-    rows: u64,
+    pending_problems: Vec<Problem>,
+    written: Written,
 }
 
 impl<'a> TableWriter<'a> {
@@ -59,14 +84,26 @@ impl<'a> TableWriter<'a> {
         snapshot_id: &str,
         table: &'static TableSchema,
     ) -> Self {
+        Self::resume(lake, source, snapshot_id, table, Written::default())
+    }
+
+    /// A writer that goes on after what an interrupted pull had `written`.
+    pub fn resume(
+        lake: &'a Lake,
+        source: &str,
+        snapshot_id: &str,
+        table: &'static TableSchema,
+        written: Written,
+    ) -> Self {
         TableWriter {
             lake,
             table,
             dir: format!("sources/{source}/snapshots/{snapshot_id}/{}", table.table),
+            part_rows: part_rows(),
             buffered: Vec::new(),
             buffered_rows: 0,
-            parts: Vec::new(),
-            rows: 0,
+            pending_problems: Vec::new(),
+            written,
         }
     }
 
@@ -78,31 +115,62 @@ impl<'a> TableWriter<'a> {
         }
     }
 
-    /// Valid records written so far (including those still buffered).
+    /// Valid records taken so far (written or buffered).
     pub fn rows(&self) -> u64 {
-        self.rows + self.buffered_rows as u64
+        self.written.rows + self.buffered_rows as u64
     }
 
-    /// Takes canonical batches; writes a part file whenever [`PART_ROWS`] are buffered.
-    pub async fn push(&mut self, batches: Vec<RecordBatch>) -> Result<(), LakeError> {
+    /// What is durably written; `None` while records are still buffered.
+    pub fn written(&self) -> Option<&Written> {
+        (self.buffered_rows == 0 && self.pending_problems.is_empty()).then_some(&self.written)
+    }
+
+    /// Takes malformed records; they are written beside the next part.
+    pub fn push_problems(&mut self, mut problems: Vec<Problem>) {
+        self.pending_problems.append(&mut problems);
+    }
+
+    /// Takes canonical batches; writes a part file whenever [`part_rows`] are buffered.
+    /// Returns whether a part was written.
+    pub async fn push(&mut self, batches: Vec<RecordBatch>) -> Result<bool, LakeError> {
+        let mut wrote = false;
         for b in batches {
             if b.num_rows() == 0 {
                 continue;
             }
             self.buffered_rows += b.num_rows();
             self.buffered.push(b);
-            if self.buffered_rows >= PART_ROWS {
+            if self.buffered_rows >= self.part_rows {
                 self.write_part().await?;
+                wrote = true;
             }
         }
-        Ok(())
+        Ok(wrote)
     }
 
-    async fn write_part(&mut self) -> Result<(), LakeError> {
-        if self.buffered_rows == 0 && !self.parts.is_empty() {
+    /// Writes what is buffered (records and malformed records) as the next part.
+    pub async fn write_part(&mut self) -> Result<(), LakeError> {
+        let n = self.written.parts.len();
+        if !self.pending_problems.is_empty() {
+            let rel = format!("{}/problems-{n:05}.jsonl", self.dir);
+            let mut body = Vec::new();
+            for p in &self.pending_problems {
+                serde_json::to_writer(&mut body, p).map_err(|e| self.err(&rel, e))?;
+                body.push(b'\n');
+            }
+            self.lake
+                .store
+                .put(&self.lake.path(&rel), PutPayload::from(body))
+                .await
+                .map_err(self.lake.store_err(format!("write {rel}")))?;
+            self.written.problems += self.pending_problems.len() as u64;
+            self.written.problem_files.push(rel);
+            self.pending_problems.clear();
+        }
+        if self.buffered_rows == 0 && n > 0 {
             return Ok(());
         }
-        let name = format!("part-{:05}.parquet", self.parts.len());
+        let name = format!("part-{n:05}.parquet");
         let schema = self.table.arrow_schema();
         let all = concat_batches(&schema, &self.buffered).map_err(|e| self.err(&name, e))?;
         self.buffered.clear();
@@ -124,39 +192,51 @@ impl<'a> TableWriter<'a> {
             offset += len;
         }
         w.close().await.map_err(|e| self.err(&name, e))?;
-        self.rows += sorted.num_rows() as u64;
-        self.parts.push(file);
+        self.written.rows += sorted.num_rows() as u64;
+        self.written.parts.push(file);
         Ok(())
     }
 
-    /// Writes what is buffered and the malformed records beside the parts; returns the
-    /// table's manifest entry. A table without valid records still gets one (empty) part,
-    /// so readers see its schema.
-    pub async fn finish(mut self, problems: &[Problem]) -> Result<TableEntry, LakeError> {
-        if self.buffered_rows > 0 || self.parts.is_empty() {
+    /// Writes what is buffered, gathers the malformed records into one
+    /// `problems.jsonl`, and returns the table's manifest entry. A table without valid
+    /// records still gets one (empty) part, so readers see its schema.
+    pub async fn finish(mut self) -> Result<TableEntry, LakeError> {
+        if self.buffered_rows > 0
+            || !self.pending_problems.is_empty()
+            || self.written.parts.is_empty()
+        {
             self.write_part().await?;
         }
-        let problems_file = if problems.is_empty() {
-            None
-        } else {
-            let mut body = Vec::new();
-            for p in problems {
-                serde_json::to_writer(&mut body, p).map_err(|e| self.err("problems.jsonl", e))?;
-                body.push(b'\n');
+        let problems_file = match self.written.problem_files.as_slice() {
+            [] => None,
+            files => {
+                let mut body = Vec::new();
+                for f in files {
+                    let bytes = self
+                        .lake
+                        .store
+                        .get(&self.lake.path(f))
+                        .await
+                        .map_err(self.lake.store_err(format!("read {f}")))?
+                        .bytes()
+                        .await
+                        .map_err(self.lake.store_err(format!("read {f}")))?;
+                    body.extend_from_slice(&bytes);
+                }
+                let rel = format!("{}/problems.jsonl", self.dir);
+                self.lake
+                    .store
+                    .put(&self.lake.path(&rel), PutPayload::from(body))
+                    .await
+                    .map_err(self.lake.store_err(format!("write {rel}")))?;
+                Some(rel)
             }
-            let rel = format!("{}/problems.jsonl", self.dir);
-            self.lake
-                .store
-                .put(&self.lake.path(&rel), PutPayload::from(body))
-                .await
-                .map_err(self.lake.store_err(format!("write {rel}")))?;
-            Some(rel)
         };
         Ok(TableEntry {
             table: self.table.table.clone(),
-            files: self.parts,
-            rows: self.rows,
-            problems: problems.len() as u64,
+            files: self.written.parts,
+            rows: self.written.rows,
+            problems: self.written.problems,
             problems_file,
         })
     }
@@ -172,7 +252,8 @@ pub async fn write_table(
 ) -> Result<TableEntry, LakeError> {
     let mut w = TableWriter::new(lake, source, snapshot_id, table.schema);
     w.push(table.batches.clone()).await?;
-    w.finish(&table.problems).await
+    w.push_problems(table.problems.clone());
+    w.finish().await
 }
 
 #[cfg(test)]
