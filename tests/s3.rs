@@ -141,7 +141,8 @@ fn s3_lake_checks_like_the_folder() {
     let Some((s3, bucket)) = s3_settings() else {
         return;
     };
-    let cfg = c.config("s3", &format!("s3://{bucket}/{}", unique("check")), &s3);
+    let lake = format!("s3://{bucket}/{}", unique("check"));
+    let cfg = c.config("s3", &lake, &s3);
     let out = ok(hedui(&["ingest", "--config", &cfg], &[]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("fund: snapshot 1 committed"));
     assert_eq!(
@@ -151,6 +152,36 @@ fn s3_lake_checks_like_the_folder() {
     );
     let out = ok(hedui(&["sources", "--config", &cfg], &[]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("police: snapshot 1 pulled"));
+
+    // Without a config, `--lake s3://…` takes the endpoint from the AWS_* variables.
+    let endpoint = std::env::var("HEDUI_TEST_S3_ENDPOINT").unwrap();
+    let (applicants, policy, out_dir) = (
+        c.p("city/applicants.csv"),
+        c.p("city/policy.toml"),
+        c.p("s3-url"),
+    );
+    ok(hedui(
+        &[
+            "check",
+            "--applicants",
+            &applicants,
+            "--policy",
+            &policy,
+            "--lake",
+            &lake,
+            "--as-of",
+            &c.today,
+            "--out",
+            &out_dir,
+        ],
+        &[("AWS_ENDPOINT", &endpoint), ("AWS_ALLOW_HTTP", "true")],
+    ));
+    let by_url: Vec<Value> = std::fs::read_to_string(c.dir.path().join("s3-url/results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(by_url, folder);
 }
 
 /// Two ingests of one source that both started from the same commit: exactly one
