@@ -108,6 +108,14 @@ pub enum ConnectorError {
         /// Why.
         message: String,
     },
+    /// A source asked to resume a pull it has no positions for.
+    #[error("cannot resume the pull of {table} from {source_name}: it is always read whole")]
+    CannotResume {
+        /// The source.
+        source_name: String,
+        /// The table.
+        table: String,
+    },
     /// Building Arrow arrays failed.
     #[error("cannot build table {table}: {message}")]
     Arrow {
@@ -237,9 +245,9 @@ pub trait Connector: Send + Sync {
         position: &str,
     ) -> Result<Box<dyn TableStream>, ConnectorError> {
         let _ = (options, position);
-        Err(ConnectorError::Arrow {
+        Err(ConnectorError::CannotResume {
+            source_name: self.describe(),
             table: table.table.clone(),
-            message: format!("{} cannot resume a pull", self.describe()),
         })
     }
 
