@@ -38,7 +38,7 @@ fn main() {
             (deptsim::canonical_records_from_csv(&text), "id_number")
         };
         eprintln!("{table}: {} records", records.len());
-        dept = dept.table(&table, id_field, records);
+        dept = dept.table_raw(&table, id_field, records);
     }
     let pki = deptsim::Pki::new();
     std::fs::create_dir_all(out).expect("cannot create the output folder");

@@ -390,7 +390,7 @@ impl HttpCity {
             std::fs::read_to_string(dir.path().join("city/sources/hr_income.csv")).unwrap();
         let pki = Pki::new();
         std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
-        let dept = Arc::new(Department::new(Some(TOKEN)).table(
+        let dept = Arc::new(Department::new(Some(TOKEN)).table_raw(
             "hr_income",
             "SFZH",
             deptsim::hr_records_from_csv(&hr_csv),

@@ -19,7 +19,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+
+/// A record as JSON text.
+fn raw(v: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap()
+}
 
 /// A fault the next request meets.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +67,8 @@ pub struct Logged {
 /// carrying the ID number per table, its token, and the faults to inject.
 #[derive(Debug, Default)]
 pub struct Department {
-    tables: HashMap<String, Vec<Value>>,
+    /// Records kept as their JSON text: a city of millions of records fits in memory.
+    tables: HashMap<String, Vec<Box<RawValue>>>,
     id_field: HashMap<String, String>,
     token: Option<String>,
     faults: Mutex<VecDeque<Fault>>,
@@ -79,7 +86,13 @@ impl Department {
     }
 
     /// Adds a table; `id_field` is the department's name for the ID number.
-    pub fn table(mut self, name: &str, id_field: &str, records: Vec<Value>) -> Self {
+    pub fn table(self, name: &str, id_field: &str, records: Vec<Value>) -> Self {
+        let raw = records.iter().map(raw).collect();
+        self.table_raw(name, id_field, raw)
+    }
+
+    /// Adds a table of records already as JSON text.
+    pub fn table_raw(mut self, name: &str, id_field: &str, records: Vec<Box<RawValue>>) -> Self {
         self.tables.insert(name.to_owned(), records);
         self.id_field.insert(name.to_owned(), id_field.to_owned());
         self
@@ -428,13 +441,16 @@ async fn lookup(
     else {
         return (StatusCode::NOT_FOUND, "no such table").into_response();
     };
-    let found: Vec<&Value> = records
+    let found: Vec<&RawValue> = records
         .iter()
         .filter(|r| {
-            r[id_field.as_str()]
-                .as_str()
-                .is_some_and(|id| ids.iter().any(|i| i == id))
+            serde_json::from_str::<Value>(r.get()).is_ok_and(|v| {
+                v[id_field.as_str()]
+                    .as_str()
+                    .is_some_and(|id| ids.iter().any(|i| i == id))
+            })
         })
+        .map(|r| r.as_ref())
         .collect();
     let body = serde_json::to_vec(&json!({ "records": found })).unwrap();
     page(&fault, body)
@@ -474,7 +490,7 @@ pub fn hr_mapping_toml() -> String {
 /// department's own records: its field names, its codes for `kind`, amounts as JSON
 /// numbers where they are numbers (strings otherwise, so malformed values stay as they
 /// were), empty cells as `null`.
-pub fn hr_records_from_csv(text: &str) -> Vec<Value> {
+pub fn hr_records_from_csv(text: &str) -> Vec<Box<RawValue>> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());
@@ -507,14 +523,14 @@ pub fn hr_records_from_csv(text: &str) -> Vec<Value> {
             };
             obj.insert((*dept).to_owned(), value);
         }
-        out.push(Value::Object(obj));
+        out.push(raw(&Value::Object(obj)));
     }
     out
 }
 
 /// Turns any canonical table's CSV into department records under the canonical field
 /// names: every value a JSON string, empty cells `null`.
-pub fn canonical_records_from_csv(text: &str) -> Vec<Value> {
+pub fn canonical_records_from_csv(text: &str) -> Vec<Box<RawValue>> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());
@@ -539,7 +555,7 @@ pub fn canonical_records_from_csv(text: &str) -> Vec<Value> {
                     (h.clone(), v)
                 })
                 .collect();
-            Value::Object(obj)
+            raw(&Value::Object(obj))
         })
         .collect()
 }
