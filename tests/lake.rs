@@ -153,17 +153,22 @@ fn old_snapshots_are_stale_and_never_eligible() {
 fn snapshot_at_reads_the_past() {
     let c = City::new();
     c.ingest();
-    // fund is the last source the first ingest commits.
-    let m: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            c.dir
-                .path()
-                .join("lake/sources/fund/manifests/00000000000000000001.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let first = m["committed_at"].as_str().unwrap().to_owned();
+    // The first ingest's last commit (sources are pulled several at a time).
+    let first = ["hr", "housing", "police", "tax", "bank", "fund"]
+        .iter()
+        .map(|s| {
+            let m: Value = serde_json::from_str(
+                &std::fs::read_to_string(c.dir.path().join(format!(
+                    "lake/sources/{s}/manifests/00000000000000000001.json"
+                )))
+                .unwrap(),
+            )
+            .unwrap();
+            chrono::DateTime::parse_from_rfc3339(m["committed_at"].as_str().unwrap()).unwrap()
+        })
+        .max()
+        .unwrap()
+        .to_rfc3339();
     // The police registry disappears from the department's folder; the next pull
     // commits a police snapshot without it.
     std::fs::remove_file(c.dir.path().join("city/sources/residents.csv")).unwrap();

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
+use futures::StreamExt;
 use hedui_connectors::{schema, Connector, FilesConnector, HttpConnector, LoadOptions};
 
 use crate::cli::IngestArgs;
@@ -18,6 +19,9 @@ use crate::lake::write::TableWriter;
 use crate::lake::{snapshot_id, Lake, Manifest, SnapshotMode};
 use crate::progress::Progress;
 use crate::stage::{stage, Staged};
+
+/// Sources pulled at the same time by one ingest.
+const SOURCES_AT_ONCE: usize = 3;
 
 /// Ingests the selected sources.
 pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested, Error> {
@@ -42,10 +46,20 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
     let lake = Lake::open(&config.lake)?.with_state(&config.state_path);
     // Each source is pulled on its own: one that fails commits nothing (its previous
     // snapshot stays current) and does not stop the others.
+    // Up to SOURCES_AT_ONCE sources are pulled at a time (departments answer at their
+    // own pace); the report keeps the config's order.
+    let outcomes: Vec<(&SourceConfig, Result<Outcome, Error>)> = futures::stream::iter(selected)
+        .map(|s| {
+            let (lake, config) = (&lake, &config);
+            async move { (s, ingest_source(lake, s, config, progress).await) }
+        })
+        .buffered(SOURCES_AT_ONCE)
+        .collect()
+        .await;
     let mut lines = Vec::new();
     let mut first_failure = None;
-    for s in selected {
-        match ingest_source(&lake, s, &config, progress).await {
+    for (s, outcome) in outcomes {
+        match outcome {
             Ok(Outcome::Lookup) => lines.push(format!(
                 "{}: lookup mode — asked for the households being checked at check time, nothing to ingest",
                 s.name.as_str()
