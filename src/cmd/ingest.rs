@@ -136,6 +136,10 @@ async fn connect(
 /// An unfinished HTTP pull older than this many hours is started again rather than resumed.
 const RESUME_WITHIN_H: i64 = 24;
 
+/// Snapshot folders no manifest names are removed once this many hours old (a pull
+/// still running or to be resumed is never that old unreferenced).
+const ORPHAN_AFTER_H: i64 = 48;
+
 /// What ingesting one source came to.
 enum Outcome {
     Committed(Manifest),
@@ -267,6 +271,17 @@ async fn ingest_source(
     let committed = lake.commit(manifest, cp.base_seq).await?;
     if resumable {
         lake.clear_checkpoint(name).await?;
+    }
+    // Housekeeping after a commit: files of pulls that will never be committed.
+    match lake
+        .remove_orphans(name, chrono::Duration::hours(ORPHAN_AFTER_H))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => progress.step(&format!("{name}: removed {n} unfinished snapshot folders")),
+        Err(e) => progress.warn(&format!(
+            "{name}: could not remove unfinished snapshot folders: {e}"
+        )),
     }
     Ok(Outcome::Committed(committed))
 }

@@ -415,6 +415,65 @@ impl Lake {
         Ok(None)
     }
 
+    /// Removes snapshot folders of `source` that no manifest names and no unfinished
+    /// pull will go on with, once they are older than `older_than` (by the time in their
+    /// name): the files an ingest that failed for good, lost a conflict or was killed
+    /// left behind. Returns how many folders were removed.
+    pub async fn remove_orphans(
+        &self,
+        source: &str,
+        older_than: chrono::Duration,
+    ) -> Result<usize, LakeError> {
+        use futures::TryStreamExt;
+        let mut keep: std::collections::HashSet<String> = self
+            .manifests(source)
+            .await?
+            .into_iter()
+            .map(|m| m.snapshot_id)
+            .collect();
+        if let Some(c) = self.load_checkpoint(source).await? {
+            keep.insert(c.snapshot_id);
+        }
+        let dir = self.path(&format!("sources/{source}/snapshots"));
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(self.store_err(format!("list {dir}")))?;
+        let now = Utc::now();
+        let mut removed = 0;
+        for folder in listing.common_prefixes {
+            let Some(id) = folder.filename().map(str::to_owned) else {
+                continue;
+            };
+            let made = id
+                .split('-')
+                .next()
+                .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S%.6fZ").ok())
+                .map(|t| t.and_utc());
+            // A folder whose name is not a snapshot id is not ours to remove.
+            let Some(made) = made else { continue };
+            if keep.contains(&id) || now - made < older_than {
+                continue;
+            }
+            let objects: Vec<_> = self
+                .store
+                .list(Some(&folder))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(self.store_err(format!("list {folder}")))?;
+            for o in objects {
+                match self.store.delete(&o).await {
+                    Ok(()) | Err(datafusion::object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.store_err(format!("delete {o}"))(e)),
+                }
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Records that a pull of `source` failed (SPEC §9: "the failure is recorded"). The
     /// record sits beside the manifests and never changes what readers see.
     pub async fn record_failure(&self, source: &str, error: &str) -> Result<(), LakeError> {
@@ -682,6 +741,41 @@ mod tests {
         assert!(current.snapshot_id == "b" || current.snapshot_id == "c");
         // Other sources are independent.
         assert_eq!(lake.current_seq("tax").await.unwrap(), 0);
+    }
+
+    /// Folders no manifest names are removed once old enough; named, recent and
+    /// unfinished-pull folders stay.
+    #[tokio::test]
+    async fn orphaned_snapshot_folders_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let old = Utc::now() - chrono::Duration::days(3);
+        let (named, orphan, recent) = (
+            snapshot_id(old, ""),
+            snapshot_id(old - chrono::Duration::seconds(1), "-lookup"),
+            snapshot_id(Utc::now(), ""),
+        );
+        for id in [&named, &orphan, &recent] {
+            let f = dir.path().join(format!(
+                "sources/hr/snapshots/{id}/hr_income/part-00000.parquet"
+            ));
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, b"x").unwrap();
+        }
+        lake.commit(manifest("hr", &named), 0).await.unwrap();
+        let removed = lake
+            .remove_orphans("hr", chrono::Duration::hours(24))
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        let left = |id: &str| {
+            dir.path()
+                .join(format!(
+                    "sources/hr/snapshots/{id}/hr_income/part-00000.parquet"
+                ))
+                .exists()
+        };
+        assert!(left(&named) && left(&recent) && !left(&orphan));
     }
 
     #[tokio::test]
