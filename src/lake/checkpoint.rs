@@ -4,7 +4,7 @@
 //! snapshot is committed; never read by checks.
 
 use chrono::{DateTime, Utc};
-use datafusion::object_store::{ObjectStoreExt, PutPayload};
+use datafusion::object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::write::Written;
@@ -50,17 +50,7 @@ impl Lake {
 
     /// Records where the pull of `c.source` stands.
     pub async fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), LakeError> {
-        let rel = Self::checkpoint_rel(&c.source);
-        let body = serde_json::to_vec_pretty(c).map_err(|e| LakeError::Write {
-            url: self.url.clone(),
-            what: rel.clone(),
-            why: e.to_string(),
-        })?;
-        self.store
-            .put(&self.path(&rel), PutPayload::from(body))
-            .await
-            .map_err(self.store_err(format!("write {rel}")))?;
-        Ok(())
+        self.put_json(&Self::checkpoint_rel(&c.source), c).await
     }
 
     /// The unfinished pull of `source`, if any (an unreadable record counts as none).

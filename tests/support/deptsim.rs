@@ -491,18 +491,9 @@ pub fn hr_mapping_toml() -> String {
 /// numbers where they are numbers (strings otherwise, so malformed values stay as they
 /// were), empty cells as `null`.
 pub fn hr_records_from_csv(text: &str) -> Vec<Box<RawValue>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .unwrap()
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
+    let (headers, records) = csv_rows(text);
     let mut out = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.unwrap();
+    for rec in records {
         let mut obj = serde_json::Map::new();
         for (i, h) in headers.iter().enumerate() {
             let Some(v) = rec.get(i) else { continue };
@@ -531,18 +522,9 @@ pub fn hr_records_from_csv(text: &str) -> Vec<Box<RawValue>> {
 /// Turns any canonical table's CSV into department records under the canonical field
 /// names: every value a JSON string, empty cells `null`.
 pub fn canonical_records_from_csv(text: &str) -> Vec<Box<RawValue>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .unwrap()
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
-    rdr.records()
+    let (headers, records) = csv_rows(text);
+    records
         .map(|rec| {
-            let rec = rec.unwrap();
             let obj: serde_json::Map<String, Value> = headers
                 .iter()
                 .zip(rec.iter())
@@ -558,4 +540,18 @@ pub fn canonical_records_from_csv(text: &str) -> Vec<Box<RawValue>> {
             raw(&Value::Object(obj))
         })
         .collect()
+}
+
+/// A CSV text's header names (BOM removed) and its records.
+fn csv_rows(text: &str) -> (Vec<String>, impl Iterator<Item = csv::StringRecord> + '_) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    (headers, rdr.into_records().map(Result::unwrap))
 }
