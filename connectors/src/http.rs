@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -28,6 +29,8 @@ use crate::{Connector, ConnectorError, LoadOptions, LoadedTable, Problem, Stream
 pub const BASE_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest back-off between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Lookup requests in flight at once.
+pub const LOOKUPS_IN_FLIGHT: usize = 8;
 /// The longest `Retry-After` honoured; a department asking for more fails the pull.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -285,27 +288,43 @@ impl HttpConnector {
             .with_mapping(inner.source.mapping.table(table));
         let url = format!("{}/{}/query", inner.base(), table.table);
         let chunk = usize::try_from(inner.source.page_size.max(1)).unwrap_or(5000);
+        let requests: Vec<(String, String, serde_json::Value)> = groups
+            .iter()
+            .flat_map(|g| {
+                g.id_numbers
+                    .chunks(chunk)
+                    .map(move |ids| (g.authorization_id.as_str(), ids))
+            })
+            .enumerate()
+            .map(|(i, (auth, ids))| {
+                let no = i + 1;
+                (
+                    format!("{}/query#{no}", table.table),
+                    format!("lookup request {no} ({} ID numbers)", ids.len()),
+                    serde_json::json!({ "id_numbers": ids, "authorization_id": auth }),
+                )
+            })
+            .collect();
+        // Several requests in flight (each a household's authorization); answers are
+        // taken in request order, so labels and rows do not depend on timing.
+        let mut answers = futures::stream::iter(requests.iter())
+            .map(|(_, what, body)| {
+                inner.fetch(&table.table, what, || inner.client.post(&url).json(body))
+            })
+            .buffered(LOOKUPS_IN_FLIGHT);
         let mut files = Vec::new();
-        let mut request_no = 0u64;
-        for g in groups {
-            for ids in g.id_numbers.chunks(chunk) {
-                request_no += 1;
-                let label = format!("{}/query#{request_no}", table.table);
-                let body = serde_json::json!({
-                    "id_numbers": ids,
-                    "authorization_id": g.authorization_id,
-                });
-                let what = format!("lookup request {request_no} ({} ID numbers)", ids.len());
-                let bytes = inner
-                    .fetch(&table.table, &what, || inner.client.post(&url).json(&body))
-                    .await?;
-                let page = inner.parse_page(&table.table, &what, &bytes)?;
-                for (i, raw) in page.records.iter().enumerate() {
-                    push_record(&mut b, &label, i as u64 + 1, raw)
-                        .map_err(|e| inner.arrow_err(table, e))?;
-                }
-                files.push(label);
+        let mut next = requests.iter();
+        while let Some(bytes) = answers.next().await {
+            let bytes = bytes?;
+            let Some((label, what, _)) = next.next() else {
+                break;
+            };
+            let page = inner.parse_page(&table.table, what, &bytes)?;
+            for (i, raw) in page.records.iter().enumerate() {
+                push_record(&mut b, label, i as u64 + 1, raw)
+                    .map_err(|e| inner.arrow_err(table, e))?;
             }
+            files.push(label.clone());
         }
         let (batches, problems, rows_read) = b.finish().map_err(|e| inner.arrow_err(table, e))?;
         Ok(LoadedTable {
