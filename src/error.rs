@@ -48,7 +48,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             // A department that failed (after its retries) is not bad input.
-            Error::Source(ConnectorError::Arrow { .. } | ConnectorError::Http { .. }) => 1,
+            Error::Source(
+                ConnectorError::Arrow { .. }
+                | ConnectorError::Http { .. }
+                | ConnectorError::Store { .. }
+                | ConnectorError::CannotResume { .. },
+            ) => 1,
             Error::Usage(_)
             | Error::Policy(_)
             | Error::Applicants(_)
@@ -56,5 +61,33 @@ impl Error {
             | Error::Config(_) => 2,
             Error::Engine(_) | Error::Output { .. } | Error::Internal(_) | Error::Lake(_) => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A department that failed (HTTPS or object store) is exit 1; credentials or
+    /// certificates that cannot be used are bad configuration, exit 2.
+    #[test]
+    fn department_failures_are_not_bad_input() {
+        let http = Error::Source(ConnectorError::Http {
+            url: "https://hr".into(),
+            table: "hr_income".into(),
+            message: "HTTP 503".into(),
+        });
+        let store = Error::Source(ConnectorError::Store {
+            url: "s3://incoming/hr/".into(),
+            message: "connection refused".into(),
+        });
+        let setup = Error::Source(ConnectorError::HttpSetup {
+            url: "https://hr".into(),
+            message: "the bearer token variable X is not set".into(),
+        });
+        assert_eq!(
+            (http.exit_code(), store.exit_code(), setup.exit_code()),
+            (1, 1, 2)
+        );
     }
 }

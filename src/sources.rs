@@ -301,7 +301,7 @@ async fn from_lake(
             let uncovered = members.iter().filter(|id| !queried.contains(**id)).count();
             if uncovered > 0 {
                 progress.warn(&format!(
-                    "{source}: lookup snapshot {} was not asked about {uncovered} members of this batch — missing",
+                    "{source}: the kept lookup answer (snapshot {}) was asked for other households; {uncovered} member(s) of this batch were not asked about, so {source} is missing for this run",
                     m.seq
                 ));
                 manifest = None;

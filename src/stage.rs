@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use datafusion::object_store::path::Path as StorePath;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt};
 
+use hedui_connectors::ConnectorError;
+
 use crate::config::S3Options;
 use crate::error::Error;
 use crate::lake::s3_store;
@@ -35,22 +37,31 @@ impl Drop for Staged {
 /// `staging_root`.
 pub async fn stage(url: &str, s3: &S3Options, staging_root: &Path) -> Result<Staged, Error> {
     let fail = |why: String| Error::Usage(format!("cannot read files source {url}: {why}"));
+    // The department's store failing is not bad input: exit status 1.
+    let store_fail = |e: datafusion::object_store::Error| {
+        Error::Source(ConnectorError::Store {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })
+    };
+    let disk_fail = |path: &Path, source: std::io::Error| Error::Output {
+        path: path.display().to_string(),
+        source,
+    };
     let rest = url
         .strip_prefix("s3://")
         .ok_or_else(|| fail("only s3:// object-store prefixes are supported".into()))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let store = s3_store(bucket, s3).map_err(|e| fail(e.to_string()))?;
+    let store = s3_store(bucket, s3).map_err(store_fail)?;
     let prefix = StorePath::parse(prefix.trim_matches('/')).map_err(|e| fail(e.to_string()))?;
     let dir = staging_root.join(format!(
         "stage-{}-{}",
         std::process::id(),
         chrono::Utc::now().timestamp_micros()
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| disk_fail(&dir, e))?;
     let staged = Staged { dir };
-    let objects = store_list(&store, &prefix)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let objects = store_list(&store, &prefix).await.map_err(store_fail)?;
     if objects.is_empty() {
         return Err(fail("no objects under this prefix".into()));
     }
@@ -64,15 +75,15 @@ pub async fn stage(url: &str, s3: &S3Options, staging_root: &Path) -> Result<Sta
         }
         let target = rel.iter().fold(staged.dir.clone(), |d, p| d.join(p));
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+            std::fs::create_dir_all(parent).map_err(|e| disk_fail(parent, e))?;
         }
         let bytes = store
             .get(&location)
             .await
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(store_fail)?
             .bytes()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(store_fail)?;
         std::fs::write(&target, &bytes).map_err(|e| fail(format!("{}: {e}", target.display())))?;
     }
     Ok(staged)

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use hedui_connectors::idnum::check_char;
 use serde_json::{json, Value};
 use support::deptsim::{self, Department, Fault, Pki, Running};
+use support::lines;
 
 const TOKEN_ENV: &str = "HEDUI_TEST_HR_TOKEN";
 const TOKEN: &str = "s3cr3t-token-of-the-hr-department";
@@ -326,14 +327,6 @@ fn credentials_that_cannot_be_used_are_named() {
     assert!(site.dept.log().is_empty());
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Results without the evidence's `file`/`row` (an HTTP record names its page instead of
 /// a CSV row), to compare a lake fed over HTTPS with the plain folder.
 fn without_locations(mut v: Value) -> Value {
@@ -594,7 +587,9 @@ fn lookup_mode_asks_only_for_the_batch() {
     .unwrap();
     let o = check(&["--lake", &p("lake")], "other.csv", "other");
     assert!(
-        text(&o).contains("was not asked about 1 members"),
+        text(&o).contains(
+            "1 member(s) of this batch were not asked about, so hr is missing for this run"
+        ),
         "{}",
         text(&o)
     );

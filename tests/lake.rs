@@ -2,34 +2,18 @@
 //! on the same data; an old snapshot makes its source stale (never `eligible`);
 //! `--snapshot-at` re-reads the snapshots in force at a past time.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
+mod support;
+
 use serde_json::Value;
+use support::{lines, ok};
 
 fn hedui(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hedui"))
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 struct City {

@@ -9,7 +9,10 @@
 
 use std::process::{Command, Output};
 
+mod support;
+
 use serde_json::Value;
+use support::{lines, ok};
 
 fn hedui(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hedui"))
@@ -17,16 +20,6 @@ fn hedui(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .envs(envs.iter().copied())
         .output()
         .unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The test store's `[lake.s3]` table, or `None` (skip) when no store is configured.
@@ -119,11 +112,7 @@ impl City {
         args.extend_from_slice(data);
         args.extend_from_slice(&["--as-of", &self.today, "--out", &out_dir]);
         ok(hedui(&args, &[]));
-        std::fs::read_to_string(self.dir.path().join(out).join("results.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        lines(&self.dir.path().join(out).join("results.jsonl"))
     }
 }
 
@@ -176,12 +165,7 @@ fn s3_lake_checks_like_the_folder() {
         ],
         &[("AWS_ENDPOINT", &endpoint), ("AWS_ALLOW_HTTP", "true")],
     ));
-    let by_url: Vec<Value> = std::fs::read_to_string(c.dir.path().join("s3-url/results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(by_url, folder);
+    assert_eq!(lines(&c.dir.path().join("s3-url/results.jsonl")), folder);
 }
 
 /// Two ingests of one source that both started from the same commit: exactly one

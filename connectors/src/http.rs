@@ -492,9 +492,7 @@ impl Inner {
             };
             self.fail(
                 table,
-                format!(
-                    "{what}: the department returned {kind} ({e}); nothing of this pull is kept"
-                ),
+                format!("{what}: the department returned {kind} ({e}); the page is not used"),
             )
         })
     }

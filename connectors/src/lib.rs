@@ -108,6 +108,14 @@ pub enum ConnectorError {
         /// Why.
         message: String,
     },
+    /// A department's object store that failed (files sources on an object-store prefix).
+    #[error("cannot read files source {url}: {message}")]
+    Store {
+        /// The prefix URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A source asked to resume a pull it has no positions for.
     #[error("cannot resume the pull of {table} from {source_name}: it is always read whole")]
     CannotResume {
