@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 
 fn main() {
     println!("cargo:rerun-if-changed=pipelines");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    // Read at run time: a build script reused through a shared CARGO_TARGET_DIR must look
+    // in the checkout that is building now, not in the one it was compiled in.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&manifest).join("pipelines");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("pipelines/ exists")
         .filter_map(Result::ok)

@@ -64,6 +64,13 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
     ));
     let opened = sources::open(&opts.sources)?;
     let batch = applicants::load(&opts.applicants, &policy, opts.as_of)?;
+    if !batch.ignored_columns.is_empty() {
+        let cols = batch.ignored_columns.join("、");
+        progress.warn(&format!(
+            "申请名单中以下列无法识别，已忽略：{cols}（columns not recognised and ignored: {}）",
+            batch.ignored_columns.join(", ")
+        ));
+    }
     progress.step(&format!(
         "applicants: {} rows, {} households accepted, {} rejected",
         batch.rows_read,
@@ -72,6 +79,20 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
     ));
     let ctx = engine::new_context();
     let src = sources::register(&opened, &ctx, opts.as_of, &batch.households, progress).await?;
+    if !src.missing.is_empty() {
+        progress.warn(&format!(
+            "缺少部门数据：{}，任何家庭都不能判为符合条件（missing sources: {}; no household can be eligible）",
+            src.missing.join("、"),
+            src.missing.join(", ")
+        ));
+    }
+    if !src.stale.is_empty() {
+        progress.warn(&format!(
+            "部门数据已过期：{}（stale sources: {}; treated as missing）",
+            src.stale.join("、"),
+            src.stale.join(", ")
+        ));
+    }
     let applicants_label = opts.applicants.file_name().map_or_else(
         || opts.applicants.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

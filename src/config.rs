@@ -23,6 +23,21 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 pub const DEFAULT_FRESHNESS_DAYS: u32 = 35;
 /// Default retention of results in the state database, days (SPEC §10).
 pub const DEFAULT_RETENTION_DAYS: u32 = 1825;
+/// Default longest snapshot pull of one table (`pull_deadline_s`): 6 hours.
+pub const DEFAULT_PULL_DEADLINE_S: u64 = 6 * 3600;
+/// Default largest page or lookup answer (`max_page_mb`).
+pub const DEFAULT_MAX_PAGE_MB: u64 = 64;
+
+/// The range each numeric source setting must fall in: (key, smallest, largest). A value
+/// outside is a config error naming the key, so no pull can be made endless by a typo.
+pub const SOURCE_BOUNDS: [(&str, u64, u64); 6] = [
+    ("page_size", 1, 100_000),
+    ("timeout_s", 1, 600),
+    ("max_retries", 0, 20),
+    ("freshness_days", 1, 3660),
+    ("pull_deadline_s", 1, 7 * 24 * 3600),
+    ("max_page_mb", 1, 1024),
+];
 
 /// A config file that cannot be used: `file: key: why`.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +191,10 @@ pub struct SourceConfig {
     pub max_retries: u32,
     /// A snapshot older than this many days on D is stale.
     pub freshness_days: u32,
+    /// The longest snapshot pull of one table, seconds.
+    pub pull_deadline_s: u64,
+    /// The largest page or lookup answer accepted, MiB.
+    pub max_page_mb: u64,
     /// Field and code mappings.
     pub mapping: SourceMapping,
 }
@@ -246,6 +265,8 @@ struct RawSource {
     timeout_s: Option<u64>,
     max_retries: Option<u32>,
     freshness_days: Option<u32>,
+    pull_deadline_s: Option<u64>,
+    max_page_mb: Option<u64>,
     #[serde(default)]
     fields: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
@@ -326,6 +347,8 @@ impl SourceConfig {
             page_size: self.page_size,
             timeout_s: self.timeout_s,
             max_retries: self.max_retries,
+            pull_deadline_s: self.pull_deadline_s,
+            max_page_mb: self.max_page_mb,
             mapping: self.mapping.clone(),
         }
     }
@@ -501,24 +524,46 @@ impl Deployment {
                 }
                 (None, None, None) => Auth::None,
             };
-            let positive = |k: &str, v: Option<u64>, default: u64| -> Result<u64, ConfigError> {
-                match v {
-                    Some(0) => Err(fail(key(k), "must be at least 1".into())),
-                    Some(v) => Ok(v),
-                    None => Ok(default),
+            let bounded = |k: &str, v: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+                let Some(v) = v else { return Ok(default) };
+                let (_, lo, hi) = SOURCE_BOUNDS
+                    .iter()
+                    .find(|(name, _, _)| *name == k)
+                    .copied()
+                    .unwrap_or((k, 0, u64::MAX));
+                if v < lo {
+                    Err(fail(key(k), format!("must be at least {lo}")))
+                } else if v > hi {
+                    Err(fail(
+                        key(k),
+                        format!("{v} is more than the largest allowed, {hi}"),
+                    ))
+                } else {
+                    Ok(v)
                 }
             };
-            let page_size = positive(
+            let page_size = bounded(
                 "page_size",
                 s.page_size.map(u64::from),
                 u64::from(DEFAULT_PAGE_SIZE),
             )?;
-            let timeout_s = positive("timeout_s", s.timeout_s, DEFAULT_TIMEOUT_S)?;
-            let freshness_days = positive(
+            let timeout_s = bounded("timeout_s", s.timeout_s, DEFAULT_TIMEOUT_S)?;
+            let max_retries = bounded(
+                "max_retries",
+                s.max_retries.map(u64::from),
+                u64::from(DEFAULT_MAX_RETRIES),
+            )?;
+            let freshness_days = bounded(
                 "freshness_days",
                 s.freshness_days.map(u64::from),
                 u64::from(DEFAULT_FRESHNESS_DAYS),
             )?;
+            let pull_deadline_s = bounded(
+                "pull_deadline_s",
+                s.pull_deadline_s,
+                DEFAULT_PULL_DEADLINE_S,
+            )?;
+            let max_page_mb = bounded("max_page_mb", s.max_page_mb, DEFAULT_MAX_PAGE_MB)?;
             let mapping = SourceMapping {
                 fields: s.fields,
                 codes: s.codes,
@@ -536,8 +581,10 @@ impl Deployment {
                 ca_file: s.ca_file.map(resolve),
                 page_size: u32::try_from(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
                 timeout_s,
-                max_retries: s.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+                max_retries: u32::try_from(max_retries).unwrap_or(DEFAULT_MAX_RETRIES),
                 freshness_days: u32::try_from(freshness_days).unwrap_or(DEFAULT_FRESHNESS_DAYS),
+                pull_deadline_s,
+                max_page_mb,
                 mapping,
             });
         }
@@ -685,13 +732,17 @@ ca_file = "certs/bank-ca.pem"
         let with = |extra: &str| format!("[lake]\nurl = \"/l\"\n[state]\npath = \"/s\"\n{extra}");
         assert_eq!(
             err(&with("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\npage_sise = 10\n")),
-            "/etc/hedui/hedui.toml: line 9: unknown field `page_sise`, expected one of `name`, `kind`, `url`, `tables`, `mode`, `token_env`, `client_cert`, `client_key`, `ca_file`, `page_size`, `timeout_s`, `max_retries`, `freshness_days`, `fields`, `codes`"
+            "/etc/hedui/hedui.toml: line 9: unknown field `page_sise`, expected one of `name`, `kind`, `url`, `tables`, `mode`, `token_env`, `client_cert`, `client_key`, `ca_file`, `page_size`, `timeout_s`, `max_retries`, `freshness_days`, `pull_deadline_s`, `max_page_mb`, `fields`, `codes`"
         );
         let cases = [
             ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"http://h\"\n", "source[0].url: \"http://h\": HTTP sources are reached over https:// only"),
             ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\ntables = [\"property\"]\n", "source[0].tables: \"property\" is not a table of source hr (its tables: hr_income)"),
             ("[[source]]\nname = \"hr\"\nkind = \"files\"\nurl = \"/x\"\nmode = \"lookup\"\n", "source[0].mode: lookup mode needs an http source"),
             ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\npage_size = 0\n", "source[0].page_size: must be at least 1"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\nmax_retries = 4000000000\n", "source[0].max_retries: 4000000000 is more than the largest allowed, 20"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\ntimeout_s = 99999999\n", "source[0].timeout_s: 99999999 is more than the largest allowed, 600"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\npull_deadline_s = 0\n", "source[0].pull_deadline_s: must be at least 1"),
+            ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\nmax_page_mb = 0\n", "source[0].max_page_mb: must be at least 1"),
             ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\nclient_cert = \"c.pem\"\n", "source[0].client_key: client_cert needs client_key"),
             ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\n[source.fields.hr_income]\namout = \"FFJE\"\n", "source[0].fields.hr_income.amout: hr_income has no column amout"),
             ("[[source]]\nname = \"hr\"\nkind = \"files\"\nurl = \"/a\"\n[[source]]\nname = \"hr\"\nkind = \"files\"\nurl = \"/b\"\n", "source[1].name: source \"hr\" is already configured as source[0]"),

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     match hedui::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hedui: {e}");
+            // The one place errors are printed: any ID number a department, a store or
+            // a file put into the message is masked (SPEC §7).
+            let text = e.to_string();
+            eprintln!("hedui: {}", hedui_connectors::idnum::mask_ids_in(&text));
             ExitCode::from(e.exit_code() as u8)
         }
     }

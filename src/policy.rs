@@ -77,11 +77,20 @@ impl AidType {
         }
     }
 
-    /// Parses the English code or the Chinese name.
+    /// The full Chinese names clerks also write (SPEC §3).
+    pub fn variant(self) -> &'static str {
+        match self {
+            AidType::Dibao => "最低生活保障",
+            AidType::Tekun => "特困供养",
+            AidType::LowIncome => "低收入家庭",
+        }
+    }
+
+    /// Parses the English code, the Chinese name or its full form (`最低生活保障`).
     pub fn parse(s: &str) -> Option<AidType> {
         AidType::ALL
             .into_iter()
-            .find(|a| s.eq_ignore_ascii_case(a.code()) || s == a.chinese())
+            .find(|a| s.eq_ignore_ascii_case(a.code()) || s == a.chinese() || s == a.variant())
     }
 }
 
@@ -112,11 +121,19 @@ impl AreaType {
         }
     }
 
-    /// Parses the English code or the Chinese name.
+    /// The other Chinese word clerks write (`城镇`, `乡村`; SPEC §3).
+    pub fn variant(self) -> &'static str {
+        match self {
+            AreaType::Urban => "城镇",
+            AreaType::Rural => "乡村",
+        }
+    }
+
+    /// Parses the English code, the Chinese name or its variant.
     pub fn parse(s: &str) -> Option<AreaType> {
         [AreaType::Urban, AreaType::Rural]
             .into_iter()
-            .find(|a| s.eq_ignore_ascii_case(a.code()) || s == a.chinese())
+            .find(|a| s.eq_ignore_ascii_case(a.code()) || s == a.chinese() || s == a.variant())
     }
 }
 
@@ -147,27 +164,35 @@ pub struct Params {
     pub excluded_tax_categories: Vec<String>,
 }
 
-impl Default for Params {
-    /// The SPEC §6 example defaults, used for any key the policy file leaves out.
-    fn default() -> Self {
-        let f = |v: i128| v * 10i128.pow(u32::from(FACTOR_SCALE));
+/// The `[defaults]` keys, every one of them required (SPEC §6: all rule parameters come
+/// from the policy file; a missing key is never replaced by a built-in value).
+pub const PARAM_KEYS: [&str; 11] = [
+    "income_months",
+    "income_multiplier",
+    "asset_months",
+    "max_residential_properties",
+    "max_residential_area_per_capita_m2",
+    "commercial_property_disqualifies",
+    "vehicle_value_limit",
+    "exempt_vehicle_types",
+    "count_housing_fund_as_asset",
+    "excluded_hr_kinds",
+    "excluded_tax_categories",
+];
+
+impl Params {
+    /// Parameters before `[defaults]` is applied: every one of them is then set from the
+    /// file (the keys are checked to be complete first), so no value here is ever used.
+    fn unset() -> Self {
         Params {
-            income_months: 12,
-            income_multiplier: BTreeMap::from([
-                (AidType::Dibao, f(1)),
-                (AidType::Tekun, f(1)),
-                (AidType::LowIncome, 15_000),
-            ]),
-            asset_months: BTreeMap::from([
-                (AidType::Dibao, f(24)),
-                (AidType::Tekun, f(24)),
-                (AidType::LowIncome, f(36)),
-            ]),
-            max_residential_properties: 1,
-            max_residential_area_per_capita_m2: 4_000,
-            commercial_property_disqualifies: true,
+            income_months: 0,
+            income_multiplier: BTreeMap::new(),
+            asset_months: BTreeMap::new(),
+            max_residential_properties: 0,
+            max_residential_area_per_capita_m2: 0,
+            commercial_property_disqualifies: false,
             vehicle_value_limit: 0,
-            exempt_vehicle_types: vec!["disability_aid".into()],
+            exempt_vehicle_types: Vec::new(),
             count_housing_fund_as_asset: false,
             excluded_hr_kinds: Vec::new(),
             excluded_tax_categories: Vec::new(),
@@ -445,9 +470,44 @@ impl Policy {
             message: e.to_string().trim().replace('\n', " "),
         })?;
         let cx = Ctx { file };
-        let mut defaults = Params::default();
-        if let Some(d) = &raw.defaults {
-            cx.apply("defaults.", d, &mut defaults)?;
+        let empty = toml::Table::new();
+        let d = raw.defaults.as_ref().unwrap_or(&empty);
+        // Unknown keys and bad values first (a misspelt key is named as such), then
+        // the keys that are missing.
+        let mut defaults = Params::unset();
+        cx.apply("defaults.", d, &mut defaults)?;
+        let missing: Vec<&str> = PARAM_KEYS
+            .into_iter()
+            .filter(|k| !d.contains_key(*k))
+            .collect();
+        if !missing.is_empty() {
+            return Err(cx.err(
+                "defaults",
+                format!(
+                    "missing {}: every rule parameter comes from the policy file, none has a built-in value (SPEC §6); add {} under [defaults]",
+                    missing.join(", "),
+                    if missing.len() == 1 { "it" } else { "them" }
+                ),
+            ));
+        }
+        for (key, map) in [
+            ("income_multiplier", &defaults.income_multiplier),
+            ("asset_months", &defaults.asset_months),
+        ] {
+            let absent: Vec<&str> = AidType::ALL
+                .iter()
+                .filter(|a| !map.contains_key(a))
+                .map(|a| a.code())
+                .collect();
+            if !absent.is_empty() {
+                return Err(cx.err(
+                    format!("defaults.{key}"),
+                    format!(
+                        "has no value for {} (every aid type needs one)",
+                        absent.join(", ")
+                    ),
+                ));
+            }
         }
         let mut standards = Vec::new();
         for (i, t) in raw.standard.iter().enumerate() {
@@ -558,11 +618,26 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
-    const POLICY: &str = r#"
-[defaults]
+    /// The `[defaults]` of SPEC §6, complete.
+    const DEFAULTS: &str = r#"[defaults]
 income_months = 12
 income_multiplier = { dibao = 1.0, tekun = 1.0, low_income = 1.5 }
 asset_months = { dibao = 24, tekun = 24, low_income = 36 }
+max_residential_properties = 1
+max_residential_area_per_capita_m2 = 40
+commercial_property_disqualifies = true
+vehicle_value_limit = 0
+exempt_vehicle_types = ["disability_aid"]
+count_housing_fund_as_asset = false
+excluded_hr_kinds = []
+excluded_tax_categories = []
+"#;
+
+    fn policy() -> String {
+        format!("{DEFAULTS}{POLICY}")
+    }
+
+    const POLICY: &str = r#"
 
 [[standard]]
 region = "410184"
@@ -605,7 +680,7 @@ rural_monthly = "165"
     /// Exact code wins; the latest entry in force on D is taken; one effective on D is in force.
     #[test]
     fn exact_code_and_effective_dates() {
-        let p = Policy::parse(POLICY, "p.toml").unwrap();
+        let p = Policy::parse(&policy(), "p.toml").unwrap();
         let s = p.lookup("410184", d("2026-11-22")).unwrap();
         assert_eq!((s.urban_monthly, s.params.income_months), (72_000, 6));
         let s = p.lookup("410184", d("2025-12-31")).unwrap();
@@ -622,7 +697,7 @@ rural_monthly = "165"
     /// A county without entries falls back to its prefecture, then its province.
     #[test]
     fn falls_back_to_prefecture_then_province() {
-        let p = Policy::parse(POLICY, "p.toml").unwrap();
+        let p = Policy::parse(&policy(), "p.toml").unwrap();
         let s = p.lookup("410102", d("2026-11-22")).unwrap();
         assert_eq!(s.name, "郑州市");
         assert_eq!(s.params.income_multiplier[&AidType::LowIncome], 20_000);
@@ -641,7 +716,7 @@ rural_monthly = "165"
     /// A level with entries but none in force does not fall through to a wider level.
     #[test]
     fn no_fall_through_when_level_not_in_force() {
-        let p = Policy::parse(POLICY, "p.toml").unwrap();
+        let p = Policy::parse(&policy(), "p.toml").unwrap();
         // 410184 has entries from 2025 only; 河南省 would be in force, but is not used.
         assert_eq!(
             p.lookup("410184", d("2024-06-01")).unwrap_err(),
@@ -676,7 +751,7 @@ rural_monthly = "165"
             "{e}"
         );
         let e = Policy::parse(
-            "[[standard]]\nregion=\"410184\"\neffective_from=2026-01-01\nurban_monthly=720.5\nrural_monthly=\"1\"\n",
+            &format!("{DEFAULTS}[[standard]]\nregion=\"410184\"\neffective_from=2026-01-01\nurban_monthly=720.5\nrural_monthly=\"1\"\n"),
             "p.toml",
         )
         .unwrap_err()
@@ -686,7 +761,7 @@ rural_monthly = "165"
             "{e}"
         );
         let e = Policy::parse(
-            "[[standard]]\nregion=\"4101\"\neffective_from=2026-01-01\nurban_monthly=\"1\"\nrural_monthly=\"1\"\n",
+            &format!("{DEFAULTS}[[standard]]\nregion=\"4101\"\neffective_from=2026-01-01\nurban_monthly=\"1\"\nrural_monthly=\"1\"\n"),
             "p.toml",
         )
         .unwrap_err()
@@ -711,11 +786,39 @@ rural_monthly = "165"
         assert!(e.contains("defaults.income_multiplier.dibao"), "{e}");
     }
 
+    /// A policy that leaves a parameter out is refused, naming it: a missing
+    /// `vehicle_value_limit` must never become 0 (every car disqualifying).
+    #[test]
+    fn every_parameter_comes_from_the_file() {
+        let without = DEFAULTS.replace("vehicle_value_limit = 0\n", "");
+        let e = Policy::parse(&without, "p.toml").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid policy file p.toml: defaults: missing vehicle_value_limit: every rule parameter comes from the policy file, none has a built-in value (SPEC §6); add it under [defaults]"
+        );
+        let e = Policy::parse("", "p.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("missing income_months, income_multiplier,"),
+            "{e}"
+        );
+        let partial = DEFAULTS.replace("tekun = 24, ", "");
+        let e = Policy::parse(&partial, "p.toml").unwrap_err().to_string();
+        assert!(
+            e.ends_with("defaults.asset_months: has no value for tekun (every aid type needs one)"),
+            "{e}"
+        );
+    }
+
     /// Float multipliers become exact decimals; strings too.
     #[test]
     fn multipliers_are_exact() {
         let p = Policy::parse(
-            "[defaults]\nincome_multiplier = { low_income = 1.1 }\nasset_months = { dibao = \"24.5\" }\n[[standard]]\nregion=\"410184\"\neffective_from=\"2026-01-01\"\nurban_monthly=\"1\"\nrural_monthly=\"1\"\n",
+            &format!(
+                "{}[[standard]]\nregion=\"410184\"\neffective_from=\"2026-01-01\"\nurban_monthly=\"1\"\nrural_monthly=\"1\"\n",
+                DEFAULTS
+                    .replace("low_income = 1.5", "low_income = 1.1")
+                    .replace("dibao = 24,", "dibao = \"24.5\",")
+            ),
             "p.toml",
         )
         .unwrap();

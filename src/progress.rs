@@ -8,7 +8,6 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Progress {
     enabled: bool,
-    quiet: bool,
     started: Instant,
 }
 
@@ -17,7 +16,6 @@ impl Progress {
     pub fn new(quiet: bool) -> Self {
         Progress {
             enabled: !quiet && std::io::stderr().is_terminal(),
-            quiet,
             started: Instant::now(),
         }
     }
@@ -26,7 +24,6 @@ impl Progress {
     pub fn silent() -> Self {
         Progress {
             enabled: false,
-            quiet: true,
             started: Instant::now(),
         }
     }
@@ -40,10 +37,12 @@ impl Progress {
     }
 
     /// Reports something the user must know although the run goes on (a department
-    /// that failed): on stderr, terminal or not, unless `--quiet`.
+    /// that failed, a missing source, an ignored column): on stderr, terminal or not,
+    /// `--quiet` or not — quiet silences progress, never warnings. ID numbers masked.
     pub fn warn(&self, what: &str) {
-        if !self.quiet {
-            eprintln!("hedui: warning: {what}");
-        }
+        eprintln!(
+            "hedui: warning: {}",
+            hedui_connectors::idnum::mask_ids_in(what)
+        );
     }
 }

@@ -70,8 +70,12 @@ pub struct TableStatus {
     pub table: String,
     /// Its source.
     pub source: String,
-    /// Whether the source delivered it.
+    /// Whether the source delivered it with at least one usable record.
     pub present: bool,
+    /// Why a table counts as absent: `not delivered`, or `no usable record` (an empty,
+    /// header-only or all-malformed delivery, SPEC §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absent_because: Option<&'static str>,
     /// Files read (relative to the folder, or the snapshot's files in the lake).
     pub files: Vec<String>,
     /// Records read (good and malformed).
@@ -96,6 +100,7 @@ impl TableStatus {
             table: t.table.clone(),
             source: t.source.clone(),
             present: false,
+            absent_because: Some(NOT_DELIVERED),
             files: vec![],
             rows_read: 0,
             rows: 0,
@@ -106,6 +111,11 @@ impl TableStatus {
         }
     }
 }
+
+/// [`TableStatus::absent_because`] of a table the source did not deliver.
+pub const NOT_DELIVERED: &str = "not delivered";
+/// [`TableStatus::absent_because`] of a delivery without one usable record.
+pub const NO_USABLE_RECORD: &str = "no usable record";
 
 /// The departments' data of a run, registered in the session.
 #[derive(Debug, Default)]
@@ -247,6 +257,28 @@ async fn from_folder(
     let mut s = Sources::default();
     for t in schema::tables() {
         match connector.load(t, options).await? {
+            // Delivered, but not one usable record: counted as absent (SPEC §2), its
+            // malformed records still listed.
+            Some(lt) if lt.rows() == 0 => {
+                progress.warn(&format!(
+                    "{}: {} 中没有可用记录，按未提供处理，{} 数据缺失（{} holds no usable record ({} read, all malformed or none): counted as absent, source {} missing）",
+                    t.table,
+                    lt.files.join(", "),
+                    t.source,
+                    lt.files.join(", "),
+                    lt.rows_read,
+                    t.source
+                ));
+                s.missing.push(t.source.clone());
+                s.tables.push(TableStatus {
+                    absent_because: Some(NO_USABLE_RECORD),
+                    files: lt.files.clone(),
+                    rows_read: lt.rows_read,
+                    problems: lt.problems.len(),
+                    ..TableStatus::absent(t)
+                });
+                s.problems.extend(lt.problems);
+            }
             Some(lt) => {
                 progress.step(&format!(
                     "{}: {} records, {} malformed",
@@ -256,6 +288,7 @@ async fn from_folder(
                 ));
                 s.tables.push(TableStatus {
                     present: true,
+                    absent_because: None,
                     files: lt.files.clone(),
                     rows_read: lt.rows_read,
                     rows: lt.rows(),
@@ -329,12 +362,32 @@ async fn from_lake(
                 s.tables.push(TableStatus::absent(t));
                 continue;
             };
-            register_snapshot_table(lake, ctx, t, &entry.files)?;
             if let Some(rel) = &entry.problems_file {
                 s.problems.extend(read_problems(lake, rel).await?);
             }
+            if entry.rows == 0 {
+                // A snapshot of an empty delivery (committed before ingest refused
+                // them, or only malformed records): absent, as in a folder (SPEC §2).
+                progress.warn(&format!(
+                    "{}: 快照 {} 中没有可用记录，{} 数据缺失（snapshot {} of {} holds no usable record: source {} missing）",
+                    t.table, m.seq, source, m.seq, t.table, source
+                ));
+                s.missing.push(source.to_owned());
+                s.tables.push(TableStatus {
+                    absent_because: Some(NO_USABLE_RECORD),
+                    files: entry.files.clone(),
+                    rows_read: entry.problems,
+                    problems: usize::try_from(entry.problems).unwrap_or(usize::MAX),
+                    snapshot: Some(m.seq),
+                    pulled_at: Some(m.pulled_at.to_rfc3339()),
+                    ..TableStatus::absent(t)
+                });
+                continue;
+            }
+            register_snapshot_table(lake, ctx, t, &entry.files)?;
             s.tables.push(TableStatus {
                 present: true,
+                absent_because: None,
                 files: entry.files.clone(),
                 rows_read: entry.rows + entry.problems,
                 rows: usize::try_from(entry.rows).unwrap_or(usize::MAX),

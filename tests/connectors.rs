@@ -143,7 +143,7 @@ fn snapshot_pull_pages_maps_and_commits() {
     );
     assert!(problems.contains("\"value\":\"99\""), "{problems}");
     assert!(
-        problems.contains("\"file\":\"hr_income?limit=3&cursor=c3\""),
+        problems.contains("\"file\":\"hr_income page 2\""),
         "the record names the page it came on: {problems}"
     );
 

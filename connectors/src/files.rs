@@ -48,13 +48,19 @@ impl FilesConnector {
         self
     }
 
-    /// The data files of `table`, with their labels relative to the root; `None` when absent.
+    /// The files of `table`, with their labels relative to the root; `None` when absent.
+    /// Files inside a `TABLE/` folder that are not table files are listed too: the
+    /// loader reports them as data-quality problems.
     pub fn find(&self, table: &str) -> Result<Option<Vec<(PathBuf, String)>>, ConnectorError> {
         let mut entries = Vec::new();
         for ext in ["csv", "parquet", "jsonl"] {
             let p = self.root.join(format!("{table}.{ext}"));
             if p.is_file() {
                 entries.push((p, format!("{table}.{ext}")));
+            } else if p.exists() {
+                return Err(ConnectorError::NotAFile {
+                    path: p.display().to_string(),
+                });
             }
         }
         let dir = self.root.join(table);
@@ -88,14 +94,7 @@ impl FilesConnector {
             if name.starts_with('.') || path.is_dir() {
                 continue;
             }
-            match format_of(&path) {
-                Some(_) => files.push((path, format!("{table}/{name}"))),
-                None => {
-                    return Err(ConnectorError::Unsupported {
-                        path: path.display().to_string(),
-                    })
-                }
-            }
+            files.push((path, format!("{table}/{name}")));
         }
         files.sort_by(|a, b| a.1.cmp(&b.1));
         Ok(Some(files))
@@ -168,7 +167,10 @@ pub fn load_files(
             Some(Format::Csv) => load_csv(&mut b, path, label)?,
             Some(Format::Jsonl) => load_jsonl(&mut b, path, label)?,
             Some(Format::Parquet) => load_parquet(&mut b, path, label)?,
-            None => return Err(ConnectorError::Unsupported { path: shown }),
+            None => {
+                tracing::warn!(file = %shown, "not a table file; listed in data quality");
+                b.push_stray_file(label);
+            }
         }
     }
     let (batches, problems, rows_read) = b.finish().map_err(|e| ConnectorError::Arrow {
@@ -202,15 +204,19 @@ fn load_csv(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), Connec
     let (text, _) = decode_text(&bytes).ok_or_else(|| ConnectorError::Encoding {
         path: shown.clone(),
     })?;
-    load_csv_text(b, &text, label).map_err(|e| match e {
-        CsvTextError::NoHeader => ConnectorError::NoHeader {
-            path: shown.clone(),
-        },
-        CsvTextError::Arrow(e) => ConnectorError::Arrow {
+    match load_csv_text(b, &text, label) {
+        // An empty file delivers no record: with nothing else, the table counts as
+        // absent (SPEC §2), never as proof that nobody earns or owns anything.
+        Ok(()) | Err(CsvTextError::NoHeader) => Ok(()),
+        Err(CsvTextError::Duplicate(headers)) => Err(ConnectorError::DuplicateHeaders {
+            path: shown,
+            headers,
+        }),
+        Err(CsvTextError::Arrow(e)) => Err(ConnectorError::Arrow {
             table: label.to_owned(),
             message: e.to_string(),
-        },
-    })
+        }),
+    }
 }
 
 /// Why CSV text could not be loaded at all.
@@ -218,6 +224,8 @@ fn load_csv(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), Connec
 pub enum CsvTextError {
     /// No header row.
     NoHeader,
+    /// Header names given more than once (listed).
+    Duplicate(String),
     /// Building Arrow arrays failed.
     Arrow(datafusion::arrow::error::ArrowError),
 }
@@ -235,6 +243,16 @@ pub fn load_csv_text(b: &mut TableBuilder, text: &str, label: &str) -> Result<()
             .collect(),
         _ => return Err(CsvTextError::NoHeader),
     };
+    let mut repeated: Vec<&str> = headers
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| !h.is_empty() && headers[..*i].contains(h))
+        .map(|(_, h)| h.as_str())
+        .collect();
+    repeated.dedup();
+    if !repeated.is_empty() {
+        return Err(CsvTextError::Duplicate(repeated.join(", ")));
+    }
     let schema = b.schema();
     let pos: Vec<Option<usize>> = schema
         .columns
@@ -391,11 +409,22 @@ fn load_parquet(b: &mut TableBuilder, path: &Path, label: &str) -> Result<(), Co
         path: shown.clone(),
         message: e.to_string(),
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(perr)?
-        .with_batch_size(8192)
-        .build()
-        .map_err(perr)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let names: Vec<&String> = builder.schema().fields().iter().map(|f| f.name()).collect();
+    let mut repeated: Vec<&str> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| names[..*i].contains(n))
+        .map(|(_, n)| n.as_str())
+        .collect();
+    repeated.dedup();
+    if !repeated.is_empty() {
+        return Err(ConnectorError::DuplicateHeaders {
+            path: shown,
+            headers: repeated.join(", "),
+        });
+    }
+    let reader = builder.with_batch_size(8192).build().map_err(perr)?;
     let schema = b.schema();
     let mut row: u64 = 0;
     for batch in reader {

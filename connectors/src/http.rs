@@ -33,6 +33,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const LOOKUPS_IN_FLIGHT: usize = 8;
 /// The longest `Retry-After` honoured; a department asking for more fails the pull.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Pages of one snapshot pull at most, whatever the deadline (a department handing out
+/// new cursors forever is stopped here at the latest).
+pub const MAX_PAGES: u64 = 1_000_000;
 
 /// How hedui proves who it is to a department.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +68,12 @@ pub struct HttpSource {
     pub timeout_s: u64,
     /// Retries after the first attempt of each request.
     pub max_retries: u32,
+    /// The longest a whole snapshot pull of one table may take, seconds, retries and
+    /// waits included; a pull past it fails (and resumes from its last page next time).
+    pub pull_deadline_s: u64,
+    /// The largest page (or lookup answer) accepted, in MiB; a bigger body is refused
+    /// before it is held in memory.
+    pub max_page_mb: u64,
     /// Department field names and codes.
     pub mapping: SourceMapping,
 }
@@ -343,10 +352,11 @@ impl Inner {
     }
 
     fn fail(&self, table: &str, message: String) -> ConnectorError {
+        // Whatever the department or the transport said may quote an ID number.
         ConnectorError::Http {
             url: self.source.url.clone(),
             table: table.to_owned(),
-            message,
+            message: crate::idnum::mask_ids_in(&message).into_owned(),
         }
     }
 
@@ -396,7 +406,8 @@ impl Inner {
                         ),
                     ))
                 }
-                Some(w) => w,
+                // A `Retry-After: 0` never removes the back-off: the longer of the two.
+                Some(w) => w.max(backoff(attempt)),
                 None => backoff(attempt),
             };
             tracing::warn!(
@@ -404,7 +415,8 @@ impl Inner {
                 table,
                 attempt = attempt + 1,
                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                "{what}: {last}; retrying"
+                "{what}: {}; retrying",
+                crate::idnum::mask_ids_in(&last)
             );
             tokio::time::sleep(wait).await;
         }
@@ -440,10 +452,24 @@ impl Inner {
         let status = resp.status();
         let wait = retry_after(resp.headers());
         if status.is_success() {
-            return match resp.bytes().await {
-                Ok(b) => Attempt::Done(b.to_vec()),
-                Err(e) => transport(e),
-            };
+            let cap = self.source.max_page_mb.saturating_mul(1024 * 1024);
+            if resp.content_length().is_some_and(|n| n > cap) {
+                return Attempt::Fatal(self.too_big());
+            }
+            let mut body = Vec::new();
+            let mut resp = resp;
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(c)) => {
+                        if body.len() as u64 + c.len() as u64 > cap {
+                            return Attempt::Fatal(self.too_big());
+                        }
+                        body.extend_from_slice(&c);
+                    }
+                    Ok(None) => return Attempt::Done(body),
+                    Err(e) => return transport(e),
+                }
+            }
         }
         let code = format!(
             "HTTP {} {}",
@@ -476,6 +502,13 @@ impl Inner {
             // not quoted, it may echo ID numbers.
             _ => Attempt::Fatal(code),
         }
+    }
+
+    fn too_big(&self) -> String {
+        format!(
+            "the answer is larger than {} MiB (max_page_mb); ask the department for smaller pages or raise max_page_mb",
+            self.source.max_page_mb
+        )
     }
 
     fn parse_page<'a>(
@@ -532,36 +565,62 @@ impl HttpConnector {
     ) -> Box<dyn TableStream> {
         let builder = TableBuilder::new(table, options.reference_date)
             .with_mapping(self.inner.source.mapping.table(table));
+        let (page, cursor) = match cursor {
+            Some(p) => {
+                let (page, cursor) = parse_position(&p);
+                (page, Some(cursor))
+            }
+            None => (0, None),
+        };
+        let deadline = Duration::from_secs(self.inner.source.pull_deadline_s.max(1));
         Box::new(SnapshotPull {
             inner: self.inner.clone(),
             table,
             builder: Some(builder),
+            seen: cursor.iter().cloned().collect(),
             cursor,
-            page: 0,
+            page,
+            deadline: tokio::time::Instant::now() + deadline,
             end: StreamEnd::default(),
         })
     }
 }
 
+/// A pull's resume position: the number of pages read and the cursor of the next one
+/// (`p17:CURSOR`); a bare cursor (an older checkpoint) counts as page 0.
+fn position_text(page: u64, cursor: &str) -> String {
+    format!("p{page}:{cursor}")
+}
+
+fn parse_position(p: &str) -> (u64, String) {
+    p.strip_prefix('p')
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(n, c)| Some((n.parse().ok()?, c.to_owned())))
+        .unwrap_or_else(|| (0, p.to_owned()))
+}
+
 /// A snapshot pull of one table, page by page. A failed request is retried with the
-/// cursor it was on, so an interrupted pull goes on from its last page.
+/// cursor it was on, so an interrupted pull goes on from its last page. A cursor seen
+/// before (a cycle), more than [`MAX_PAGES`] pages or a pull past its deadline fail it.
 struct SnapshotPull {
     inner: Arc<Inner>,
     table: &'static TableSchema,
     /// `None` once the last page was read.
     builder: Option<TableBuilder>,
     cursor: Option<String>,
+    /// Every cursor this pull was given.
+    seen: std::collections::HashSet<String>,
+    /// Pages read, the resumed-from ones included.
     page: u64,
+    deadline: tokio::time::Instant,
     end: StreamEnd,
 }
 
 impl SnapshotPull {
-    /// The page's request, relative to the source URL (also the records' `file`).
-    fn label(&self, limit: u32) -> String {
-        match &self.cursor {
-            None => format!("{}?limit={limit}", self.table.table),
-            Some(c) => format!("{}?limit={limit}&cursor={c}", self.table.table),
-        }
+    /// The page's label, the records' `file`: its number, never its cursor (a cursor
+    /// may be a citizen's ID number).
+    fn label(&self) -> String {
+        format!("{} page {}", self.table.table, self.page)
     }
 }
 
@@ -575,28 +634,57 @@ impl TableStream for SnapshotPull {
         let limit = inner.source.page_size.max(1);
         let url = format!("{}/{}", inner.base(), self.table.table);
         self.page += 1;
-        let label = self.label(limit);
+        let label = self.label();
         let what = format!("page {}", self.page);
+        if self.page > MAX_PAGES {
+            return Err(inner.fail(
+                &self.table.table,
+                format!("{what}: more than {MAX_PAGES} pages; the department's cursors never end"),
+            ));
+        }
         let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
         if let Some(c) = &self.cursor {
             query.push(("cursor", c.clone()));
         }
-        let bytes = inner
-            .fetch(&self.table.table, &what, || {
+        let overdue = || {
+            inner.fail(
+                &self.table.table,
+                format!(
+                    "{what}: the pull took longer than {} s (pull_deadline_s); the next ingest resumes from this page",
+                    inner.source.pull_deadline_s
+                ),
+            )
+        };
+        let bytes = tokio::time::timeout_at(
+            self.deadline,
+            inner.fetch(&self.table.table, &what, || {
                 inner.client.get(&url).query(&query)
-            })
-            .await?;
+            }),
+        )
+        .await
+        .map_err(|_| overdue())??;
         let page = inner.parse_page(&self.table.table, &what, &bytes)?;
+        if page.records.len() > limit as usize {
+            return Err(inner.fail(
+                &self.table.table,
+                format!(
+                    "{what}: the department returned {} records for limit={limit}; the page is not used",
+                    page.records.len()
+                ),
+            ));
+        }
         for (i, raw) in page.records.iter().enumerate() {
             push_record(&mut b, &label, i as u64 + 1, raw)
                 .map_err(|e| inner.arrow_err(self.table, e))?;
         }
         let next = page.next_cursor.filter(|c| !c.is_empty());
-        if next.is_some() && next == self.cursor {
-            return Err(inner.fail(
-                &self.table.table,
-                format!("{what}: the department returned the same cursor again (the pull would never end)"),
-            ));
+        if let Some(c) = &next {
+            if !self.seen.insert(c.clone()) {
+                return Err(inner.fail(
+                    &self.table.table,
+                    format!("{what}: the department returned a cursor it had returned before (a cycle: the pull would never end)"),
+                ));
+            }
         }
         match next {
             Some(c) => {
@@ -627,7 +715,10 @@ impl TableStream for SnapshotPull {
     }
 
     fn position(&self) -> Option<String> {
-        self.builder.as_ref().and(self.cursor.clone())
+        self.builder
+            .as_ref()
+            .and(self.cursor.as_deref())
+            .map(|c| position_text(self.page, c))
     }
 
     fn finish(self: Box<Self>) -> StreamEnd {
@@ -657,6 +748,18 @@ mod tests {
         assert!(samples.len() > 1, "jitter varies the delay");
     }
 
+    /// A resume position carries the page count, so labels go on numbering; an older
+    /// bare cursor resumes at page 0.
+    #[test]
+    fn positions_round_trip() {
+        assert_eq!(
+            parse_position(&position_text(17, "a:b")),
+            (17, "a:b".into())
+        );
+        assert_eq!(parse_position("abc"), (0, "abc".into()));
+        assert_eq!(parse_position("p:x"), (0, "p:x".into()));
+    }
+
     /// Retry-After is read as seconds or as an HTTP date.
     #[test]
     fn retry_after_seconds_or_date() {
@@ -682,6 +785,8 @@ mod tests {
             page_size: 10,
             timeout_s: 1,
             max_retries: 0,
+            pull_deadline_s: 60,
+            max_page_mb: 1,
             mapping: SourceMapping::default(),
         };
         let e = HttpConnector::new(source("http://dept.example", Credentials::None)).unwrap_err();

@@ -17,11 +17,12 @@ pub enum IdError {
     /// A non-digit where a digit must be.
     #[error("contains a character that is not a digit")]
     NotDigits,
-    /// The 8 birth-date digits are not a calendar date.
-    #[error("birth date {0} is not a calendar date")]
+    /// The 8 birth-date digits are not a calendar date (the digits are kept for the
+    /// program, never shown: masks hide them).
+    #[error("the birth date (characters 7 to 14) is not a calendar date")]
     BadDate(String),
     /// The birth date is after the reference date.
-    #[error("birth date {0} is in the future")]
+    #[error("the birth date (characters 7 to 14) is after the check date")]
     FutureDate(String),
     /// The 18th character does not match the computed check character.
     #[error("check character is {found}, expected {expected}")]
@@ -118,6 +119,52 @@ pub fn mask_id(id: &str) -> String {
     }
 }
 
+/// Masks every ID-like run in free text (a raw record, a parser's or a department's
+/// message): 18 characters (17 digits and a digit or X) keep their first 6 and last 4,
+/// 15 digits (a legacy ID) their first 6 and last 3. Longer or shorter digit runs (an
+/// account number, a phone number) are left as they are.
+pub fn mask_ids_in(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let mut end = i;
+        if end - start == 17 && end < b.len() && matches!(b[end], b'X' | b'x') {
+            end += 1;
+        }
+        // A run glued to letters on either side (`ab123…`) is still masked: only the
+        // digits' count decides, so no spelling slips an ID through.
+        if matches!(end - start, 15 | 18) {
+            runs.push((start, end));
+        }
+        i = end;
+    }
+    if runs.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (start, end) in runs {
+        out.push_str(&text[last..start]);
+        let run = &text[start..end];
+        let keep_end = if run.len() == 18 { 4 } else { 3 };
+        out.push_str(&run[..6]);
+        out.extend(std::iter::repeat_n('*', run.len() - 6 - keep_end));
+        out.push_str(&run[run.len() - keep_end..]);
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +248,30 @@ mod tests {
     fn masks_ids() {
         assert_eq!(mask_id("41018419900101123X"), "410184********123X");
         assert_eq!(mask_id("abc"), "ab*");
+    }
+
+    /// ID-like runs are masked wherever they sit in a text; other digit runs are not.
+    #[test]
+    fn masks_ids_in_text() {
+        assert_eq!(
+            mask_ids_in("41018419900101123X,张三,2026-01,wage,1"),
+            "410184********123X,张三,2026-01,wage,1"
+        );
+        assert_eq!(
+            mask_ids_in("invalid type: integer `410184199001011234`, expected a string"),
+            "invalid type: integer `410184********1234`, expected a string"
+        );
+        assert_eq!(
+            mask_ids_in("cursor=11010519491231002x"),
+            "cursor=110105********002x"
+        );
+        assert_eq!(
+            mask_ids_in("legacy 110105491231002 id"),
+            "legacy 110105******002 id"
+        );
+        // Account and phone numbers, and the check date, are kept.
+        let other = "account 6222021234567890123 phone 13800138000 on 2026-11-22";
+        assert_eq!(mask_ids_in(other), other);
+        assert!(matches!(mask_ids_in(other), std::borrow::Cow::Borrowed(_)));
     }
 }

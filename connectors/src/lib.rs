@@ -64,21 +64,24 @@ pub enum ConnectorError {
         /// the competing entries
         entries: String,
     },
-    /// A file whose format is not CSV, Parquet or JSON Lines.
-    #[error("cannot read {path}: unsupported format (expected .csv, .parquet or .jsonl)")]
-    Unsupported {
+    /// An entry named like a table file that is not a readable file (a folder called
+    /// `residents.csv`): never taken as an absent table.
+    #[error("cannot read {path}: it is named like a table file but is not a file")]
+    NotAFile {
+        /// the entry
+        path: String,
+    },
+    /// A source file whose header names one column twice.
+    #[error("cannot read {path}: the header names {headers} more than once; keep one column each")]
+    DuplicateHeaders {
         /// the file
         path: String,
+        /// the repeated names
+        headers: String,
     },
     /// A text file that is neither UTF-8 nor GBK.
     #[error("cannot read {path}: it is neither UTF-8 nor GBK text")]
     Encoding {
-        /// the file
-        path: String,
-    },
-    /// A CSV file without a header row.
-    #[error("cannot read {path}: the file is empty (a header row is required)")]
-    NoHeader {
         /// the file
         path: String,
     },

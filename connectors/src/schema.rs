@@ -236,4 +236,29 @@ mod tests {
         let names: Vec<&str> = sources().iter().map(|(s, _)| *s).collect();
         assert_eq!(names, ["bank", "fund", "housing", "hr", "police", "tax"]);
     }
+
+    /// SPEC §2: a negative amount, income, balance, monthly_deposit or value is a
+    /// malformed record, so every money column is bounded below by 0.
+    #[test]
+    fn money_is_never_negative() {
+        let mut money = Vec::new();
+        for t in tables() {
+            for c in t.columns.iter().filter(|c| c.ty == ColumnType::Money) {
+                assert_eq!(
+                    c.min_scaled(),
+                    Some(0),
+                    "{}.{} needs min = \"0\"",
+                    t.table,
+                    c.name
+                );
+                money.push(c.name.as_str());
+            }
+        }
+        money.sort_unstable();
+        money.dedup();
+        assert_eq!(
+            money,
+            ["amount", "balance", "income", "monthly_deposit", "value"]
+        );
+    }
 }

@@ -13,7 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
 use crate::decimal::{parse_decimal, DecimalError};
-use crate::idnum::{mask_id, normalize_id};
+use crate::idnum::{mask_id, mask_ids_in, normalize_id};
 use crate::mapping::TableMapping;
 use crate::schema::{ColumnSpec, ColumnType, TableSchema, DECIMAL_PRECISION, DECIMAL_SCALE};
 use crate::text::fold_trim;
@@ -57,6 +57,7 @@ pub const REASONS: &[&str] = &[
     "invalid_type",
     "invalid_json",
     "invalid_record",
+    "unsupported_file",
 ];
 
 /// The reason code spelled `text`, if it is one.
@@ -245,7 +246,11 @@ fn validate_cell(col: &ColumnSpec, cell: &Cell<'_>, today: NaiveDate) -> Result<
                 if v < min {
                     return Err(err(
                         "out_of_range",
-                        format!("is below {}", col.min.as_deref().unwrap_or("")),
+                        if min == 0 {
+                            "is negative (refunds and corrections are netted out by the department, never by the hub)".to_owned()
+                        } else {
+                            format!("is below {}", col.min.as_deref().unwrap_or(""))
+                        },
                     ));
                 }
             }
@@ -385,15 +390,31 @@ impl TableBuilder {
             REASONS.contains(&reason),
             "reason {reason} missing from REASONS"
         );
-        let value: String = value.chars().take(200).collect();
+        // The raw record and the parser's message may quote ID numbers: masked (the
+        // cut is made after masking, so no ID is split out of the mask's reach).
+        let value: String = mask_ids_in(value).chars().take(200).collect();
         self.problems.push(Problem {
             table: self.schema.table.clone(),
-            file: file.to_owned(),
+            file: mask_ids_in(file).into_owned(),
             row,
             field: String::new(),
             reason,
             value,
-            message,
+            message: mask_ids_in(&message).into_owned(),
+        });
+    }
+
+    /// Records a file that is not a table file at all (a stray file inside a `TABLE/`
+    /// folder): a problem of the run's data quality, row 0, not a reason to stop.
+    pub fn push_stray_file(&mut self, file: &str) {
+        self.problems.push(Problem {
+            table: self.schema.table.clone(),
+            file: mask_ids_in(file).into_owned(),
+            row: 0,
+            field: String::new(),
+            reason: "unsupported_file",
+            value: String::new(),
+            message: "not a table file (expected .csv, .parquet or .jsonl); not read".into(),
         });
     }
 
@@ -424,6 +445,8 @@ impl TableBuilder {
                     let mut value = cell_text(&delivered);
                     if col.ty == ColumnType::IdNumber {
                         value = mask_id(value.trim());
+                    } else {
+                        value = mask_ids_in(&value).into_owned();
                     }
                     let message = if absent(i) && e.reason == "missing_value" {
                         format!("column {} is absent from the file", col.name)
@@ -432,12 +455,12 @@ impl TableBuilder {
                     };
                     self.problems.push(Problem {
                         table: self.schema.table.clone(),
-                        file: file.to_owned(),
+                        file: mask_ids_in(file).into_owned(),
                         row,
                         field: col.name.clone(),
                         reason: e.reason,
                         value: value.chars().take(200).collect(),
-                        message,
+                        message: mask_ids_in(&message).into_owned(),
                     });
                     return Ok(());
                 }
@@ -556,6 +579,7 @@ mod tests {
                 ],
                 vec![Text(id), Text("2026-01"), Text("wage"), Other(BINARY_FLOAT)],
                 vec![Text(id), Text("2026-01"), Text("wage"), Number("68.27")],
+                vec![Text(id), Text("2026-01"), Text("wage"), Text("-50000.00")],
             ],
         );
         assert_eq!(ok, 2);
@@ -572,9 +596,31 @@ mod tests {
                 (5, "amount", "invalid_number"),
                 (6, "id_number", "invalid_id_number"),
                 (7, "amount", "invalid_type"),
+                (9, "amount", "out_of_range"),
             ]
         );
+        assert!(p[6].message.contains("negative"), "{}", p[6].message);
         assert_eq!(p[4].value, "110105********0021");
+    }
+
+    /// A record that cannot be read at all keeps its raw text and the parser's message,
+    /// with every ID number in them masked.
+    #[test]
+    fn unreadable_records_are_masked() {
+        let t = table("hr_income").unwrap();
+        let mut b = TableBuilder::new(t, today());
+        b.push_unreadable(
+            "hr_income?cursor=11010519491231002X",
+            3,
+            "invalid_json",
+            "invalid type: integer `110105194912310021`".into(),
+            "11010519491231002X,2026-01,wage,1,2",
+        );
+        let (_, p, _) = b.finish().unwrap();
+        let all = serde_json::to_string(&p).unwrap();
+        assert!(!all.contains("19491231"), "{all}");
+        assert_eq!(p[0].value, "110105********002X,2026-01,wage,1,2");
+        assert_eq!(p[0].file, "hr_income?cursor=110105********002X");
     }
 
     /// Dates must be real and dashed; optional ones may be empty; share defaults to 1.

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::NaiveDate;
-use hedui_connectors::idnum::{normalize_id, IdError};
+use hedui_connectors::idnum::{mask_ids_in, normalize_id, IdError};
 use hedui_connectors::text::fold_trim;
 use serde::Serialize;
 
-pub use read::{read_batch, BatchFormat, RawBatch, RawRow};
+pub use read::{read_batch, read_batch_within, BatchFormat, Limits, RawBatch, RawRow};
 
 use crate::policy::{AidType, AreaType, NoPolicy, Policy};
 
@@ -98,6 +98,17 @@ impl Column {
             "与申请人关系",
         ][self as usize]
     }
+
+    /// Other headers clerks' spreadsheets use for this column (SPEC §3).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Column::HouseholdId => &["家庭编号"],
+            Column::RegionCode => &["区划代码"],
+            Column::IdNumber => &["身份证号码", "公民身份号码", "证件号码"],
+            Column::Relation => &["与户主关系", "关系"],
+            _ => &[],
+        }
+    }
 }
 
 /// Reason codes of a rejection (SPEC §3) — the one list of them.
@@ -173,6 +184,27 @@ pub enum Relation {
 }
 
 impl Relation {
+    /// Other words clerks write for a relation (SPEC §3).
+    const VARIANTS: [(Relation, &'static str); 17] = [
+        (Relation::Applicant, "申请人"),
+        (Relation::Spouse, "妻子"),
+        (Relation::Spouse, "丈夫"),
+        (Relation::Child, "儿子"),
+        (Relation::Child, "女儿"),
+        (Relation::Parent, "父亲"),
+        (Relation::Parent, "母亲"),
+        (Relation::Sibling, "兄弟"),
+        (Relation::Sibling, "姐妹"),
+        (Relation::Grandparent, "祖父"),
+        (Relation::Grandparent, "祖母"),
+        (Relation::Grandparent, "外祖父"),
+        (Relation::Grandparent, "外祖母"),
+        (Relation::Grandchild, "孙子"),
+        (Relation::Grandchild, "孙女"),
+        (Relation::Grandchild, "外孙"),
+        (Relation::Grandchild, "外孙女"),
+    ];
+
     const ALL: [(Relation, &'static str, &'static str); 8] = [
         (Relation::Applicant, "applicant", "本人"),
         (Relation::Spouse, "spouse", "配偶"),
@@ -184,12 +216,18 @@ impl Relation {
         (Relation::Other, "other", "其他"),
     ];
 
-    /// Parses the English code or the Chinese name.
+    /// Parses the English code, the Chinese name or one of its variants (`女儿`).
     pub fn parse(s: &str) -> Option<Relation> {
         Relation::ALL
             .iter()
             .find(|(_, e, c)| s.eq_ignore_ascii_case(e) || s == *c)
             .map(|(r, _, _)| *r)
+            .or_else(|| {
+                Relation::VARIANTS
+                    .iter()
+                    .find(|(_, v)| s == *v)
+                    .map(|(r, _)| *r)
+            })
     }
 
     /// Canonical English code.
@@ -246,6 +284,8 @@ pub struct Batch {
     pub encoding: Option<String>,
     /// Data rows read.
     pub rows_read: u64,
+    /// Headers that name no column of SPEC §3, ignored (a warning and `summary.json`).
+    pub ignored_columns: Vec<String>,
     /// Accepted households, sorted by household_id.
     pub households: Vec<Household>,
     /// Problems of rejected households, by household then row.
@@ -301,7 +341,7 @@ fn excel_number_message(v: &str) -> Option<String> {
     } && digits(exp.trim_start_matches('+'));
     numeric.then(|| {
         format!(
-            "身份证号被表格存成了数字（{v}），后几位已丢失；请把该列设为文本格式后重新录入（the ID number was stored as a number in scientific notation and lost its last digits; format the column as text and enter it again）"
+            "身份证号被表格存成了数字（科学计数法），后几位已丢失；请把该列设为文本格式后重新录入（the ID number was stored as a number in scientific notation and lost its last digits; format the column as text and enter it again）"
         )
     })
 }
@@ -467,39 +507,43 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
                 message,
             });
         };
-        // Household-level values must agree with the household's first row.
-        let first = &rows[0].hv;
-        for r in &rows[1..] {
-            let checks: [(Column, bool); 4] = [
-                (
-                    Column::RegionCode,
-                    r.hv.region.is_some() && first.region.is_some() && r.hv.region != first.region,
-                ),
-                (
-                    Column::AreaType,
-                    r.hv.area.is_some() && first.area.is_some() && r.hv.area != first.area,
-                ),
-                (
-                    Column::AidType,
-                    r.hv.aid.is_some() && first.aid.is_some() && r.hv.aid != first.aid,
-                ),
-                (
-                    Column::AuthorizationId,
-                    r.hv.auth.is_some() && first.auth.is_some() && r.hv.auth != first.auth,
-                ),
+        // Household-level values must agree across all rows: each valid value is
+        // compared with the first valid value of its column (a row whose own value is
+        // bad is already rejected for it, and does not hide later disagreements).
+        let agreed = HouseholdValues {
+            region: rows.iter().find_map(|r| r.hv.region.clone()),
+            area: rows.iter().find_map(|r| r.hv.area),
+            aid: rows.iter().find_map(|r| r.hv.aid),
+            auth: rows.iter().find_map(|r| r.hv.auth.clone()),
+        };
+        let first_row = |has: &dyn Fn(&HouseholdValues) -> bool| {
+            rows.iter().find(|r| has(&r.hv)).map_or(0, |r| r.row)
+        };
+        let reference: [(Column, u64); 4] = [
+            (Column::RegionCode, first_row(&|h| h.region.is_some())),
+            (Column::AreaType, first_row(&|h| h.area.is_some())),
+            (Column::AidType, first_row(&|h| h.aid.is_some())),
+            (Column::AuthorizationId, first_row(&|h| h.auth.is_some())),
+        ];
+        for r in &rows {
+            let differs: [bool; 4] = [
+                r.hv.region.is_some() && r.hv.region != agreed.region,
+                r.hv.area.is_some() && r.hv.area != agreed.area,
+                r.hv.aid.is_some() && r.hv.aid != agreed.aid,
+                r.hv.auth.is_some() && r.hv.auth != agreed.auth,
             ];
-            for (col, differs) in checks {
+            for ((col, at), differs) in reference.iter().zip(differs) {
                 if differs {
                     reject(
                         r.row,
-                        col,
+                        *col,
                         Reason::InconsistentHousehold,
                         format!(
                             "同一申请的{}与第{}行不一致（{} differs from row {} of the same household）",
                             col.chinese(),
-                            rows[0].row,
+                            at,
                             col.name(),
-                            rows[0].row
+                            at
                         ),
                     );
                 }
@@ -523,7 +567,7 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
             }
         }
         let mut standard = None;
-        if let (Some(region), Some(_)) = (&first.region, &first.area) {
+        if let (Some(region), Some(_)) = (&agreed.region, &agreed.area) {
             match policy.lookup(region, as_of) {
                 Ok(s) => standard = policy.standards.iter().position(|x| std::ptr::eq(x, s)),
                 Err(e) => {
@@ -532,7 +576,7 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
                         NoPolicy::NotInForce { level } => format!("行政区划{level}的低保标准在核对日期{as_of}尚未生效（the standards of {level} are not yet in force on {as_of}）"),
                     };
                     reject(
-                        rows[0].row,
+                        reference[0].1,
                         Column::RegionCode,
                         Reason::NoPolicyForRegion,
                         why,
@@ -544,16 +588,23 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
         if let (true, Some(standard)) = (ok, standard) {
             households.push(Household {
                 household_id: hid.clone(),
-                region_code: first.region.clone().unwrap_or_default(),
-                area_type: first.area.unwrap_or(AreaType::Urban),
-                aid_type: first.aid.unwrap_or(AidType::Dibao),
-                authorization_id: first.auth.clone().unwrap_or_default(),
+                region_code: agreed.region.clone().unwrap_or_default(),
+                area_type: agreed.area.unwrap_or(AreaType::Urban),
+                aid_type: agreed.aid.unwrap_or(AidType::Dibao),
+                authorization_id: agreed.auth.clone().unwrap_or_default(),
                 members: rows.into_iter().filter_map(|r| r.member).collect(),
                 standard,
             });
         }
     }
     rejections.sort_by(|a, b| (&a.household_id, a.row).cmp(&(&b.household_id, b.row)));
+    // Messages quote what the clerk typed; an ID number typed into another column (or a
+    // household id that is one) is masked like every ID a person reads.
+    for r in &mut rejections {
+        if let std::borrow::Cow::Owned(m) = mask_ids_in(&r.message) {
+            r.message = m;
+        }
+    }
     let mut rejected_households: Vec<String> =
         rejections.iter().map(|r| r.household_id.clone()).collect();
     rejected_households.dedup();
@@ -562,6 +613,7 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
         format: raw.format,
         encoding: raw.encoding,
         rows_read,
+        ignored_columns: raw.ignored_columns,
         households,
         rejections,
         rejected_households,

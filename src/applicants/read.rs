@@ -1,11 +1,13 @@
 //! Reading an applicant batch file (CSV in UTF-8/GBK, XLSX first sheet, JSON Lines)
-//! into rows of raw text keyed by canonical column, with their file row numbers.
+//! into rows of raw text keyed by canonical column, with their file row numbers. Every
+//! format is read within [`Limits`]: a hostile or broken file is refused with a worded
+//! error, never allowed to exhaust memory.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
-use calamine::{Data, Reader};
+use calamine::{DataRef, Reader, Xlsx};
 use hedui_connectors::text::{decode_text, fold_trim};
 use serde_json::value::RawValue;
 
@@ -23,8 +25,35 @@ pub enum BatchFormat {
     Jsonl,
 }
 
+/// What a batch file may hold at most; beyond it the file is refused (exit 2).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Data rows (Excel's own sheet limit is 1,048,576 rows).
+    pub max_rows: usize,
+    /// Columns of the header and of any non-empty cell.
+    pub max_columns: usize,
+    /// Non-empty cells of an XLSX sheet.
+    pub max_cells: usize,
+    /// Bytes of an XLSX workbook once decompressed, all its parts together.
+    pub max_xlsx_uncompressed_bytes: u64,
+    /// Parts (files) inside an XLSX workbook.
+    pub max_xlsx_parts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_rows: 1_048_576,
+            max_columns: 100,
+            max_cells: 16_777_216,
+            max_xlsx_uncompressed_bytes: 512 * 1024 * 1024,
+            max_xlsx_parts: 1_000,
+        }
+    }
+}
+
 /// One row: its 1-based number (CSV data row, XLSX sheet row, JSONL line) and raw
-/// values per canonical column (`None` = column absent or cell empty).
+/// values per canonical column (`None` = cell empty or key absent).
 #[derive(Debug, Clone)]
 pub struct RawRow {
     /// Row number as the clerk sees it.
@@ -33,169 +62,177 @@ pub struct RawRow {
     pub values: Vec<Option<String>>,
 }
 
-/// A batch file's rows, and which canonical columns its header has.
+/// A batch file's rows.
 #[derive(Debug, Clone)]
 pub struct RawBatch {
     /// Format detected.
     pub format: BatchFormat,
     /// Text encoding for CSV/JSONL (e.g. GBK).
     pub encoding: Option<String>,
-    /// Whether each canonical column appears in the header.
-    pub present: Vec<bool>,
+    /// Headers that name no column of SPEC §3: ignored, and named in a warning.
+    pub ignored_columns: Vec<String>,
     /// Data rows.
     pub rows: Vec<RawRow>,
 }
 
-fn detect(path: &Path, bytes: &[u8]) -> Option<BatchFormat> {
+/// The compound-file signature of old `.xls` workbooks (and other OLE documents).
+const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+
+const SAVE_AS_XLSX: &str = "这是旧版Excel（.xls）文件，请在Excel中“另存为”Excel工作簿（.xlsx）后重新提交（this is an old Excel .xls workbook: save it as .xlsx and submit it again）";
+
+fn detect(path: &Path, bytes: &[u8]) -> Result<BatchFormat, String> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    if bytes.starts_with(OLE_MAGIC) || matches!(ext.as_deref(), Some("xls" | "xlsb" | "et")) {
+        return Err(SAVE_AS_XLSX.into());
+    }
     match ext.as_deref() {
-        Some("xlsx") | Some("xlsm") => return Some(BatchFormat::Xlsx),
-        Some("csv") | Some("txt") => return Some(BatchFormat::Csv),
-        Some("jsonl") | Some("ndjson") | Some("json") => return Some(BatchFormat::Jsonl),
+        Some("xlsx") | Some("xlsm") => return Ok(BatchFormat::Xlsx),
+        Some("csv") | Some("txt") => return Ok(BatchFormat::Csv),
+        Some("jsonl") | Some("ndjson") | Some("json") => return Ok(BatchFormat::Jsonl),
         _ => {}
     }
     if bytes.starts_with(b"PK\x03\x04") {
-        return Some(BatchFormat::Xlsx);
+        return Ok(BatchFormat::Xlsx);
     }
     let start = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match start.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Some(BatchFormat::Jsonl),
-        Some(_) => Some(BatchFormat::Csv),
-        None => None,
+        Some(b'{') => Ok(BatchFormat::Jsonl),
+        Some(_) => Ok(BatchFormat::Csv),
+        None => Err(NO_ROWS.into()),
     }
 }
 
-/// Maps a header cell (English or Chinese, any case, full-width folded) to its column.
+const NO_ROWS: &str = "文件中没有申请人数据行（the file has no applicant rows）";
+
+/// Maps a header cell (English or Chinese or a clerk's variant, any case, full-width
+/// folded) to its column.
 fn header_column(h: &str) -> Option<Column> {
     let h = fold_trim(h);
     let lower = h.to_ascii_lowercase();
     Column::ALL
         .into_iter()
-        .find(|c| lower == c.name() || h == c.chinese())
+        .find(|c| lower == c.name() || h == c.chinese() || c.aliases().contains(&h.as_ref()))
 }
 
-/// Reads a batch from `bytes`; `path` names it in errors and hints at the format.
+/// The headers SPEC §3 expects, for messages: `申请编号/household_id, …`.
+fn expected_headers() -> String {
+    Column::ALL
+        .iter()
+        .map(|c| format!("{}/{}", c.chinese(), c.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a batch from `bytes` within the default [`Limits`]; `path` names it in errors
+/// and hints at the format.
 pub fn read_batch(path: &Path, bytes: &[u8]) -> Result<RawBatch, ApplicantsError> {
-    let shown = path.display().to_string();
+    read_batch_within(path, bytes, &Limits::default())
+}
+
+/// Reads a batch from `bytes`, refusing anything beyond `limits`.
+pub fn read_batch_within(
+    path: &Path,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<RawBatch, ApplicantsError> {
     let unreadable = |why: String| ApplicantsError::Unreadable {
-        path: shown.clone(),
+        path: path.display().to_string(),
         why,
     };
-    let format = detect(path, bytes).ok_or_else(|| unreadable("the file is empty".into()))?;
-    let (headers, rows, encoding): (Vec<String>, Vec<(u64, Vec<String>)>, Option<String>) =
-        match format {
-            BatchFormat::Csv => {
-                let (text, enc) = decode_text(bytes).ok_or_else(|| {
-                unreadable("it is not a CSV, XLSX or JSON Lines file (the text is neither UTF-8 nor GBK)".into())
-            })?;
-                let mut rdr = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .flexible(true)
-                    .from_reader(text.as_bytes());
-                let mut it = rdr.records();
-                let header = match it.next() {
-                    Some(Ok(h)) => h.iter().map(str::to_owned).collect::<Vec<_>>(),
-                    Some(Err(e)) => {
-                        return Err(unreadable(format!("cannot read the header row: {e}")))
-                    }
-                    None => return Err(unreadable("the file has no header row".into())),
-                };
-                let mut rows = Vec::new();
-                for (i, rec) in it.enumerate() {
-                    let row = i as u64 + 1;
-                    match rec {
-                        Ok(r) => rows.push((row, r.iter().map(str::to_owned).collect())),
-                        Err(e) => {
-                            return Err(unreadable(format!("data row {row} is not valid CSV: {e}")))
-                        }
-                    }
-                }
-                (header, rows, Some(enc.to_string()))
-            }
-            BatchFormat::Xlsx => {
-                let mut wb = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
-                    .map_err(|e| unreadable(format!("not a readable XLSX workbook: {e}")))?;
-                let range = wb
-                    .worksheet_range_at(0)
-                    .ok_or_else(|| unreadable("the workbook has no sheet".into()))?
-                    .map_err(|e| unreadable(format!("cannot read the first sheet: {e}")))?;
-                let first_row = range.start().map_or(0, |(r, _)| u64::from(r));
-                let first_col = range.start().map_or(0, |(_, c)| c as usize);
-                let mut it = range.rows().enumerate();
-                let header = match it.next() {
-                    Some((_, h)) => {
-                        let mut v = vec![String::new(); first_col];
-                        v.extend(h.iter().map(cell_text));
-                        v
-                    }
-                    None => {
-                        return Err(unreadable(
-                            "the first sheet is empty (no header row)".into(),
-                        ))
-                    }
-                };
-                let mut rows = Vec::new();
-                for (i, r) in it {
-                    let cells: Vec<String> = std::iter::repeat_n(String::new(), first_col)
-                        .chain(r.iter().map(cell_text))
-                        .collect();
-                    if cells.iter().all(|c| c.trim().is_empty()) {
-                        continue;
-                    }
-                    // Sheet rows are 1-based: the header sits on sheet row first_row + 1.
-                    rows.push((first_row + i as u64 + 1, cells));
-                }
-                (header, rows, None)
-            }
-            BatchFormat::Jsonl => {
-                let (text, enc) = decode_text(bytes).ok_or_else(|| {
-                    unreadable("it is not a JSON Lines file (neither UTF-8 nor GBK text)".into())
-                })?;
-                let mut keys: Vec<String> = Vec::new();
-                let mut objs: Vec<(u64, BTreeMap<String, Box<RawValue>>)> = Vec::new();
-                for (i, line) in text.lines().enumerate() {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let obj: BTreeMap<String, Box<RawValue>> =
-                        serde_json::from_str(line).map_err(|e| {
-                            unreadable(format!("line {} is not a JSON object: {e}", i + 1))
-                        })?;
-                    for k in obj.keys() {
-                        if !keys.contains(k) {
-                            keys.push(k.clone());
-                        }
-                    }
-                    objs.push((i as u64 + 1, obj));
-                }
-                if objs.is_empty() {
-                    return Err(unreadable("the file has no records".into()));
-                }
-                let rows = objs
-                    .into_iter()
-                    .map(|(row, obj)| {
-                        let vals = keys
-                            .iter()
-                            .map(|k| obj.get(k).map(|r| json_text(r.get())).unwrap_or_default())
-                            .collect();
-                        (row, vals)
-                    })
-                    .collect();
-                (keys, rows, Some(enc.to_string()))
-            }
-        };
-    let mapped: Vec<Option<Column>> = headers.iter().map(|h| header_column(h)).collect();
-    if !mapped.contains(&Some(Column::HouseholdId)) {
-        return Err(unreadable(
-            "there is no household_id (申请编号) column".into(),
-        ));
+    let format = detect(path, bytes).map_err(unreadable)?;
+    let (headers, rows, encoding) = match format {
+        BatchFormat::Csv => {
+            let (h, r, e) = read_csv(bytes, limits).map_err(unreadable)?;
+            (h, r, Some(e))
+        }
+        BatchFormat::Xlsx => {
+            let (h, r) = read_xlsx(bytes, limits).map_err(unreadable)?;
+            (h, r, None)
+        }
+        BatchFormat::Jsonl => {
+            let (h, r, e) = read_jsonl(bytes, limits).map_err(unreadable)?;
+            (h, r, Some(e))
+        }
+    };
+    if headers.len() > limits.max_columns {
+        return Err(unreadable(format!(
+            "表头有{}列，超过上限{}列（the header has {} columns, more than the {} allowed）",
+            headers.len(),
+            limits.max_columns,
+            headers.len(),
+            limits.max_columns
+        )));
     }
-    let present: Vec<bool> = Column::ALL
+    let mapped: Vec<Option<Column>> = headers.iter().map(|h| header_column(h)).collect();
+    let found = || {
+        headers
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| format!("“{}”", h.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for c in Column::ALL {
+        let named: Vec<String> = headers
+            .iter()
+            .zip(&mapped)
+            .filter(|(_, m)| **m == Some(c))
+            .map(|(h, _)| format!("“{}”", h.trim()))
+            .collect();
+        if named.len() > 1 {
+            return Err(unreadable(format!(
+                "{}列都表示{}，请只保留一列（columns {} all give {}; keep one）。表头：{}（headers found）；应有：{}（expected）",
+                named.join("、"),
+                c.chinese(),
+                named.join(", "),
+                c.name(),
+                found(),
+                expected_headers()
+            )));
+        }
+    }
+    let missing: Vec<Column> = Column::ALL
+        .into_iter()
+        .filter(|c| !mapped.contains(&Some(*c)))
+        .collect();
+    if !missing.is_empty() {
+        let zh: Vec<&str> = missing.iter().map(|c| c.chinese()).collect();
+        let en: Vec<&str> = missing.iter().map(|c| c.name()).collect();
+        return Err(unreadable(format!(
+            "缺少{}列（missing column {}）。表头：{}（headers found）；应有：{}（expected）",
+            zh.join("、"),
+            en.join(", "),
+            found(),
+            expected_headers()
+        )));
+    }
+    if rows.is_empty() {
+        return Err(unreadable(NO_ROWS.into()));
+    }
+    let ignored_columns: Vec<String> = headers
         .iter()
-        .map(|c| mapped.contains(&Some(*c)))
+        .enumerate()
+        .filter(|(i, _)| mapped[*i].is_none())
+        .filter_map(|(i, h)| {
+            let h = h.trim();
+            if !h.is_empty() {
+                Some(h.to_owned())
+            } else if rows
+                .iter()
+                .any(|(_, cells)| cells.get(i).is_some_and(|c| !c.trim().is_empty()))
+            {
+                Some(format!(
+                    "第{}列（无表头）/column {} (no header)",
+                    i + 1,
+                    i + 1
+                ))
+            } else {
+                None
+            }
+        })
         .collect();
     let rows = rows
         .into_iter()
@@ -203,10 +240,7 @@ pub fn read_batch(path: &Path, bytes: &[u8]) -> Result<RawBatch, ApplicantsError
             let mut values = vec![None; Column::ALL.len()];
             for (cell, col) in cells.into_iter().zip(&mapped) {
                 if let Some(col) = col {
-                    let slot = &mut values[*col as usize];
-                    if slot.is_none() {
-                        *slot = Some(cell);
-                    }
+                    values[*col as usize] = Some(cell);
                 }
             }
             RawRow { row, values }
@@ -215,9 +249,219 @@ pub fn read_batch(path: &Path, bytes: &[u8]) -> Result<RawBatch, ApplicantsError
     Ok(RawBatch {
         format,
         encoding,
-        present,
+        ignored_columns,
         rows,
     })
+}
+
+type Rows = Vec<(u64, Vec<String>)>;
+
+fn too_many_rows(limits: &Limits) -> String {
+    format!(
+        "数据行超过上限{}行，请拆分后分批提交（more than {} data rows: split the batch）",
+        limits.max_rows, limits.max_rows
+    )
+}
+
+fn read_csv(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String), String> {
+    let (text, enc) = decode_text(bytes).ok_or_else(|| {
+        "它不是CSV、XLSX或JSON Lines文件（文本既不是UTF-8也不是GBK）（it is not a CSV, XLSX or JSON Lines file: the text is neither UTF-8 nor GBK）".to_owned()
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut it = rdr.records();
+    let header = match it.next() {
+        Some(Ok(h)) => h.iter().map(str::to_owned).collect::<Vec<_>>(),
+        Some(Err(e)) => return Err(format!("表头行无法读取（cannot read the header row: {e}）")),
+        None => return Err(NO_ROWS.into()),
+    };
+    let mut rows = Vec::new();
+    for (i, rec) in it.enumerate() {
+        let row = i as u64 + 1;
+        if rows.len() >= limits.max_rows {
+            return Err(too_many_rows(limits));
+        }
+        match rec {
+            Ok(r) => rows.push((row, r.iter().map(str::to_owned).collect())),
+            Err(e) => {
+                return Err(format!(
+                    "第{row}行不是有效的CSV（data row {row} is not valid CSV: {e}）"
+                ))
+            }
+        }
+    }
+    Ok((header, rows, enc.to_string()))
+}
+
+fn read_jsonl(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String), String> {
+    let (text, enc) = decode_text(bytes).ok_or_else(|| {
+        "它不是JSON Lines文件（既不是UTF-8也不是GBK文本）（it is not a JSON Lines file: neither UTF-8 nor GBK text）".to_owned()
+    })?;
+    let mut keys: Vec<String> = Vec::new();
+    let mut objs: Vec<(u64, BTreeMap<String, Box<RawValue>>)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if objs.len() >= limits.max_rows {
+            return Err(too_many_rows(limits));
+        }
+        let obj: BTreeMap<String, Box<RawValue>> = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "第{}行不是JSON对象（line {} is not a JSON object: {e}）",
+                i + 1,
+                i + 1
+            )
+        })?;
+        for k in obj.keys() {
+            if !keys.contains(k) {
+                if keys.len() >= limits.max_columns {
+                    return Err(format!(
+                        "记录的键超过上限{}个（the records have more than {} distinct keys）",
+                        limits.max_columns, limits.max_columns
+                    ));
+                }
+                keys.push(k.clone());
+            }
+        }
+        objs.push((i as u64 + 1, obj));
+    }
+    if objs.is_empty() {
+        return Err(NO_ROWS.into());
+    }
+    let rows = objs
+        .into_iter()
+        .map(|(row, obj)| {
+            let vals = keys
+                .iter()
+                .map(|k| obj.get(k).map(|r| json_text(r.get())).unwrap_or_default())
+                .collect();
+            (row, vals)
+        })
+        .collect();
+    Ok((keys, rows, enc.to_string()))
+}
+
+/// Decompresses every part of the workbook into nothing, counting bytes, so a zip bomb
+/// is refused before any part of it is held in memory (the declared sizes in a zip
+/// directory can lie; the decompressed stream cannot).
+fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), String> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| format!("不是可读的XLSX工作簿（not a readable XLSX workbook: {e}）"))?;
+    if zip.len() > limits.max_xlsx_parts {
+        return Err(format!(
+            "工作簿内部文件过多（the workbook holds {} parts, more than {}）",
+            zip.len(),
+            limits.max_xlsx_parts
+        ));
+    }
+    let mut total: u64 = 0;
+    for i in 0..zip.len() {
+        let part = zip
+            .by_index(i)
+            .map_err(|e| format!("不是可读的XLSX工作簿（not a readable XLSX workbook: {e}）"))?;
+        let room = limits.max_xlsx_uncompressed_bytes - total;
+        let n = std::io::copy(&mut part.take(room + 1), &mut std::io::sink())
+            .map_err(|e| format!("工作簿已损坏（the workbook is damaged: {e}）"))?;
+        total += n;
+        if total > limits.max_xlsx_uncompressed_bytes {
+            return Err(format!(
+                "工作簿解压后超过{} MB，可能是压缩炸弹或过大的表格，请拆分后分批提交（the workbook decompresses to more than {} MB: split the batch）",
+                limits.max_xlsx_uncompressed_bytes >> 20,
+                limits.max_xlsx_uncompressed_bytes >> 20
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A cell reference as Excel shows it (`XFD1048576`) from 0-based row and column.
+fn cell_ref(row: u32, col: u32) -> String {
+    let mut letters = Vec::new();
+    let mut c = col + 1;
+    while c > 0 {
+        let rem = (c - 1) % 26;
+        letters.push(b'A' + rem as u8);
+        c = (c - 1) / 26;
+    }
+    letters.reverse();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&letters),
+        u64::from(row) + 1
+    )
+}
+
+/// Reads the first sheet cell by cell, never as a dense range: a sheet whose used area
+/// runs from A1 to XFD1048576 costs what its non-empty cells cost.
+fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows), String> {
+    check_zip(bytes, limits)?;
+    let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
+        .map_err(|e| format!("不是可读的XLSX工作簿（not a readable XLSX workbook: {e}）"))?;
+    let first = wb
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| "工作簿中没有工作表（the workbook has no sheet）".to_owned())?;
+    let mut cells = wb
+        .worksheet_cells_reader(&first)
+        .map_err(|e| format!("无法读取第一个工作表（cannot read the first sheet: {e}）"))?;
+    let mut sheet: BTreeMap<u32, Vec<(u32, String)>> = BTreeMap::new();
+    let mut count = 0usize;
+    while let Some(cell) = cells
+        .next_cell()
+        .map_err(|e| format!("无法读取第一个工作表（cannot read the first sheet: {e}）"))?
+    {
+        let (r, c) = cell.get_position();
+        let text = data_text(cell.get_value());
+        if text.trim().is_empty() {
+            continue;
+        }
+        if c as usize >= limits.max_columns {
+            return Err(format!(
+                "单元格{}超出前{}列，请删除表格右侧多余的内容（cell {} is beyond the first {} columns: remove what lies to the right of the table）",
+                cell_ref(r, c),
+                limits.max_columns,
+                cell_ref(r, c),
+                limits.max_columns
+            ));
+        }
+        count += 1;
+        if count > limits.max_cells {
+            return Err(format!(
+                "非空单元格超过{}个（more than {} non-empty cells）",
+                limits.max_cells, limits.max_cells
+            ));
+        }
+        if !sheet.contains_key(&r) && sheet.len() > limits.max_rows {
+            return Err(too_many_rows(limits));
+        }
+        sheet.entry(r).or_default().push((c, text));
+    }
+    let width = sheet
+        .values()
+        .flat_map(|cells| cells.iter().map(|(c, _)| *c as usize + 1))
+        .max()
+        .unwrap_or(0);
+    let mut it = sheet.into_iter();
+    let Some((_, header_cells)) = it.next() else {
+        return Err(NO_ROWS.into());
+    };
+    let dense = |cells: Vec<(u32, String)>| {
+        let mut v = vec![String::new(); width];
+        for (c, t) in cells {
+            v[c as usize] = t;
+        }
+        v
+    };
+    let header = dense(header_cells);
+    // Sheet rows are 1-based as the clerk sees them.
+    let rows = it
+        .map(|(r, cells)| (u64::from(r) + 1, dense(cells)))
+        .collect();
+    Ok((header, rows))
 }
 
 fn json_text(raw: &str) -> String {
@@ -230,12 +474,13 @@ fn json_text(raw: &str) -> String {
     }
 }
 
-fn cell_text(d: &Data) -> String {
+fn data_text(d: &DataRef<'_>) -> String {
     match d {
-        Data::Empty => String::new(),
-        Data::String(s) => s.clone(),
-        Data::Int(i) => i.to_string(),
-        Data::Float(f) => {
+        DataRef::Empty => String::new(),
+        DataRef::String(s) => s.clone(),
+        DataRef::SharedString(s) => (*s).to_owned(),
+        DataRef::Int(i) => i.to_string(),
+        DataRef::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e15 {
                 format!("{}", *f as i64)
             } else if f.abs() >= 1e15 {
@@ -247,9 +492,112 @@ fn cell_text(d: &Data) -> String {
                 format!("{f}")
             }
         }
-        Data::Bool(b) => b.to_string(),
-        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-        Data::DateTime(dt) => dt.to_string(),
-        Data::Error(e) => format!("#{e:?}"),
+        DataRef::Bool(b) => b.to_string(),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
+        DataRef::DateTime(dt) => dt.to_string(),
+        DataRef::Error(e) => format!("#{e:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str =
+        "申请编号,行政区划代码,城乡类别,救助类型,授权书编号,身份证号,姓名,与申请人关系";
+
+    fn csv(text: &str) -> Result<RawBatch, String> {
+        read_batch(Path::new("b.csv"), text.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    /// Excel column letters as Excel writes them.
+    #[test]
+    fn cell_references() {
+        assert_eq!(cell_ref(0, 0), "A1");
+        assert_eq!(cell_ref(9, 25), "Z10");
+        assert_eq!(cell_ref(0, 26), "AA1");
+        assert_eq!(cell_ref(1_048_575, 16_383), "XFD1048576");
+    }
+
+    /// Clerks' header variants are read as the canonical columns.
+    #[test]
+    fn header_variants() {
+        let b = csv("家庭编号,区划代码,城乡类别,救助类型,授权书编号,身份证号码,姓名,与户主关系,联系电话\nH1,410184,城镇,最低生活保障,A1,11010519491231002X,张三,申请人,138\n").unwrap();
+        assert_eq!(b.ignored_columns, ["联系电话"]);
+        let v = &b.rows[0].values;
+        assert_eq!(
+            v[Column::IdNumber as usize].as_deref(),
+            Some("11010519491231002X")
+        );
+        assert_eq!(v[Column::Relation as usize].as_deref(), Some("申请人"));
+        assert_eq!(v[Column::HouseholdId as usize].as_deref(), Some("H1"));
+    }
+
+    /// Two columns for one field, or a missing column, fail the file naming the
+    /// headers found and the ones expected.
+    #[test]
+    fn duplicate_and_missing_columns() {
+        let e = csv("申请编号,行政区划代码,城乡类别,救助类型,授权书编号,身份证号,身份证号码,姓名,与申请人关系\nH1\n").unwrap_err();
+        assert!(
+            e.contains("“身份证号”、“身份证号码”列都表示身份证号"),
+            "{e}"
+        );
+        assert!(
+            e.contains("columns “身份证号”, “身份证号码” all give id_number"),
+            "{e}"
+        );
+        let e = csv(
+            "申请编号,行政区划代码,城乡类别,救助类型,授权书编号,身份证,姓名,与申请人关系\nH1\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("缺少身份证号列（missing column id_number）"),
+            "{e}"
+        );
+        assert!(e.contains("“身份证”"), "{e}");
+        assert!(e.contains("身份证号/id_number"), "{e}");
+    }
+
+    /// A header-only CSV and an empty JSON Lines file are both refused the same way.
+    #[test]
+    fn no_rows_is_the_same_for_every_format() {
+        let e = csv(&format!("{HEADER}\n")).unwrap_err();
+        assert!(e.ends_with(NO_ROWS), "{e}");
+        let e = read_batch(Path::new("b.jsonl"), b"\n\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with(NO_ROWS), "{e}");
+        let e = read_batch(Path::new("b.csv"), b"").unwrap_err().to_string();
+        assert!(e.ends_with(NO_ROWS), "{e}");
+    }
+
+    /// An old .xls workbook is told to be saved as .xlsx, by extension or by content.
+    #[test]
+    fn xls_is_told_to_become_xlsx() {
+        let e = read_batch(Path::new("名单.xls"), b"whatever")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("save it as .xlsx"), "{e}");
+        let mut ole = OLE_MAGIC.to_vec();
+        ole.extend_from_slice(&[0; 64]);
+        let e = read_batch(Path::new("upload"), &ole)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("save it as .xlsx"), "{e}");
+    }
+
+    /// Rows beyond the cap are refused, not read on.
+    #[test]
+    fn row_cap() {
+        let limits = Limits {
+            max_rows: 2,
+            ..Limits::default()
+        };
+        let row = "H1,410184,城市,低保,A1,11010519491231002X,张三,本人\n";
+        let text = format!("{HEADER}\n{row}{row}{row}");
+        let e = read_batch_within(Path::new("b.csv"), text.as_bytes(), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 2 data rows"), "{e}");
     }
 }

@@ -481,7 +481,8 @@ impl Lake {
         let failure = Failure {
             source: source.to_owned(),
             at,
-            error: error.to_owned(),
+            // A department's or a store's error text may quote an ID number.
+            error: hedui_connectors::idnum::mask_ids_in(error).into_owned(),
         };
         let rel = format!(
             "sources/{source}/failures/{}-{:08x}.json",

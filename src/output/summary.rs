@@ -46,6 +46,8 @@ pub struct ApplicantSummary {
     pub encoding: Option<String>,
     /// Data rows read.
     pub rows_read: u64,
+    /// Headers not recognised, ignored (SPEC §3).
+    pub ignored_columns: Vec<String>,
     /// Households verified.
     pub households_accepted: usize,
     /// Households rejected.
@@ -129,6 +131,7 @@ pub fn build(run: &CheckRun) -> Summary {
             format: run.batch.format,
             encoding: run.batch.encoding.clone(),
             rows_read: run.batch.rows_read,
+            ignored_columns: run.batch.ignored_columns.clone(),
             households_accepted: run.results.len(),
             households_rejected: run.batch.rejected_households.len(),
             rejections: run.batch.rejections.len(),

@@ -8,6 +8,7 @@ use std::process::Output;
 use serde_json::Value;
 
 pub mod deptsim;
+pub mod fixture;
 
 /// Asserts that a `hedui` run exited 0 (showing its stderr otherwise).
 pub fn ok(out: Output) -> Output {
