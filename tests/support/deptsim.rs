@@ -44,6 +44,16 @@ pub enum Fault {
     TruncatedJson,
     /// 401, as for an expired token.
     Unauthorized,
+    /// Answer with this status and `Retry-After: secs` (a 503 saying "come back now").
+    StatusRetryAfter(u16, u64),
+    /// Answer normally, but hand out this `next_cursor` (cycles, endless chains).
+    NextCursor(String),
+    /// Answer with every cursor new and never a last page (`n{count}`), records empty.
+    EndlessCursors,
+    /// Answer with one record more than the `limit` asked for.
+    ExtraRecord,
+    /// Answer normally, the JSON followed by this many bytes of whitespace.
+    Padded(usize),
 }
 
 /// One request the department received.
@@ -61,6 +71,8 @@ pub struct Logged {
     pub authorization_id: Option<String>,
     /// The fault applied.
     pub fault: Fault,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 /// A department: its tables (records with its own field names and codes), the field
@@ -328,6 +340,14 @@ async fn fault_answer(fault: &Fault) -> Option<Response> {
                 .into_response(),
         ),
         Fault::Unauthorized => Some((StatusCode::UNAUTHORIZED, "token expired").into_response()),
+        Fault::StatusRetryAfter(code, secs) => Some(
+            (
+                StatusCode::from_u16(*code).unwrap(),
+                [(header::RETRY_AFTER, secs.to_string())],
+                "department system unavailable",
+            )
+                .into_response(),
+        ),
         Fault::Slow(d) => {
             tokio::time::sleep(*d).await;
             None
@@ -357,6 +377,11 @@ fn page(fault: &Fault, body: Vec<u8>) -> Response {
                 .body(Body::from_stream(stream))
                 .unwrap()
         }
+        Fault::Padded(n) => {
+            let mut body = body;
+            body.extend(std::iter::repeat_n(b' ', *n));
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         _ => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
     }
 }
@@ -375,6 +400,7 @@ async fn snapshot(
         ids: vec![],
         authorization_id: None,
         fault: fault.clone(),
+        at: std::time::Instant::now(),
     });
     if !dept.authorized(&headers) {
         return (StatusCode::UNAUTHORIZED, "bad token").into_response();
@@ -386,6 +412,12 @@ async fn snapshot(
         return (StatusCode::NOT_FOUND, "no such table").into_response();
     };
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    if fault == Fault::EndlessCursors {
+        let n = dept.log.lock().unwrap().len();
+        let body =
+            serde_json::to_vec(&json!({ "records": [], "next_cursor": format!("n{n}") })).unwrap();
+        return page(&fault, body);
+    }
     let offset: usize = match q.get("cursor") {
         None => 0,
         Some(c) => match c.strip_prefix("c").and_then(|n| n.parse().ok()) {
@@ -394,9 +426,19 @@ async fn snapshot(
         },
     };
     let end = (offset + limit).min(records.len());
-    let next = (end < records.len()).then(|| format!("c{end}"));
+    let mut next = (end < records.len()).then(|| format!("c{end}"));
+    if let Fault::NextCursor(c) = &fault {
+        next = Some(c.clone());
+    }
+    let mut answer: Vec<&RawValue> = records[offset.min(end)..end]
+        .iter()
+        .map(|r| r.as_ref())
+        .collect();
+    if fault == Fault::ExtraRecord {
+        answer.push(records[0].as_ref());
+    }
     let body = serde_json::to_vec(&json!({
-        "records": &records[offset.min(end)..end],
+        "records": answer,
         "next_cursor": next,
     }))
     .unwrap();
@@ -427,6 +469,7 @@ async fn lookup(
         ids: ids.clone(),
         authorization_id: authorization_id.clone(),
         fault: fault.clone(),
+        at: std::time::Instant::now(),
     });
     if !dept.authorized(&headers) {
         return (StatusCode::UNAUTHORIZED, "bad token").into_response();
