@@ -35,6 +35,8 @@ pub struct CheckOptions {
 pub struct CheckRun {
     /// Check date D.
     pub as_of: NaiveDate,
+    /// When the check ran (this host's clock).
+    pub checked_at: chrono::DateTime<chrono::Utc>,
     /// The policy file used.
     pub policy_file: String,
     /// The departments' data used (folder, or lake URL and time).
@@ -55,6 +57,7 @@ pub struct CheckRun {
 
 /// Runs a check.
 pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, Error> {
+    let checked_at = chrono::Utc::now();
     // The policy is validated before any data is read.
     let policy = Policy::load(&opts.policy)?;
     progress.step(&format!(
@@ -62,7 +65,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         opts.policy.display(),
         policy.standards.len()
     ));
-    let opened = sources::open(&opts.sources)?;
+    let opened = sources::open(&opts.sources).await?;
     let batch = applicants::load(&opts.applicants, &policy, opts.as_of)?;
     if !batch.ignored_columns.is_empty() {
         let cols = batch.ignored_columns.join("、");
@@ -144,6 +147,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
     progress.step("results assembled");
     Ok(CheckRun {
         as_of: opts.as_of,
+        checked_at,
         policy_file: policy.file.clone(),
         sources: opts.sources.label(),
         batch,

@@ -114,7 +114,6 @@ impl CheckArgs {
                     lake,
                     at,
                     lookups: vec![],
-                    state: None,
                 })
             }
             (None, None, Some(file)) => {
@@ -129,7 +128,6 @@ impl CheckArgs {
                     lake: d.lake,
                     at,
                     lookups,
-                    state: Some(d.state_path),
                 })
             }
             _ => Err(Error::Usage(

@@ -273,21 +273,22 @@ struct RawSource {
     codes: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
 }
 
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .unwrap_or(url);
-    let host_port = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
+/// Whether `url` is an http(s) URL whose host is a loopback address. The URL is parsed
+/// properly: in `http://localhost:1@192.0.2.2:19001` the host is 192.0.2.2 (the rest is
+/// a user name and password), so it is not loopback.
+pub fn is_loopback_url(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url.trim()) else {
+        return false;
     };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    if !matches!(u.scheme(), "http" | "https") {
+        return false;
+    }
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// Parses a lake URL: a local path (relative to `base`), `file:///abs/path` or
@@ -725,6 +726,33 @@ ca_file = "certs/bank-ca.pem"
         ))
         .contains("lake.s3.endpoint: plain http:// needs allow_http"));
         assert!(err(&format!("{base}[lake]\nurl = \"ftp://x/y\"\n")).contains("lake.url"));
+        // The host is what the URL says it is, not the text before a colon.
+        assert_eq!(
+            err(&format!("{base}[lake]\nurl = \"s3://lake\"\n[lake.s3]\nendpoint = \"http://localhost:1@192.0.2.2:19001\"\nallow_http = true\n")),
+            "/etc/hedui/hedui.toml: lake.s3.allow_http: plain HTTP is allowed only to a loopback endpoint (127.0.0.1, ::1, localhost)"
+        );
+    }
+
+    /// Loopback is decided on the parsed host.
+    #[test]
+    fn loopback_urls_are_parsed() {
+        for yes in [
+            "http://127.0.0.1:3900",
+            "http://localhost:3900/x",
+            "http://[::1]:1",
+            "https://LOCALHOST",
+        ] {
+            assert!(is_loopback_url(yes), "{yes}");
+        }
+        for no in [
+            "http://localhost:1@192.0.2.2:19001",
+            "http://127.0.0.1.evil.example:1",
+            "http://10.0.0.5:3900",
+            "ftp://127.0.0.1",
+            "127.0.0.1:3900",
+        ] {
+            assert!(!is_loopback_url(no), "{no}");
+        }
     }
 
     #[test]

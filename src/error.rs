@@ -54,6 +54,10 @@ impl Error {
                 | ConnectorError::Store { .. }
                 | ConnectorError::CannotResume { .. },
             ) => 1,
+            // A read-only command pointed at a place without a lake: the user's mistake.
+            Error::Lake(
+                crate::lake::LakeError::NotFound { .. } | crate::lake::LakeError::Refused { .. },
+            ) => 2,
             Error::Usage(_)
             | Error::Policy(_)
             | Error::Applicants(_)

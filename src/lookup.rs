@@ -89,6 +89,7 @@ pub async fn pull(
         freshness_days: source.freshness_days,
         mode: SnapshotMode::Lookup,
         queried_file: Some(queried_file),
+        clock_note: None,
     };
     let mut tries = 0;
     loop {

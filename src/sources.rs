@@ -43,8 +43,6 @@ pub enum SourceInput {
         at: Option<DateTime<Utc>>,
         /// Lookup-mode sources, asked for the batch's members (unless `at` is given).
         lookups: Vec<SourceConfig>,
-        /// The deployment's `[state]` folder (commits of lookup snapshots lock there).
-        state: Option<PathBuf>,
     },
 }
 
@@ -89,6 +87,12 @@ pub struct TableStatus {
     /// Lake reads: the snapshot's commit sequence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<u64>,
+    /// Lake reads: the snapshot's folder name (its identity in the lake).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Lake reads: when the snapshot was committed (the lake's clock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<String>,
     /// Lake reads: when the snapshot was pulled from the department.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pulled_at: Option<String>,
@@ -107,6 +111,8 @@ impl TableStatus {
             problems: 0,
             latest_as_of: None,
             snapshot: None,
+            snapshot_id: None,
+            committed_at: None,
             pulled_at: None,
         }
     }
@@ -158,19 +164,16 @@ impl Sources {
     }
 }
 
-/// Checks that the input can be opened at all (before the batch is read).
-pub fn open(input: &SourceInput) -> Result<Opened, Error> {
+/// Checks that the input can be opened at all (before the batch is read). A lake is
+/// only read — never created — unless lookup-mode sources will write their answers.
+pub async fn open(input: &SourceInput) -> Result<Opened, Error> {
     Ok(match input {
         SourceInput::Folder(dir) => Opened::Folder(FilesConnector::new(dir)?),
-        SourceInput::Lake {
-            lake,
-            at,
-            lookups,
-            state,
-        } => Opened::Lake {
-            lake: match state {
-                Some(dir) => Lake::open(lake)?.with_state(dir),
-                None => Lake::open(lake)?,
+        SourceInput::Lake { lake, at, lookups } => Opened::Lake {
+            lake: if lookups.is_empty() || at.is_some() {
+                Lake::open_existing(lake).await?
+            } else {
+                Lake::open(lake)?
             },
             at: *at,
             lookups: lookups.clone(),
@@ -379,6 +382,8 @@ async fn from_lake(
                     rows_read: entry.problems,
                     problems: usize::try_from(entry.problems).unwrap_or(usize::MAX),
                     snapshot: Some(m.seq),
+                    snapshot_id: Some(m.snapshot_id.clone()),
+                    committed_at: Some(m.committed_at.to_rfc3339()),
                     pulled_at: Some(m.pulled_at.to_rfc3339()),
                     ..TableStatus::absent(t)
                 });
@@ -393,6 +398,8 @@ async fn from_lake(
                 rows: usize::try_from(entry.rows).unwrap_or(usize::MAX),
                 problems: usize::try_from(entry.problems).unwrap_or(usize::MAX),
                 snapshot: Some(m.seq),
+                snapshot_id: Some(m.snapshot_id.clone()),
+                committed_at: Some(m.committed_at.to_rfc3339()),
                 pulled_at: Some(m.pulled_at.to_rfc3339()),
                 ..TableStatus::absent(t)
             });

@@ -37,8 +37,12 @@ fn snapshot_pull_pages_maps_and_commits() {
     );
     let problems = std::fs::read_dir(site.dir.path().join("lake/sources/hr/snapshots"))
         .unwrap()
-        .map(|e| e.unwrap().path().join("hr_income/problems.jsonl"))
-        .next()
+        .flat_map(|e| std::fs::read_dir(e.unwrap().path().join("hr_income")).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("problems-") && name.ends_with(".jsonl")
+        })
         .unwrap();
     let problems = std::fs::read_to_string(problems).unwrap();
     assert!(

@@ -104,6 +104,73 @@ fn lake_results_equal_folder_results() {
         1
     );
     assert_eq!(summary["stale_sources"], serde_json::json!([]));
+    // The decision records when it ran and which snapshot of each source it read.
+    assert!(summary["checked_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(summary["sources"]["hr"]["snapshot"]["seq"], 1);
+    let id = summary["sources"]["hr"]["snapshot"]["snapshot_id"]
+        .as_str()
+        .unwrap();
+    assert!(c
+        .dir
+        .path()
+        .join("lake/sources/hr/snapshots")
+        .join(id)
+        .is_dir());
+}
+
+/// A read-only check never creates a lake: a mistyped path is exit 2 naming it, and no
+/// folder appears. Settings from the environment never weaken transport security:
+/// plain HTTP to a host that is not loopback is refused (exit 2) before any request,
+/// also when the URL's text starts with "localhost".
+#[test]
+fn lake_addresses_are_checked_before_use() {
+    let c = City::new();
+    c.ingest();
+    let typo = c.p("lakee");
+    let out = c.check(&["--lake", &typo], &c.today, "out");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains(&format!("no lake at {typo}: the folder")),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&typo).exists(), "nothing is created");
+
+    let (applicants, policy, out_dir) = (
+        c.p("city/applicants.csv"),
+        c.p("city/policy.toml"),
+        c.p("out"),
+    );
+    for endpoint in [
+        "http://192.0.2.2:19001",
+        "http://localhost:1@192.0.2.2:19001",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hedui"))
+            .args([
+                "check",
+                "--applicants",
+                &applicants,
+                "--policy",
+                &policy,
+                "--lake",
+                "s3://lake/prefix",
+                "--out",
+                &out_dir,
+            ])
+            .env("AWS_ENDPOINT", endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ALLOW_INVALID_CERTIFICATES", "true")
+            .env("AWS_ACCESS_KEY_ID", "k")
+            .env("AWS_SECRET_ACCESS_KEY", "s")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{endpoint}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains(&format!("plain HTTP to {endpoint} is refused")),
+            "{err}"
+        );
+    }
 }
 
 #[test]

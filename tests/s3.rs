@@ -35,10 +35,21 @@ fn s3_settings() -> Option<(String, String)> {
             panic!("HEDUI_REQUIRE_S3=1 but HEDUI_TEST_S3_ENDPOINT / HEDUI_TEST_S3_BUCKET are not set (see .ci/garage)")
         }
         _ => {
-            eprintln!("note: S3 half skipped — run .ci/garage start to test against Garage");
+            // Printed on stdout as well: `cargo test` shows a passing test's output only
+            // with --nocapture, so the skip is also written where it cannot be missed.
+            skipped(
+                "S3 HALF SKIPPED — no Garage (run .ci/garage start; CI sets HEDUI_REQUIRE_S3=1)",
+            );
             None
         }
     }
+}
+
+/// Says that a real-store half was skipped where `cargo test` cannot hide it: straight
+/// to the process's stderr (the harness captures only the print macros).
+fn skipped(note: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "\n*** {note} ***");
 }
 
 /// A unique key prefix per test run.
@@ -168,33 +179,40 @@ fn s3_lake_checks_like_the_folder() {
     assert_eq!(lines(&c.dir.path().join("s3-url/results.jsonl")), folder);
 }
 
-/// Two ingests of one source that both started from the same commit: exactly one
-/// commits, the other reports the conflict and commits nothing — on a local lake and on
-/// Garage (which would silently overwrite a put-if-absent).
+/// Two ingests of one source that both started from the same commit, each with its own
+/// `[state]` folder (two hosts): exactly one commits, the other reports the conflict and
+/// commits nothing — on a local lake and on Garage (which ignores `If-None-Match` and
+/// would silently overwrite).
 #[test]
 fn concurrent_ingests_commit_once() {
     let c = City::new();
-    let mut lakes = vec![(c.config("local", "lake", ""), "local")];
+    let mut lakes = vec![(
+        c.config("local-a", "lake", ""),
+        c.config("local-b", "lake", ""),
+        "local",
+    )];
     if let Some((s3, bucket)) = s3_settings() {
+        let lake = format!("s3://{bucket}/{}", unique("race"));
         lakes.push((
-            c.config("s3", &format!("s3://{bucket}/{}", unique("race")), &s3),
+            c.config("s3-a", &lake, &s3),
+            c.config("s3-b", &lake, &s3),
             "s3",
         ));
     }
-    for (cfg, what) in lakes {
+    for (cfg, cfg_b, what) in lakes {
         ok(hedui(&["ingest", "--config", &cfg, "--source", "hr"], &[]));
         // Both write their snapshot files, then wait before committing: both started
         // from commit 1.
-        let spawn = || {
+        let spawn = |cfg: &str| {
             Command::new(env!("CARGO_BIN_EXE_hedui"))
-                .args(["ingest", "--config", &cfg, "--source", "hr"])
+                .args(["ingest", "--config", cfg, "--source", "hr"])
                 .env("HEDUI_PAUSE_BEFORE_COMMIT_MS", "1500")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         };
-        let (a, b) = (spawn(), spawn());
+        let (a, b) = (spawn(&cfg), spawn(&cfg_b));
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         let codes = [a.status.code(), b.status.code()];
         assert!(

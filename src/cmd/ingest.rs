@@ -43,7 +43,7 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
     if args.sources.is_empty() {
         selected = config.sources.iter().collect();
     }
-    let lake = Lake::open(&config.lake)?.with_state(&config.state_path);
+    let lake = Lake::open(&config.lake)?;
     // Each source is pulled on its own: one that fails commits nothing (its previous
     // snapshot stays current) and does not stop the others.
     // Up to SOURCES_AT_ONCE sources are pulled at a time (departments answer at their
@@ -266,9 +266,13 @@ async fn ingest_source(
         freshness_days: s.freshness_days,
         mode: SnapshotMode::Snapshot,
         queried_file: None,
+        clock_note: None,
     };
     pause_before_commit(name).await;
     let committed = lake.commit(manifest, cp.base_seq).await?;
+    if let Some(note) = &committed.clock_note {
+        progress.warn(&format!("{name}: {note}"));
+    }
     if resumable {
         lake.clear_checkpoint(name).await?;
     }

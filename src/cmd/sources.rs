@@ -15,7 +15,7 @@ use crate::lake::{Lake, SnapshotMode};
 /// Describes every configured source; `today` is the date ages are counted to.
 pub async fn execute(args: &SourcesArgs, today: NaiveDate) -> Result<String, Error> {
     let config = Deployment::load(&args.config)?;
-    let lake = Lake::open(&config.lake)?;
+    let lake = Lake::open_existing(&config.lake).await?;
     let mut out = String::new();
     for s in &config.sources {
         let name = s.name.as_str();

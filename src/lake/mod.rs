@@ -9,23 +9,35 @@
 //! sources/{source}/manifests/{seq:020}.json                          one per commit
 //! ```
 //!
-//! A snapshot's files are written first under a fresh `snapshot_id`; nothing reads them
-//! until a manifest naming them exists. The manifest of commit `seq` is written at
+//! A snapshot's files are written first under a fresh `snapshot_id`, each file name
+//! carrying its writer's own token (two writers of one snapshot never share a name, so
+//! no file of a committed snapshot is ever rewritten); nothing reads them until a
+//! manifest naming them exists. The manifest of commit `seq` is written at
 //! `manifests/{seq:020}.json`, where `seq` is the sequence the ingest started from plus
-//! one: of two concurrent ingests of one source that started from the same state,
-//! exactly one commits; the other gets [`LakeError::Conflict`] and commits nothing. The
-//! current snapshot of a source is its highest `seq`; the snapshot in force at a past
-//! time is the highest `seq` committed at or before it.
+//! one: of two concurrent writers that started from the same state, at most one commits
+//! (in practice exactly one: they retry after a random pause); the other gets
+//! [`LakeError::Conflict`] and commits nothing. The current snapshot of a source is its
+//! highest `seq`; the snapshot in force at a past time is the highest `seq` committed at
+//! or before it, and `committed_at` grows with `seq` (it is the store's clock, moved
+//! past the previous commit's when that clock went back, and the manifest says so).
 //!
-//! # Storage guarantees relied on
-//! - Local folders: put-if-absent (`PutMode::Create`, a hard link) is atomic.
-//! - S3 with `[lake.s3] put_if_absent = true` (AWS): `If-None-Match: *` is honoured.
-//! - Other S3-compatible stores (Garage 2.5 ignores `If-None-Match` and overwrites): a
-//!   commit takes an exclusive lock file in the deployment's `[state]` folder, re-reads
-//!   the source's current sequence under it, and writes the manifest only if nothing was
-//!   committed since the ingest began. Every writer of such a lake must share `[state]`.
-//! - Readers list `manifests/` and read whole objects: a manifest is one PUT, visible
-//!   entirely or not at all.
+//! # The commit protocol, and the storage guarantees it relies on
+//! 1. The writer puts a claim object of its own, `claims/{seq}/{snapshot_id}-{token}`.
+//! 2. It lists `claims/{seq}/`. Any other claim younger than [`CLAIM_LEASE`] (by the
+//!    store's clock: the listing's last-modified times, compared with its own claim's)
+//!    means a rival: it withdraws and tries again later. Of two writers, the one that
+//!    lists second sees the first one's claim, so they cannot both go on.
+//! 3. It checks that manifest `seq` does not exist, writes it (put-if-absent where the
+//!    store honours it), reads it back and compares the snapshot id, then withdraws its
+//!    claim. A late claimant finds the manifest in step 3 (or a newer current sequence
+//!    before step 1).
+//!
+//! This needs no shared lock and no shared `[state]` folder (several hosts, NFS), and
+//! no conditional puts (Garage 2.5 ignores `If-None-Match: *`). It relies on: a listing
+//! shows every write completed before it (local folders; S3 and Garage are strongly
+//! consistent for this), a manifest is one PUT visible entirely or not at all, and a
+//! writer that passed step 2 reaches step 3's write within half the lease (it gives up
+//! otherwise; a claim older than the lease is taken as left by a writer that died).
 
 pub mod checkpoint;
 pub mod write;
@@ -84,6 +96,24 @@ pub enum LakeError {
         /// Why.
         why: String,
     },
+    /// A read-only command pointed at a place that holds no lake (a mistyped path, an
+    /// empty prefix): never created, never read as "every source missing".
+    #[error("no lake at {url}: {why}")]
+    NotFound {
+        /// The lake URL.
+        url: String,
+        /// What was found instead.
+        why: String,
+    },
+    /// Settings that would weaken the lake's transport security (plain HTTP to a host
+    /// that is not loopback).
+    #[error("lake {url}: {why}")]
+    Refused {
+        /// The lake URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
     /// A lake location this build cannot open yet.
     #[error("lake {url}: {why}")]
     Unsupported {
@@ -136,6 +166,10 @@ pub struct Manifest {
     /// root). The snapshot answers for these people only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queried_file: Option<String>,
+    /// Set when `committed_at` had to be moved past the previous commit's (the store's
+    /// clock went back): what was found and what was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_note: Option<String>,
 }
 
 /// How a snapshot was made.
@@ -196,30 +230,94 @@ pub struct Lake {
     table_base: String,
     /// The store URL to register in a DataFusion session (`s3://bucket`), if any.
     store_url: Option<String>,
-    /// Whether the store honours put-if-absent.
+    /// Whether the store honours put-if-absent (used as a second guard where it does).
     put_if_absent: bool,
-    /// The deployment's `[state]` folder, where commit locks live.
-    state_dir: Option<std::path::PathBuf>,
 }
 
-/// How long a commit waits for another commit of the same source to finish.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// How long a commit claim holds: a claim older than this (by the store's clock) is
+/// taken as left by a writer that died, and a writer that could not finish its commit
+/// within half of it gives up.
+pub const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// An S3 store for `bucket` with the deployment's `[lake.s3]` settings; credentials
-/// (and, without a config, the endpoint) from the `AWS_*` variables.
+/// Claim rounds a commit tries before giving up as a conflict.
+const CLAIM_ATTEMPTS: u32 = 8;
+
+/// Why a claimed commit did not happen.
+enum Claimed {
+    /// Another live claim on the same sequence: withdraw and try again.
+    Rivals,
+    /// Anything else (a conflict found, a store failure).
+    Failed(LakeError),
+}
+
+impl From<LakeError> for Claimed {
+    fn from(e: LakeError) -> Self {
+        Claimed::Failed(e)
+    }
+}
+
+/// A mark unique to one writer (process id and a random part), for names that two
+/// writers must never share.
+pub fn writer_token() -> String {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    format!("{:08x}{:08x}", std::process::id(), random as u32)
+}
+
+/// An S3 store for `bucket` with the deployment's `[lake.s3]` settings. From the
+/// environment come credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`) and, where the config names none, the endpoint and region
+/// (`AWS_ENDPOINT`, `AWS_REGION`) — never a setting that weakens transport security:
+/// `AWS_ALLOW_INVALID_CERTIFICATES` is ignored, and plain HTTP is allowed only to a
+/// loopback endpoint (by the config's `allow_http`, or `AWS_ALLOW_HTTP=true` when the
+/// endpoint also comes from the environment).
 pub fn s3_store(
     bucket: &str,
     opts: &crate::config::S3Options,
 ) -> Result<object_store::aws::AmazonS3, datafusion::object_store::Error> {
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    if let Some(ep) = &opts.endpoint {
-        b = b.with_endpoint(ep);
+    use object_store::aws::AmazonS3ConfigKey as Key;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let mut b = AmazonS3Builder::new().with_bucket_name(bucket);
+    for (var, key) in [
+        ("AWS_ACCESS_KEY_ID", Key::AccessKeyId),
+        ("AWS_SECRET_ACCESS_KEY", Key::SecretAccessKey),
+        ("AWS_SESSION_TOKEN", Key::Token),
+    ] {
+        if let Some(v) = env(var) {
+            b = b.with_config(key, v);
+        }
     }
-    if let Some(r) = &opts.region {
+    let (endpoint, from_env) = match &opts.endpoint {
+        Some(ep) => (Some(ep.clone()), false),
+        None => (
+            env("AWS_ENDPOINT").or_else(|| env("AWS_ENDPOINT_URL")),
+            true,
+        ),
+    };
+    if let Some(r) = opts
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+    {
         b = b.with_region(r);
     }
-    if opts.allow_http {
-        b = b.with_allow_http(true);
+    let allow_http = if from_env {
+        env("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    } else {
+        opts.allow_http
+    };
+    if let Some(ep) = &endpoint {
+        let plain = ep.trim().to_ascii_lowercase().starts_with("http://");
+        if plain && !(allow_http && crate::config::is_loopback_url(ep)) {
+            return Err(datafusion::object_store::Error::NotSupported {
+                source: format!(
+                    "plain HTTP to {ep} is refused: lake data travels over HTTPS unless the endpoint is a loopback address and plain HTTP is allowed for it"
+                )
+                .into(),
+            });
+        }
+        b = b.with_endpoint(ep).with_allow_http(plain);
     }
     b.build()
 }
@@ -240,7 +338,43 @@ fn manifest_name(seq: u64) -> String {
 }
 
 impl Lake {
-    /// Opens the lake of a deployment (a local folder is created if missing).
+    /// Opens an existing lake for reading: a lake is a place where `hedui ingest` has
+    /// written (it holds `sources/`). Nothing is created; a place without a lake is
+    /// [`LakeError::NotFound`].
+    pub async fn open_existing(config: &LakeConfig) -> Result<Lake, LakeError> {
+        let missing = |why: &str| LakeError::NotFound {
+            url: config.url.clone(),
+            why: why.to_owned(),
+        };
+        if let LakeLocation::Local(dir) = &config.location {
+            if !dir.is_dir() {
+                return Err(missing(&format!(
+                    "the folder {} does not exist (is the path right?)",
+                    dir.display()
+                )));
+            }
+        }
+        let lake = Lake::open(config)?;
+        let listing = match lake.store.list_with_delimiter(Some(&lake.root)).await {
+            Ok(l) => l,
+            Err(datafusion::object_store::Error::NotFound { .. }) => {
+                return Err(missing("the bucket or prefix does not exist"))
+            }
+            Err(e) => return Err(lake.store_err("list the lake root".into())(e)),
+        };
+        let ingested = listing
+            .common_prefixes
+            .iter()
+            .any(|p| p.filename() == Some("sources"));
+        if !ingested {
+            return Err(missing(
+                "nothing has been ingested there (no sources/ folder); check the path, or run hedui ingest first",
+            ));
+        }
+        Ok(lake)
+    }
+
+    /// Opens the lake of a deployment for writing (a local folder is created if missing).
     pub fn open(config: &LakeConfig) -> Result<Lake, LakeError> {
         match &config.location {
             LakeLocation::Local(dir) => {
@@ -267,14 +401,21 @@ impl Lake {
                     table_base: dir.display().to_string(),
                     store_url: None,
                     put_if_absent: true,
-                    state_dir: None,
                 })
             }
             LakeLocation::S3 { bucket, prefix } => {
-                let store = s3_store(bucket, &config.s3).map_err(|source| LakeError::Store {
-                    url: config.url.clone(),
-                    op: "open".into(),
-                    source,
+                let store = s3_store(bucket, &config.s3).map_err(|source| match source {
+                    datafusion::object_store::Error::NotSupported { source } => {
+                        LakeError::Refused {
+                            url: config.url.clone(),
+                            why: source.to_string(),
+                        }
+                    }
+                    source => LakeError::Store {
+                        url: config.url.clone(),
+                        op: "open".into(),
+                        source,
+                    },
                 })?;
                 let root = StorePath::parse(prefix).map_err(|e| LakeError::Unsupported {
                     url: config.url.clone(),
@@ -293,16 +434,9 @@ impl Lake {
                     table_base,
                     store_url: Some(store_url),
                     put_if_absent: config.s3.put_if_absent,
-                    state_dir: None,
                 })
             }
         }
-    }
-
-    /// Commits of this lake take their lock in the deployment's `[state]` folder.
-    pub fn with_state(mut self, dir: &std::path::Path) -> Lake {
-        self.state_dir = Some(dir.to_owned());
-        self
     }
 
     /// Makes the lake's store known to a DataFusion session (object-store lakes).
@@ -582,35 +716,141 @@ impl Lake {
 
     /// Commits `manifest` as the next snapshot of its source after `base_seq` (the
     /// sequence the ingest started from). Fails with [`LakeError::Conflict`] when another
-    /// commit took that place: two ingests started from one state cannot both commit.
+    /// writer took that place: two writers started from one state never both commit,
+    /// whether or not the store honours put-if-absent and whatever folders they run from.
+    ///
+    /// The protocol (see the module's storage guarantees): write a claim object of one's
+    /// own under `claims/{seq}/`, list that folder, and go on only if no other live
+    /// claim is there; check that manifest `seq` does not exist yet, write it, read it
+    /// back; withdraw the claim. Of two writers, the one that lists second always sees
+    /// the first one's claim. `committed_at` is the store's clock (the claim's
+    /// last-modified time), never the committing host's, and never earlier than the
+    /// previous commit's.
     pub async fn commit(
         &self,
         mut manifest: Manifest,
         base_seq: u64,
     ) -> Result<Manifest, LakeError> {
-        let _lock = self.commit_lock(&manifest.source).await?;
-        if _lock.is_some() {
-            // Serialised: nobody else commits this source now. Anything committed since
-            // the ingest began is a conflict, whatever the store does with conditions.
-            let current = self.current_seq(&manifest.source).await?;
-            if current != base_seq {
-                return Err(LakeError::Conflict {
-                    url: self.url.clone(),
-                    source_name: manifest.source.clone(),
-                    seq: base_seq + 1,
-                });
+        let source = manifest.source.clone();
+        let seq = base_seq + 1;
+        let claims = self.path(&format!("sources/{source}/claims/{seq:020}"));
+        let mut attempt = 0;
+        loop {
+            if self.current_seq(&source).await? != base_seq {
+                return Err(self.conflict(&source, seq));
+            }
+            let mine = claims
+                .clone()
+                .join(format!("{}-{}", manifest.snapshot_id, writer_token()));
+            let started = std::time::Instant::now();
+            self.store
+                .put(
+                    &mine,
+                    PutPayload::from(manifest.snapshot_id.clone().into_bytes()),
+                )
+                .await
+                .map_err(self.store_err(format!("write claim {mine}")))?;
+            let outcome = self
+                .commit_claimed(&mut manifest, seq, &claims, &mine, started)
+                .await;
+            // Withdrawn whatever happened: after a commit, the manifest itself stops
+            // later claimants (they find it before writing theirs).
+            if let Err(e) = self.store.delete(&mine).await {
+                tracing::warn!(source = %source, "cannot withdraw commit claim {mine}: {e}");
+            }
+            match outcome {
+                Ok(()) => return Ok(manifest),
+                // Claims met: each side withdraws and tries again after a random pause,
+                // so that one of them commits (or finds the other's commit).
+                Err(Claimed::Rivals) if attempt + 1 < CLAIM_ATTEMPTS => {
+                    attempt += 1;
+                    use std::hash::BuildHasher;
+                    let jitter = std::collections::hash_map::RandomState::new()
+                        .hash_one(std::time::Instant::now())
+                        % 200;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 + jitter)).await;
+                }
+                Err(Claimed::Rivals) => return Err(self.conflict(&source, seq)),
+                Err(Claimed::Failed(e)) => return Err(e),
             }
         }
-        manifest.seq = base_seq + 1;
-        // Microseconds, as stored: a re-read manifest compares equal to the one returned.
-        let now = Utc::now();
-        manifest.committed_at =
-            DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    }
+
+    fn conflict(&self, source: &str, seq: u64) -> LakeError {
+        LakeError::Conflict {
+            url: self.url.clone(),
+            source_name: source.to_owned(),
+            seq,
+        }
+    }
+
+    async fn commit_claimed(
+        &self,
+        manifest: &mut Manifest,
+        seq: u64,
+        claims: &StorePath,
+        mine: &StorePath,
+        started: std::time::Instant,
+    ) -> Result<(), Claimed> {
+        let source = manifest.source.clone();
+        let listing = self
+            .store
+            .list_with_delimiter(Some(claims))
+            .await
+            .map_err(self.store_err(format!("list {claims}")))?;
+        let Some(own) = listing.objects.iter().find(|o| o.location == *mine) else {
+            return Err(Claimed::Failed(LakeError::Unsupported {
+                url: self.url.clone(),
+                why: format!("the store does not list {mine} just written: commits need a store whose listings show completed writes"),
+            }));
+        };
+        // The store's own clock, the same for every writer.
+        let store_now = own.last_modified;
+        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
+        let rivals = listing
+            .objects
+            .iter()
+            .filter(|o| o.location != *mine && o.last_modified + lease > store_now)
+            .count();
+        if rivals > 0 {
+            return Err(Claimed::Rivals);
+        }
+        if started.elapsed() > CLAIM_LEASE / 2 {
+            return Err(Claimed::Failed(self.conflict(&source, seq)));
+        }
         let path = self.path(&format!(
-            "sources/{}/manifests/{}",
-            manifest.source,
-            manifest_name(manifest.seq)
+            "sources/{source}/manifests/{}",
+            manifest_name(seq)
         ));
+        match self.store.head(&path).await {
+            Ok(_) => return Err(Claimed::Failed(self.conflict(&source, seq))),
+            Err(datafusion::object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.store_err(format!("read {path}"))(e).into()),
+        }
+        // Microseconds, as stored: a re-read manifest compares equal to the one returned.
+        let mut at =
+            DateTime::from_timestamp_micros(store_now.timestamp_micros()).unwrap_or(store_now);
+        if seq > 1 {
+            let prev_path = self.path(&format!(
+                "sources/{source}/manifests/{}",
+                manifest_name(seq - 1)
+            ));
+            let prev = self.read_manifest(&prev_path).await?;
+            if at <= prev.committed_at {
+                let clamped = prev.committed_at + chrono::Duration::microseconds(1);
+                manifest.clock_note = Some(format!(
+                    "the store's clock gave {} for this commit, not after commit {} ({}): committed_at set to {} so that commit times grow with the sequence",
+                    at.to_rfc3339(),
+                    seq - 1,
+                    prev.committed_at.to_rfc3339(),
+                    clamped.to_rfc3339()
+                ));
+                tracing::warn!(source = %source, seq, "commit time clamped: {:?}", manifest.clock_note);
+                at = clamped;
+            }
+        }
+        manifest.seq = seq;
+        manifest.committed_at = at;
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| LakeError::BadManifest {
             url: self.url.clone(),
             path: path.to_string(),
@@ -629,65 +869,200 @@ impl Lake {
             .put_opts(&path, PutPayload::from(body), opts)
             .await
         {
-            Ok(_) => Ok(manifest),
+            Ok(_) => {}
             Err(datafusion::object_store::Error::AlreadyExists { .. }) => {
-                Err(LakeError::Conflict {
-                    url: self.url.clone(),
-                    source_name: manifest.source.clone(),
-                    seq: manifest.seq,
-                })
+                return Err(Claimed::Failed(self.conflict(&source, seq)))
             }
-            Err(e) => Err(self.store_err(format!("commit {path}"))(e)),
+            Err(e) => return Err(self.store_err(format!("commit {path}"))(e).into()),
         }
-    }
-
-    /// The exclusive lock serialising commits of `source`: taken when the lake has a
-    /// `[state]` folder (always required when the store lacks put-if-absent). Released
-    /// when dropped, or by the OS when the process dies.
-    async fn commit_lock(&self, source: &str) -> Result<Option<std::fs::File>, LakeError> {
-        let Some(dir) = &self.state_dir else {
-            if self.put_if_absent {
-                return Ok(None);
-            }
-            return Err(LakeError::Unsupported {
-                url: self.url.clone(),
-                why: "this store does not honour put-if-absent ([lake.s3] put_if_absent = false), so commits are serialised through the deployment's [state] folder, which this command was not given".into(),
-            });
-        };
-        let lock_err = |why: String| LakeError::Write {
-            url: self.url.clone(),
-            what: format!("commit lock in {}", dir.display()),
-            why,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| lock_err(e.to_string()))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(format!("lake-commit-{source}.lock")))
-            .map_err(|e| lock_err(e.to_string()))?;
-        let started = std::time::Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Some(file)),
-                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(lock_err(format!(
-                        "another commit of {source} held the lock for more than {} s",
-                        LOCK_WAIT.as_secs()
-                    )))
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e.to_string())),
-            }
+        // Read back: a writer outside this protocol may have written the same name.
+        let back = self.read_manifest(&path).await?;
+        if back.snapshot_id != manifest.snapshot_id {
+            return Err(Claimed::Failed(self.conflict(&source, seq)));
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutResult,
+    };
+    use futures::stream::BoxStream;
+
+    /// A store that ignores put-if-absent and overwrites, as Garage 2.5 does with
+    /// `If-None-Match: *`.
+    #[derive(Debug)]
+    struct IgnoresConditions(LocalFileSystem);
+
+    impl std::fmt::Display for IgnoresConditions {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "IgnoresConditions({})", self.0)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for IgnoresConditions {
+        async fn put_opts(
+            &self,
+            location: &StorePath,
+            payload: PutPayload,
+            mut opts: PutOptions,
+        ) -> datafusion::object_store::Result<PutResult> {
+            opts.mode = PutMode::Overwrite;
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &StorePath,
+            opts: PutMultipartOptions,
+        ) -> datafusion::object_store::Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &StorePath,
+            options: GetOptions,
+        ) -> datafusion::object_store::Result<GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, datafusion::object_store::Result<StorePath>>,
+        ) -> BoxStream<'static, datafusion::object_store::Result<StorePath>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&StorePath>,
+        ) -> BoxStream<'static, datafusion::object_store::Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&StorePath>,
+        ) -> datafusion::object_store::Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &StorePath,
+            to: &StorePath,
+            options: CopyOptions,
+        ) -> datafusion::object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    /// Writers of one lake on a store without conditional puts, each its own process
+    /// (no shared lock, no shared [state] folder).
+    fn unconditional(dir: &std::path::Path) -> Lake {
+        Lake {
+            url: "s3://unconditional".into(),
+            store: Arc::new(IgnoresConditions(
+                LocalFileSystem::new_with_prefix(dir).unwrap(),
+            )),
+            root: StorePath::default(),
+            table_base: dir.display().to_string(),
+            store_url: None,
+            put_if_absent: false,
+        }
+    }
+
+    /// On a store that overwrites instead of refusing, writers started from one state
+    /// never both commit, round after round, and the manifest that stands is the one its
+    /// writer was told was committed.
+    #[tokio::test]
+    async fn commits_hold_on_a_store_without_conditional_puts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (unconditional(dir.path()), unconditional(dir.path()));
+        for round in 0..12u64 {
+            let (x, y) = tokio::join!(
+                a.commit(manifest("hr", &format!("a{round}")), round),
+                b.commit(manifest("hr", &format!("b{round}")), round)
+            );
+            assert!(
+                x.is_ok() != y.is_ok(),
+                "round {round}: exactly one commits ({:?} / {:?})",
+                x.as_ref().map(|m| m.seq),
+                y.as_ref().map(|m| m.seq)
+            );
+            let won = x.or(y).unwrap();
+            let current = a.snapshot_at("hr", None).await.unwrap().unwrap();
+            assert_eq!(
+                (current.seq, &current.snapshot_id),
+                (round + 1, &won.snapshot_id)
+            );
+        }
+        // No claim is left behind.
+        let claims = dir.path().join("sources/hr/claims");
+        let left: usize = std::fs::read_dir(&claims)
+            .unwrap()
+            .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+            .sum();
+        assert_eq!(left, 0);
+    }
+
+    /// Commit times grow with the sequence whatever the clocks did: a previous commit
+    /// stamped a day ahead makes the next one's committed_at follow it, and says so.
+    #[tokio::test]
+    async fn commit_times_grow_with_the_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let first = lake.commit(manifest("hr", "a"), 0).await.unwrap();
+        assert!(first.clock_note.is_none());
+        // A manifest written by a host whose clock ran a day ahead.
+        let mut skewed = first.clone();
+        skewed.committed_at = first.committed_at + chrono::Duration::days(1);
+        std::fs::write(
+            dir.path()
+                .join(format!("sources/hr/manifests/{}", manifest_name(1))),
+            serde_json::to_vec(&skewed).unwrap(),
+        )
+        .unwrap();
+        let second = lake.commit(manifest("hr", "b"), 1).await.unwrap();
+        assert_eq!(
+            second.committed_at,
+            skewed.committed_at + chrono::Duration::microseconds(1)
+        );
+        assert!(second
+            .clock_note
+            .as_deref()
+            .unwrap()
+            .contains("so that commit times grow"));
+        let back = lake.snapshot_at("hr", None).await.unwrap().unwrap();
+        assert_eq!(
+            (back.seq, back.committed_at, back.clock_note),
+            (2, second.committed_at, second.clock_note)
+        );
+    }
+
+    /// Reading never creates a lake: a mistyped folder, or one nothing was ingested
+    /// into, is NotFound; the folder is not made.
+    #[tokio::test]
+    async fn reading_never_creates_a_lake() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("lak");
+        let cfg = |p: &std::path::Path| LakeConfig {
+            url: p.display().to_string(),
+            location: LakeLocation::Local(p.to_owned()),
+            s3: Default::default(),
+        };
+        let e = Lake::open_existing(&cfg(&typo)).await.unwrap_err();
+        assert!(matches!(e, LakeError::NotFound { .. }), "{e}");
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert!(!typo.exists());
+        let e = Lake::open_existing(&cfg(dir.path())).await.unwrap_err();
+        assert!(e.to_string().contains("nothing has been ingested"), "{e}");
+        lake(dir.path())
+            .commit(manifest("hr", "a"), 0)
+            .await
+            .unwrap();
+        assert!(Lake::open_existing(&cfg(dir.path())).await.is_ok());
+    }
 
     fn lake(dir: &std::path::Path) -> Lake {
         let cfg = LakeConfig {
@@ -717,6 +1092,7 @@ mod tests {
             freshness_days: 35,
             mode: SnapshotMode::Snapshot,
             queried_file: None,
+            clock_note: None,
         }
     }
 

@@ -74,6 +74,10 @@ pub struct TableWriter<'a> {
     buffered_rows: usize,
     pending_problems: Vec<Problem>,
     written: Written,
+    /// This writer's own mark in every file name it writes: two writers of one snapshot
+    /// (a pull resumed twice, concurrently or after a commit) never write the same name,
+    /// so no file of a committed snapshot is ever rewritten.
+    token: String,
 }
 
 impl<'a> TableWriter<'a> {
@@ -104,6 +108,7 @@ impl<'a> TableWriter<'a> {
             buffered_rows: 0,
             pending_problems: Vec::new(),
             written,
+            token: super::writer_token(),
         }
     }
 
@@ -152,7 +157,7 @@ impl<'a> TableWriter<'a> {
     pub async fn write_part(&mut self) -> Result<(), LakeError> {
         let n = self.written.parts.len();
         if !self.pending_problems.is_empty() {
-            let rel = format!("{}/problems-{n:05}.jsonl", self.dir);
+            let rel = format!("{}/part-{n:05}-{}.problems.jsonl", self.dir, self.token);
             let mut body = Vec::new();
             for p in &self.pending_problems {
                 serde_json::to_writer(&mut body, p).map_err(|e| self.err(&rel, e))?;
@@ -170,7 +175,7 @@ impl<'a> TableWriter<'a> {
         if self.buffered_rows == 0 && n > 0 {
             return Ok(());
         }
-        let name = format!("part-{n:05}.parquet");
+        let name = format!("part-{n:05}-{}.parquet", self.token);
         let schema = self.table.arrow_schema();
         let all = concat_batches(&schema, &self.buffered).map_err(|e| self.err(&name, e))?;
         self.buffered.clear();
@@ -223,7 +228,7 @@ impl<'a> TableWriter<'a> {
                         .map_err(self.lake.store_err(format!("read {f}")))?;
                     body.extend_from_slice(&bytes);
                 }
-                let rel = format!("{}/problems.jsonl", self.dir);
+                let rel = format!("{}/problems-{}.jsonl", self.dir, self.token);
                 self.lake
                     .store
                     .put(&self.lake.path(&rel), PutPayload::from(body))

@@ -31,8 +31,22 @@ pub struct SourceSummary {
     pub problems: usize,
     /// Latest date over its tables.
     pub latest_as_of: Option<String>,
+    /// Lake reads: the snapshot read (sequence and id), as its tables list it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRead>,
     /// Per table.
     pub tables: BTreeMap<String, TableStatus>,
+}
+
+/// The snapshot of a source a lake read used.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRead {
+    /// Commit sequence.
+    pub seq: u64,
+    /// Snapshot folder name.
+    pub snapshot_id: String,
+    /// When it was committed.
+    pub committed_at: Option<String>,
 }
 
 /// The applicant batch in numbers.
@@ -61,6 +75,9 @@ pub struct ApplicantSummary {
 pub struct Summary {
     /// Check date D.
     pub as_of: String,
+    /// When the check ran (UTC). With the snapshots below, it says exactly which data a
+    /// decision rested on, so `--snapshot-at` can re-read it.
+    pub checked_at: String,
     /// Policy file.
     pub policy: String,
     /// Source folder, or lake URL (and `--snapshot-at` time).
@@ -113,8 +130,16 @@ pub fn build(run: &CheckRun) -> Summary {
                 rows: 0,
                 problems: 0,
                 latest_as_of: None,
+                snapshot: None,
                 tables: BTreeMap::new(),
             });
+        if let (Some(seq), Some(id)) = (t.snapshot, &t.snapshot_id) {
+            s.snapshot.get_or_insert_with(|| SnapshotRead {
+                seq,
+                snapshot_id: id.clone(),
+                committed_at: t.committed_at.clone(),
+            });
+        }
         s.rows += t.rows;
         s.problems += t.problems;
         if t.latest_as_of > s.latest_as_of {
@@ -124,6 +149,9 @@ pub fn build(run: &CheckRun) -> Summary {
     }
     Summary {
         as_of: run.as_of.to_string(),
+        checked_at: run
+            .checked_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         policy: run.policy_file.clone(),
         sources_dir: run.sources.clone(),
         applicants: ApplicantSummary {
