@@ -333,4 +333,47 @@ mod tests {
             "ID numbers are masked"
         );
     }
+
+    /// Two writers that go on from the same interrupted pull (two resumes, one after the
+    /// other committed) write parts of their own: the first one's files, committed, are
+    /// never rewritten by the second.
+    #[tokio::test]
+    async fn resumed_writers_never_share_a_file() {
+        let src = tempfile::tempdir().unwrap();
+        let a = id("41018419800101011");
+        std::fs::write(
+            src.path().join("residents.csv"),
+            format!("id_number,name,status\n{a},张伟,normal\n"),
+        )
+        .unwrap();
+        let opts = LoadOptions {
+            reference_date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+        };
+        let t = FilesConnector::new(src.path())
+            .unwrap()
+            .load(schema::table("residents").unwrap(), opts)
+            .await
+            .unwrap()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&LakeConfig {
+            url: dir.path().display().to_string(),
+            location: LakeLocation::Local(dir.path().to_owned()),
+            s3: Default::default(),
+        })
+        .unwrap();
+        let table = schema::table("residents").unwrap();
+        let resume = || TableWriter::resume(&lake, "police", "s1", table, Written::default());
+        let (mut first, mut second) = (resume(), resume());
+        first.push(t.batches.clone()).await.unwrap();
+        let one = first.finish().await.unwrap();
+        let before = std::fs::read(dir.path().join(&one.files[0])).unwrap();
+        second.push(t.batches.clone()).await.unwrap();
+        let two = second.finish().await.unwrap();
+        assert_ne!(one.files, two.files);
+        assert_eq!(
+            std::fs::read(dir.path().join(&one.files[0])).unwrap(),
+            before
+        );
+    }
 }
