@@ -53,6 +53,9 @@ pub struct CheckRun {
     pub stale_sources: Vec<String>,
     /// Malformed source records.
     pub problems: Vec<Problem>,
+    /// How the report names each region code of the batch: `新郑市（410184）`, or
+    /// `410102（郑州市）` when the standard in force is the prefecture's or province's.
+    pub region_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs a check.
@@ -145,6 +148,19 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         &src.stale,
     );
     progress.step("results assembled");
+    let region_labels = batch
+        .households
+        .iter()
+        .filter_map(|h| {
+            let st = policy.standards.get(h.standard)?;
+            let label = match (st.name.trim(), st.region == h.region_code) {
+                ("", _) => h.region_code.clone(),
+                (name, true) => format!("{name}（{}）", h.region_code),
+                (name, false) => format!("{}（{name}）", h.region_code),
+            };
+            Some((h.region_code.clone(), label))
+        })
+        .collect();
     Ok(CheckRun {
         as_of: opts.as_of,
         checked_at,
@@ -156,6 +172,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         missing_sources: src.missing,
         stale_sources: src.stale,
         problems: src.problems,
+        region_labels,
     })
 }
 

@@ -53,8 +53,18 @@ pub struct IngestArgs {
     pub sources: Vec<String>,
 }
 
-/// `hedui check`.
+/// `hedui check`: exactly one of `--sources`, `--lake` or `--config` says where the
+/// departments' data is.
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("data")
+        .required(true)
+        .multiple(false)
+        .args(["sources", "lake", "config"])
+))]
+#[command(
+    after_help = "One of --sources DIR, --lake URL or --config FILE is required: where the departments' data is.\n必须给出 --sources、--lake 或 --config 之一：部门数据所在的位置。"
+)]
 pub struct CheckArgs {
     /// Applicant batch: CSV (UTF-8 or GBK), XLSX (first sheet) or JSON Lines.
     #[arg(long)]

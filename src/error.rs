@@ -44,6 +44,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// A Chinese headline for the message printed to staff (the details that follow
+    /// are in English where the cause is technical).
+    pub fn chinese(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "命令参数有误",
+            Error::Policy(_) => "政策文件有误",
+            Error::Applicants(_) => "申请名单无法使用",
+            Error::Source(ConnectorError::Http { .. } | ConnectorError::Store { .. }) => {
+                "部门接口调用失败"
+            }
+            Error::Source(_) => "部门数据无法读取",
+            Error::Engine(_) => "核对引擎内部错误",
+            Error::Config(_) => "部署配置有误",
+            Error::Lake(crate::lake::LakeError::NotFound { .. }) => "找不到数据湖",
+            Error::Lake(_) => "数据湖出错",
+            Error::Output { .. } => "无法写入结果",
+            Error::Internal(_) => "内部错误",
+        }
+    }
+
     /// Exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -63,9 +83,35 @@ impl Error {
             | Error::Applicants(_)
             | Error::Source(_)
             | Error::Config(_) => 2,
+            // A place the user named that cannot be written (no such folder, a file where
+            // a folder should be, no permission) is the user's to fix; a disk that fails
+            // or fills up is a fault.
+            Error::Output { source, .. } if user_fixable(source) => 2,
+            // A lake the user may not read (credentials, permissions) likewise.
+            Error::Lake(crate::lake::LakeError::Store {
+                source:
+                    datafusion::object_store::Error::PermissionDenied { .. }
+                    | datafusion::object_store::Error::Unauthenticated { .. },
+                ..
+            }) => 2,
             Error::Engine(_) | Error::Output { .. } | Error::Internal(_) | Error::Lake(_) => 1,
         }
     }
+}
+
+/// Whether an I/O failure on a path the user gave is theirs to fix.
+fn user_fixable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::PermissionDenied
+            | K::NotFound
+            | K::AlreadyExists
+            | K::NotADirectory
+            | K::IsADirectory
+            | K::ReadOnlyFilesystem
+            | K::InvalidFilename
+    )
 }
 
 #[cfg(test)]

@@ -204,7 +204,9 @@ fn missing_source_makes_results_incomplete() {
     }
     // residents is still used: the deceased member is still flagged.
     assert_eq!(flags(&results[2]), ["member_deceased"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("missing sources: police"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("缺少部门数据（missing sources）：police")
+    );
 }
 
 /// XLSX batches report rejections by sheet row.
@@ -309,7 +311,7 @@ fn unusable_input_exits_2() {
     let out = fx.check_with("garbage.csv");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).starts_with("hedui: cannot read applicants file"),
+        stderr(&out).starts_with("hedui: 申请名单无法使用：cannot read applicants file"),
         "{}",
         stderr(&out)
     );
@@ -355,15 +357,16 @@ fn unusable_input_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Outputs that cannot be written are a fault (exit 1), named.
+/// An --out that cannot be written (a file where the folder should be) is the user's
+/// mistake: exit 2, named.
 #[test]
-fn unwritable_output_exits_1() {
+fn unwritable_output_exits_2() {
     let fx = Fixture::new(SourceFormat::Csv, &[]);
     std::fs::write(fx.path("out"), "a file, not a folder").unwrap();
     let out = fx.check();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).starts_with("hedui: cannot write"),
+        stderr(&out).starts_with("hedui: 无法写入结果：cannot write"),
         "{}",
         stderr(&out)
     );
@@ -378,6 +381,8 @@ fn report_is_chinese_and_masked() {
     assert!(html.contains("居民家庭经济状况核对报告"));
     assert!(html.contains("<svg"));
     assert!(html.contains("名下住房 2 套，超过上限 1 套"));
+    // Regions are named from the policy, not printed as bare codes.
+    assert!(html.contains("行政区划 新郑市（410184）"), "region named");
     let p = people();
     for full in [&p.a, &p.b, &p.c, &p.dd, &p.e] {
         assert!(!html.contains(full.as_str()), "full ID in report");
@@ -387,6 +392,22 @@ fn report_is_chinese_and_masked() {
         !html.contains("src=\"http"),
         "report must be self-contained"
     );
+}
+
+/// `check --help` says that one of --sources, --lake and --config is required, and
+/// leaving all three out is refused with exit 2.
+#[test]
+fn check_help_names_the_required_choice() {
+    let out = hedui(&["check", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("One of --sources DIR, --lake URL or --config FILE is required"),
+        "{help}"
+    );
+    let out = hedui(&["check", "--applicants", "a", "--policy", "p", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("<--sources <SOURCES>|--lake <LAKE>|--config <CONFIG>>"));
 }
 
 /// The same seed makes the same city; the demo's batch is GBK with Chinese headers.
@@ -444,7 +465,7 @@ fn demo_does_the_whole_job() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"verdicts\""), "{stdout}");
-    assert!(stdout.contains("report: "), "{stdout}");
+    assert!(stdout.contains("报告（report）："), "{stdout}");
     // Long evidence lists (a year of wage records) are cut short in the printed report.
     let report = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
     assert!(report.contains("条依据记录，见 results.jsonl"));

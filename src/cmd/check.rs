@@ -22,11 +22,18 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
     Ok(summary)
 }
 
-/// A one-paragraph summary for the terminal.
+/// A one-paragraph summary for the terminal, in Chinese and English.
 pub fn describe(s: &Summary, out: &std::path::Path) -> String {
     let v = |k: &str| s.verdicts.get(k).copied().unwrap_or(0);
     let mut text = format!(
-        "checked {} households on {} ({} rejected): {} eligible, {} review, {} incomplete, {} ineligible",
+        "核对日期 {}：核对 {} 户（另有 {} 户被退回）：符合条件 {}，需人工复核 {}，数据不全 {}，不符合条件 {}\nchecked {} households on {} ({} rejected): {} eligible, {} review, {} incomplete, {} ineligible",
+        s.as_of,
+        s.applicants.households_accepted,
+        s.applicants.households_rejected,
+        v("eligible"),
+        v("review"),
+        v("incomplete"),
+        v("ineligible"),
         s.applicants.households_accepted,
         s.as_of,
         s.applicants.households_rejected,
@@ -37,16 +44,25 @@ pub fn describe(s: &Summary, out: &std::path::Path) -> String {
     );
     if !s.missing_sources.is_empty() {
         text.push_str(&format!(
-            "\nmissing sources: {}",
+            "\n缺少部门数据（missing sources）：{}",
             s.missing_sources.join(", ")
+        ));
+    }
+    if !s.stale_sources.is_empty() {
+        text.push_str(&format!(
+            "\n部门数据已过期（stale sources）：{}",
+            s.stale_sources.join(", ")
         ));
     }
     if s.data_quality_problems > 0 {
         text.push_str(&format!(
-            "\nmalformed source records: {} (see data_quality.jsonl)",
-            s.data_quality_problems
+            "\n部门数据中有 {} 条格式错误的记录，见 data_quality.jsonl（malformed source records: {}, see data_quality.jsonl）",
+            s.data_quality_problems, s.data_quality_problems
         ));
     }
-    text.push_str(&format!("\nreport: {}", out.join("report.html").display()));
+    text.push_str(&format!(
+        "\n报告（report）：{}",
+        out.join("report.html").display()
+    ));
     text
 }

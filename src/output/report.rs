@@ -159,7 +159,15 @@ fn evidence_view(e: &super::results::Evidence) -> EvidenceView {
     }
 }
 
-fn household_view(r: &HouseholdResult, declared: Option<&Household>) -> HouseholdView {
+fn region_label(labels: &BTreeMap<String, String>, code: &str) -> String {
+    labels.get(code).cloned().unwrap_or_else(|| code.to_owned())
+}
+
+fn household_view(
+    r: &HouseholdResult,
+    declared: Option<&Household>,
+    labels: &BTreeMap<String, String>,
+) -> HouseholdView {
     let members: Vec<MemberView> = declared
         .map(|h| {
             h.members
@@ -183,7 +191,7 @@ fn household_view(r: &HouseholdResult, declared: Option<&Household>) -> Househol
     let vi = VERDICTS.iter().position(|v| *v == r.verdict).unwrap_or(0);
     HouseholdView {
         id: r.household_id.clone(),
-        region: r.region_code.clone(),
+        region: region_label(labels, &r.region_code),
         area: AreaType::parse(&r.area_type).map_or("", AreaType::chinese),
         aid: AidType::parse(&r.aid_type).map_or("", AidType::chinese),
         verdict: r.verdict.clone(),
@@ -223,7 +231,7 @@ fn household_view(r: &HouseholdResult, declared: Option<&Household>) -> Househol
 }
 
 /// Bars of the chart: verdict counts per (region, aid type), the 30 largest groups.
-fn bars(results: &[HouseholdResult]) -> Vec<Bar> {
+fn bars(results: &[HouseholdResult], labels: &BTreeMap<String, String>) -> Vec<Bar> {
     let mut groups: BTreeMap<(String, String), [u64; 4]> = BTreeMap::new();
     for r in results {
         let aid = AidType::parse(&r.aid_type)
@@ -266,7 +274,7 @@ fn bars(results: &[HouseholdResult]) -> Vec<Bar> {
                 })
                 .collect();
             Bar {
-                label: format!("{region} {aid}"),
+                label: format!("{} {aid}", region_label(labels, &region)),
                 y: i * 22,
                 total: counts.iter().sum(),
                 segments,
@@ -283,7 +291,7 @@ pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error>
     let tmpl = env
         .get_template("report.html")
         .map_err(|e| Error::Internal(format!("report template: {e}")))?;
-    let bars = bars(&run.results);
+    let bars = bars(&run.results, &run.region_labels);
     let legend: Vec<(&str, &str)> = VERDICTS
         .iter()
         .zip(COLOURS)
@@ -340,7 +348,13 @@ pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error>
     let households: Vec<HouseholdView> = run
         .results
         .iter()
-        .map(|r| household_view(r, declared.get(r.household_id.as_str()).copied()))
+        .map(|r| {
+            household_view(
+                r,
+                declared.get(r.household_id.as_str()).copied(),
+                &run.region_labels,
+            )
+        })
         .collect();
     let ctx = context! {
         as_of => summary.as_of,
