@@ -72,7 +72,11 @@ impl sqllogictest::AsyncDB for Db {
 
 #[tokio::main]
 async fn main() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    // Read at run time (cargo sets it for test runs too): a binary reused through a
+    // shared target folder looks in the checkout that runs it.
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let dir = PathBuf::from(root).join("tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/slt exists")
         .filter_map(Result::ok)
@@ -82,6 +86,7 @@ async fn main() {
     files.sort();
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let mut failed = 0;
+    let mut ran = 0;
     for f in &files {
         let name = f
             .file_name()
@@ -91,6 +96,7 @@ async fn main() {
         if filter.as_deref().is_some_and(|flt| !name.contains(flt)) {
             continue;
         }
+        ran += 1;
         let mut runner = sqllogictest::Runner::new(|| async {
             let ctx = hedui::engine::empty_session()
                 .await
@@ -105,7 +111,20 @@ async fn main() {
             }
         }
     }
-    println!("slt: {} files, {failed} failed", files.len());
+    println!(
+        "slt: {ran} files run, {failed} failed, {} filtered out",
+        files.len() - ran
+    );
+    // Success means something was tested: no file at all, or a filter that matches
+    // none, is a failure, never a silent pass (run one Rust test with
+    // `cargo test --test NAME FILTER` so the filter does not reach this runner).
+    if ran == 0 {
+        match &filter {
+            Some(f) => println!("slt: no .slt file name contains {f:?}: nothing was run"),
+            None => println!("slt: no .slt file in {}", dir.display()),
+        }
+        std::process::exit(1);
+    }
     if failed > 0 {
         std::process::exit(1);
     }
