@@ -72,7 +72,8 @@ impl Error {
                 ConnectorError::Arrow { .. }
                 | ConnectorError::Http { .. }
                 | ConnectorError::Store { .. }
-                | ConnectorError::CannotResume { .. },
+                | ConnectorError::CannotResume { .. }
+                | ConnectorError::EmptyDelivery { .. },
             ) => 1,
             // A read-only command pointed at a place without a lake: the user's mistake.
             Error::Lake(

@@ -247,3 +247,62 @@ fn ingest_killed_before_commit_leaves_previous_snapshot() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("police: snapshot 2 committed"));
 }
+
+/// An empty or all-malformed delivery is never committed: the previous snapshot stays
+/// current (it holds evidence; an empty export does not), the failure is recorded and
+/// shown by `hedui sources`, the other sources commit, and the exit status is 1.
+#[test]
+fn empty_deliveries_are_never_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bank, police) = (dir.path().join("bank"), dir.path().join("police"));
+    std::fs::create_dir_all(&bank).unwrap();
+    std::fs::create_dir_all(&police).unwrap();
+    let a = id("41018419800101011");
+    let header = "id_number,institution,account_no,product,balance,as_of\n";
+    std::fs::write(
+        bank.join("financial.csv"),
+        format!("{header}{a},工商银行,001,deposit,90000.00,2026-10-01\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        police.join("residents.csv"),
+        format!("id_number,name,status\n{a},张伟,normal\n"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("hedui.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n[[source]]\nname = \"bank\"\nkind = \"files\"\nurl = \"{}\"\n[[source]]\nname = \"police\"\nkind = \"files\"\nurl = \"{}\"\n",
+            bank.display(),
+            police.display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    assert_eq!(hedui(&["ingest", "--config", cfg]).status.code(), Some(0));
+
+    for body in [
+        header.to_owned(),
+        format!("{header}{a},工商银行,001,deposit,-5.00,2026-11-01\n"),
+    ] {
+        std::fs::write(bank.join("financial.csv"), body).unwrap();
+        let out = hedui(&["ingest", "--config", cfg]);
+        assert_eq!(out.status.code(), Some(1));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("bank: failed, nothing committed"), "{said}");
+        assert!(
+            said.contains("the delivery holds no usable record"),
+            "{said}"
+        );
+        assert!(said.contains("police: snapshot"), "{said}");
+    }
+    let out = hedui(&["sources", "--config", cfg, "--as-of", "2026-11-30"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bank: snapshot 1 pulled"), "{text}");
+    assert!(text.contains("holds no usable record"), "{text}");
+}

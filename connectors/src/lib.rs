@@ -119,6 +119,19 @@ pub enum ConnectorError {
         /// What went wrong.
         message: String,
     },
+    /// A delivery without one usable record (empty, header-only or all malformed): not
+    /// committed, so it never replaces a snapshot that holds evidence (SPEC §2).
+    #[error("cannot take {table} from {source_name}: the delivery holds no usable record ({read} read, {problems} malformed); nothing committed, the previous snapshot stays current")]
+    EmptyDelivery {
+        /// The source.
+        source_name: String,
+        /// The table.
+        table: String,
+        /// Records read.
+        read: u64,
+        /// Malformed records among them.
+        problems: u64,
+    },
     /// A source asked to resume a pull it has no positions for.
     #[error("cannot resume the pull of {table} from {source_name}: it is always read whole")]
     CannotResume {

@@ -246,6 +246,17 @@ async fn ingest_source(
         let end = stream.finish();
         writer.push_problems(end.problems);
         let entry = writer.finish().await?;
+        if entry.rows == 0 {
+            // An empty export is not evidence that nobody earns or owns anything: it
+            // never becomes the current snapshot (the failure is recorded instead).
+            return Err(hedui_connectors::ConnectorError::EmptyDelivery {
+                source_name: name.to_owned(),
+                table: t.clone(),
+                read: entry.problems,
+                problems: entry.problems,
+            }
+            .into());
+        }
         progress.step(&format!(
             "{name}/{t}: {} records, {} malformed",
             entry.rows, entry.problems
