@@ -1040,6 +1040,29 @@ mod tests {
         );
     }
 
+    /// A department's or a store's error text is kept with every ID number masked.
+    #[tokio::test]
+    async fn recorded_failures_mask_id_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        lake.record_failure(
+            "hr",
+            "cannot pull hr_income: HTTP 500: no record for 11010519491231002X after cursor 110105194912310021",
+        )
+        .await
+        .unwrap();
+        let f = lake.last_failure("hr").await.unwrap().unwrap();
+        assert_eq!(
+            f.error,
+            "cannot pull hr_income: HTTP 500: no record for 110105********002X after cursor 110105********0021"
+        );
+        let on_disk = std::fs::read_dir(dir.path().join("sources/hr/failures"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect::<String>();
+        assert!(!on_disk.contains("19491231"), "{on_disk}");
+    }
+
     /// Reading never creates a lake: a mistyped folder, or one nothing was ingested
     /// into, is NotFound; the folder is not made.
     #[tokio::test]
