@@ -164,6 +164,30 @@ pub struct Params {
     pub excluded_tax_categories: Vec<String>,
 }
 
+/// The `[defaults]` table of SPEC §6 as TOML text (every key, the SPEC's values), for
+/// generated policies, examples and tests; a string literal, so `concat!` can use it.
+#[macro_export]
+macro_rules! spec_defaults_toml {
+    () => {
+        r#"[defaults]
+income_months = 12
+income_multiplier = { dibao = 1.0, tekun = 1.0, low_income = 1.5 }
+asset_months = { dibao = 24, tekun = 24, low_income = 36 }
+max_residential_properties = 1
+max_residential_area_per_capita_m2 = 40
+commercial_property_disqualifies = true
+vehicle_value_limit = 0
+exempt_vehicle_types = ["disability_aid"]
+count_housing_fund_as_asset = false
+excluded_hr_kinds = []
+excluded_tax_categories = []
+"#
+    };
+}
+
+/// [`spec_defaults_toml!`] as a constant.
+pub const SPEC_DEFAULTS: &str = spec_defaults_toml!();
+
 /// The `[defaults]` keys, every one of them required (SPEC §6: all rule parameters come
 /// from the policy file; a missing key is never replaced by a built-in value).
 pub const PARAM_KEYS: [&str; 11] = [
@@ -619,19 +643,7 @@ mod tests {
     }
 
     /// The `[defaults]` of SPEC §6, complete.
-    const DEFAULTS: &str = r#"[defaults]
-income_months = 12
-income_multiplier = { dibao = 1.0, tekun = 1.0, low_income = 1.5 }
-asset_months = { dibao = 24, tekun = 24, low_income = 36 }
-max_residential_properties = 1
-max_residential_area_per_capita_m2 = 40
-commercial_property_disqualifies = true
-vehicle_value_limit = 0
-exempt_vehicle_types = ["disability_aid"]
-count_housing_fund_as_asset = false
-excluded_hr_kinds = []
-excluded_tax_categories = []
-"#;
+    const DEFAULTS: &str = SPEC_DEFAULTS;
 
     fn policy() -> String {
         format!("{DEFAULTS}{POLICY}")

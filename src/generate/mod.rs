@@ -658,20 +658,10 @@ fn write_gbk_csv(path: &Path, rows: &[[String; 8]]) -> std::io::Result<()> {
 }
 
 /// The generated city's policy: real-looking standards, 资阳 2014 among them.
-pub const POLICY: &str = r#"# Policy of the generated city (hedui generate). Money is in yuan per month.
-[defaults]
-income_months = 12
-income_multiplier = { dibao = 1.0, tekun = 1.0, low_income = 1.5 }
-asset_months = { dibao = 24, tekun = 24, low_income = 36 }
-max_residential_properties = 1
-max_residential_area_per_capita_m2 = 40
-commercial_property_disqualifies = true
-vehicle_value_limit = 0
-exempt_vehicle_types = ["disability_aid"]
-count_housing_fund_as_asset = false
-excluded_hr_kinds = []
-excluded_tax_categories = []
-
+pub const POLICY: &str = concat!(
+    "# Policy of the generated city (hedui generate). Money is in yuan per month.\n",
+    crate::spec_defaults_toml!(),
+    r#"
 [[standard]]
 region = "410100"
 name = "郑州市"
@@ -717,4 +707,5 @@ urban_monthly = "1450"
 rural_monthly = "1450"
 max_residential_area_per_capita_m2 = 30
 asset_months = { low_income = 48 }
-"#;
+"#
+);

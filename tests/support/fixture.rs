@@ -55,27 +55,17 @@ pub fn people() -> People {
     }
 }
 
-pub const POLICY: &str = r#"
-[defaults]
-income_months = 12
-income_multiplier = { dibao = 1.0, tekun = 1.0, low_income = 1.5 }
-asset_months = { dibao = 24, tekun = 24, low_income = 36 }
-max_residential_properties = 1
-max_residential_area_per_capita_m2 = 40
-commercial_property_disqualifies = true
-vehicle_value_limit = 0
-exempt_vehicle_types = ["disability_aid"]
-count_housing_fund_as_asset = false
-excluded_hr_kinds = []
-excluded_tax_categories = []
-
+pub const POLICY: &str = concat!(
+    hedui::spec_defaults_toml!(),
+    r#"
 [[standard]]
 region = "410184"
 name = "新郑市"
 effective_from = 2026-01-01
 urban_monthly = "720"
 rural_monthly = "560"
-"#;
+"#
+);
 
 /// Writes the source tables in `format` into `dir` (all seven, minus `skip`).
 pub fn write_sources(dir: &Path, format: SourceFormat, skip: &[&str]) {
