@@ -221,7 +221,7 @@ pub async fn register(
                         }
                         Err(e) => {
                             progress.warn(&format!(
-                                "{name}: lookup failed, the source is missing for this run: {e}"
+                                "{name}: 按身份证号查询失败，本次核对缺少该部门数据 — lookup failed, the source is missing for this run: {e}"
                             ));
                             tracing::warn!(source = name, "lookup failed: {e}");
                             // Best effort: the run goes on with the source missing.
@@ -337,7 +337,7 @@ async fn from_lake(
             let uncovered = members.iter().filter(|id| !queried.contains(**id)).count();
             if uncovered > 0 {
                 progress.warn(&format!(
-                    "{source}: the kept lookup answer (snapshot {}) was asked for other households; {uncovered} member(s) of this batch were not asked about, so {source} is missing for this run",
+                    "{source}: 保存的查询结果不覆盖本批全部成员，本次核对缺少该部门数据 — the kept lookup answer (snapshot {}) was asked for other households; {uncovered} member(s) of this batch were not asked about, so {source} is missing for this run",
                     m.seq
                 ));
                 manifest = None;

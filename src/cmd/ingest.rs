@@ -176,7 +176,7 @@ async fn ingest_source(
             let kept = c.done.iter().map(|e| e.rows).sum::<u64>()
                 + c.current.as_ref().map_or(0, |i| i.written.rows);
             progress.warn(&format!(
-                "{name}: going on with the pull begun {} ({kept} records already written)",
+                "{name}: 接着上次中断处继续拉取 — going on with the pull begun {} ({kept} records already written)",
                 c.pulled_at.format("%Y-%m-%d %H:%M:%S UTC")
             ));
             c
@@ -282,7 +282,7 @@ async fn ingest_source(
     pause_before_commit(name).await;
     let committed = lake.commit(manifest, cp.base_seq).await?;
     if let Some(note) = &committed.clock_note {
-        progress.warn(&format!("{name}: {note}"));
+        progress.warn(&format!("{name}: 提交时间已校正 — {note}"));
     }
     if resumable {
         lake.clear_checkpoint(name).await?;
@@ -295,7 +295,7 @@ async fn ingest_source(
         Ok(0) => {}
         Ok(n) => progress.step(&format!("{name}: removed {n} unfinished snapshot folders")),
         Err(e) => progress.warn(&format!(
-            "{name}: could not remove unfinished snapshot folders: {e}"
+            "{name}: 未能清理未完成的快照目录 — could not remove unfinished snapshot folders: {e}"
         )),
     }
     Ok(Outcome::Committed(committed))
