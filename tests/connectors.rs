@@ -508,7 +508,11 @@ fn lookup_mode_asks_only_for_the_batch() {
     // The department is down: the run completes, hr is missing, nobody is eligible.
     dept.always(Some(Fault::Status(503)));
     let o = check(&["--config", &cfg], "city/applicants.csv", "down");
-    assert!(text(&o).contains("hr: lookup failed"), "{}", text(&o));
+    assert!(
+        text(&o).contains("lookup failed, the source is missing for this run"),
+        "{}",
+        text(&o)
+    );
     let down = lines(&dir.path().join("down/results.jsonl"));
     assert_eq!(down.len(), folder.len());
     for r in &down {
