@@ -29,6 +29,9 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Show each source's current snapshot, age, staleness and last failed pull.
     Sources(SourcesArgs),
+    /// Re-check every current recipient household and write what changed since the
+    /// previous completed run.
+    Reconcile(ReconcileArgs),
 }
 
 /// `hedui sources`.
@@ -53,27 +56,15 @@ pub struct IngestArgs {
     pub sources: Vec<String>,
 }
 
-/// `hedui check`: exactly one of `--sources`, `--lake` or `--config` says where the
-/// departments' data is.
+/// Where the departments' data comes from (`check`, `reconcile`): exactly one of
+/// `--sources`, `--lake` and `--config` (each command declares the group).
 #[derive(Debug, clap::Args)]
-#[command(group(
-    clap::ArgGroup::new("data")
-        .required(true)
-        .multiple(false)
-        .args(["sources", "lake", "config"])
-))]
-#[command(
-    after_help = "One of --sources DIR, --lake URL or --config FILE is required: where the departments' data is.\n必须给出 --sources、--lake 或 --config 之一：部门数据所在的位置。"
-)]
-pub struct CheckArgs {
-    /// Applicant batch: CSV (UTF-8 or GBK), XLSX (first sheet) or JSON Lines.
-    #[arg(long)]
-    pub applicants: PathBuf,
+pub struct DataArgs {
     /// Folder with one entry per canonical table (TABLE.csv|.parquet|.jsonl or TABLE/).
-    #[arg(long, conflicts_with_all = ["lake", "config"])]
+    #[arg(long)]
     pub sources: Option<PathBuf>,
     /// Lake made by `hedui ingest`: a local path, file:///path or s3://bucket/prefix.
-    #[arg(long, conflicts_with = "config")]
+    #[arg(long)]
     pub lake: Option<String>,
     /// Deployment config (SPEC §9): read its lake, and ask its lookup-mode sources for
     /// the batch's members.
@@ -83,6 +74,27 @@ pub struct CheckArgs {
     /// lookup-mode sources are then not asked again.
     #[arg(long)]
     pub snapshot_at: Option<String>,
+}
+
+const DATA_HELP: &str = "One of --sources DIR, --lake URL or --config FILE is required: where the departments' data is.\n必须给出 --sources、--lake 或 --config 之一：部门数据所在的位置。";
+
+/// `hedui check`: exactly one of `--sources`, `--lake` or `--config` says where the
+/// departments' data is.
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("data")
+        .required(true)
+        .multiple(false)
+        .args(["sources", "lake", "config"])
+))]
+#[command(after_help = DATA_HELP)]
+pub struct CheckArgs {
+    /// Applicant batch: CSV (UTF-8 or GBK), XLSX (first sheet) or JSON Lines.
+    #[arg(long)]
+    pub applicants: PathBuf,
+    /// Where the departments' data is.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Policy file (TOML).
     #[arg(long)]
     pub policy: PathBuf,
@@ -94,8 +106,39 @@ pub struct CheckArgs {
     pub out: PathBuf,
 }
 
-impl CheckArgs {
-    /// The departments' data this check reads.
+/// `hedui reconcile` (SPEC §7): re-check every current recipient household and say what
+/// changed since the previous completed run kept in `--state`.
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("data")
+        .required(true)
+        .multiple(false)
+        .args(["sources", "lake", "config"])
+))]
+#[command(after_help = DATA_HELP)]
+pub struct ReconcileArgs {
+    /// The current recipients: the same file formats as an applicant batch.
+    #[arg(long)]
+    pub recipients: PathBuf,
+    /// Where the departments' data is.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Policy file (TOML).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// State folder: the runs, and what the last completed one found (created if missing).
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Check date D, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Output folder: what `check` writes, plus changes.jsonl.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl DataArgs {
+    /// The departments' data this run reads.
     pub fn source_input(&self) -> Result<crate::sources::SourceInput, crate::error::Error> {
         use crate::error::Error;
         use crate::sources::SourceInput;

@@ -30,6 +30,9 @@ pub enum Error {
     /// The lake failed.
     #[error(transparent)]
     Lake(#[from] crate::lake::LakeError),
+    /// The state database failed.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// Cannot write outputs.
     #[error("cannot write {path}: {source}")]
     Output {
@@ -60,6 +63,7 @@ impl Error {
             Error::Lake(crate::lake::LakeError::NotFound { .. }) => "找不到数据湖",
             Error::Lake(_) => "数据湖出错",
             Error::Output { .. } => "无法写入结果",
+            Error::State(_) => "状态数据库出错",
             Error::Internal(_) => "内部错误",
         }
     }
@@ -95,7 +99,13 @@ impl Error {
                     | datafusion::object_store::Error::Unauthenticated { .. },
                 ..
             }) => 2,
-            Error::Engine(_) | Error::Output { .. } | Error::Internal(_) | Error::Lake(_) => 1,
+            // A --state folder that cannot be opened is the user's to fix.
+            Error::State(crate::state::StateError::Open { .. }) => 2,
+            Error::Engine(_)
+            | Error::Output { .. }
+            | Error::Internal(_)
+            | Error::Lake(_)
+            | Error::State(_) => 1,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`lookup`]: lookup-mode sources asked for the batch's members at check time.
 //! - [`stage`]: `files` sources on object-store prefixes, copied locally to be read.
 //! - [`check`]: one verification run end to end.
+//! - [`changes`]: what changed between two reconciliation runs (`changes.jsonl`).
+//! - [`state`]: the embedded state database (SQLite): reconciliation runs.
 //! - [`output`]: results.jsonl, rejected.jsonl, summary.json, data_quality.jsonl, report.html.
 //! - [`generate`]: a deterministic synthetic city for demos, tests and benchmarks.
 //! - [`progress`], [`error`]: progress lines and the error type with exit codes.
@@ -21,6 +23,7 @@
 //! Canonical schemas, ID numbers and source loading live in the `hedui-connectors` crate.
 
 pub mod applicants;
+pub mod changes;
 pub mod check;
 pub mod cli;
 pub mod cmd;
@@ -37,6 +40,7 @@ pub mod policy;
 pub mod progress;
 pub mod sources;
 pub mod stage;
+pub mod state;
 
 use cli::{Cli, Command};
 use error::Error;
@@ -66,6 +70,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     println!("{}", done.report);
                 }
                 done.failure.map_or(Ok(()), Err)
+            }
+            Command::Reconcile(args) => {
+                let done = cmd::reconcile::execute(args, &progress).await?;
+                if !cli.quiet {
+                    println!("{}", cmd::reconcile::describe(&done, &args.out));
+                }
+                Ok(())
             }
             Command::Sources(args) => {
                 let today = cmd::as_of(args.as_of.as_deref())?;

@@ -12,7 +12,7 @@ use crate::progress::Progress;
 pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
     let opts = CheckOptions {
         applicants: args.applicants.clone(),
-        sources: args.source_input()?,
+        sources: args.data.source_input()?,
         policy: args.policy.clone(),
         as_of: super::as_of(args.as_of.as_deref())?,
     };

@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 pub mod generate;
 pub mod ingest;
+pub mod reconcile;
 pub mod sources;
 
 use chrono::NaiveDate;

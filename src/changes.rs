@@ -1,0 +1,204 @@
+//! What changed between two reconciliation runs (SPEC §7 `changes.jsonl`): per household
+//! whose verdict or flags differ, the previous and the new verdict, the flags added (with
+//! value, limit and evidence) and the flags removed, flags named by `{rule, member}`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::output::results::{Evidence, HouseholdResult};
+
+/// A flag's identity across runs: its rule and, for per-member rules, the member.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FlagRef {
+    /// Rule code.
+    pub rule: String,
+    /// The member's id_number, or null for household rules.
+    pub member: Option<String>,
+}
+
+/// What a run keeps of one household to compare the next run with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// The verdict.
+    pub verdict: String,
+    /// Its flags, sorted.
+    pub flags: Vec<FlagRef>,
+}
+
+impl Kept {
+    /// What is kept of a result.
+    pub fn of(r: &HouseholdResult) -> Kept {
+        let flags: BTreeSet<FlagRef> = r
+            .flags
+            .iter()
+            .map(|f| FlagRef {
+                rule: f.rule.clone(),
+                member: f.member.clone(),
+            })
+            .collect();
+        Kept {
+            verdict: r.verdict.clone(),
+            flags: flags.into_iter().collect(),
+        }
+    }
+}
+
+/// A flag raised now that the previous run did not raise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AddedFlag {
+    /// Rule code.
+    pub rule: String,
+    /// The member, or null.
+    pub member: Option<String>,
+    /// The figure found.
+    pub value: Value,
+    /// The limit it was compared with.
+    pub limit: Value,
+    /// The records it rests on.
+    pub evidence: Vec<Evidence>,
+}
+
+/// One line of `changes.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// The household.
+    pub household_id: String,
+    /// Its verdict in the previous completed run; null when new to the list.
+    pub previous_verdict: Option<String>,
+    /// Its verdict now; null when it left the list.
+    pub verdict: Option<String>,
+    /// Flags raised now and not before.
+    pub added_flags: Vec<AddedFlag>,
+    /// Flags raised before and not now.
+    pub removed_flags: Vec<FlagRef>,
+}
+
+/// The changes from `previous` (household → kept, of the last completed run) to
+/// `current` (this run's results), sorted by household_id; unchanged households are left
+/// out, so unchanged inputs give no line at all.
+pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for r in current {
+        seen.insert(&r.household_id);
+        let before = previous.get(&r.household_id);
+        let now = Kept::of(r);
+        if before == Some(&now) {
+            continue;
+        }
+        let old: BTreeSet<&FlagRef> = before.map(|k| k.flags.iter().collect()).unwrap_or_default();
+        let new: BTreeSet<&FlagRef> = now.flags.iter().collect();
+        let added_flags = r
+            .flags
+            .iter()
+            .filter(|f| {
+                !old.contains(&FlagRef {
+                    rule: f.rule.clone(),
+                    member: f.member.clone(),
+                })
+            })
+            .map(|f| AddedFlag {
+                rule: f.rule.clone(),
+                member: f.member.clone(),
+                value: f.value.clone(),
+                limit: f.limit.clone(),
+                evidence: f.evidence.clone(),
+            })
+            .collect();
+        let removed_flags = old
+            .iter()
+            .filter(|f| !new.contains(*f))
+            .map(|f| (*f).clone())
+            .collect();
+        out.push(Change {
+            household_id: r.household_id.clone(),
+            previous_verdict: before.map(|k| k.verdict.clone()),
+            verdict: Some(r.verdict.clone()),
+            added_flags,
+            removed_flags,
+        });
+    }
+    for (hid, k) in previous {
+        if !seen.contains(hid.as_str()) {
+            out.push(Change {
+                household_id: hid.clone(),
+                previous_verdict: Some(k.verdict.clone()),
+                verdict: None,
+                added_flags: vec![],
+                removed_flags: k.flags.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::results::Flag;
+
+    fn result(hid: &str, verdict: &str, flags: &[(&str, Option<&str>)]) -> HouseholdResult {
+        HouseholdResult {
+            household_id: hid.into(),
+            region_code: "410184".into(),
+            area_type: "urban".into(),
+            aid_type: "dibao".into(),
+            verdict: verdict.into(),
+            members: 1,
+            per_capita_monthly_income: "0.00".into(),
+            financial_assets: "0.00".into(),
+            standard_monthly: "720.00".into(),
+            missing_sources: vec![],
+            stale_sources: vec![],
+            flags: flags
+                .iter()
+                .map(|(rule, member)| Flag {
+                    rule: (*rule).into(),
+                    severity: "disqualifying".into(),
+                    member: member.map(str::to_owned),
+                    value: Value::from(2),
+                    limit: Value::from(1),
+                    evidence: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    /// The same results give no change; a new flag, a removed one, a household that is
+    /// new and one that left each give one line, sorted.
+    #[test]
+    fn changes_between_runs() {
+        let first = [
+            result("H1", "eligible", &[]),
+            result("H2", "review", &[("member_deceased", Some("P2"))]),
+            result("H3", "eligible", &[]),
+        ];
+        let kept: BTreeMap<String, Kept> = first
+            .iter()
+            .map(|r| (r.household_id.clone(), Kept::of(r)))
+            .collect();
+        assert!(between(&kept, &first).is_empty());
+        let second = [
+            result("H1", "ineligible", &[("vehicle_owned", None)]),
+            result("H2", "eligible", &[]),
+            result("H4", "eligible", &[]),
+        ];
+        let c = between(&kept, &second);
+        let lines: Vec<String> = c
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"household_id":"H1","previous_verdict":"eligible","verdict":"ineligible","added_flags":[{"rule":"vehicle_owned","member":null,"value":2,"limit":1,"evidence":[]}],"removed_flags":[]}"#,
+                r#"{"household_id":"H2","previous_verdict":"review","verdict":"eligible","added_flags":[],"removed_flags":[{"rule":"member_deceased","member":"P2"}]}"#,
+                r#"{"household_id":"H3","previous_verdict":"eligible","verdict":null,"added_flags":[],"removed_flags":[]}"#,
+                r#"{"household_id":"H4","previous_verdict":null,"verdict":"eligible","added_flags":[],"removed_flags":[]}"#,
+            ]
+        );
+    }
+}

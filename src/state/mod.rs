@@ -1,0 +1,256 @@
+//! The embedded state database (SQLite through rusqlite, bundled): reconciliation runs and
+//! what each completed run found per household, so the next run can say what changed.
+//!
+//! A run is recorded as `running` before any work; only a run that finished writing its
+//! outputs becomes `done`, in one transaction with its households. A run that fails is
+//! marked `failed`; one that is killed stays `running`. Neither is ever the previous run
+//! of a later one: the baseline is always the latest `done` run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::changes::Kept;
+
+/// The database file inside a state folder.
+pub const DB_FILE: &str = "hedui.db";
+
+/// Failures of the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The folder or the database cannot be opened or created.
+    #[error("cannot open the state database {path}: {why}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A query failed.
+    #[error("state database {path}: cannot {what}: {source}")]
+    Query {
+        /// The database file.
+        path: String,
+        /// What was being done.
+        what: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored record that cannot be read back.
+    #[error("state database {path}: run {run} holds an unreadable household record: {why}")]
+    Corrupt {
+        /// The database file.
+        path: String,
+        /// The run.
+        run: i64,
+        /// Why.
+        why: String,
+    },
+}
+
+/// An open state database.
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A reconciliation run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Its id, growing.
+    pub id: i64,
+    /// `running`, `done` or `failed`.
+    pub status: String,
+    /// When it began (RFC 3339).
+    pub started_at: String,
+    /// The check date D.
+    pub as_of: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    as_of       TEXT NOT NULL,
+    recipients  TEXT NOT NULL,
+    sources     TEXT NOT NULL,
+    error       TEXT
+);
+CREATE TABLE IF NOT EXISTS run_households (
+    run_id       INTEGER NOT NULL REFERENCES runs(id),
+    household_id TEXT NOT NULL,
+    kept         TEXT NOT NULL,
+    PRIMARY KEY (run_id, household_id)
+);
+";
+
+impl State {
+    /// Opens (creating if needed) the database in folder `dir`.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        let path = dir.join(DB_FILE);
+        let open_err = |why: String| StateError::Open {
+            path: path.display().to_string(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let conn = Connection::open(&path).map_err(|e| open_err(e.to_string()))?;
+        // WAL: readers (the server) never wait for a run being written; a busy database
+        // is waited for, not failed.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(State { conn, path })
+    }
+
+    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StateError + '_ {
+        let what = what.to_owned();
+        move |source| StateError::Query {
+            path: self.path.display().to_string(),
+            what,
+            source,
+        }
+    }
+
+    /// Records a reconciliation run as `running`; returns its id.
+    pub fn begin_run(
+        &self,
+        as_of: &str,
+        recipients: &str,
+        sources: &str,
+    ) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (kind, status, started_at, as_of, recipients, sources)
+                 VALUES ('reconcile', 'running', ?1, ?2, ?3, ?4)",
+                params![chrono::Utc::now().to_rfc3339(), as_of, recipients, sources],
+            )
+            .map_err(self.err("record the run"))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The latest completed run before `run`, if any.
+    pub fn previous_done(&self, run: i64) -> Result<Option<Run>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT id, status, started_at, as_of FROM runs
+                 WHERE kind = 'reconcile' AND status = 'done' AND id < ?1
+                 ORDER BY id DESC LIMIT 1",
+                params![run],
+                |r| {
+                    Ok(Run {
+                        id: r.get(0)?,
+                        status: r.get(1)?,
+                        started_at: r.get(2)?,
+                        as_of: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err("find the previous run"))
+    }
+
+    /// What run `run` found per household.
+    pub fn households(&self, run: i64) -> Result<BTreeMap<String, Kept>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT household_id, kept FROM run_households WHERE run_id = ?1")
+            .map_err(self.err("read a run's households"))?;
+        let rows = stmt
+            .query_map(params![run], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(self.err("read a run's households"))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (hid, text) = row.map_err(self.err("read a run's households"))?;
+            let kept: Kept = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+                path: self.path.display().to_string(),
+                run,
+                why: e.to_string(),
+            })?;
+            out.insert(hid, kept);
+        }
+        Ok(out)
+    }
+
+    /// Completes run `run` with what it found, in one transaction: it becomes the
+    /// baseline of the next run only now.
+    pub fn finish_run(
+        &mut self,
+        run: i64,
+        households: &BTreeMap<String, Kept>,
+    ) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let q = |what: &str| {
+            let path = path.clone();
+            let what = what.to_owned();
+            move |source| StateError::Query { path, what, source }
+        };
+        let tx = self.conn.transaction().map_err(q("finish the run"))?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO run_households (run_id, household_id, kept) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(q("store the run's households"))?;
+            for (hid, kept) in households {
+                let text = serde_json::to_string(kept).map_err(|e| StateError::Corrupt {
+                    path: path.clone(),
+                    run,
+                    why: e.to_string(),
+                })?;
+                stmt.execute(params![run, hid, text])
+                    .map_err(q("store the run's households"))?;
+            }
+        }
+        tx.execute(
+            "UPDATE runs SET status = 'done', finished_at = ?2 WHERE id = ?1",
+            params![run, chrono::Utc::now().to_rfc3339()],
+        )
+        .map_err(q("finish the run"))?;
+        tx.commit().map_err(q("finish the run"))
+    }
+
+    /// Marks run `run` failed with `error` (best effort: the run is never a baseline
+    /// either way).
+    pub fn fail_run(&self, run: i64, error: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![
+                    run,
+                    chrono::Utc::now().to_rfc3339(),
+                    hedui_connectors::idnum::mask_ids_in(error)
+                ],
+            )
+            .map_err(self.err("mark the run failed"))?;
+        Ok(())
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<Run>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, status, started_at, as_of FROM runs ORDER BY id DESC")
+            .map_err(self.err("list runs"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Run {
+                    id: r.get(0)?,
+                    status: r.get(1)?,
+                    started_at: r.get(2)?,
+                    as_of: r.get(3)?,
+                })
+            })
+            .map_err(self.err("list runs"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("list runs"))
+    }
+}
