@@ -32,6 +32,34 @@ pub enum Command {
     /// Re-check every current recipient household and write what changed since the
     /// previous completed run.
     Reconcile(ReconcileArgs),
+    /// The audit log: `hedui audit verify`.
+    Audit(AuditArgs),
+}
+
+/// `hedui audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// What to do with the audit log.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// The `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit chain and name the first broken entry (exit 1 if any).
+    Verify(AuditVerifyArgs),
+}
+
+/// `hedui audit verify`.
+#[derive(Debug, clap::Args)]
+pub struct AuditVerifyArgs {
+    /// Deployment config: its `[state] path` holds the audit log.
+    #[arg(long, required_unless_present = "state", conflicts_with = "state")]
+    pub config: Option<PathBuf>,
+    /// The state folder itself (as given to `reconcile --state`).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
 }
 
 /// `hedui sources`.

@@ -33,6 +33,16 @@ pub enum Error {
     /// The state database failed.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The audit chain does not verify.
+    #[error("audit log {path}: entry {seq} is broken: {why}")]
+    AuditBroken {
+        /// The database.
+        path: String,
+        /// The first broken entry.
+        seq: i64,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Cannot write outputs.
     #[error("cannot write {path}: {source}")]
     Output {
@@ -64,6 +74,7 @@ impl Error {
             Error::Lake(_) => "数据湖出错",
             Error::Output { .. } => "无法写入结果",
             Error::State(_) => "状态数据库出错",
+            Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",
         }
     }
@@ -102,6 +113,7 @@ impl Error {
             // A --state folder that cannot be opened is the user's to fix.
             Error::State(crate::state::StateError::Open { .. }) => 2,
             Error::Engine(_)
+            | Error::AuditBroken { .. }
             | Error::Output { .. }
             | Error::Internal(_)
             | Error::Lake(_)

@@ -71,6 +71,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 }
                 done.failure.map_or(Ok(()), Err)
             }
+            Command::Audit(args) => match &args.command {
+                cli::AuditCommand::Verify(v) => {
+                    println!("{}", cmd::audit::verify(v)?);
+                    Ok(())
+                }
+            },
             Command::Reconcile(args) => {
                 let done = cmd::reconcile::execute(args, &progress).await?;
                 if !cli.quiet {

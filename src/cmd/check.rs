@@ -7,6 +7,8 @@ use crate::error::Error;
 use crate::output;
 use crate::output::summary::Summary;
 use crate::progress::Progress;
+use crate::state::audit::{os_actor, AuditDetail};
+use crate::state::State;
 
 /// Runs `check` and writes its outputs; returns the run's summary.
 pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
@@ -19,6 +21,23 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
     let run = run(&opts, progress).await?;
     let summary = output::write_all(&args.out, &run, progress)?;
     progress.step(&format!("results written to {}", args.out.display()));
+    // The audit log of the deployment's [state] (or HEDUI_STATE): who looked at whose
+    // data, under which authorization, on which snapshots.
+    let state_dir = match &args.data.config {
+        Some(file) => Some(crate::config::Deployment::load(file)?.state_path),
+        None => std::env::var_os("HEDUI_STATE").map(std::path::PathBuf::from),
+    };
+    match state_dir {
+        Some(dir) => {
+            let mut state = State::open(&dir)?;
+            let detail = AuditDetail::of(&run, state.id_hasher()?);
+            let seq = state.append_audit(&os_actor(), "check", &detail)?;
+            progress.step(&format!("audit log entry {seq} in {}", dir.display()));
+        }
+        None => progress.warn(
+            "本次核对未记入审计日志（用 --config 或设置 HEDUI_STATE）— this check is not in an audit log: run it with --config, or set HEDUI_STATE to the state folder",
+        ),
+    }
     Ok(summary)
 }
 

@@ -1,5 +1,6 @@
 //! One file per subcommand: arguments in, files and a printed summary out.
 
+pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod generate;

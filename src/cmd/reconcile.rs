@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::output;
 use crate::output::summary::Summary;
 use crate::progress::Progress;
+use crate::state::audit::{os_actor, AuditDetail};
 use crate::state::State;
 
 /// What a reconciliation did.
@@ -81,6 +82,8 @@ async fn reconcile(
         .map(|r| (r.household_id.clone(), Kept::of(r)))
         .collect();
     state.finish_run(run_id, &kept)?;
+    let detail = AuditDetail::of(&checked, state.id_hasher()?);
+    state.append_audit(&os_actor(), "reconcile", &detail)?;
     Ok(Reconciled {
         run_id,
         previous: previous.map(|p| p.id),

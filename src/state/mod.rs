@@ -1,10 +1,13 @@
 //! The embedded state database (SQLite through rusqlite, bundled): reconciliation runs and
-//! what each completed run found per household, so the next run can say what changed.
+//! what each completed run found per household, so the next run can say what changed;
+//! and the hash-chained audit log ([`audit`]).
 //!
 //! A run is recorded as `running` before any work; only a run that finished writing its
 //! outputs becomes `done`, in one transaction with its households. A run that fails is
 //! marked `failed`; one that is killed stays `running`. Neither is ever the previous run
 //! of a later one: the baseline is always the latest `done` run.
+
+pub mod audit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +92,24 @@ CREATE TABLE IF NOT EXISTS run_households (
 ";
 
 impl State {
+    /// Opens the database in folder `dir` for reading: it must exist (nothing is
+    /// created by a command that only reads).
+    pub fn open_existing(dir: &Path) -> Result<State, StateError> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StateError::Open {
+                path: path.display().to_string(),
+                why: "there is no state database there (is the folder right?)".into(),
+            });
+        }
+        State::open(dir)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens (creating if needed) the database in folder `dir`.
     pub fn open(dir: &Path) -> Result<State, StateError> {
         let path = dir.join(DB_FILE);
@@ -105,6 +126,8 @@ impl State {
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch(SCHEMA)
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(audit::SCHEMA)
             .map_err(|e| open_err(e.to_string()))?;
         Ok(State { conn, path })
     }
