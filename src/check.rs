@@ -60,7 +60,6 @@ pub struct CheckRun {
 
 /// Runs a check.
 pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, Error> {
-    let checked_at = chrono::Utc::now();
     // The policy is validated before any data is read.
     let policy = Policy::load(&opts.policy)?;
     progress.step(&format!(
@@ -70,6 +69,28 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
     ));
     let opened = sources::open(&opts.sources).await?;
     let batch = applicants::load(&opts.applicants, &policy, opts.as_of)?;
+    run_batch(
+        batch,
+        &policy,
+        &opened,
+        &opts.sources.label(),
+        opts.as_of,
+        progress,
+    )
+    .await
+}
+
+/// Verifies an already validated batch against opened sources: the one engine that the
+/// command line, reconciliation and the server all run.
+pub async fn run_batch(
+    batch: Batch,
+    policy: &Policy,
+    opened: &sources::Opened,
+    sources_label: &str,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<CheckRun, Error> {
+    let checked_at = chrono::Utc::now();
     if !batch.ignored_columns.is_empty() {
         let cols = batch.ignored_columns.join("、");
         progress.warn(&format!(
@@ -84,7 +105,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         batch.rejected_households.len()
     ));
     let ctx = engine::new_context();
-    let src = sources::register(&opened, &ctx, opts.as_of, &batch.households, progress).await?;
+    let src = sources::register(opened, &ctx, as_of, &batch.households, progress).await?;
     if !src.missing.is_empty() {
         progress.warn(&format!(
             "缺少部门数据：{}，任何家庭都不能判为符合条件（missing sources: {}; no household can be eligible）",
@@ -99,14 +120,13 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
             src.stale.join(", ")
         ));
     }
-    let applicants_label = opts.applicants.file_name().map_or_else(
-        || opts.applicants.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let applicants_label = Path::new(&batch.file)
+        .file_name()
+        .map_or_else(|| batch.file.clone(), |n| n.to_string_lossy().into_owned());
     let inputs = input_tables(
         &batch.households,
-        &policy,
-        opts.as_of,
+        policy,
+        as_of,
         &applicants_label,
         &src.present(),
         &src.statuses(),
@@ -162,10 +182,10 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         })
         .collect();
     Ok(CheckRun {
-        as_of: opts.as_of,
+        as_of,
         checked_at,
         policy_file: policy.file.clone(),
-        sources: opts.sources.label(),
+        sources: sources_label.to_owned(),
         batch,
         results,
         tables: src.tables,
