@@ -34,6 +34,16 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// The audit log: `hedui audit verify`.
     Audit(AuditArgs),
+    /// The HTTPS API for case-management systems (SPEC §8).
+    Serve(ServeArgs),
+}
+
+/// `hedui serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Deployment config with `[server]` and `[[token]]` (SPEC §10).
+    #[arg(long)]
+    pub config: PathBuf,
 }
 
 /// `hedui audit`.

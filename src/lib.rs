@@ -15,7 +15,8 @@
 //! - [`stage`]: `files` sources on object-store prefixes, copied locally to be read.
 //! - [`check`]: one verification run end to end.
 //! - [`changes`]: what changed between two reconciliation runs (`changes.jsonl`).
-//! - [`state`]: the embedded state database (SQLite): reconciliation runs.
+//! - [`state`]: the embedded state database (SQLite): reconciliation runs, audit log.
+//! - [`server`]: `hedui serve`, the HTTPS API on the same engine.
 //! - [`output`]: results.jsonl, rejected.jsonl, summary.json, data_quality.jsonl, report.html.
 //! - [`generate`]: a deterministic synthetic city for demos, tests and benchmarks.
 //! - [`progress`], [`error`]: progress lines and the error type with exit codes.
@@ -38,6 +39,7 @@ pub mod lookup;
 pub mod output;
 pub mod policy;
 pub mod progress;
+pub mod server;
 pub mod sources;
 pub mod stage;
 pub mod state;
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 }
                 done.failure.map_or(Ok(()), Err)
             }
+            Command::Serve(args) => cmd::serve::execute(args).await,
             Command::Audit(args) => match &args.command {
                 cli::AuditCommand::Verify(v) => {
                     println!("{}", cmd::audit::verify(v)?);

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod generate;
 pub mod ingest;
 pub mod reconcile;
+pub mod serve;
 pub mod sources;
 
 use chrono::NaiveDate;

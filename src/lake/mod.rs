@@ -439,6 +439,15 @@ impl Lake {
         }
     }
 
+    /// Whether the store answers (one listing of the root).
+    pub async fn ping(&self) -> Result<(), LakeError> {
+        self.store
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map(|_| ())
+            .map_err(self.store_err("list the lake root".into()))
+    }
+
     /// Makes the lake's store known to a DataFusion session (object-store lakes).
     pub fn register_in(&self, ctx: &datafusion::prelude::SessionContext) -> Result<(), LakeError> {
         if let Some(u) = &self.store_url {

@@ -105,6 +105,13 @@ impl State {
         State::open(dir)
     }
 
+    /// Whether the database answers.
+    pub fn ping(&self) -> Result<(), StateError> {
+        self.conn
+            .query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(self.err("answer"))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

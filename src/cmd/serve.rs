@@ -1,0 +1,85 @@
+//! `hedui serve --config F`: validate the config, open the lake and the state database,
+//! bind, and serve until SIGTERM or Ctrl-C.
+
+use std::sync::{Arc, Mutex};
+
+use crate::cli::ServeArgs;
+use crate::config::Deployment;
+use crate::error::Error;
+use crate::policy::Policy;
+use crate::server::config::ServerConfig;
+use crate::server::{run, tls_config, AppState};
+use crate::sources::{self, SourceInput};
+use crate::state::State;
+
+/// Runs the server until it is told to stop.
+pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
+    let d = Deployment::load(&args.config)?;
+    let config = ServerConfig::from_deployment(&d)?;
+    let policy = Policy::load(&config.policy)?;
+    let lookups = d
+        .sources
+        .iter()
+        .filter(|s| s.mode == crate::config::SourceMode::Lookup)
+        .cloned()
+        .collect();
+    let input = SourceInput::Lake {
+        lake: d.lake.clone(),
+        at: None,
+        lookups,
+    };
+    let opened = sources::open(&input).await?;
+    let state = State::open(&d.state_path)?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls_config(cert, key).map_err(|why| {
+            Error::Config(crate::config::ConfigError {
+                file: d.file.display().to_string(),
+                key: "server.tls_cert".into(),
+                why,
+            })
+        })?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;
+    eprintln!(
+        "hedui: listening on {}://{addr}",
+        if tls.is_some() { "https" } else { "http" }
+    );
+    let app = Arc::new(AppState {
+        sources_label: input.label(),
+        config,
+        policy,
+        opened,
+        state: Mutex::new(state),
+    });
+    run(listener, tls, app, shutdown_signal()).await;
+    eprintln!("hedui: stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,69 @@
+//! The one error shape of the API (SPEC §8): JSON `{"error", "message"}` with the right
+//! status — never a stack trace, an engine message or an ID number.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Words for a person.
+    pub message: String,
+    /// More fields of the body (e.g. `rejections` of a 422).
+    pub extra: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: hedui_connectors::idnum::mask_ids_in(&message.into()).into_owned(),
+            extra: None,
+        }
+    }
+
+    /// 401: no token, or one that is not configured.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "缺少或无效的访问令牌（missing or unknown bearer token）",
+        )
+    }
+
+    /// 403: the token's role or regions do not allow it.
+    pub fn forbidden(why: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", why)
+    }
+
+    /// 500 for a fault: the details go to the log (masked), not to the client.
+    pub fn internal(e: &crate::error::Error) -> Self {
+        tracing::error!(
+            "request failed: {}",
+            hedui_connectors::idnum::mask_ids_in(&e.to_string())
+        );
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "内部错误，已记录（internal error; it has been logged）",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some((k, v)) = self.extra {
+            body[k] = v;
+        }
+        (self.status, Json(body)).into_response()
+    }
+}

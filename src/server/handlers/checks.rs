@@ -1,0 +1,214 @@
+//! `POST /api/v1/checks`: one household as JSON, checked by the same engine and
+//! pipelines as a batch, on the lake's current snapshots → the `results.jsonl` object, or
+//! 422 with the SPEC §3 reason codes.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::applicants::{validate, BatchFormat, Column, RawBatch, RawRow};
+use crate::progress::Progress;
+use crate::server::auth::authenticate;
+use crate::server::error::ApiError;
+use crate::server::AppState;
+use crate::state::audit::AuditDetail;
+
+/// The request body (SPEC §8): values as an applicant batch accepts them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    household_id: Option<Value>,
+    region_code: Option<Value>,
+    area_type: Option<Value>,
+    aid_type: Option<Value>,
+    authorization_id: Option<Value>,
+    #[serde(default)]
+    members: Vec<MemberRequest>,
+    as_of: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberRequest {
+    id_number: Option<Value>,
+    name: Option<Value>,
+    relation: Option<Value>,
+}
+
+/// A JSON value as the text a batch cell would hold.
+fn text(v: &Option<Value>) -> Option<String> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+/// Masks the ID numbers of a result for roles without full view.
+fn mask_result(v: &mut Value) {
+    use hedui_connectors::idnum::mask_id;
+    if let Some(flags) = v.get_mut("flags").and_then(Value::as_array_mut) {
+        for f in flags {
+            if let Some(Value::String(m)) = f.get_mut("member") {
+                *m = mask_id(m);
+            }
+            if let Some(ev) = f.get_mut("evidence").and_then(Value::as_array_mut) {
+                for e in ev {
+                    if let Some(Value::String(id)) =
+                        e.get_mut("record").and_then(|r| r.get_mut("id_number"))
+                    {
+                        *id = mask_id(id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks one household.
+pub async fn check(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = authenticate(&headers, &app.config.tokens)?;
+    if !token.role.may_check() {
+        return Err(ApiError::forbidden(
+            "该令牌的角色不能发起核对（this token's role may not run checks）",
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "请求体超过 {} MB（the body is larger than max_body_mb）",
+                    app.config.max_body_bytes >> 20
+                ),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+        }
+    })?;
+    let req: CheckRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("请求不是有效的核对 JSON（not a check request: {e}）"),
+        )
+    })?;
+    // The household's region decides whether this token may look at all.
+    let region = text(&req.region_code)
+        .map(|r| hedui_connectors::text::fold_trim(&r).into_owned())
+        .unwrap_or_default();
+    if !token.covers(&region) {
+        return Err(ApiError::forbidden(format!(
+            "该令牌无权核对行政区划 {region} 的家庭（this token may not check households of region {region}）"
+        )));
+    }
+    let as_of = crate::cmd::as_of(req.as_of.as_deref()).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+            e.to_string(),
+        )
+    })?;
+    if req.members.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+            "家庭成员为空（members is empty）",
+        ));
+    }
+    let rows = req
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut values = vec![None; Column::ALL.len()];
+            values[Column::HouseholdId as usize] = text(&req.household_id);
+            values[Column::RegionCode as usize] = text(&req.region_code);
+            values[Column::AreaType as usize] = text(&req.area_type);
+            values[Column::AidType as usize] = text(&req.aid_type);
+            values[Column::AuthorizationId as usize] = text(&req.authorization_id);
+            values[Column::IdNumber as usize] = text(&m.id_number);
+            values[Column::Name as usize] = text(&m.name);
+            values[Column::Relation as usize] = text(&m.relation);
+            RawRow {
+                row: i as u64 + 1,
+                values,
+            }
+        })
+        .collect();
+    let raw = RawBatch {
+        format: BatchFormat::Jsonl,
+        encoding: None,
+        ignored_columns: vec![],
+        rows,
+    };
+    let batch = validate("api", raw, &app.policy, as_of);
+    if !batch.rejections.is_empty() {
+        let reasons = serde_json::to_value(&batch.rejections).unwrap_or(Value::Null);
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            batch.rejections[0].reason.code(),
+            batch.rejections[0].message.clone(),
+        );
+        e.extra = Some(("rejections", reasons));
+        return Err(e);
+    }
+    // The engine's future borrows the shared state across awaits in a way the compiler
+    // cannot prove Send for every lifetime; it runs on a blocking thread that drives it
+    // to completion on the server's runtime.
+    let shared = app.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Handle::current().block_on(crate::check::run_batch(
+            batch,
+            &shared.policy,
+            &shared.opened,
+            &shared.sources_label,
+            as_of,
+            &Progress::silent(),
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
+    .map_err(|e| ApiError::internal(&e))?;
+    let Some(result) = run.results.first() else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no result",
+        ));
+    };
+    {
+        let mut state = app.state.lock().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "state database unavailable",
+            )
+        })?;
+        let hasher = state
+            .id_hasher()
+            .map_err(|e| ApiError::internal(&e.into()))?;
+        let detail = AuditDetail::of(&run, hasher);
+        state
+            .append_audit(&format!("token:{}", token.name), "api", &detail)
+            .map_err(|e| ApiError::internal(&e.into()))?;
+    }
+    tracing::info!(household = %result.household_id, verdict = %result.verdict, token = %token.name, "check");
+    let mut v = serde_json::to_value(result)
+        .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?;
+    if !token.role.sees_full_ids() {
+        mask_result(&mut v);
+    }
+    Ok(Json(v))
+}

@@ -1,0 +1,30 @@
+//! `GET /healthz`: ready only when the state database and the lake answer.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::server::AppState;
+
+/// 200 `{"status":"ready"}`, or 503 naming what does not answer.
+pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let db = app.state.lock().map(|s| s.ping().is_ok()).unwrap_or(false);
+    let lake = match &app.opened {
+        crate::sources::Opened::Lake { lake, .. } => lake.ping().await.is_ok(),
+        crate::sources::Opened::Folder(_) => true,
+    };
+    if db && lake {
+        (StatusCode::OK, Json(json!({ "status": "ready" })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": "not_ready",
+                "message": format!("state database {}, lake {}", if db { "ok" } else { "not answering" }, if lake { "ok" } else { "not answering" }),
+            })),
+        )
+    }
+}

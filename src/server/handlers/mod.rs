@@ -1,0 +1,4 @@
+//! One file per group of routes.
+
+pub mod checks;
+pub mod health;

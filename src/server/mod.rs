@@ -1,0 +1,123 @@
+//! `hedui serve` (SPEC §8, §10): the HTTPS API for case-management systems, on the same
+//! engine, pipelines and lake as `check`.
+//!
+//! - [`config`]: `[server]` and `[[token]]`, validated before binding.
+//! - [`auth`]: bearer tokens by SHA-256, compared in constant time.
+//! - [`routes`]: the route table; [`handlers`]: one file per group of routes.
+//! - [`error`]: the JSON error shape.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+
+use crate::policy::Policy;
+use crate::sources::Opened;
+use crate::state::State;
+use config::ServerConfig;
+
+/// Connections served at once; more wait in the listen queue.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// What every request shares.
+pub struct AppState {
+    /// The validated server settings and tokens.
+    pub config: ServerConfig,
+    /// The policy of every check.
+    pub policy: Policy,
+    /// The departments' data: the lake (current snapshots read per request, so a new
+    /// commit is picked up without a restart) and its lookup-mode sources.
+    pub opened: Opened,
+    /// How results name the data read.
+    pub sources_label: String,
+    /// The state database (audit log).
+    pub state: Mutex<State>,
+}
+
+/// Serves `app` on `listener` (TLS when `tls` is given) until `shutdown` completes; then
+/// stops accepting and lets the connections in progress finish.
+pub async fn run(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let router = routes::router(app);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (tcp, _) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+        };
+        let router = router.clone();
+        let acceptor = acceptor.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let svc = hyper_util::service::TowerToHyperService::new(router);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            match acceptor {
+                Some(a) => {
+                    // A client that does not complete the handshake ends here.
+                    let Ok(stream) = a.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                }
+                None => {
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
+                }
+            }
+        });
+    }
+    // No new connections; those in progress finish (bounded by the caller's patience).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// The rustls server configuration for a certificate chain and key (PEM files).
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let certs: Vec<_> = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} holds no usable certificate: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()));
+    }
+    let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .map_err(|e| format!("{} holds no usable key: {e}", key.display()))?
+        .ok_or_else(|| format!("{} holds no private key", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key_der)
+    .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?;
+    Ok(Arc::new(config))
+}

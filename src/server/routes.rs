@@ -1,0 +1,20 @@
+//! The route table: the only place routes are declared (SPEC §8).
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::handlers::{checks, health};
+use super::AppState;
+
+/// Every route of the API.
+pub fn router(app: Arc<AppState>) -> Router {
+    let limit = app.config.max_body_bytes;
+    Router::new()
+        .route("/api/v1/checks", post(checks::check))
+        .route("/healthz", get(health::healthz))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
