@@ -304,6 +304,50 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
         "body_too_large"
     );
 
+    // The audit log over the API: auditors (and admins) only, their regions only.
+    let get = |token: &str, query: &str| {
+        c.get(format!("{}/api/v1/audit{query}", server.url))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(get(STAFF_4101, "").await.unwrap().status().as_u16(), 403);
+    let log: Value = get(AUDITOR, "").await.unwrap().json().await.unwrap();
+    let entries = log["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    for e in entries {
+        assert_eq!(e["kind"], "api");
+        for h in e["households"].as_array().unwrap() {
+            assert!(h["region_code"].as_str().unwrap().starts_with("41"), "{h}");
+        }
+    }
+    let narrow: Value = get(AUDITOR, "?region=410184&from=2020-01-01")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for e in narrow["entries"].as_array().unwrap() {
+        for h in e["households"].as_array().unwrap() {
+            assert_eq!(h["region_code"], "410184");
+        }
+    }
+    assert!(narrow["entries"].as_array().unwrap().len() < entries.len());
+    let later: Value = get(AUDITOR, "?from=2999-01-01")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["entries"], json!([]));
+    assert_eq!(
+        get(AUDITOR, "?from=yesterday")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400
+    );
+
     // SIGTERM: the server stops; every API check is in the audit log, which verifies.
     let mut server = server;
     let pid = server.child.id().to_string();
@@ -324,4 +368,46 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
     // The parity checks, the staff check (and no entry for refused or invalid requests).
     let n = all.len() + 1;
     assert!(said.contains(&format!(": {n} entries")), "{said}");
+}
+
+/// Beyond `requests_per_minute`, a token gets 429 with Retry-After; another token is not
+/// affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_rate_get_429() {
+    let site = Site::new();
+    let cfg = std::fs::read_to_string(site.dir.path().join("hedui.toml")).unwrap();
+    std::fs::write(
+        site.dir.path().join("hedui.toml"),
+        cfg.replace(
+            "max_body_mb = 1\n",
+            "max_body_mb = 1\nrequests_per_minute = 2\n",
+        ),
+    )
+    .unwrap();
+    let server = site.serve();
+    let c = client(&server);
+    let body = json!({});
+    // Refused requests count too: the limit protects the server, not the answer.
+    // (A body without a region is refused: no token covers it.)
+    assert_eq!(post(&c, &server, Some(SYSTEM_5120), &body).await.0, 403);
+    assert_eq!(post(&c, &server, Some(SYSTEM_5120), &body).await.0, 403);
+    let resp = c
+        .post(format!("{}/api/v1/checks", server.url))
+        .bearer_auth(SYSTEM_5120)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "too_many_requests"
+    );
+    assert_eq!(post(&c, &server, Some(ADMIN), &body).await.0, 403);
 }

@@ -51,6 +51,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         if tls.is_some() { "https" } else { "http" }
     );
     let app = Arc::new(AppState {
+        limiter: crate::server::limit::RateLimiter::new(config.requests_per_minute),
         sources_label: input.label(),
         config,
         policy,

@@ -151,12 +151,14 @@ impl ServerConfig {
         let tls = match (&s.tls_cert, &s.tls_key) {
             (Some(c), Some(k)) => Some((resolve(c), resolve(k))),
             (None, None) if listen.ip().is_loopback() => None,
-            (None, None) => return Err(fail(
-                "server.tls_cert".into(),
-                format!(
+            (None, None) => {
+                return Err(fail(
+                    "server.tls_cert".into(),
+                    format!(
                     "{listen} is not a loopback address: TLS is required (tls_cert and tls_key)"
                 ),
-            )),
+                ))
+            }
             _ => {
                 return Err(fail(
                     "server.tls_key".into(),

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// More fields of the body (e.g. `rejections` of a 422).
     pub extra: Option<(&'static str, Value)>,
+    /// Seconds for `Retry-After` (429).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -27,7 +29,20 @@ impl ApiError {
             code,
             message: hedui_connectors::idnum::mask_ids_in(&message.into()).into_owned(),
             extra: None,
+            retry_after_s: None,
         }
+    }
+
+    /// 429: the token's requests per minute are used up.
+    pub fn too_many(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs().max(1);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("请求过于频繁，请 {secs} 秒后再试（requests_per_minute used up; retry in {secs} s）"),
+        );
+        e.retry_after_s = Some(secs);
+        e
     }
 
     /// 401: no token, or one that is not configured.
@@ -64,6 +79,13 @@ impl IntoResponse for ApiError {
         if let Some((k, v)) = self.extra {
             body[k] = v;
         }
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
     }
 }

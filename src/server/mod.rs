@@ -4,12 +4,13 @@
 //! - [`config`]: `[server]` and `[[token]]`, validated before binding.
 //! - [`auth`]: bearer tokens by SHA-256, compared in constant time.
 //! - [`routes`]: the route table; [`handlers`]: one file per group of routes.
-//! - [`error`]: the JSON error shape.
+//! - [`error`]: the JSON error shape; [`limit`]: requests per minute per token.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod limit;
 pub mod routes;
 
 use std::future::Future;
@@ -38,6 +39,22 @@ pub struct AppState {
     pub sources_label: String,
     /// The state database (audit log).
     pub state: Mutex<State>,
+    /// Requests per minute per token.
+    pub limiter: limit::RateLimiter,
+}
+
+impl AppState {
+    /// The token of a request, admitted by the rate limit: 401 or 429 otherwise.
+    pub fn caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<&config::Token, error::ApiError> {
+        let token = auth::authenticate(headers, &self.config.tokens)?;
+        self.limiter
+            .admit(&token.name)
+            .map_err(error::ApiError::too_many)?;
+        Ok(token)
+    }
 }
 
 /// Serves `app` on `listener` (TLS when `tls` is given) until `shutdown` completes; then

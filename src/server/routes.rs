@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::handlers::{checks, health};
+use super::handlers::{audit, checks, health};
 use super::AppState;
 
 /// Every route of the API.
@@ -14,6 +14,7 @@ pub fn router(app: Arc<AppState>) -> Router {
     let limit = app.config.max_body_bytes;
     Router::new()
         .route("/api/v1/checks", post(checks::check))
+        .route("/api/v1/audit", get(audit::list))
         .route("/healthz", get(health::healthz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)

@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use crate::applicants::{validate, BatchFormat, Column, RawBatch, RawRow};
 use crate::progress::Progress;
-use crate::server::auth::authenticate;
 use crate::server::error::ApiError;
 use crate::server::AppState;
 use crate::state::audit::AuditDetail;
@@ -77,7 +76,7 @@ pub async fn check(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = authenticate(&headers, &app.config.tokens)?;
+    let token = app.caller(&headers)?;
     if !token.role.may_check() {
         return Err(ApiError::forbidden(
             "该令牌的角色不能发起核对（this token's role may not run checks）",

@@ -1,4 +1,5 @@
 //! One file per group of routes.
 
+pub mod audit;
 pub mod checks;
 pub mod health;
