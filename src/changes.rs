@@ -25,6 +25,16 @@ pub struct Kept {
     pub verdict: String,
     /// Its flags, sorted.
     pub flags: Vec<FlagRef>,
+    /// Its region code (who may see the change).
+    #[serde(default)]
+    pub region_code: String,
+}
+
+impl Kept {
+    /// Whether verdict and flags are the same (the region is not a finding).
+    fn same_findings(&self, other: &Kept) -> bool {
+        self.verdict == other.verdict && self.flags == other.flags
+    }
 }
 
 impl Kept {
@@ -41,6 +51,7 @@ impl Kept {
         Kept {
             verdict: r.verdict.clone(),
             flags: flags.into_iter().collect(),
+            region_code: r.region_code.clone(),
         }
     }
 }
@@ -65,6 +76,9 @@ pub struct AddedFlag {
 pub struct Change {
     /// The household.
     pub household_id: String,
+    /// Its region (not written to changes.jsonl; who may see the change over the API).
+    #[serde(skip)]
+    pub region_code: String,
     /// Its verdict in the previous completed run; null when new to the list.
     pub previous_verdict: Option<String>,
     /// Its verdict now; null when it left the list.
@@ -85,7 +99,7 @@ pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -
         seen.insert(&r.household_id);
         let before = previous.get(&r.household_id);
         let now = Kept::of(r);
-        if before == Some(&now) {
+        if before.is_some_and(|b| b.same_findings(&now)) {
             continue;
         }
         let old: BTreeSet<&FlagRef> = before.map(|k| k.flags.iter().collect()).unwrap_or_default();
@@ -114,6 +128,7 @@ pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -
             .collect();
         out.push(Change {
             household_id: r.household_id.clone(),
+            region_code: r.region_code.clone(),
             previous_verdict: before.map(|k| k.verdict.clone()),
             verdict: Some(r.verdict.clone()),
             added_flags,
@@ -124,6 +139,7 @@ pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -
         if !seen.contains(hid.as_str()) {
             out.push(Change {
                 household_id: hid.clone(),
+                region_code: k.region_code.clone(),
                 previous_verdict: Some(k.verdict.clone()),
                 verdict: None,
                 added_flags: vec![],

@@ -17,6 +17,7 @@ const ADMIN: &str = "admin-token-0001";
 const STAFF_4101: &str = "staff-token-4101";
 const SYSTEM_5120: &str = "system-token-5120";
 const AUDITOR: &str = "auditor-token-01";
+const FUJIAN: &str = "system-token-35";
 
 fn sha256_hex(s: &str) -> String {
     ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
@@ -86,6 +87,7 @@ impl Site {
             ("staff-zhengzhou", STAFF_4101, "staff", "[\"4101\"]"),
             ("system-ziyang", SYSTEM_5120, "system", "[\"5120\"]"),
             ("auditor", AUDITOR, "auditor", "[\"41\"]"),
+            ("system-fujian", FUJIAN, "system", "[\"35\"]"),
         ] {
             cfg.push_str(&format!(
                 "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\nrole = \"{role}\"\nregions = {regions}\n\n",
@@ -291,19 +293,6 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "bad_request");
-    let resp = c
-        .post(format!("{}/api/v1/checks", server.url))
-        .bearer_auth(ADMIN)
-        .body(vec![b' '; 2 * 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 413);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "body_too_large"
-    );
-
     // The audit log over the API: auditors (and admins) only, their regions only.
     let get = |token: &str, query: &str| {
         c.get(format!("{}/api/v1/audit{query}", server.url))
@@ -346,6 +335,20 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
             .status()
             .as_u16(),
         400
+    );
+
+    // (Last: the server does not read an oversized body, so it closes that connection.)
+    let resp = c
+        .post(format!("{}/api/v1/checks", server.url))
+        .bearer_auth(ADMIN)
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "body_too_large"
     );
 
     // SIGTERM: the server stops; every API check is in the audit log, which verifies.
@@ -410,4 +413,102 @@ async fn requests_beyond_the_rate_get_429() {
         "too_many_requests"
     );
     assert_eq!(post(&c, &server, Some(ADMIN), &body).await.0, 403);
+}
+
+/// Reconciliation runs over the API: a token sees the runs that checked households of
+/// its regions and only those households' changes (IDs masked for staff); a run it may
+/// not see is 404 like one that does not exist; auditors read no runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_runs_by_region() {
+    let site = Site::new();
+    ok(hedui(&[
+        "reconcile",
+        "--recipients",
+        &site.p("city/applicants.csv"),
+        "--lake",
+        &site.p("lake"),
+        "--policy",
+        &site.p("city/policy.toml"),
+        "--state",
+        &site.p("state"),
+        "--as-of",
+        &site.today,
+        "--out",
+        &site.p("recon"),
+    ]));
+    let all = lines(&site.dir.path().join("recon/changes.jsonl"));
+    let server = site.serve();
+    let c = client(&server);
+    let get = |token: &str, path: &str| {
+        c.get(format!("{}/api/v1/reconciliations{path}", server.url))
+            .bearer_auth(token)
+            .send()
+    };
+    let runs: Value = get(STAFF_4101, "").await.unwrap().json().await.unwrap();
+    assert_eq!(runs["reconciliations"][0]["id"], 1);
+    assert_eq!(runs["reconciliations"][0]["status"], "done");
+    for (token, prefix) in [(STAFF_4101, "4101"), (SYSTEM_5120, "5120")] {
+        let got: Value = get(token, "/1/changes")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = got["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["household_id"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = all
+            .iter()
+            .filter(|c| {
+                let hid = c["household_id"].as_str().unwrap();
+                expected_region(&site, hid).starts_with(prefix)
+            })
+            .map(|c| c["household_id"].as_str().unwrap())
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(ids, want, "{prefix}");
+    }
+    // Staff see the members of flags masked.
+    let staff: Value = get(STAFF_4101, "/1/changes")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for ch in staff["changes"].as_array().unwrap() {
+        for f in ch["added_flags"].as_array().unwrap() {
+            if let Some(m) = f["member"].as_str() {
+                assert!(m.contains("********"), "{m}");
+            }
+        }
+    }
+    // Another region's token: no run listed, and the run is 404, as is a run that
+    // does not exist; auditors read no runs.
+    let none: Value = get(FUJIAN, "").await.unwrap().json().await.unwrap();
+    assert_eq!(none["reconciliations"], json!([]));
+    assert_eq!(
+        get(FUJIAN, "/1/changes").await.unwrap().status().as_u16(),
+        404
+    );
+    assert_eq!(
+        get(ADMIN, "/999/changes").await.unwrap().status().as_u16(),
+        404
+    );
+    assert_eq!(
+        get(ADMIN, "/x/changes").await.unwrap().status().as_u16(),
+        404
+    );
+    assert_eq!(get(AUDITOR, "").await.unwrap().status().as_u16(), 403);
+}
+
+/// The region of a household of the city's batch.
+fn expected_region(site: &Site, hid: &str) -> String {
+    lines(&site.dir.path().join("recon/results.jsonl"))
+        .into_iter()
+        .find(|r| r["household_id"] == hid)
+        .map(|r| r["region_code"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
 }

@@ -81,7 +81,7 @@ async fn reconcile(
         .iter()
         .map(|r| (r.household_id.clone(), Kept::of(r)))
         .collect();
-    state.finish_run(run_id, &kept)?;
+    state.finish_run(run_id, &kept, &found)?;
     let detail = AuditDetail::of(&checked, state.id_hasher()?);
     state.append_audit(&os_actor(), "reconcile", &detail)?;
     Ok(Reconciled {

@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::handlers::{audit, checks, health};
+use super::handlers::{audit, checks, health, reconciliations};
 use super::AppState;
 
 /// Every route of the API.
@@ -15,6 +15,11 @@ pub fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/checks", post(checks::check))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/reconciliations", get(reconciliations::list))
+        .route(
+            "/api/v1/reconciliations/{id}/changes",
+            get(reconciliations::changes),
+        )
         .route("/healthz", get(health::healthz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)

@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS runs (
     sources     TEXT NOT NULL,
     error       TEXT
 );
+CREATE TABLE IF NOT EXISTS run_changes (
+    run_id       INTEGER NOT NULL REFERENCES runs(id),
+    household_id TEXT NOT NULL,
+    region_code  TEXT NOT NULL,
+    change       TEXT NOT NULL,
+    PRIMARY KEY (run_id, household_id)
+);
 CREATE TABLE IF NOT EXISTS run_households (
     run_id       INTEGER NOT NULL REFERENCES runs(id),
     household_id TEXT NOT NULL,
@@ -210,12 +217,13 @@ impl State {
         Ok(out)
     }
 
-    /// Completes run `run` with what it found, in one transaction: it becomes the
-    /// baseline of the next run only now.
+    /// Completes run `run` with what it found and the changes it reported, in one
+    /// transaction: it becomes the baseline of the next run only now.
     pub fn finish_run(
         &mut self,
         run: i64,
         households: &BTreeMap<String, Kept>,
+        changes: &[crate::changes::Change],
     ) -> Result<(), StateError> {
         let path = self.path.display().to_string();
         let q = |what: &str| {
@@ -238,6 +246,20 @@ impl State {
                 })?;
                 stmt.execute(params![run, hid, text])
                     .map_err(q("store the run's households"))?;
+            }
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO run_changes (run_id, household_id, region_code, change) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(q("store the run's changes"))?;
+            for c in changes {
+                let text = serde_json::to_string(c).map_err(|e| StateError::Corrupt {
+                    path: path.clone(),
+                    run,
+                    why: e.to_string(),
+                })?;
+                stmt.execute(params![run, c.household_id, c.region_code, text])
+                    .map_err(q("store the run's changes"))?;
             }
         }
         tx.execute(
@@ -262,6 +284,40 @@ impl State {
             )
             .map_err(self.err("mark the run failed"))?;
         Ok(())
+    }
+
+    /// The changes a completed run reported: (region_code, change as JSON), by household.
+    pub fn changes(&self, run: i64) -> Result<Vec<(String, String)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT region_code, change FROM run_changes WHERE run_id = ?1 ORDER BY household_id",
+            )
+            .map_err(self.err("read a run's changes"))?;
+        let rows = stmt
+            .query_map(params![run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err("read a run's changes"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("read a run's changes"))
+    }
+
+    /// The region codes of the households a run checked.
+    pub fn run_regions(&self, run: i64) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kept FROM run_households WHERE run_id = ?1")
+            .map_err(self.err("read a run's households"))?;
+        let rows = stmt
+            .query_map(params![run], |r| r.get::<_, String>(0))
+            .map_err(self.err("read a run's households"))?;
+        let mut out = std::collections::BTreeSet::new();
+        for text in rows {
+            let text = text.map_err(self.err("read a run's households"))?;
+            if let Ok(k) = serde_json::from_str::<Kept>(&text) {
+                out.insert(k.region_code);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Every run, newest first.

@@ -49,24 +49,27 @@ fn text(v: &Option<Value>) -> Option<String> {
     }
 }
 
-/// Masks the ID numbers of a result for roles without full view.
-fn mask_result(v: &mut Value) {
+/// Masks the ID numbers of one flag (its member and its evidence records).
+pub fn mask_flag(f: &mut Value) {
     use hedui_connectors::idnum::mask_id;
-    if let Some(flags) = v.get_mut("flags").and_then(Value::as_array_mut) {
-        for f in flags {
-            if let Some(Value::String(m)) = f.get_mut("member") {
-                *m = mask_id(m);
-            }
-            if let Some(ev) = f.get_mut("evidence").and_then(Value::as_array_mut) {
-                for e in ev {
-                    if let Some(Value::String(id)) =
-                        e.get_mut("record").and_then(|r| r.get_mut("id_number"))
-                    {
-                        *id = mask_id(id);
-                    }
-                }
+    if let Some(Value::String(m)) = f.get_mut("member") {
+        *m = mask_id(m);
+    }
+    if let Some(ev) = f.get_mut("evidence").and_then(Value::as_array_mut) {
+        for e in ev {
+            if let Some(Value::String(id)) =
+                e.get_mut("record").and_then(|r| r.get_mut("id_number"))
+            {
+                *id = mask_id(id);
             }
         }
+    }
+}
+
+/// Masks the ID numbers of a result for roles without full view.
+fn mask_result(v: &mut Value) {
+    if let Some(flags) = v.get_mut("flags").and_then(Value::as_array_mut) {
+        flags.iter_mut().for_each(mask_flag);
     }
 }
 

@@ -3,3 +3,4 @@
 pub mod audit;
 pub mod checks;
 pub mod health;
+pub mod reconciliations;
