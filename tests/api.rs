@@ -502,6 +502,29 @@ async fn reconciliation_runs_by_region() {
         404
     );
     assert_eq!(get(AUDITOR, "").await.unwrap().status().as_u16(), 403);
+
+    // /metrics: requests by route pattern and status (never a request's own values),
+    // latency histograms, checks per verdict, and each source's snapshot age.
+    let text = c
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("hedui_http_requests_total{route=\"/api/v1/reconciliations/{id}/changes\",status=\"404\"} 3"),
+        "{text}"
+    );
+    assert!(text
+        .contains("hedui_http_requests_total{route=\"/api/v1/reconciliations\",status=\"200\"} 2"));
+    assert!(text.contains(
+        "hedui_http_request_duration_seconds_count{route=\"/api/v1/reconciliations\"} 3"
+    ));
+    assert!(text.contains("hedui_checks_total{verdict=\"eligible\"} 0"));
+    assert!(text.contains("hedui_source_snapshot_age_seconds{source=\"hr\"} "));
+    assert!(!text.contains("/999/") && !text.contains("/x/"));
 }
 
 /// The region of a household of the city's batch.

@@ -52,6 +52,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     );
     let app = Arc::new(AppState {
         limiter: crate::server::limit::RateLimiter::new(config.requests_per_minute),
+        metrics: Default::default(),
         sources_label: input.label(),
         config,
         policy,

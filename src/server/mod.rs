@@ -4,13 +4,15 @@
 //! - [`config`]: `[server]` and `[[token]]`, validated before binding.
 //! - [`auth`]: bearer tokens by SHA-256, compared in constant time.
 //! - [`routes`]: the route table; [`handlers`]: one file per group of routes.
-//! - [`error`]: the JSON error shape; [`limit`]: requests per minute per token.
+//! - [`error`]: the JSON error shape; [`limit`]: requests per minute per token;
+//!   [`metrics`]: Prometheus counters and histograms.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod limit;
+pub mod metrics;
 pub mod routes;
 
 use std::future::Future;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub state: Mutex<State>,
     /// Requests per minute per token.
     pub limiter: limit::RateLimiter,
+    /// What `/metrics` reports.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::handlers::{audit, checks, health, reconciliations};
-use super::AppState;
+use super::{metrics, AppState};
 
 /// Every route of the API.
 pub fn router(app: Arc<AppState>) -> Router {
@@ -21,6 +21,11 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(reconciliations::changes),
         )
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::scrape))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }

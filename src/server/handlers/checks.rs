@@ -206,6 +206,7 @@ pub async fn check(
             .append_audit(&format!("token:{}", token.name), "api", &detail)
             .map_err(|e| ApiError::internal(&e.into()))?;
     }
+    app.metrics.verdict(&result.verdict);
     tracing::info!(household = %result.household_id, verdict = %result.verdict, token = %token.name, "check");
     let mut v = serde_json::to_value(result)
         .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?;
