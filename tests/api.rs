@@ -38,6 +38,8 @@ struct Server {
     child: Child,
     url: String,
     ca: reqwest::Certificate,
+    /// Everything the server wrote on stderr (its logs at debug level).
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Server {
@@ -113,29 +115,44 @@ impl Site {
     fn serve(&self) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hedui"))
             .args(["serve", "--config", &self.p("hedui.toml")])
+            .env("HEDUI_LOG", "info,hedui=debug")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
         let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let url = loop {
             line.clear();
             assert!(
                 err.read_line(&mut line).unwrap() > 0,
                 "the server ended before listening"
             );
+            log.lock().unwrap().push_str(&line);
             if let Some(u) = line.trim().strip_prefix("hedui: listening on ") {
                 break u.to_owned();
             }
         };
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || for _ in err.lines() {});
+        // Keep reading stderr (the server never blocks on it) and keep it for the test.
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for l in err.lines().map_while(Result::ok) {
+                let mut k = kept.lock().unwrap();
+                k.push_str(&l);
+                k.push('\n');
+            }
+        });
         let ca = reqwest::Certificate::from_pem(
             &std::fs::read(self.dir.path().join("server.pem")).unwrap(),
         )
         .unwrap();
-        Server { child, url, ca }
+        Server {
+            child,
+            url,
+            ca,
+            log,
+        }
     }
 }
 
@@ -371,6 +388,24 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
     // The parity checks, the staff check (and no entry for refused or invalid requests).
     let n = all.len() + 1;
     assert!(said.contains(&format!(": {n} entries")), "{said}");
+
+    // The server's logs (debug level, every request above) hold no ID number and no
+    // token.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("hedui: stopped"), "{log}");
+    for (_, body) in &all {
+        for m in body["members"].as_array().unwrap() {
+            let id = m["id_number"].as_str().unwrap();
+            assert!(
+                !log.contains(id) && !log.contains(&id[..17]),
+                "an ID number in the log"
+            );
+        }
+    }
+    for t in [ADMIN, STAFF_4101, SYSTEM_5120, AUDITOR, "not-a-token"] {
+        assert!(!log.contains(t), "a token in the log");
+    }
 }
 
 /// Beyond `requests_per_minute`, a token gets 429 with Retry-After; another token is not
