@@ -207,20 +207,7 @@ impl DataArgs {
                     lookups: vec![],
                 })
             }
-            (None, None, Some(file)) => {
-                let d = crate::config::Deployment::load(file)?;
-                let lookups = d
-                    .sources
-                    .iter()
-                    .filter(|s| s.mode == crate::config::SourceMode::Lookup)
-                    .cloned()
-                    .collect();
-                Ok(SourceInput::Lake {
-                    lake: d.lake,
-                    at,
-                    lookups,
-                })
-            }
+            (None, None, Some(file)) => Ok(crate::config::Deployment::load(file)?.source_input(at)),
             _ => Err(Error::Usage(
                 "give exactly one of --sources DIR, --lake URL and --config FILE".into(),
             )),

@@ -615,6 +615,24 @@ impl Deployment {
     pub fn source(&self, name: SourceName) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
     }
+
+    /// The departments' data of checks under this deployment: its lake, as committed at
+    /// `at` (now when `None`), and its lookup-mode sources.
+    pub fn source_input(
+        &self,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> crate::sources::SourceInput {
+        crate::sources::SourceInput::Lake {
+            lake: self.lake.clone(),
+            at,
+            lookups: self
+                .sources
+                .iter()
+                .filter(|s| s.mode == SourceMode::Lookup)
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::policy::Policy;
 use crate::server::config::ServerConfig;
 use crate::server::{run, tls_config, AppState};
-use crate::sources::{self, SourceInput};
+use crate::sources;
 use crate::state::State;
 
 /// Runs the server until it is told to stop.
@@ -17,17 +17,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let d = Deployment::load(&args.config)?;
     let config = ServerConfig::from_deployment(&d)?;
     let policy = Policy::load(&config.policy)?;
-    let lookups = d
-        .sources
-        .iter()
-        .filter(|s| s.mode == crate::config::SourceMode::Lookup)
-        .cloned()
-        .collect();
-    let input = SourceInput::Lake {
-        lake: d.lake.clone(),
-        at: None,
-        lookups,
-    };
+    let input = d.source_input(None);
     let opened = sources::open(&input).await?;
     let state = State::open(&d.state_path)?;
     let tls = match &config.tls {
