@@ -570,3 +570,60 @@ fn expected_region(site: &Site, hid: &str) -> String {
         .map(|r| r["region_code"].as_str().unwrap().to_owned())
         .unwrap_or_default()
 }
+
+/// The OpenAPI document is served, is OpenAPI 3, lists exactly the API's routes, and
+/// every route it lists answers (none falls through to the "no such route" 404, which an
+/// undocumented path gets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_matches_the_routes() {
+    let site = Site::new();
+    let server = site.serve();
+    let c = client(&server);
+    let doc: Value = c
+        .get(format!("{}/api/v1/openapi.json", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let mut routes: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            routes.push((method.clone(), path.clone()));
+        }
+    }
+    routes.sort();
+    let want: Vec<(String, String)> = [
+        ("get", "/api/v1/audit"),
+        ("get", "/api/v1/openapi.json"),
+        ("get", "/api/v1/reconciliations"),
+        ("get", "/api/v1/reconciliations/{id}/changes"),
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("post", "/api/v1/checks"),
+    ]
+    .iter()
+    .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+    .collect();
+    assert_eq!(routes, want);
+    for (method, path) in &routes {
+        let url = format!("{}{}", server.url, path.replace("{id}", "1"));
+        let req = match method.as_str() {
+            "post" => c.post(url).json(&json!({})),
+            _ => c.get(url),
+        };
+        let resp = req.bearer_auth(ADMIN).send().await.unwrap();
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("\"no_route\""), "{method} {path}: {body}");
+    }
+    let resp = c
+        .get(format!("{}/api/v1/nothing", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "no_route");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -136,6 +136,11 @@ pub async fn track(State(app): State<Arc<AppState>>, req: Request, next: Next) -
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+)]
 pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     app.metrics.render(&mut out);

@@ -46,6 +46,22 @@ fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// Lists audit entries.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    params(
+        ("from" = Option<String>, Query, description = "Entries at or after this time (RFC 3339 or YYYY-MM-DD)"),
+        ("to" = Option<String>, Query, description = "Entries before this time"),
+        ("region" = Option<String>, Query, description = "Only households whose region code starts with this"),
+    ),
+    responses(
+        (status = 200, description = "`{\"entries\": [...]}`: seq, at, actor, kind, households of the token's regions, sources, hashes"),
+        (status = 400, description = "A bad time"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "Not an auditor or admin token"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,

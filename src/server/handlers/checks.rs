@@ -74,6 +74,21 @@ fn mask_result(v: &mut Value) {
 }
 
 /// Checks one household.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checks",
+    description = "One household as JSON (household_id, region_code, area_type, aid_type, authorization_id, members [{id_number, name, relation}], optional as_of; values as SPEC §3 accepts them) → the results.jsonl object of that household.",
+    responses(
+        (status = 200, description = "The household's result (SPEC §7 results.jsonl object)"),
+        (status = 400, description = "Not a check request"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "The token's role or regions do not allow it"),
+        (status = 413, description = "Body larger than max_body_mb"),
+        (status = 422, description = "The household is rejected: SPEC §3 reason codes in `rejections`"),
+        (status = 429, description = "requests_per_minute used up (Retry-After)"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn check(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -10,6 +10,14 @@ use serde_json::{json, Value};
 use crate::server::AppState;
 
 /// 200 `{"status":"ready"}`, or 503 naming what does not answer.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses(
+        (status = 200, description = "The state database and the lake answer"),
+        (status = 503, description = "One of them does not"),
+    )
+)]
 pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let db = app.state.lock().map(|s| s.ping().is_ok()).unwrap_or(false);
     let lake = match &app.opened {

@@ -31,6 +31,16 @@ fn unavailable() -> ApiError {
 }
 
 /// The runs the token may see, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reconciliations",
+    responses(
+        (status = 200, description = "`{\"reconciliations\": [{id, status, started_at, as_of}]}`"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "An auditor token"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -57,6 +67,18 @@ pub async fn list(
 }
 
 /// One run's changes, those of the token's regions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reconciliations/{id}/changes",
+    params(("id" = i64, Path, description = "The run")),
+    responses(
+        (status = 200, description = "`{id, status, changes: [changes.jsonl lines]}`"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "An auditor token"),
+        (status = 404, description = "No such run, or none of the token's regions"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn changes(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
