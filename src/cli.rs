@@ -178,6 +178,14 @@ pub struct ReconcileArgs {
 impl DataArgs {
     /// The departments' data this run reads.
     pub fn source_input(&self) -> Result<crate::sources::SourceInput, crate::error::Error> {
+        Ok(self.source_input_and_state()?.0)
+    }
+
+    /// The departments' data this run reads, and the deployment's `[state]` folder when
+    /// `--config` names one (the config is read once).
+    pub fn source_input_and_state(
+        &self,
+    ) -> Result<(crate::sources::SourceInput, Option<PathBuf>), crate::error::Error> {
         use crate::error::Error;
         use crate::sources::SourceInput;
         let at = match &self.snapshot_at {
@@ -193,7 +201,7 @@ impl DataArgs {
             ),
         };
         match (&self.sources, &self.lake, &self.config) {
-            (Some(dir), None, None) if at.is_none() => Ok(SourceInput::Folder(dir.clone())),
+            (Some(dir), None, None) if at.is_none() => Ok((SourceInput::Folder(dir.clone()), None)),
             (Some(_), None, None) => Err(Error::Usage(
                 "--snapshot-at reads a lake: give --lake URL or --config FILE, not --sources"
                     .into(),
@@ -201,13 +209,19 @@ impl DataArgs {
             (None, Some(url), None) => {
                 let lake = crate::config::LakeConfig::from_url(url)
                     .map_err(|why| Error::Usage(format!("invalid --lake {url:?}: {why}")))?;
-                Ok(SourceInput::Lake {
-                    lake,
-                    at,
-                    lookups: vec![],
-                })
+                Ok((
+                    SourceInput::Lake {
+                        lake,
+                        at,
+                        lookups: vec![],
+                    },
+                    None,
+                ))
             }
-            (None, None, Some(file)) => Ok(crate::config::Deployment::load(file)?.source_input(at)),
+            (None, None, Some(file)) => {
+                let d = crate::config::Deployment::load(file)?;
+                Ok((d.source_input(at), Some(d.state_path)))
+            }
             _ => Err(Error::Usage(
                 "give exactly one of --sources DIR, --lake URL and --config FILE".into(),
             )),

@@ -368,6 +368,17 @@ async fn from_lake(
             if let Some(rel) = &entry.problems_file {
                 s.problems.extend(read_problems(lake, rel).await?);
             }
+            // What this snapshot's table is, whether or not it is used.
+            let read = TableStatus {
+                files: entry.files.clone(),
+                rows_read: entry.rows + entry.problems,
+                problems: usize::try_from(entry.problems).unwrap_or(usize::MAX),
+                snapshot: Some(m.seq),
+                snapshot_id: Some(m.snapshot_id.clone()),
+                committed_at: Some(m.committed_at.to_rfc3339()),
+                pulled_at: Some(m.pulled_at.to_rfc3339()),
+                ..TableStatus::absent(t)
+            };
             if entry.rows == 0 {
                 // A snapshot of an empty delivery (committed before ingest refused
                 // them, or only malformed records): absent, as in a folder (SPEC §2).
@@ -378,14 +389,7 @@ async fn from_lake(
                 s.missing.push(source.to_owned());
                 s.tables.push(TableStatus {
                     absent_because: Some(NO_USABLE_RECORD),
-                    files: entry.files.clone(),
-                    rows_read: entry.problems,
-                    problems: usize::try_from(entry.problems).unwrap_or(usize::MAX),
-                    snapshot: Some(m.seq),
-                    snapshot_id: Some(m.snapshot_id.clone()),
-                    committed_at: Some(m.committed_at.to_rfc3339()),
-                    pulled_at: Some(m.pulled_at.to_rfc3339()),
-                    ..TableStatus::absent(t)
+                    ..read
                 });
                 continue;
             }
@@ -393,15 +397,8 @@ async fn from_lake(
             s.tables.push(TableStatus {
                 present: true,
                 absent_because: None,
-                files: entry.files.clone(),
-                rows_read: entry.rows + entry.problems,
                 rows: usize::try_from(entry.rows).unwrap_or(usize::MAX),
-                problems: usize::try_from(entry.problems).unwrap_or(usize::MAX),
-                snapshot: Some(m.seq),
-                snapshot_id: Some(m.snapshot_id.clone()),
-                committed_at: Some(m.committed_at.to_rfc3339()),
-                pulled_at: Some(m.pulled_at.to_rfc3339()),
-                ..TableStatus::absent(t)
+                ..read
             });
         }
     }

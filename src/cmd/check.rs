@@ -12,9 +12,10 @@ use crate::state::State;
 
 /// Runs `check` and writes its outputs; returns the run's summary.
 pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
+    let (sources, config_state) = args.data.source_input_and_state()?;
     let opts = CheckOptions {
         applicants: args.applicants.clone(),
-        sources: args.data.source_input()?,
+        sources,
         policy: args.policy.clone(),
         as_of: super::as_of(args.as_of.as_deref())?,
     };
@@ -23,10 +24,8 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
     progress.step(&format!("results written to {}", args.out.display()));
     // The audit log of the deployment's [state] (or HEDUI_STATE): who looked at whose
     // data, under which authorization, on which snapshots.
-    let state_dir = match &args.data.config {
-        Some(file) => Some(crate::config::Deployment::load(file)?.state_path),
-        None => std::env::var_os("HEDUI_STATE").map(std::path::PathBuf::from),
-    };
+    let state_dir =
+        config_state.or_else(|| std::env::var_os("HEDUI_STATE").map(std::path::PathBuf::from));
     match state_dir {
         Some(dir) => {
             let mut state = State::open(&dir)?;

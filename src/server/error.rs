@@ -59,6 +59,15 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", why)
     }
 
+    /// 503: the state database cannot be used now.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "状态数据库暂不可用，请稍后再试（the state database is unavailable; try again later）",
+        )
+    }
+
     /// 500 for a fault: the details go to the log (masked), not to the client.
     pub fn internal(e: &crate::error::Error) -> Self {
         tracing::error!(

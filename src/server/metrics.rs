@@ -14,16 +14,23 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 
-/// Upper bounds of the latency buckets, seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+/// Upper bounds of the latency buckets, microseconds (durations are kept as whole
+/// microseconds and printed as seconds: no binary floats anywhere in hedui).
+const BUCKETS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    10_000_000,
 ];
+
+/// Microseconds as seconds with six fraction digits (`0.002500`).
+fn seconds(us: u64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    counts: [u64; BUCKETS_US.len()],
     count: u64,
-    sum: f64,
+    sum_us: u64,
 }
 
 /// What the server counts.
@@ -35,20 +42,20 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one request of `route` answered with `status` after `secs`.
-    pub fn request(&self, route: &str, status: u16, secs: f64) {
+    /// Counts one request of `route` answered with `status` after `us` microseconds.
+    pub fn request(&self, route: &str, status: u16, us: u64) {
         if let Ok(mut r) = self.requests.lock() {
             *r.entry((route.to_owned(), status)).or_default() += 1;
         }
         if let Ok(mut l) = self.latency.lock() {
             let h = l.entry(route.to_owned()).or_default();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if secs <= *b {
+            for (i, b) in BUCKETS_US.iter().enumerate() {
+                if us <= *b {
                     h.counts[i] += 1;
                 }
             }
             h.count += 1;
-            h.sum += secs;
+            h.sum_us = h.sum_us.saturating_add(us);
         }
     }
 
@@ -81,10 +88,11 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE hedui_http_request_duration_seconds histogram");
         if let Ok(l) = self.latency.lock() {
             for (route, h) in l.iter() {
-                for (i, b) in BUCKETS.iter().enumerate() {
+                for (i, b) in BUCKETS_US.iter().enumerate() {
                     let _ = writeln!(
                         out,
-                        "hedui_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {}",
+                        "hedui_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {}",
+                        seconds(*b),
                         h.counts[i]
                     );
                 }
@@ -96,7 +104,7 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "hedui_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                    h.sum
+                    seconds(h.sum_us)
                 );
                 let _ = writeln!(
                     out,
@@ -127,11 +135,8 @@ pub async fn track(State(app): State<Arc<AppState>>, req: Request, next: Next) -
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     let resp = next.run(req).await;
-    app.metrics.request(
-        &route,
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    app.metrics.request(&route, resp.status().as_u16(), us);
     resp
 }
 
@@ -149,10 +154,14 @@ pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     if let crate::sources::Opened::Lake { lake, .. } = &app.opened {
         for (source, _) in hedui_connectors::schema::sources() {
             if let Ok(Some(m)) = lake.snapshot_at(source, None).await {
-                let age = (chrono::Utc::now() - m.pulled_at).num_milliseconds() as f64 / 1000.0;
+                let age_us = (chrono::Utc::now() - m.pulled_at)
+                    .num_microseconds()
+                    .and_then(|u| u64::try_from(u).ok())
+                    .unwrap_or(0);
                 let _ = writeln!(
                     out,
-                    "hedui_source_snapshot_age_seconds{{source=\"{source}\"}} {age}"
+                    "hedui_source_snapshot_age_seconds{{source=\"{source}\"}} {}",
+                    seconds(age_us)
                 );
             }
         }
@@ -165,4 +174,32 @@ pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
         out,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durations are counted in whole microseconds and printed as exact seconds, each
+    /// in every bucket at or above it.
+    #[test]
+    fn histograms_in_exact_seconds() {
+        assert_eq!(seconds(2_500), "0.002500");
+        assert_eq!(seconds(10_000_000), "10.000000");
+        let m = Metrics::default();
+        m.request("/healthz", 200, 3_000);
+        m.request("/healthz", 200, 40_000);
+        let mut out = String::new();
+        m.render(&mut out);
+        for line in [
+            "hedui_http_requests_total{route=\"/healthz\",status=\"200\"} 2",
+            "hedui_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.002500\"} 0",
+            "hedui_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005000\"} 1",
+            "hedui_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.050000\"} 2",
+            "hedui_http_request_duration_seconds_sum{route=\"/healthz\"} 0.043000",
+            "hedui_http_request_duration_seconds_count{route=\"/healthz\"} 2",
+        ] {
+            assert!(out.contains(line), "{line}\n{out}");
+        }
+    }
 }

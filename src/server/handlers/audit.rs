@@ -77,13 +77,7 @@ pub async fn list(
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let (from, to) = (bound(&q.from, "from")?, bound(&q.to, "to")?);
     let entries = {
-        let state = app.state.lock().map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "state database unavailable",
-            )
-        })?;
+        let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
         state
             .audit_entries()
             .map_err(|e| ApiError::internal(&e.into()))?

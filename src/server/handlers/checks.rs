@@ -206,13 +206,7 @@ pub async fn check(
         ));
     };
     {
-        let mut state = app.state.lock().map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "state database unavailable",
-            )
-        })?;
+        let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
         let hasher = state
             .id_hasher()
             .map_err(|e| ApiError::internal(&e.into()))?;

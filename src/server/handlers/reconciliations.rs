@@ -22,14 +22,6 @@ fn may_read_runs(token: &Token) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "state database unavailable",
-    )
-}
-
 /// The runs the token may see, newest first.
 #[utoipa::path(
     get,
@@ -47,7 +39,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let token = app.caller(&headers)?;
     may_read_runs(token)?;
-    let state = app.state.lock().map_err(|_| unavailable())?;
+    let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
     let mut out = Vec::new();
     for run in state.runs().map_err(|e| ApiError::internal(&e.into()))? {
         let regions = state
@@ -94,7 +86,7 @@ pub async fn changes(
         )
     };
     let run: i64 = id.trim().parse().map_err(|_| not_found())?;
-    let state = app.state.lock().map_err(|_| unavailable())?;
+    let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
     let known = state
         .runs()
         .map_err(|e| ApiError::internal(&e.into()))?
