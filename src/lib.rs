@@ -39,6 +39,7 @@ pub mod lookup;
 pub mod output;
 pub mod policy;
 pub mod progress;
+pub mod reconcile;
 pub mod server;
 pub mod sources;
 pub mod stage;

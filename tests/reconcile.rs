@@ -235,6 +235,36 @@ fn reconciliation_reports_exactly_what_changed() {
     );
     // What check writes is written too.
     assert_eq!(r.fx.results().len(), 3);
+
+    // The staff report leads with the changes: first who became ineligible and why,
+    // with the evidence, before the totals; IDs masked.
+    let report = std::fs::read_to_string(r.fx.path("out/report.html")).unwrap();
+    let at = |s: &str| {
+        report
+            .find(s)
+            .unwrap_or_else(|| panic!("report.html lacks {s}"))
+    };
+    assert!(report.contains("居民家庭经济状况复核报告"));
+    assert!(at("一、本次复核的变化") < at("二、总体情况"));
+    assert!(report.contains("与第 2 次复核比较，4 户有变化"));
+    // H001 (became ineligible) comes before H002, H004 (other changes) and H003 (left).
+    let h1 = at("申请编号 H001　符合条件 → ");
+    assert!(h1 < at("申请编号 H004　不符合条件 → "));
+    assert!(at("申请编号 H004　不符合条件 → ") < at("申请编号 H003　需人工复核 → "));
+    assert!(at("申请编号 H003　需人工复核 → ") < at("二、总体情况"));
+    let h1_part = &report[h1..at("申请编号 H004　不符合条件 → ")];
+    assert!(h1_part.contains("新发现【否决项】家庭月人均收入 1333.33 元，超过上限 720.00 元"));
+    assert!(
+        h1_part.contains("依据：人社收入（hr_income.csv 第1行）"),
+        "{h1_part}"
+    );
+    assert!(h1_part.contains("另有 5 条依据记录"), "{h1_part}");
+    assert!(report.contains("已消除：金融资产超过上限"));
+    assert!(report.contains("已不在名单中"));
+    assert!(
+        !report.contains(p.a.as_str()),
+        "a full ID number in the report"
+    );
 }
 
 /// A run killed after writing its outputs, and a run that fails, are never the

@@ -53,11 +53,33 @@ pub fn write_jsonl<T: Serialize>(dir: &Path, name: &str, items: &[T]) -> Result<
     })
 }
 
+/// A reconciliation run's changes against its previous completed run, which its report
+/// leads with.
+#[derive(Debug, Clone, Copy)]
+pub struct Compared<'a> {
+    /// This run.
+    pub run_id: i64,
+    /// The run compared with, if any.
+    pub previous: Option<i64>,
+    /// What changed, by household.
+    pub changes: &'a [crate::changes::Change],
+}
+
 /// Writes every output file of a check run into `dir` (created if needed); returns the
 /// summary it wrote.
 pub fn write_all(
     dir: &Path,
     run: &CheckRun,
+    progress: &Progress,
+) -> Result<summary::Summary, Error> {
+    write_all_with(dir, run, None, progress)
+}
+
+/// [`write_all`] for a reconciliation: the report leads with `compared`'s changes.
+pub fn write_all_with(
+    dir: &Path,
+    run: &CheckRun,
+    compared: Option<&Compared<'_>>,
     progress: &Progress,
 ) -> Result<summary::Summary, Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Output {
@@ -73,7 +95,7 @@ pub fn write_all(
         serde_json::to_writer_pretty(&mut *w, &summary)?;
         w.write_all(b"\n")
     })?;
-    report::write(dir, run, &summary)?;
+    report::write(dir, run, &summary, compared)?;
     progress.step("report.html written");
     Ok(summary)
 }

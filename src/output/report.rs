@@ -71,6 +71,24 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// A rule's name in a few words (for findings no longer raised).
+fn rule_zh(rule: &str) -> &str {
+    match rule {
+        "identity_not_found" => "户籍查无此人",
+        "member_deceased" => "成员户籍状态为已死亡",
+        "name_mismatch" => "姓名与户籍登记不一致",
+        "income_over_limit" => "收入超过上限",
+        "financial_assets_over_limit" => "金融资产超过上限",
+        "residential_properties_over_limit" => "住房套数超过上限",
+        "commercial_property" => "名下有商业用房",
+        "residential_area_over_limit" => "住房面积超过上限",
+        "vehicle_owned" => "名下有机动车",
+        "undeclared_employment" => "有公积金缴存但无工资收入记录",
+        "member_in_multiple_households" => "成员同时出现在多个申请中",
+        other => other,
+    }
+}
+
 /// A finding in words.
 fn finding_zh(f: &Flag, who: &str) -> String {
     let (v, l) = (text(&f.value), text(&f.limit));
@@ -163,6 +181,130 @@ fn region_label(labels: &BTreeMap<String, String>, code: &str) -> String {
     labels.get(code).cloned().unwrap_or_else(|| code.to_owned())
 }
 
+fn flag_view(f: &Flag, who: &str) -> FlagView {
+    FlagView {
+        text: finding_zh(f, who),
+        severity: if f.severity == "disqualifying" {
+            "否决项"
+        } else {
+            "复核项"
+        },
+        disqualifying: f.severity == "disqualifying",
+        evidence: f
+            .evidence
+            .iter()
+            .take(EVIDENCE_SHOWN)
+            .map(evidence_view)
+            .collect(),
+        more_evidence: f.evidence.len().saturating_sub(EVIDENCE_SHOWN),
+    }
+}
+
+/// How a member is named in findings: `张三（410184********123X）`.
+fn member_label(declared: Option<&Household>, id: &Option<String>) -> String {
+    let Some(id) = id else {
+        return String::new();
+    };
+    let name = declared
+        .and_then(|h| h.members.iter().find(|m| &m.id_number == id))
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    format!("{name}（{}）", mask_id(id))
+}
+
+#[derive(Serialize)]
+struct ChangeView {
+    id: String,
+    region: String,
+    before: &'static str,
+    after: &'static str,
+    colour: &'static str,
+    added: Vec<FlagView>,
+    removed: Vec<String>,
+}
+
+/// The changes of a reconciliation: those that became ineligible first, then other
+/// changes of verdict, then findings alone, then households new to or gone from the list.
+fn change_views(
+    changes: &[crate::changes::Change],
+    run: &CheckRun,
+    declared: &HashMap<&str, &Household>,
+) -> Vec<ChangeView> {
+    let results: HashMap<&str, &HouseholdResult> = run
+        .results
+        .iter()
+        .map(|r| (r.household_id.as_str(), r))
+        .collect();
+    let rank = |c: &crate::changes::Change| match (&c.previous_verdict, &c.verdict) {
+        (Some(p), Some(v)) if v == "ineligible" && p != v => 0,
+        (Some(p), Some(v)) if p != v => 1,
+        (Some(_), Some(_)) => 2,
+        _ => 3,
+    };
+    let mut ordered: Vec<&crate::changes::Change> = changes.iter().collect();
+    ordered.sort_by(|a, b| (rank(a), &a.household_id).cmp(&(rank(b), &b.household_id)));
+    ordered
+        .into_iter()
+        .map(|c| {
+            let h = declared.get(c.household_id.as_str()).copied();
+            let current = results.get(c.household_id.as_str());
+            let added = c
+                .added_flags
+                .iter()
+                .map(|a| {
+                    let severity = current
+                        .and_then(|r| {
+                            r.flags
+                                .iter()
+                                .find(|f| f.rule == a.rule && f.member == a.member)
+                        })
+                        .map_or_else(|| "review".to_owned(), |f| f.severity.clone());
+                    let f = Flag {
+                        rule: a.rule.clone(),
+                        severity,
+                        member: a.member.clone(),
+                        value: a.value.clone(),
+                        limit: a.limit.clone(),
+                        evidence: a.evidence.clone(),
+                    };
+                    flag_view(&f, &member_label(h, &a.member))
+                })
+                .collect();
+            let removed = c
+                .removed_flags
+                .iter()
+                .map(|f| {
+                    let who = member_label(h, &f.member);
+                    if who.is_empty() {
+                        rule_zh(&f.rule).to_owned()
+                    } else {
+                        format!("成员{who}：{}", rule_zh(&f.rule))
+                    }
+                })
+                .collect();
+            let after = c.verdict.as_deref();
+            let vi = after
+                .and_then(|v| VERDICTS.iter().position(|x| *x == v))
+                .unwrap_or(2);
+            ChangeView {
+                id: c.household_id.clone(),
+                region: current.map_or_else(
+                    || c.region_code.clone(),
+                    |r| region_label(&run.region_labels, &r.region_code),
+                ),
+                before: c
+                    .previous_verdict
+                    .as_deref()
+                    .map_or("新列入名单", verdict_zh),
+                after: after.map_or("已不在名单中", verdict_zh),
+                colour: COLOURS[vi],
+                added,
+                removed,
+            }
+        })
+        .collect()
+}
+
 fn household_view(
     r: &HouseholdResult,
     declared: Option<&Household>,
@@ -180,14 +322,7 @@ fn household_view(
                 .collect()
         })
         .unwrap_or_default();
-    let who = |id: &Option<String>| -> String {
-        let Some(id) = id else { return String::new() };
-        let name = declared
-            .and_then(|h| h.members.iter().find(|m| &m.id_number == id))
-            .map(|m| m.name.clone())
-            .unwrap_or_default();
-        format!("{name}（{}）", mask_id(id))
-    };
+    let who = |id: &Option<String>| member_label(declared, id);
     let vi = VERDICTS.iter().position(|v| *v == r.verdict).unwrap_or(0);
     HouseholdView {
         id: r.household_id.clone(),
@@ -204,22 +339,7 @@ fn household_view(
         flags: r
             .flags
             .iter()
-            .map(|f| FlagView {
-                text: finding_zh(f, &who(&f.member)),
-                severity: if f.severity == "disqualifying" {
-                    "否决项"
-                } else {
-                    "复核项"
-                },
-                disqualifying: f.severity == "disqualifying",
-                evidence: f
-                    .evidence
-                    .iter()
-                    .take(EVIDENCE_SHOWN)
-                    .map(evidence_view)
-                    .collect(),
-                more_evidence: f.evidence.len().saturating_sub(EVIDENCE_SHOWN),
-            })
+            .map(|f| flag_view(f, &who(&f.member)))
             .collect(),
         missing: r
             .missing_sources
@@ -283,8 +403,16 @@ fn bars(results: &[HouseholdResult], labels: &BTreeMap<String, String>) -> Vec<B
         .collect()
 }
 
-/// Writes `report.html` into `dir`.
-pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error> {
+/// Chinese numerals of the report's sections, in order.
+const SECTION_NUMERALS: [&str; 8] = ["一", "二", "三", "四", "五", "六", "七", "八"];
+
+/// Writes `report.html` into `dir`; a reconciliation's report leads with its changes.
+pub fn write(
+    dir: &Path,
+    run: &CheckRun,
+    summary: &Summary,
+    compared: Option<&super::Compared<'_>>,
+) -> Result<(), Error> {
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)
         .map_err(|e| Error::Internal(format!("report template: {e}")))?;
@@ -356,7 +484,21 @@ pub fn write(dir: &Path, run: &CheckRun, summary: &Summary) -> Result<(), Error>
             )
         })
         .collect();
+    let changes = compared.map(|c| change_views(c.changes, run, &declared));
+    let mut sections: Vec<&str> = Vec::new();
+    if compared.is_some() {
+        sections.push("changes");
+    }
+    sections.extend(["overview", "chart", "sources"]);
+    if !rejections.is_empty() {
+        sections.push("rejections");
+    }
+    sections.push("households");
+    let sec: BTreeMap<&str, &str> = sections.into_iter().zip(SECTION_NUMERALS).collect();
     let ctx = context! {
+        sec,
+        reconciliation => compared.map(|c| context! { run_id => c.run_id, previous => c.previous }),
+        changes,
         as_of => summary.as_of,
         applicants => summary.applicants.file,
         rows_read => summary.applicants.rows_read,

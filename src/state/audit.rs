@@ -128,6 +128,50 @@ impl AuditDetail {
     }
 }
 
+/// Appends an entry within the write transaction `tx` (begun IMMEDIATE, so the chain's
+/// last entry cannot change under it); returns its sequence number.
+pub(super) fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &str,
+    key: &hmac::Key,
+    actor: &str,
+    kind: &str,
+    detail: &AuditDetail,
+) -> Result<i64, StateError> {
+    let q = |what: &'static str| {
+        move |source| StateError::Query {
+            path: path.to_owned(),
+            what: what.into(),
+            source,
+        }
+    };
+    let detail = serde_json::to_string(detail).map_err(|e| StateError::Open {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })?;
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(q("read the audit log"))?;
+    let (seq, prev) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_owned()),
+    };
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let hash = entry_hash(key, seq, &at, actor, kind, &detail, &prev);
+    tx.execute(
+        "INSERT INTO audit (seq, at, actor, kind, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![seq, at, actor, kind, detail, prev, hash],
+    )
+    .map_err(q("append to the audit log"))?;
+    Ok(seq)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -161,7 +205,7 @@ pub fn os_actor() -> String {
 
 impl State {
     /// The key of the ID hashes, created on first use (owner-only file).
-    fn audit_key(&self) -> Result<hmac::Key, StateError> {
+    pub(super) fn audit_key(&self) -> Result<hmac::Key, StateError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let path = dir.join(KEY_FILE);
         let fail = |why: String| StateError::Open {
@@ -222,34 +266,11 @@ impl State {
             }
         };
         let key = self.audit_key()?;
-        let detail = serde_json::to_string(detail).map_err(|e| StateError::Open {
-            path: path.clone(),
-            why: e.to_string(),
-        })?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(q("append to the audit log"))?;
-        let last: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(q("read the audit log"))?;
-        let (seq, prev) = match last {
-            Some((s, h)) => (s + 1, h),
-            None => (1, GENESIS.to_owned()),
-        };
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let hash = entry_hash(&key, seq, &at, actor, kind, &detail, &prev);
-        tx.execute(
-            "INSERT INTO audit (seq, at, actor, kind, detail, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![seq, at, actor, kind, detail, prev, hash],
-        )
-        .map_err(q("append to the audit log"))?;
+        let seq = append_in(&tx, &path, &key, actor, kind, detail)?;
         tx.commit().map_err(q("append to the audit log"))?;
         Ok(seq)
     }

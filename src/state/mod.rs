@@ -8,6 +8,7 @@
 //! of a later one: the baseline is always the latest `done` run.
 
 pub mod audit;
+pub mod jobs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -143,6 +144,8 @@ impl State {
             .map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch(audit::SCHEMA)
             .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(jobs::SCHEMA)
+            .map_err(|e| open_err(e.to_string()))?;
         Ok(State { conn, path })
     }
 
@@ -217,21 +220,28 @@ impl State {
         Ok(out)
     }
 
-    /// Completes run `run` with what it found and the changes it reported, in one
-    /// transaction: it becomes the baseline of the next run only now.
+    /// Completes run `run` with what it found and the changes it reported, appends its
+    /// audit entry and (for a job) completes the job, all in one transaction: the run
+    /// becomes the baseline of the next run only now, and is audited exactly once.
     pub fn finish_run(
         &mut self,
         run: i64,
         households: &BTreeMap<String, Kept>,
         changes: &[crate::changes::Change],
+        audit: (&str, &str, &audit::AuditDetail),
+        job: Option<(&str, &serde_json::Value)>,
     ) -> Result<(), StateError> {
+        let key = self.audit_key()?;
         let path = self.path.display().to_string();
         let q = |what: &str| {
             let path = path.clone();
             let what = what.to_owned();
             move |source| StateError::Query { path, what, source }
         };
-        let tx = self.conn.transaction().map_err(q("finish the run"))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(q("finish the run"))?;
         {
             let mut stmt = tx
                 .prepare(
@@ -267,6 +277,11 @@ impl State {
             params![run, chrono::Utc::now().to_rfc3339()],
         )
         .map_err(q("finish the run"))?;
+        let (actor, kind, detail) = audit;
+        audit::append_in(&tx, &path, &key, actor, kind, detail)?;
+        if let Some((id, summary)) = job {
+            jobs::mark_done_in(&tx, &path, id, summary)?;
+        }
         tx.commit().map_err(q("finish the run"))
     }
 

@@ -1,0 +1,449 @@
+//! Jobs of `hedui serve` (SPEC §10): batches submitted over the API and scheduled
+//! reconciliations, kept in the state database so that they survive a restart.
+//!
+//! A job is `queued` when submitted, `running` once a worker claimed it (one atomic
+//! update, so no two workers take the same job), and `done` or `failed` at the end. A
+//! job is `done` in the same transaction as its audit entry: it is never done, nor
+//! audited, twice. A server that stops (or is killed) with a job running finds it
+//! `running` at its next start and queues it again ([`State::requeue_interrupted`]); a
+//! job interrupted [`MAX_ATTEMPTS`] times is failed instead, so a job that kills its
+//! server cannot do so forever.
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use super::audit::AuditDetail;
+use super::{State, StateError};
+
+/// Runs of one job at most; the last interruption fails it.
+pub const MAX_ATTEMPTS: i64 = 3;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id           TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL CHECK (kind IN ('batch', 'reconcile')),
+    status       TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    actor        TEXT NOT NULL,
+    regions      TEXT NOT NULL,
+    file_name    TEXT NOT NULL,
+    input        TEXT NOT NULL,
+    as_of        TEXT NOT NULL,
+    submitted_at TEXT NOT NULL,
+    started_at   TEXT,
+    finished_at  TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    stage        TEXT,
+    steps        INTEGER NOT NULL DEFAULT 0,
+    run_id       INTEGER,
+    summary      TEXT,
+    error        TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, submitted_at);
+";
+
+/// What kind of work a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// An applicant batch submitted over the API.
+    Batch,
+    /// A reconciliation of the recipients, from `[schedule]`.
+    Reconcile,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Batch => "batch",
+            JobKind::Reconcile => "reconcile",
+        }
+    }
+
+    fn parse(s: &str) -> JobKind {
+        if s == "reconcile" {
+            JobKind::Reconcile
+        } else {
+            JobKind::Batch
+        }
+    }
+}
+
+/// A job to submit.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (random, unguessable).
+    pub id: String,
+    /// Batch or reconciliation.
+    pub kind: JobKind,
+    /// Who asked: `token:NAME`, or `schedule`.
+    pub actor: String,
+    /// The region codes of its households (who may see it).
+    pub regions: Vec<String>,
+    /// The name the file was submitted under (for messages and the report).
+    pub file_name: String,
+    /// The input file on disk.
+    pub input: String,
+    /// The check date D.
+    pub as_of: String,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// Its id.
+    pub id: String,
+    /// Batch or reconciliation.
+    pub kind: JobKind,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// Who asked.
+    pub actor: String,
+    /// The region codes of its households.
+    pub regions: Vec<String>,
+    /// The name the file was submitted under.
+    pub file_name: String,
+    /// The input file on disk.
+    #[serde(skip)]
+    pub input: String,
+    /// The check date D.
+    pub as_of: String,
+    /// When it was submitted (RFC 3339, UTC).
+    pub submitted_at: String,
+    /// When its last attempt began.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// Attempts begun (more than one after a restart).
+    pub attempts: i64,
+    /// The stage the running attempt reached.
+    pub stage: Option<String>,
+    /// Stages the running attempt has finished.
+    pub steps: i64,
+    /// The reconciliation run it made (reconcile jobs).
+    pub run_id: Option<i64>,
+    /// Counts when done (per verdict, rejected households…), as JSON.
+    pub summary: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+const COLUMNS: &str = "id, kind, status, actor, regions, file_name, input, as_of, submitted_at, \
+     started_at, finished_at, attempts, stage, steps, run_id, summary, error";
+
+fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    let regions: String = r.get(4)?;
+    let summary: Option<String> = r.get(15)?;
+    Ok(Job {
+        id: r.get(0)?,
+        kind: JobKind::parse(&r.get::<_, String>(1)?),
+        status: r.get(2)?,
+        actor: r.get(3)?,
+        regions: serde_json::from_str(&regions).unwrap_or_default(),
+        file_name: r.get(5)?,
+        input: r.get(6)?,
+        as_of: r.get(7)?,
+        submitted_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+        attempts: r.get(11)?,
+        stage: r.get(12)?,
+        steps: r.get(13)?,
+        run_id: r.get(14)?,
+        summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
+        error: r.get(16)?,
+    })
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Marks running job `id` done within `tx`; false if it was not running.
+pub(super) fn mark_done_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &str,
+    id: &str,
+    summary: &serde_json::Value,
+) -> Result<bool, StateError> {
+    let changed = tx
+        .execute(
+            "UPDATE jobs SET status = 'done', finished_at = ?2, summary = ?3, stage = 'done'
+             WHERE id = ?1 AND status = 'running'",
+            params![id, now(), summary.to_string()],
+        )
+        .map_err(|source| StateError::Query {
+            path: path.to_owned(),
+            what: "finish a job".into(),
+            source,
+        })?;
+    Ok(changed > 0)
+}
+
+/// What [`State::requeue_interrupted`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Requeued {
+    /// Jobs queued again.
+    pub queued: Vec<String>,
+    /// Jobs failed for having been interrupted [`MAX_ATTEMPTS`] times.
+    pub failed: Vec<String>,
+}
+
+impl State {
+    /// Queues `job` unless `max_queued` jobs are already waiting (`Ok(false)`), checked
+    /// and inserted in one write transaction.
+    pub fn submit_job(
+        &mut self,
+        job: &NewJob,
+        max_queued: Option<usize>,
+    ) -> Result<bool, StateError> {
+        let path = self.path.display().to_string();
+        let q = |what: &'static str| {
+            let path = path.clone();
+            move |source| StateError::Query {
+                path,
+                what: what.into(),
+                source,
+            }
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(q("queue a job"))?;
+        if let Some(max) = max_queued {
+            let queued: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM jobs WHERE status = 'queued'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(q("count queued jobs"))?;
+            if usize::try_from(queued).unwrap_or(usize::MAX) >= max {
+                return Ok(false);
+            }
+        }
+        let regions = serde_json::to_string(&job.regions).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT INTO jobs (id, kind, status, actor, regions, file_name, input, as_of, submitted_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                job.id,
+                job.kind.as_str(),
+                job.actor,
+                regions,
+                job.file_name,
+                job.input,
+                job.as_of,
+                now()
+            ],
+        )
+        .map_err(q("queue a job"))?;
+        tx.commit().map_err(q("queue a job"))?;
+        Ok(true)
+    }
+
+    /// Takes the oldest queued job and marks it running (one atomic update).
+    pub fn claim_job(&self) -> Result<Option<Job>, StateError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1,
+                            stage = NULL, steps = 0
+                     WHERE id = (SELECT id FROM jobs WHERE status = 'queued'
+                                 ORDER BY submitted_at, rowid LIMIT 1)
+                     RETURNING {COLUMNS}"
+                ),
+                params![now()],
+                job_of,
+            )
+            .optional()
+            .map_err(self.err("claim a job"))
+    }
+
+    /// Records the stage a running job reached.
+    pub fn job_stage(&self, id: &str, stage: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET stage = ?2, steps = steps + 1 WHERE id = ?1 AND status = 'running'",
+                params![id, hedui_connectors::idnum::mask_ids_in(stage)],
+            )
+            .map_err(self.err("record a job's progress"))?;
+        Ok(())
+    }
+
+    /// Records the reconciliation run a job made.
+    pub fn job_run(&self, id: &str, run_id: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET run_id = ?2 WHERE id = ?1",
+                params![id, run_id],
+            )
+            .map_err(self.err("record a job's run"))?;
+        Ok(())
+    }
+
+    /// Completes a running job and appends its audit entry, in one transaction. A job
+    /// that is no longer running (done by another worker) is left alone: `Ok(false)`.
+    pub fn finish_job(
+        &mut self,
+        id: &str,
+        summary: &serde_json::Value,
+        actor: &str,
+        kind: &str,
+        detail: &AuditDetail,
+    ) -> Result<bool, StateError> {
+        let key = self.audit_key()?;
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| StateError::Query {
+                path: path.clone(),
+                what: "finish a job".into(),
+                source,
+            })?;
+        let changed = mark_done_in(&tx, &path, id, summary)?;
+        if !changed {
+            return Ok(false);
+        }
+        super::audit::append_in(&tx, &path, &key, actor, kind, detail)?;
+        tx.commit().map_err(|source| StateError::Query {
+            path,
+            what: "finish a job".into(),
+            source,
+        })?;
+        Ok(true)
+    }
+
+    /// Fails a job with `error` (ID numbers masked).
+    pub fn fail_job(&self, id: &str, error: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![id, now(), hedui_connectors::idnum::mask_ids_in(error)],
+            )
+            .map_err(self.err("fail a job"))?;
+        Ok(())
+    }
+
+    /// Puts a running job back in the queue (a shutdown that could not wait for it).
+    pub fn requeue_job(&self, id: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET status = 'queued', stage = NULL, steps = 0
+                 WHERE id = ?1 AND status = 'running'",
+                params![id],
+            )
+            .map_err(self.err("queue a job again"))?;
+        Ok(())
+    }
+
+    /// At start: every job left `running` by a previous process is queued again, or
+    /// failed if it has been interrupted [`MAX_ATTEMPTS`] times. The reconciliation run
+    /// an interrupted job had begun is failed (it never becomes a baseline).
+    pub fn requeue_interrupted(&mut self) -> Result<Requeued, StateError> {
+        let stale: Vec<(String, i64, Option<i64>)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, attempts, run_id FROM jobs WHERE status = 'running'")
+                .map_err(self.err("find interrupted jobs"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.err("find interrupted jobs"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(self.err("find interrupted jobs"))?
+        };
+        let mut out = Requeued::default();
+        for (id, attempts, run) in stale {
+            if let Some(run) = run {
+                self.fail_run(run, "interrupted: the server stopped during the run")?;
+            }
+            if attempts >= MAX_ATTEMPTS {
+                self.fail_job(
+                    &id,
+                    &format!("interrupted {attempts} times (the server stopped during each attempt); not tried again"),
+                )?;
+                out.failed.push(id);
+            } else {
+                self.conn
+                    .execute(
+                        "UPDATE jobs SET status = 'queued', stage = NULL, steps = 0, run_id = NULL
+                         WHERE id = ?1",
+                        params![id],
+                    )
+                    .map_err(self.err("queue an interrupted job"))?;
+                out.queued.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One job.
+    pub fn job(&self, id: &str) -> Result<Option<Job>, StateError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                params![id],
+                job_of,
+            )
+            .optional()
+            .map_err(self.err("read a job"))
+    }
+
+    /// Jobs per status, for `/metrics`.
+    pub fn job_counts(&self) -> Result<Vec<(String, i64)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")
+            .map_err(self.err("count jobs"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err("count jobs"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("count jobs"))
+    }
+
+    /// Whether a job of `kind` is queued or running.
+    pub fn job_pending(&self, kind: JobKind) -> Result<bool, StateError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = ?1 AND status IN ('queued', 'running'))",
+                params![kind.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(self.err("look for pending jobs"))
+    }
+
+    /// Ids of finished jobs that ended before `before` (RFC 3339), for retention.
+    pub fn jobs_finished_before(&self, before: &str) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM jobs WHERE status IN ('done', 'failed') AND finished_at < ?1")
+            .map_err(self.err("find expired jobs"))?;
+        let rows = stmt
+            .query_map(params![before], |r| r.get(0))
+            .map_err(self.err("find expired jobs"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("find expired jobs"))
+    }
+
+    /// Deletes a job's record.
+    pub fn delete_job(&self, id: &str) -> Result<(), StateError> {
+        self.conn
+            .execute("DELETE FROM jobs WHERE id = ?1", params![id])
+            .map_err(self.err("delete a job"))?;
+        Ok(())
+    }
+
+    /// Every job id (to find folders whose job is gone).
+    pub fn job_ids(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM jobs")
+            .map_err(self.err("list jobs"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err("list jobs"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("list jobs"))
+    }
+}
