@@ -57,6 +57,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message for people: the Chinese headline, then the details, ID numbers
+    /// masked. The one form every edge (terminal, job record) shows.
+    pub fn user_message(&self) -> String {
+        format!(
+            "{}：{}",
+            self.chinese(),
+            hedui_connectors::idnum::mask_ids_in(&self.to_string())
+        )
+    }
+
     /// A Chinese headline for the message printed to staff (the details that follow
     /// are in English where the cause is technical).
     pub fn chinese(&self) -> &'static str {

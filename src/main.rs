@@ -22,12 +22,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // The one place errors are printed: any ID number a department, a store or
             // a file put into the message is masked (SPEC §7).
-            let text = e.to_string();
-            eprintln!(
-                "hedui: {}：{}",
-                e.chinese(),
-                hedui_connectors::idnum::mask_ids_in(&text)
-            );
+            eprintln!("hedui: {}", e.user_message());
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -2,13 +2,26 @@
 //! `--quiet` or when output is redirected.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Instant;
 
+/// Where a job's stages go besides the terminal (the server's job table).
+pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Reports the stages of a run.
-#[derive(Debug)]
 pub struct Progress {
     enabled: bool,
     started: Instant,
+    sink: Option<Sink>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("enabled", &self.enabled)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 impl Progress {
@@ -17,6 +30,7 @@ impl Progress {
         Progress {
             enabled: !quiet && std::io::stderr().is_terminal(),
             started: Instant::now(),
+            sink: None,
         }
     }
 
@@ -25,11 +39,24 @@ impl Progress {
         Progress {
             enabled: false,
             started: Instant::now(),
+            sink: None,
+        }
+    }
+
+    /// Progress that hands each stage to `sink` (and prints nothing).
+    pub fn reporting_to(sink: Sink) -> Self {
+        Progress {
+            enabled: false,
+            started: Instant::now(),
+            sink: Some(sink),
         }
     }
 
     /// Reports a finished stage.
     pub fn step(&self, what: &str) {
+        if let Some(sink) = &self.sink {
+            sink(what);
+        }
         if self.enabled {
             let secs = self.started.elapsed().as_secs_f64();
             eprintln!("[{secs:>7.1}s] {what}");

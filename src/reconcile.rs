@@ -115,7 +115,7 @@ async fn reconcile(
         "changes.jsonl: {} households changed",
         found.len()
     ));
-    pause_before_done().await;
+    pause_before_done("reconcile").await;
     let kept: BTreeMap<String, Kept> = checked
         .results
         .iter()
@@ -145,16 +145,17 @@ async fn reconcile(
     })
 }
 
-/// Fault injection for crash tests: with `HEDUI_PAUSE_BEFORE_RUN_DONE_MS` set, the run
-/// says so on stderr and waits that long after writing its outputs and before becoming
-/// the baseline, so a test can kill it at the worst moment.
-async fn pause_before_done() {
+/// Fault injection for crash tests: with `HEDUI_PAUSE_BEFORE_RUN_DONE_MS` set, a run
+/// (`what`: a reconciliation or a server job) says so on stderr and waits that long after
+/// writing its outputs and before it is recorded done, so a test can kill it at the worst
+/// moment.
+pub async fn pause_before_done(what: &str) {
     let Some(ms) = std::env::var("HEDUI_PAUSE_BEFORE_RUN_DONE_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     else {
         return;
     };
-    eprintln!("reconcile: outputs written, pausing {ms} ms before the run is done");
+    eprintln!("{what}: outputs written, pausing {ms} ms before the run is done");
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }

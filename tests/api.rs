@@ -113,8 +113,26 @@ impl Site {
 
     /// Starts `hedui serve` and waits until it says where it listens.
     fn serve(&self) -> Server {
+        self.serve_with("hedui.toml", &[])
+    }
+
+    /// A config like hedui.toml with `server_keys` added to `[server]` and `more`
+    /// appended, written as `name`.
+    fn config_variant(&self, name: &str, server_keys: &str, more: &str) {
+        let base = std::fs::read_to_string(self.dir.path().join("hedui.toml")).unwrap();
+        let text = base.replacen(
+            "max_body_mb = 1\n",
+            &format!("max_body_mb = 1\n{server_keys}"),
+            1,
+        );
+        std::fs::write(self.dir.path().join(name), format!("{text}\n{more}")).unwrap();
+    }
+
+    /// Starts `hedui serve --config NAME` with `env`.
+    fn serve_with(&self, config: &str, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hedui"))
-            .args(["serve", "--config", &self.p("hedui.toml")])
+            .args(["serve", "--config", &self.p(config)])
+            .envs(env.iter().copied())
             .env("HEDUI_LOG", "info,hedui=debug")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -597,11 +615,17 @@ async fn openapi_document_matches_the_routes() {
     routes.sort();
     let want: Vec<(String, String)> = [
         ("get", "/api/v1/audit"),
+        ("get", "/api/v1/batches/{id}"),
+        ("get", "/api/v1/batches/{id}/rejected"),
+        ("get", "/api/v1/batches/{id}/report"),
+        ("get", "/api/v1/batches/{id}/results"),
         ("get", "/api/v1/openapi.json"),
         ("get", "/api/v1/reconciliations"),
         ("get", "/api/v1/reconciliations/{id}/changes"),
+        ("get", "/api/v1/reconciliations/{id}/report"),
         ("get", "/healthz"),
         ("get", "/metrics"),
+        ("post", "/api/v1/batches"),
         ("post", "/api/v1/checks"),
     ]
     .iter()
@@ -626,4 +650,546 @@ async fn openapi_document_matches_the_routes() {
     assert_eq!(resp.status().as_u16(), 404);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "no_route");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// The city's applicant rows (GBK CSV, Chinese headers, as the generator writes it)
+/// whose region code starts with one of `prefixes`, header first.
+fn rows_of(site: &Site, prefixes: &[&str]) -> Vec<u8> {
+    let all = std::fs::read(site.p("city/applicants.csv")).unwrap();
+    let mut out = Vec::new();
+    for (i, line) in all.split_inclusive(|b| *b == b'\n').enumerate() {
+        let region = line.split(|b| *b == b',').nth(1).unwrap_or(b"");
+        if i == 0 || prefixes.iter().any(|p| region.starts_with(p.as_bytes())) {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+/// `hedui check --lake` on `file`: its results by household.
+fn check_lake(site: &Site, file: &str, out: &str) -> std::collections::BTreeMap<String, Value> {
+    ok(hedui(&[
+        "check",
+        "--applicants",
+        &site.p(file),
+        "--lake",
+        &site.p("lake"),
+        "--policy",
+        &site.p("city/policy.toml"),
+        "--as-of",
+        &site.today,
+        "--out",
+        &site.p(out),
+    ]));
+    lines(&site.dir.path().join(out).join("results.jsonl"))
+        .into_iter()
+        .map(|r| (r["household_id"].as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+async fn submit(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    content_type: &str,
+    name: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let resp = c
+        .post(format!("{}/api/v1/batches", s.url))
+        .query(&[("file_name", name)])
+        .header("content-type", content_type)
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_as(c: &reqwest::Client, s: &Server, token: &str, path: &str) -> reqwest::Response {
+    c.get(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls a batch until it is done or failed (two minutes at most).
+async fn wait_batch(c: &reqwest::Client, s: &Server, token: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let v: Value = get_as(c, s, token, &format!("/api/v1/batches/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "done" || v["status"] == "failed" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("batch {id} did not finish");
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// A batch's lifecycle over HTTPS: a GBK CSV with Chinese headers from staff and an XLSX
+/// from a case system are queued (202), run, and their results equal `check --lake` on
+/// the same file; rejected rows, the report and the status are served to those who may
+/// see the batch, 404 to the others; unreadable files are 422 at once, households of
+/// another region 403, bodies over the limit 413; every batch is audited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_lifecycle_over_https() {
+    let site = Site::new();
+    // Zhengzhou's rows, GBK, plus a sloppy household whose ID number is wrong.
+    let mut zz = rows_of(&site, &["4101"]);
+    let (bad, _, _) = encoding_rs::GBK
+        .encode("SQ-BAD-0001,410102,城镇,低保,AUTH-BAD-1,410184199001011230,张三,本人\n");
+    zz.extend_from_slice(&bad);
+    std::fs::write(site.p("zz.csv"), &zz).unwrap();
+    let expected_zz = check_lake(&site, "zz.csv", "zz-out");
+    // Ziyang's rows as an XLSX workbook.
+    let zy_rows = rows_of(&site, &["5120"]);
+    let (text, _, _) = encoding_rs::GBK.decode(&zy_rows);
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let sheet = wb.add_worksheet();
+    for (r, line) in text.lines().enumerate() {
+        for (c, cell) in line.split(',').enumerate() {
+            sheet.write_string(r as u32, c as u16, cell).unwrap();
+        }
+    }
+    let xlsx = wb.save_to_buffer().unwrap();
+    std::fs::write(site.p("zy.xlsx"), &xlsx).unwrap();
+    let expected_zy = check_lake(&site, "zy.xlsx", "zy-out");
+
+    let server = site.serve();
+    let c = client(&server);
+
+    // Staff submit the GBK CSV: 202 with the batch's id and where to find it.
+    let resp = c
+        .post(format!("{}/api/v1/batches", server.url))
+        .query(&[
+            ("file_name", "郑州申请名单.csv"),
+            ("as_of", site.today.as_str()),
+        ])
+        .header("content-type", "text/csv")
+        .bearer_auth(STAFF_4101)
+        .body(zz.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let v: Value = resp.json().await.unwrap();
+    let zz_id = v["batch_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["status"], "queued");
+    assert_eq!(location, format!("/api/v1/batches/{zz_id}"));
+    // The case system of Ziyang submits the workbook.
+    let (status, v) = submit(&c, &server, SYSTEM_5120, XLSX, "资阳.xlsx", xlsx.clone()).await;
+    assert_eq!(status, 202, "{v}");
+    let zy_id = v["batch_id"].as_str().unwrap().to_owned();
+
+    let done = wait_batch(&c, &server, STAFF_4101, &zz_id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["file_name"], "郑州申请名单.csv");
+    assert_eq!(done["attempts"], 1);
+    assert!(
+        done["progress"]["steps_done"].as_i64().unwrap() > 3,
+        "{done}"
+    );
+    let check_summary: Value =
+        serde_json::from_slice(&std::fs::read(site.p("zz-out/summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        done["summary"]["applicants"]["households_rejected"],
+        check_summary["applicants"]["households_rejected"]
+    );
+    assert_eq!(
+        done["summary"]["applicants"]["households_accepted"],
+        expected_zz.len()
+    );
+    assert!(done["summary"].get("policy").is_none(), "no server paths");
+
+    // Results: exactly check --lake's, for a token with full view; masked for staff.
+    let got: Vec<Value> = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/batches/{zz_id}/results"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    assert_eq!(got, expected_zz.values().cloned().collect::<Vec<_>>());
+    let staff = get_as(
+        &c,
+        &server,
+        STAFF_4101,
+        &format!("/api/v1/batches/{zz_id}/results"),
+    )
+    .await;
+    assert_eq!(staff.headers()["content-type"], "application/x-ndjson");
+    let staff = staff.text().await.unwrap();
+    assert_eq!(staff.lines().count(), expected_zz.len());
+    let ids: Vec<String> = {
+        let (t, _, _) = encoding_rs::GBK.decode(&zz);
+        t.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(5).unwrap().to_owned())
+            .collect()
+    };
+    for id in &ids {
+        assert!(!staff.contains(id.as_str()), "staff see {id} masked");
+    }
+    // The rejected row names the household, the field and the reason.
+    let rejected = get_as(
+        &c,
+        &server,
+        STAFF_4101,
+        &format!("/api/v1/batches/{zz_id}/rejected"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(
+        rejected,
+        std::fs::read_to_string(site.p("zz-out/rejected.jsonl")).unwrap()
+    );
+    let r: Value = rejected
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["household_id"] == "SQ-BAD-0001")
+        .unwrap();
+    assert_eq!(
+        (
+            r["household_id"].as_str(),
+            r["field"].as_str(),
+            r["reason"].as_str()
+        ),
+        (
+            Some("SQ-BAD-0001"),
+            Some("id_number"),
+            Some("invalid_id_number")
+        ),
+        "{rejected}"
+    );
+    // The printable report: named after the file, IDs masked.
+    let report = get_as(
+        &c,
+        &server,
+        STAFF_4101,
+        &format!("/api/v1/batches/{zz_id}/report"),
+    )
+    .await;
+    assert_eq!(report.status().as_u16(), 200);
+    assert!(report.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let report = report.text().await.unwrap();
+    assert!(report.contains("申请名单：郑州申请名单.csv"), "{report}");
+    for id in &ids {
+        assert!(!report.contains(id.as_str()));
+    }
+
+    // Who may not see the batch gets 404, like for one that does not exist; the auditor's
+    // role reads no batch (403); no token 401.
+    for (token, want) in [(SYSTEM_5120, 404), (FUJIAN, 404), (AUDITOR, 403)] {
+        for tail in ["", "/results", "/rejected", "/report"] {
+            let resp = get_as(
+                &c,
+                &server,
+                token,
+                &format!("/api/v1/batches/{zz_id}{tail}"),
+            )
+            .await;
+            assert_eq!(resp.status().as_u16(), want, "{token} {tail}");
+        }
+    }
+    let resp = c
+        .get(format!("{}{location}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    for id in [
+        "0123456789abcdef0123456789abcdef",
+        "..%2F..%2Fhedui.db",
+        "x",
+    ] {
+        let resp = get_as(&c, &server, ADMIN, &format!("/api/v1/batches/{id}/results")).await;
+        assert_eq!(resp.status().as_u16(), 404, "{id}");
+    }
+
+    // The workbook's results equal check --lake on the same workbook.
+    let done = wait_batch(&c, &server, SYSTEM_5120, &zy_id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let got: Vec<Value> = get_as(
+        &c,
+        &server,
+        SYSTEM_5120,
+        &format!("/api/v1/batches/{zy_id}/results"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    assert_eq!(got, expected_zy.values().cloned().collect::<Vec<_>>());
+    // Staff of Zhengzhou may not see Ziyang's batch.
+    assert_eq!(
+        get_as(&c, &server, STAFF_4101, &format!("/api/v1/batches/{zy_id}"))
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // Refused at once: households of another region (403), files that are no batch
+    // (422, saying why), a body over max_body_mb (413), a role that runs no check (403).
+    let whole = std::fs::read(site.p("city/applicants.csv")).unwrap();
+    let (status, err) = submit(
+        &c,
+        &server,
+        STAFF_4101,
+        "text/csv",
+        "all.csv",
+        whole.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (403, Some("forbidden")),
+        "{err}"
+    );
+    assert!(err["message"].as_str().unwrap().contains("5120"), "{err}");
+    let header_only: Vec<u8> = zz.split_inclusive(|b| *b == b'\n').next().unwrap().to_vec();
+    for (ct, name, body, says) in [
+        ("text/csv", "a.csv", header_only, "没有申请人数据行"),
+        (
+            XLSX,
+            "b.xlsx",
+            b"PK\x03\x04 not really a workbook".to_vec(),
+            "b.xlsx",
+        ),
+        (
+            "application/octet-stream",
+            "c.xls",
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1 old excel".to_vec(),
+            "另存为",
+        ),
+        ("text/csv", "d.csv", b"foo,bar\n1,2\n".to_vec(), "foo"),
+    ] {
+        let (status, err) = submit(&c, &server, STAFF_4101, ct, name, body).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some("unreadable_batch")),
+            "{name}: {err}"
+        );
+        assert!(
+            err["message"].as_str().unwrap().contains(says),
+            "{name}: {err}"
+        );
+    }
+    let (status, err) = submit(
+        &c,
+        &server,
+        STAFF_4101,
+        "text/csv",
+        "big.csv",
+        vec![b'a'; 2 << 20],
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    let (status, _) = submit(&c, &server, AUDITOR, "text/csv", "z.csv", zz.clone()).await;
+    assert_eq!(status, 403);
+    let resp = c
+        .post(format!("{}/api/v1/batches", server.url))
+        .query(&[("as_of", "tomorrow")])
+        .bearer_auth(STAFF_4101)
+        .body(zz.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // Each batch is in the audit log once, as the token that submitted it.
+    let audit: Value = get_as(&c, &server, AUDITOR, "/api/v1/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let batches: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "batch")
+        .collect();
+    assert_eq!(
+        batches.len(),
+        1,
+        "the auditor (41) sees Zhengzhou's batch only"
+    );
+    assert_eq!(batches[0]["actor"], "token:staff-zhengzhou");
+    assert_eq!(
+        batches[0]["households"].as_array().unwrap().len(),
+        expected_zz.len()
+    );
+    // The queue in /metrics.
+    let m = c
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("hedui_job_queue_depth 0"), "{m}");
+    assert!(m.contains("hedui_jobs{status=\"done\"} 2"), "{m}");
+    assert!(server.log.lock().unwrap().contains("batch queued"));
+}
+
+/// Batch jobs survive the server: a server killed (-9) while a batch runs finds it at
+/// its next start and runs it again, done (and audited) once; a bounded queue answers
+/// 503 with Retry-After when full; SIGTERM waits `shutdown_grace_s` for the running
+/// batch, then queues it again without counting the attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_jobs_survive_kill_and_the_queue_is_bounded() {
+    let site = Site::new();
+    site.config_variant(
+        "bounded.toml",
+        "max_queued_jobs = 2\nshutdown_grace_s = 1\n",
+        "",
+    );
+    let zz = rows_of(&site, &["4101"]);
+    let pause = [("HEDUI_PAUSE_BEFORE_RUN_DONE_MS", "600000")];
+    let server = site.serve_with("bounded.toml", &pause);
+    let c = client(&server);
+    let (status, v) = submit(&c, &server, ADMIN, "text/csv", "a.csv", zz.clone()).await;
+    assert_eq!(status, 202, "{v}");
+    let a = v["batch_id"].as_str().unwrap().to_owned();
+    // A's outputs are written; the worker is held before A is done.
+    wait_log(&server, "batch: outputs written, pausing").await;
+    let running: Value = get_as(&c, &server, ADMIN, &format!("/api/v1/batches/{a}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(running["status"], "running");
+    assert!(running["progress"]["stage"].is_string(), "{running}");
+    let mut queued = Vec::new();
+    for name in ["b.csv", "c.csv"] {
+        let (status, v) = submit(&c, &server, ADMIN, "text/csv", name, zz.clone()).await;
+        assert_eq!(status, 202, "{v}");
+        queued.push(v["batch_id"].as_str().unwrap().to_owned());
+    }
+    let resp = c
+        .post(format!("{}/api/v1/batches", server.url))
+        .header("content-type", "text/csv")
+        .bearer_auth(ADMIN)
+        .body(zz.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "60");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "queue_full");
+    let m = c
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("hedui_job_queue_depth 2"), "{m}");
+    assert!(m.contains("hedui_jobs{status=\"running\"} 1"), "{m}");
+
+    // kill -9 in the worst moment: outputs written, not yet done.
+    drop(server);
+    let server = site.serve_with("bounded.toml", &[]);
+    let c = client(&server);
+    let done = wait_batch(&c, &server, ADMIN, &a).await;
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_i64()),
+        (Some("done"), Some(2)),
+        "{done}"
+    );
+    for id in &queued {
+        let done = wait_batch(&c, &server, ADMIN, id).await;
+        assert_eq!(
+            (done["status"].as_str(), done["attempts"].as_i64()),
+            (Some("done"), Some(1))
+        );
+    }
+    assert!(server.log.lock().unwrap().contains("queued again"));
+    let audit: Value = get_as(&c, &server, ADMIN, "/api/v1/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let n = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "batch")
+        .count();
+    assert_eq!(n, 3, "A, B and C are each audited once");
+    drop(server);
+
+    // SIGTERM while a batch runs: the server waits a second, queues it again and stops;
+    // the next start runs it, and the interrupted attempt does not count.
+    let server = site.serve_with("bounded.toml", &pause);
+    let c = client(&server);
+    let (_, v) = submit(&c, &server, ADMIN, "text/csv", "e.csv", zz.clone()).await;
+    let e = v["batch_id"].as_str().unwrap().to_owned();
+    wait_log(&server, "batch: outputs written, pausing").await;
+    let mut server = server;
+    assert!(Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let code = server.child.wait().unwrap();
+    assert!(code.success(), "{code:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(server
+        .log
+        .lock()
+        .unwrap()
+        .contains("job still running at shutdown: queued again"));
+    drop(server);
+    let server = site.serve_with("bounded.toml", &[]);
+    let c = client(&server);
+    let done = wait_batch(&c, &server, ADMIN, &e).await;
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_i64()),
+        (Some("done"), Some(1)),
+        "{done}"
+    );
+}
+
+/// Waits (two minutes at most) until the server's log holds `what`.
+async fn wait_log(s: &Server, what: &str) {
+    for _ in 0..1200 {
+        if s.log.lock().unwrap().contains(what) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the server never logged {what:?}:\n{}",
+        s.log.lock().unwrap()
+    );
 }

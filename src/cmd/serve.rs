@@ -8,6 +8,7 @@ use crate::config::Deployment;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::server::config::ServerConfig;
+use crate::server::jobs;
 use crate::server::{run, tls_config, AppState};
 use crate::sources;
 use crate::state::State;
@@ -19,7 +20,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let policy = Policy::load(&config.policy)?;
     let input = d.source_input(None);
     let opened = sources::open(&input).await?;
-    let state = State::open(&d.state_path)?;
+    let mut state = State::open(&d.state_path)?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls_config(cert, key).map_err(|why| {
             Error::Config(crate::config::ConfigError {
@@ -40,16 +41,34 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         "hedui: listening on {}://{addr}",
         if tls.is_some() { "https" } else { "http" }
     );
+    // Jobs a previous process left running are queued again (or failed after
+    // MAX_ATTEMPTS interruptions) before any new one is taken.
+    let requeued = state.requeue_interrupted()?;
+    for id in &requeued.queued {
+        tracing::warn!(job = %id, "job interrupted by the last stop: queued again");
+    }
+    for id in &requeued.failed {
+        tracing::error!(job = %id, "job interrupted too many times: failed");
+    }
+    let grace = config.shutdown_grace;
     let app = Arc::new(AppState {
         limiter: crate::server::limit::RateLimiter::new(config.requests_per_minute),
         metrics: Default::default(),
+        jobs: Default::default(),
         sources_label: input.label(),
         config,
         policy,
         opened,
         state: Mutex::new(state),
     });
-    run(listener, tls, app, shutdown_signal()).await;
+    jobs::start_worker(app.clone(), tokio::runtime::Handle::current())?;
+    let schedule = tokio::spawn(jobs::run_schedule(app.clone()));
+    let retention = tokio::spawn(jobs::run_retention(app.clone()));
+    run(listener, tls, app.clone(), shutdown_signal()).await;
+    // No new requests; the running job finishes or is queued again.
+    jobs::stop_worker(&app, grace).await;
+    schedule.abort();
+    retention.abort();
     eprintln!("hedui: stopped");
     Ok(())
 }

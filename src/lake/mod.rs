@@ -1192,8 +1192,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = lake(dir.path());
         let first = lake.commit(manifest("hr", "a"), 0).await.unwrap();
+        // The commit time comes from the store's clock (file times, coarser than ours).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let between = Utc::now();
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let second = lake.commit(manifest("hr", "b"), 1).await.unwrap();
         assert_eq!(
             lake.snapshot_at("hr", Some(between))

@@ -27,6 +27,40 @@ pub struct ServerSection {
     /// Requests per minute per token; beyond it 429 with Retry-After.
     #[serde(default = "default_requests_per_minute")]
     pub requests_per_minute: u32,
+    /// Batches waiting at most; beyond it 503 with Retry-After.
+    #[serde(default = "default_max_queued_jobs")]
+    pub max_queued_jobs: usize,
+    /// Seconds a stopping server waits for the running job before leaving it to be run
+    /// again at the next start.
+    #[serde(default = "default_shutdown_grace_s")]
+    pub shutdown_grace_s: u64,
+}
+
+fn default_max_queued_jobs() -> usize {
+    20
+}
+
+fn default_shutdown_grace_s() -> u64 {
+    60
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleSection {
+    reconcile: String,
+    recipients: PathBuf,
+}
+
+/// The nightly reconciliation, validated.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// When, in local time.
+    pub cron: super::cron::Cron,
+    /// The expression as written (for logs).
+    pub expression: String,
+    /// The current recipients file.
+    pub recipients: PathBuf,
 }
 
 fn default_max_body_mb() -> u64 {
@@ -104,6 +138,16 @@ pub struct ServerConfig {
     pub requests_per_minute: u32,
     /// The tokens.
     pub tokens: Vec<Token>,
+    /// The state folder (`[state] path`): jobs, runs, audit log.
+    pub state_dir: PathBuf,
+    /// Days results are kept (`[state] retention_days`).
+    pub retention_days: u32,
+    /// Batches waiting at most.
+    pub max_queued_jobs: usize,
+    /// How long a stopping server waits for the running job.
+    pub shutdown_grace: std::time::Duration,
+    /// `[schedule]`, if any.
+    pub schedule: Option<Schedule>,
 }
 
 fn parse_hex32(s: &str) -> Option<[u8; 32]> {
@@ -178,6 +222,40 @@ impl ServerConfig {
                 "must be at least 1".into(),
             ));
         }
+        if !(1..=10_000).contains(&s.max_queued_jobs) {
+            return Err(fail(
+                "server.max_queued_jobs".into(),
+                format!("{} is outside 1–10000", s.max_queued_jobs),
+            ));
+        }
+        if s.shutdown_grace_s > 3600 {
+            return Err(fail(
+                "server.shutdown_grace_s".into(),
+                format!("{} is more than 3600", s.shutdown_grace_s),
+            ));
+        }
+        let schedule = match &d.schedule {
+            None => None,
+            Some(table) => {
+                let sc: ScheduleSection = toml::Value::Table(table.clone()).try_into().map_err(
+                    |e: toml::de::Error| fail("schedule".into(), e.message().to_owned()),
+                )?;
+                let cron = super::cron::Cron::parse(&sc.reconcile)
+                    .map_err(|why| fail("schedule.reconcile".into(), why))?;
+                let recipients = resolve(&sc.recipients);
+                if !recipients.is_file() {
+                    return Err(fail(
+                        "schedule.recipients".into(),
+                        format!("{} is not a file", recipients.display()),
+                    ));
+                }
+                Some(Schedule {
+                    cron,
+                    expression: sc.reconcile.trim().to_owned(),
+                    recipients,
+                })
+            }
+        };
         let mut tokens = Vec::new();
         for (i, t) in d.tokens.iter().enumerate() {
             let key = |k: &str| format!("token[{i}].{k}");
@@ -219,6 +297,11 @@ impl ServerConfig {
             max_body_bytes: usize::try_from(s.max_body_mb * 1024 * 1024).unwrap_or(usize::MAX),
             requests_per_minute: s.requests_per_minute,
             tokens,
+            state_dir: d.state_path.clone(),
+            retention_days: d.retention_days,
+            max_queued_jobs: s.max_queued_jobs,
+            shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_s),
+            schedule,
         })
     }
 }

@@ -149,6 +149,32 @@ pub async fn track(State(app): State<Arc<AppState>>, req: Request, next: Next) -
 pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     app.metrics.render(&mut out);
+    let counts = app
+        .state
+        .lock()
+        .ok()
+        .and_then(|s| s.job_counts().ok())
+        .unwrap_or_default();
+    let count = |status: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    let _ = writeln!(
+        out,
+        "# HELP hedui_job_queue_depth Jobs (batches, scheduled reconciliations) waiting to run."
+    );
+    let _ = writeln!(out, "# TYPE hedui_job_queue_depth gauge");
+    let _ = writeln!(out, "hedui_job_queue_depth {}", count("queued"));
+    let _ = writeln!(
+        out,
+        "# HELP hedui_jobs Jobs kept in the state database, by status."
+    );
+    let _ = writeln!(out, "# TYPE hedui_jobs gauge");
+    for status in ["queued", "running", "done", "failed"] {
+        let _ = writeln!(out, "hedui_jobs{{status=\"{status}\"}} {}", count(status));
+    }
     let _ = writeln!(out, "# HELP hedui_source_snapshot_age_seconds Age of each source's current snapshot (since its pull).");
     let _ = writeln!(out, "# TYPE hedui_source_snapshot_age_seconds gauge");
     if let crate::sources::Opened::Lake { lake, .. } = &app.opened {

@@ -9,8 +9,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod cron;
 pub mod error;
 pub mod handlers;
+pub mod jobs;
 pub mod limit;
 pub mod metrics;
 pub mod routes;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub limiter: limit::RateLimiter,
     /// What `/metrics` reports.
     pub metrics: metrics::Metrics,
+    /// The job worker's shared half.
+    pub jobs: jobs::Jobs,
 }
 
 impl AppState {
@@ -72,6 +76,9 @@ pub async fn run(
     let router = routes::router(app);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Tells connections to finish: the request in progress is answered, idle
+    // keep-alive connections are closed.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -85,34 +92,50 @@ pub async fn run(
         };
         let router = router.clone();
         let acceptor = acceptor.clone();
+        let stop = stop_rx.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            let svc = hyper_util::service::TowerToHyperService::new(router);
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             match acceptor {
                 Some(a) => {
                     // A client that does not complete the handshake ends here.
                     let Ok(stream) = a.accept(tcp).await else {
                         return;
                     };
-                    let _ = builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
+                    serve_connection(stream, router, stop).await;
                 }
-                None => {
-                    let _ = builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                        .await;
-                }
+                None => serve_connection(tcp, router, stop).await,
             }
         });
     }
-    // No new connections; those in progress finish (bounded by the caller's patience).
+    // No new connections; those in progress finish their request (bounded by the
+    // caller's patience), idle ones close.
+    let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Serves one connection until it ends, or until `stop` says so: then the request in
+/// progress is answered and the connection closed.
+async fn serve_connection<I>(
+    io: I,
+    router: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper_util::service::TowerToHyperService::new(router);
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
 /// The rustls server configuration for a certificate chain and key (PEM files).

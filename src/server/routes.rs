@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::handlers::{audit, checks, health, reconciliations};
+use super::handlers::{audit, batches, checks, health, reconciliations};
 use super::{metrics, AppState};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
@@ -15,9 +15,15 @@ use super::{metrics, AppState};
     info(title = "hedui", description = "Household economic-status verification (SPEC §8)"),
     paths(
         checks::check,
+        batches::submit,
+        batches::status,
+        batches::results,
+        batches::rejected,
+        batches::report,
         audit::list,
         reconciliations::list,
         reconciliations::changes,
+        reconciliations::report,
         health::healthz,
         metrics::scrape,
         openapi,
@@ -56,11 +62,20 @@ pub fn router(app: Arc<AppState>) -> Router {
     let limit = app.config.max_body_bytes;
     Router::new()
         .route("/api/v1/checks", post(checks::check))
+        .route("/api/v1/batches", post(batches::submit))
+        .route("/api/v1/batches/{id}", get(batches::status))
+        .route("/api/v1/batches/{id}/results", get(batches::results))
+        .route("/api/v1/batches/{id}/rejected", get(batches::rejected))
+        .route("/api/v1/batches/{id}/report", get(batches::report))
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/reconciliations", get(reconciliations::list))
         .route(
             "/api/v1/reconciliations/{id}/changes",
             get(reconciliations::changes),
+        )
+        .route(
+            "/api/v1/reconciliations/{id}/report",
+            get(reconciliations::report),
         )
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape))

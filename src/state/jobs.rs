@@ -325,11 +325,13 @@ impl State {
         Ok(())
     }
 
-    /// Puts a running job back in the queue (a shutdown that could not wait for it).
+    /// Puts a running job back in the queue (a shutdown that could not wait for it); the
+    /// attempt is not counted against [`MAX_ATTEMPTS`].
     pub fn requeue_job(&self, id: &str) -> Result<(), StateError> {
         self.conn
             .execute(
-                "UPDATE jobs SET status = 'queued', stage = NULL, steps = 0
+                "UPDATE jobs SET status = 'queued', stage = NULL, steps = 0,
+                        attempts = MAX(attempts - 1, 0)
                  WHERE id = ?1 AND status = 'running'",
                 params![id],
             )
@@ -389,6 +391,18 @@ impl State {
             .map_err(self.err("read a job"))
     }
 
+    /// The job that made reconciliation run `run`, if the server made it.
+    pub fn job_of_run(&self, run: i64) -> Result<Option<Job>, StateError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE run_id = ?1"),
+                params![run],
+                job_of,
+            )
+            .optional()
+            .map_err(self.err("read a run's job"))
+    }
+
     /// Jobs per status, for `/metrics`.
     pub fn job_counts(&self) -> Result<Vec<(String, i64)>, StateError> {
         let mut stmt = self
@@ -411,6 +425,17 @@ impl State {
                 |r| r.get(0),
             )
             .map_err(self.err("look for pending jobs"))
+    }
+
+    /// When the latest job of `kind` was submitted (RFC 3339, UTC).
+    pub fn last_job_submitted(&self, kind: JobKind) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(submitted_at) FROM jobs WHERE kind = ?1",
+                params![kind.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(self.err("find the latest job"))
     }
 
     /// Ids of finished jobs that ended before `before` (RFC 3339), for retention.

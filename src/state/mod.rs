@@ -335,6 +335,50 @@ impl State {
         Ok(out.into_iter().collect())
     }
 
+    /// Deletes the runs that ended before `before` (RFC 3339), with their households and
+    /// changes, except the latest completed run (the next run's baseline); returns how
+    /// many.
+    pub fn expire_runs(&mut self, before: &str) -> Result<usize, StateError> {
+        let path = self.path.display().to_string();
+        let q = |what: &'static str| {
+            let path = path.clone();
+            move |source| StateError::Query {
+                path,
+                what: what.into(),
+                source,
+            }
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(q("expire runs"))?;
+        let keep: Option<i64> = tx
+            .query_row(
+                "SELECT MAX(id) FROM runs WHERE kind = 'reconcile' AND status = 'done'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(q("expire runs"))?;
+        let keep = keep.unwrap_or(-1);
+        let doomed =
+            "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND id <> ?2";
+        for table in ["run_households", "run_changes"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE run_id IN ({doomed})"),
+                params![before, keep],
+            )
+            .map_err(q("expire runs"))?;
+        }
+        let n = tx
+            .execute(
+                "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND id <> ?2",
+                params![before, keep],
+            )
+            .map_err(q("expire runs"))?;
+        tx.commit().map_err(q("expire runs"))?;
+        Ok(n)
+    }
+
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<Run>, StateError> {
         let mut stmt = self

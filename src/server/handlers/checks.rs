@@ -67,7 +67,7 @@ pub fn mask_flag(f: &mut Value) {
 }
 
 /// Masks the ID numbers of a result for roles without full view.
-fn mask_result(v: &mut Value) {
+pub fn mask_result(v: &mut Value) {
     if let Some(flags) = v.get_mut("flags").and_then(Value::as_array_mut) {
         flags.iter_mut().for_each(mask_flag);
     }
@@ -100,20 +100,7 @@ pub async fn check(
             "该令牌的角色不能发起核对（this token's role may not run checks）",
         ));
     }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "请求体超过 {} MB（the body is larger than max_body_mb）",
-                    app.config.max_body_bytes >> 20
-                ),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
-        }
-    })?;
+    let body = super::body(&app, body)?;
     let req: CheckRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -1,6 +1,32 @@
 //! One file per group of routes.
 
 pub mod audit;
+pub mod batches;
 pub mod checks;
 pub mod health;
 pub mod reconciliations;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+
+use super::error::ApiError;
+use super::AppState;
+
+/// A request body, or 413 beyond `max_body_mb` (400 for any other failure to read it).
+pub fn body(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "请求体超过 {} MB（the body is larger than max_body_mb）",
+                    app.config.max_body_bytes >> 20
+                ),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+        }
+    })
+}

@@ -122,3 +122,57 @@ pub async fn changes(
         json!({ "id": run, "status": known.status, "changes": changes }),
     ))
 }
+
+/// A scheduled run's staff report, which leads with its changes.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reconciliations/{id}/report",
+    params(("id" = i64, Path, description = "The run")),
+    responses(
+        (status = 200, description = "report.html of a run made by the schedule: its changes first (who became ineligible, and why, with evidence), then every household"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "An auditor token"),
+        (status = 404, description = "No such run, one made on the command line (its report is in its --out), or one with households outside the token's regions"),
+        (status = 409, description = "The run is not done"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn report(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let token = app.caller(&headers)?;
+    may_read_runs(token)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("没有第 {id} 次复核的报告（no report of reconciliation run {id}）"),
+        )
+    };
+    let run: i64 = id.trim().parse().map_err(|_| not_found())?;
+    let job = {
+        let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
+        let regions = state
+            .run_regions(run)
+            .map_err(|e| ApiError::internal(&e.into()))?;
+        // The report shows every household of the run: all of them must be the token's.
+        if regions.is_empty() || !regions.iter().all(|r| token.covers(r)) {
+            return Err(not_found());
+        }
+        state
+            .job_of_run(run)
+            .map_err(|e| ApiError::internal(&e.into()))?
+            .ok_or_else(not_found)?
+    };
+    if job.status != "done" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_done",
+            format!("第 {run} 次复核尚未完成（run {run} is not done）"),
+        ));
+    }
+    let path = crate::server::jobs::out_dir(&app.config.state_dir, &job.id).join("report.html");
+    super::batches::html_file(&path).await
+}

@@ -1,0 +1,481 @@
+//! `POST /api/v1/batches` and `GET /api/v1/batches/{id}[/results|/rejected|/report]`: an
+//! applicant batch (CSV in UTF-8 or GBK, XLSX, JSON Lines) as a job in the state
+//! database, run by the job worker on the same engine as `check`.
+//!
+//! The file is read (within the batch limits) when it arrives: an unreadable one is 422
+//! at once, one with households outside the token's regions is 403. A batch is visible
+//! to the token that submitted it and to tokens whose regions cover every region of it;
+//! to any other it is 404, like one that does not exist.
+
+use std::collections::BTreeSet;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::applicants::{read_batch_within, BatchFormat, Column, Limits};
+use crate::server::config::Token;
+use crate::server::error::ApiError;
+use crate::server::jobs::{is_job_id, job_dir, new_id, out_dir};
+use crate::server::AppState;
+use crate::state::jobs::{Job, JobKind, NewJob};
+
+/// Query parameters of a submission.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// Check date D (default: today).
+    as_of: Option<String>,
+    /// The file's name, for messages and the report (its extension tells the format
+    /// when the Content-Type does not).
+    file_name: Option<String>,
+}
+
+/// The extension a Content-Type stands for.
+fn extension_of(headers: &HeaderMap) -> Option<&'static str> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mime = ct.split(';').next()?.trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "text/csv" => Some("csv"),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some("xlsx"),
+        "application/x-ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/json" => Some("jsonl"),
+        _ => None,
+    }
+}
+
+/// The name the batch goes by: the given name's last component (no folders), at most
+/// 100 characters, with the Content-Type's extension when it lacks one.
+fn batch_name(given: Option<&str>, ext: Option<&str>) -> String {
+    let base = given
+        .and_then(|g| g.rsplit(['/', '\\']).next())
+        .map(|g| {
+            g.chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        })
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty() && g != "." && g != "..")
+        .unwrap_or_else(|| "batch".to_owned());
+    match ext {
+        Some(ext) if !base.to_ascii_lowercase().ends_with(&format!(".{ext}")) => {
+            format!("{base}.{ext}")
+        }
+        _ => base,
+    }
+}
+
+fn format_extension(f: BatchFormat) -> &'static str {
+    match f {
+        BatchFormat::Csv => "csv",
+        BatchFormat::Xlsx => "xlsx",
+        BatchFormat::Jsonl => "jsonl",
+    }
+}
+
+fn may_use_batches(token: &Token) -> Result<(), ApiError> {
+    if !token.role.may_check() {
+        return Err(ApiError::forbidden(
+            "该令牌的角色不能提交或查看批量核对（this token's role may not submit or read batches）",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `token` may see `job`.
+pub fn visible(token: &Token, job: &Job) -> bool {
+    job.kind == JobKind::Batch
+        && (job.actor == format!("token:{}", token.name)
+            || (!job.regions.is_empty() && job.regions.iter().all(|r| token.covers(r))))
+}
+
+/// Submits a batch.
+#[utoipa::path(
+    post,
+    path = "/api/v1/batches",
+    description = "An applicant batch as the body (CSV in UTF-8 or GBK, XLSX, JSON Lines; SPEC §3). The format comes from Content-Type (text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, application/x-ndjson), else from file_name's extension, else from the content.",
+    params(
+        ("as_of" = Option<String>, Query, description = "Check date D, YYYY-MM-DD (default: today)"),
+        ("file_name" = Option<String>, Query, description = "The file's name, for messages and the report"),
+    ),
+    responses(
+        (status = 202, description = "`{\"batch_id\", \"status\": \"queued\"}`; Location: the batch"),
+        (status = 400, description = "Bad query parameters"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "The token's role, or households outside its regions"),
+        (status = 413, description = "Body larger than max_body_mb"),
+        (status = 422, description = "Not a readable batch (the message names the row or header)"),
+        (status = 429, description = "requests_per_minute used up (Retry-After)"),
+        (status = 503, description = "max_queued_jobs batches are waiting (Retry-After)"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn submit(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<SubmitQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = app.caller(&headers)?.clone();
+    may_use_batches(&token)?;
+    let Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let body = super::body(&app, body)?;
+    let as_of = crate::cmd::as_of(q.as_of.as_deref())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let name = batch_name(q.file_name.as_deref(), extension_of(&headers));
+    // Read it now: an unreadable file is the caller's to fix, not a failed job later.
+    let (parsed, body) = {
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = read_batch_within(FsPath::new(&name), &body, &Limits::default());
+            (r, body)
+        })
+        .await
+        .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
+    };
+    let raw = parsed.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable_batch",
+            e.to_string(),
+        )
+    })?;
+    let regions: BTreeSet<String> = raw
+        .rows
+        .iter()
+        .filter_map(|r| r.values[Column::RegionCode as usize].as_deref())
+        .map(|v| hedui_connectors::text::fold_trim(v).into_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let outside: Vec<&String> = regions.iter().filter(|r| !token.covers(r)).collect();
+    if !outside.is_empty() {
+        let list = outside
+            .iter()
+            .take(10)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::forbidden(format!(
+            "批次中有该令牌无权核对的行政区划：{list}（the batch has households of regions this token may not check: {list}）"
+        )));
+    }
+    let id = new_id().map_err(|e| ApiError::internal(&e))?;
+    let dir = job_dir(&app.config.state_dir, &id);
+    let input: PathBuf = dir.join(format!("input.{}", format_extension(raw.format)));
+    {
+        let (dir, target) = (dir.clone(), input.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(".input.tmp");
+            std::fs::write(&tmp, &body)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &target)
+        })
+        .await
+        .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
+        .map_err(|e| {
+            ApiError::internal(&crate::error::Error::Output {
+                path: input.display().to_string(),
+                source: e,
+            })
+        })?;
+    }
+    let job = NewJob {
+        id: id.clone(),
+        kind: JobKind::Batch,
+        actor: format!("token:{}", token.name),
+        regions: regions.into_iter().collect(),
+        file_name: name,
+        input: input.display().to_string(),
+        as_of: as_of.to_string(),
+    };
+    let queued = {
+        let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
+        state
+            .submit_job(&job, Some(app.config.max_queued_jobs))
+            .map_err(|e| ApiError::internal(&e.into()))?
+    };
+    if !queued {
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            format!(
+                "已有 {} 个批次在排队，请稍后再提交（{} batches are waiting; submit again later）",
+                app.config.max_queued_jobs, app.config.max_queued_jobs
+            ),
+        );
+        e.retry_after_s = Some(60);
+        return Err(e);
+    }
+    app.jobs.wake.notify_one();
+    tracing::info!(job = %id, token = %token.name, rows = raw.rows.len(), "batch queued");
+    let mut resp = (
+        StatusCode::ACCEPTED,
+        Json(json!({ "batch_id": id, "status": "queued" })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/batches/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// The batch `id` if `token` may see it; 404 otherwise.
+fn find(app: &AppState, token: &Token, id: &str) -> Result<Job, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("没有批次 {id}（no batch {id}）"),
+        )
+    };
+    if !is_job_id(id) {
+        return Err(not_found());
+    }
+    let job = app
+        .state
+        .lock()
+        .map_err(|_| ApiError::unavailable())?
+        .job(id)
+        .map_err(|e| ApiError::internal(&e.into()))?
+        .ok_or_else(not_found)?;
+    if !visible(token, &job) {
+        return Err(not_found());
+    }
+    Ok(job)
+}
+
+/// A batch's status and progress.
+#[utoipa::path(
+    get,
+    path = "/api/v1/batches/{id}",
+    params(("id" = String, Path, description = "The batch_id")),
+    responses(
+        (status = 200, description = "`{batch_id, status (queued|running|done|failed), file_name, as_of, submitted_at, started_at, finished_at, attempts, progress: {stage, steps_done}, summary, error}`"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "The token's role may not read batches"),
+        (status = 404, description = "No such batch, or not one the token may see"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn status(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let token = app.caller(&headers)?;
+    may_use_batches(token)?;
+    let job = find(&app, token, &id)?;
+    Ok(Json(json!({
+        "batch_id": job.id,
+        "status": job.status,
+        "file_name": job.file_name,
+        "as_of": job.as_of,
+        "submitted_at": job.submitted_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "attempts": job.attempts,
+        "progress": { "stage": job.stage, "steps_done": job.steps },
+        "summary": job.summary,
+        "error": job.error,
+    })))
+}
+
+/// The output file `name` of a done batch.
+fn output(app: &AppState, token: &Token, id: &str, name: &str) -> Result<PathBuf, ApiError> {
+    let job = find(app, token, id)?;
+    if job.status != "done" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_done",
+            format!(
+                "批次尚未完成（状态：{}）（the batch is {}, not done）",
+                job.status, job.status
+            ),
+        ));
+    }
+    Ok(out_dir(&app.config.state_dir, &job.id).join(name))
+}
+
+/// Streams a JSON Lines file, each line passed through `edit` (masking for staff).
+fn stream_jsonl(path: PathBuf, edit: Option<fn(&mut Value)>) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        for line in std::io::BufReader::new(file).lines() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            match edit {
+                Some(edit) => {
+                    let Ok(mut v) = serde_json::from_str::<Value>(&line) else {
+                        continue;
+                    };
+                    edit(&mut v);
+                    let _ = serde_json::to_writer(&mut chunk, &v);
+                }
+                None => chunk.extend_from_slice(line.as_bytes()),
+            }
+            chunk.push(b'\n');
+            if chunk.len() >= 64 * 1024
+                && tx
+                    .blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                    .is_err()
+            {
+                return;
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A done batch's `results.jsonl` (ID numbers masked for staff).
+#[utoipa::path(
+    get,
+    path = "/api/v1/batches/{id}/results",
+    params(("id" = String, Path, description = "The batch_id")),
+    responses(
+        (status = 200, description = "results.jsonl (application/x-ndjson), one household per line"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "The token's role may not read batches"),
+        (status = 404, description = "No such batch, or not one the token may see"),
+        (status = 409, description = "The batch is not done"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn results(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let token = app.caller(&headers)?;
+    may_use_batches(token)?;
+    let path = output(&app, token, &id, "results.jsonl")?;
+    let edit: Option<fn(&mut Value)> = if token.role.sees_full_ids() {
+        None
+    } else {
+        Some(super::checks::mask_result)
+    };
+    Ok(stream_jsonl(path, edit))
+}
+
+/// A done batch's `rejected.jsonl`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/batches/{id}/rejected",
+    params(("id" = String, Path, description = "The batch_id")),
+    responses(
+        (status = 200, description = "rejected.jsonl (application/x-ndjson), one problem per line"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "The token's role may not read batches"),
+        (status = 404, description = "No such batch, or not one the token may see"),
+        (status = 409, description = "The batch is not done"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rejected(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let token = app.caller(&headers)?;
+    may_use_batches(token)?;
+    let path = output(&app, token, &id, "rejected.jsonl")?;
+    Ok(stream_jsonl(path, None))
+}
+
+/// A done batch's `report.html` (ID numbers always masked).
+#[utoipa::path(
+    get,
+    path = "/api/v1/batches/{id}/report",
+    params(("id" = String, Path, description = "The batch_id")),
+    responses(
+        (status = 200, description = "report.html, printable, in Chinese"),
+        (status = 401, description = "No or unknown bearer token"),
+        (status = 403, description = "The token's role may not read batches"),
+        (status = 404, description = "No such batch, or not one the token may see"),
+        (status = 409, description = "The batch is not done"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn report(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let token = app.caller(&headers)?;
+    may_use_batches(token)?;
+    let path = output(&app, token, &id, "report.html")?;
+    html_file(&path).await
+}
+
+/// An HTML file as the answer.
+pub async fn html_file(path: &FsPath) -> Result<Response, ApiError> {
+    let html = tokio::fs::read(path).await.map_err(|e| {
+        ApiError::internal(&crate::error::Error::Output {
+            path: path.display().to_string(),
+            source: e,
+        })
+    })?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_names_are_plain_file_names() {
+        assert_eq!(
+            batch_name(Some("申请名单.csv"), Some("csv")),
+            "申请名单.csv"
+        );
+        assert_eq!(batch_name(Some("申请名单"), Some("csv")), "申请名单.csv");
+        assert_eq!(batch_name(Some("../../etc/passwd"), None), "passwd");
+        assert_eq!(
+            batch_name(Some("C:\\x\\名单.XLSX"), Some("xlsx")),
+            "名单.XLSX"
+        );
+        assert_eq!(batch_name(Some(".."), None), "batch");
+        assert_eq!(batch_name(None, Some("jsonl")), "batch.jsonl");
+        assert_eq!(batch_name(Some("a\u{0}\nb.csv"), None), "ab.csv");
+        assert_eq!(
+            batch_name(Some(&"长".repeat(300)), None).chars().count(),
+            100
+        );
+    }
+}
