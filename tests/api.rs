@@ -1178,6 +1178,26 @@ async fn batch_jobs_survive_kill_and_the_queue_is_bounded() {
         (Some("done"), Some(1)),
         "{done}"
     );
+    drop(server);
+
+    // Retention: a batch finished longer ago than retention_days is deleted at start,
+    // record and files.
+    let db = rusqlite::Connection::open(site.dir.path().join("state/hedui.db")).unwrap();
+    db.execute(
+        "UPDATE jobs SET finished_at = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
+        [&e],
+    )
+    .unwrap();
+    drop(db);
+    assert!(site.dir.path().join("state/jobs").join(&e).exists());
+    let server = site.serve_with("bounded.toml", &[]);
+    let c = client(&server);
+    wait_log(&server, "retention: expired jobs and runs deleted").await;
+    let resp = get_as(&c, &server, ADMIN, &format!("/api/v1/batches/{e}")).await;
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(!site.dir.path().join("state/jobs").join(&e).exists());
+    let resp = get_as(&c, &server, ADMIN, &format!("/api/v1/batches/{a}")).await;
+    assert_eq!(resp.status().as_u16(), 200, "younger batches stay");
 }
 
 /// Waits (two minutes at most) until the server's log holds `what`.
@@ -1191,5 +1211,157 @@ async fn wait_log(s: &Server, what: &str) {
     panic!(
         "the server never logged {what:?}:\n{}",
         s.log.lock().unwrap()
+    );
+}
+
+/// `[schedule]`: a reconciliation of the recipients is queued at the fire time (and one
+/// missed within the last day at start); a server killed (-9) during the run finds the job
+/// at its next start and runs it again, and the killed run is never the baseline; the
+/// run's report leads with its changes and is served to tokens covering all its regions;
+/// the run is audited as `schedule`. A bad cron expression stops `serve` at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_reconciliation_survives_kill_and_reports_changes() {
+    let site = Site::new();
+    std::fs::write(
+        site.p("recipients.csv"),
+        rows_of(&site, &["41", "51", "11"]),
+    )
+    .unwrap();
+    let expected = check_lake(&site, "recipients.csv", "recipients-out");
+    site.config_variant(
+        "bad-cron.toml",
+        "",
+        "[schedule]\nreconcile = \"0 25 * * *\"\nrecipients = \"recipients.csv\"\n",
+    );
+    let out = hedui(&["serve", "--config", &site.p("bad-cron.toml")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schedule.reconcile") && err.contains("hour"),
+        "{err}"
+    );
+
+    site.config_variant(
+        "scheduled.toml",
+        "",
+        "[schedule]\nreconcile = \"* * * * *\"\nrecipients = \"recipients.csv\"\n",
+    );
+    let server = site.serve_with(
+        "scheduled.toml",
+        &[("HEDUI_PAUSE_BEFORE_RUN_DONE_MS", "600000")],
+    );
+    // The fire time of this minute was missed before the server started: caught up now.
+    wait_log(&server, "reconcile: outputs written, pausing").await;
+    let c = client(&server);
+    let runs: Value = get_as(&c, &server, ADMIN, "/api/v1/reconciliations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["reconciliations"][0]["status"], "running", "{runs}");
+    let killed = runs["reconciliations"][0]["id"].as_i64().unwrap();
+    drop(server);
+
+    let server = site.serve_with("scheduled.toml", &[]);
+    let c = client(&server);
+    let mut done = None;
+    for _ in 0..600 {
+        let runs: Value = get_as(&c, &server, ADMIN, "/api/v1/reconciliations")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let list = runs["reconciliations"].as_array().unwrap().clone();
+        if let Some(d) = list.iter().rev().find(|r| r["status"] == "done") {
+            let k = list.iter().find(|r| r["id"] == killed).unwrap();
+            assert_eq!(k["status"], "failed", "the killed run: {runs}");
+            done = Some(d["id"].as_i64().unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let done = done.expect("no scheduled run finished");
+    assert!(done > killed);
+    // The killed run was never a baseline: the first done run finds every household new.
+    let changes: Value = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{done}/changes"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let changes = changes["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), expected.len());
+    assert!(changes.iter().all(|c| c["previous_verdict"].is_null()));
+    // The run's report, changes first.
+    let report = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{done}/report"),
+    )
+    .await;
+    assert_eq!(report.status().as_u16(), 200);
+    let report = report.text().await.unwrap();
+    let changes_at = report.find("一、本次复核的变化").expect("changes section");
+    assert!(changes_at < report.find("二、总体情况").unwrap());
+    assert!(report.contains("首次复核"));
+    // Staff of one city may not read a report that shows other regions' households; the
+    // auditor reads no run; the killed run has no report.
+    for (token, path, want) in [
+        (
+            STAFF_4101,
+            format!("/api/v1/reconciliations/{done}/report"),
+            404,
+        ),
+        (
+            AUDITOR,
+            format!("/api/v1/reconciliations/{done}/report"),
+            403,
+        ),
+        (
+            ADMIN,
+            format!("/api/v1/reconciliations/{killed}/report"),
+            404,
+        ),
+    ] {
+        assert_eq!(
+            get_as(&c, &server, token, &path).await.status().as_u16(),
+            want,
+            "{token} {path}"
+        );
+    }
+    // Audited as the schedule, once per completed run.
+    let audit: Value = get_as(&c, &server, ADMIN, "/api/v1/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let scheduled: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "schedule")
+        .collect();
+    assert!(!scheduled.is_empty());
+    assert!(scheduled.iter().all(|e| e["actor"] == "schedule"));
+    let runs: Value = get_as(&c, &server, ADMIN, "/api/v1/reconciliations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let done_runs = runs["reconciliations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "done")
+        .count();
+    assert!(
+        scheduled.len() <= done_runs,
+        "{} entries, {done_runs} runs",
+        scheduled.len()
     );
 }
