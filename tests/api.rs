@@ -1365,3 +1365,229 @@ async fn scheduled_reconciliation_survives_kill_and_reports_changes() {
         scheduled.len()
     );
 }
+
+/// Every route × every role × regions: what a token may do is exactly what its role and
+/// region prefixes allow — by list and by direct id; a batch or run of other regions is
+/// 404 (its existence is not told), a role that may not is 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_by_region_matrix() {
+    let site = Site::new();
+    // Runs: one of Zhengzhou and Ziyang (41, 51), one of Beijing (11) only.
+    std::fs::write(site.p("r1.csv"), rows_of(&site, &["4101", "5120"])).unwrap();
+    std::fs::write(site.p("r2.csv"), rows_of(&site, &["1101"])).unwrap();
+    for (recipients, out) in [("r1.csv", "r1"), ("r2.csv", "r2")] {
+        ok(hedui(&[
+            "reconcile",
+            "--recipients",
+            &site.p(recipients),
+            "--lake",
+            &site.p("lake"),
+            "--policy",
+            &site.p("city/policy.toml"),
+            "--state",
+            &site.p("state"),
+            "--as-of",
+            &site.today,
+            "--out",
+            &site.p(out),
+        ]));
+    }
+    let server = site.serve();
+    let c = client(&server);
+    // (token, role, regions)
+    let tokens: [(&str, &str, &[&str]); 5] = [
+        (ADMIN, "admin", &["41", "51", "11"]),
+        (STAFF_4101, "staff", &["4101"]),
+        (SYSTEM_5120, "system", &["5120"]),
+        (AUDITOR, "auditor", &["41"]),
+        (FUJIAN, "system", &["35"]),
+    ];
+    let covers = |regions: &[&str], code: &str| regions.iter().any(|p| code.starts_with(p));
+    let checks_role = |role: &str| role != "auditor";
+
+    // One household per region through POST /checks.
+    let all = bodies(&site);
+    for prefix in ["4101", "5120", "1101", "4601"] {
+        let body = match all
+            .iter()
+            .find(|(_, b)| b["region_code"].as_str().unwrap().starts_with(prefix))
+        {
+            Some((_, b)) => b.clone(),
+            // Haikou is nobody's region (nor the policy's): refused before validation.
+            None => {
+                let mut b = all[0].1.clone();
+                b["region_code"] = json!("460106");
+                b
+            }
+        };
+        let body = &body;
+        let code = body["region_code"].as_str().unwrap();
+        for (token, role, regions) in tokens {
+            let want = if checks_role(role) && covers(regions, code) {
+                200
+            } else {
+                403
+            };
+            let (status, v) = post(&c, &server, Some(token), body).await;
+            assert_eq!(status, want, "check {code} as {role} {regions:?}: {v}");
+        }
+    }
+
+    // Batches: each token submits each region's rows; allowed iff the role checks and
+    // every region of the batch is the token's.
+    let mut batches: Vec<(String, &str, &str)> = Vec::new(); // (id, submitter, prefix)
+    for prefix in ["4101", "5120", "1101", "4601"] {
+        let rows = rows_of(&site, &[prefix]);
+        for (token, role, regions) in tokens {
+            let want = if checks_role(role) && covers(regions, prefix) {
+                202
+            } else {
+                403
+            };
+            let (status, v) = submit(&c, &server, token, "text/csv", "m.csv", rows.clone()).await;
+            assert_eq!(status, want, "submit {prefix} as {role} {regions:?}: {v}");
+            if status == 202 {
+                batches.push((v["batch_id"].as_str().unwrap().to_owned(), token, prefix));
+            }
+        }
+    }
+    assert_eq!(batches.len(), 5, "4101 ×2, 5120 ×2, 1101 ×1");
+    for (id, submitter, _) in &batches {
+        let done = wait_batch(&c, &server, submitter, id).await;
+        assert_eq!(done["status"], "done", "{done}");
+    }
+    // Every batch by id, on every route, for every token.
+    for (id, submitter, prefix) in &batches {
+        for (token, role, regions) in tokens {
+            let want = if !checks_role(role) {
+                403
+            } else if token == *submitter || covers(regions, prefix) {
+                200
+            } else {
+                404
+            };
+            for tail in ["", "/results", "/rejected", "/report"] {
+                let resp = get_as(&c, &server, token, &format!("/api/v1/batches/{id}{tail}")).await;
+                assert_eq!(
+                    resp.status().as_u16(),
+                    want,
+                    "batch {prefix} by {submitter:.5} {tail} as {role} {regions:?}"
+                );
+            }
+        }
+    }
+
+    // Runs: listed iff one of their regions is the token's (run 2 reports run 1's
+    // households as gone from the list: their regions see it); by id the same; changes
+    // only of the token's regions; no CLI run has a report on the server.
+    let run_regions: [(i64, &str, &[&str]); 2] = [
+        (1, "r1", &["4101", "5120"]),
+        (2, "r2", &["1101", "4101", "5120"]),
+    ];
+    for (token, role, regions) in tokens {
+        let list = get_as(&c, &server, token, "/api/v1/reconciliations").await;
+        if role == "auditor" {
+            assert_eq!(list.status().as_u16(), 403);
+        } else {
+            let list: Value = list.json().await.unwrap();
+            let ids: Vec<i64> = list["reconciliations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect();
+            let want: Vec<i64> = run_regions
+                .iter()
+                .rev()
+                .filter(|(_, _, rs)| rs.iter().any(|r| covers(regions, r)))
+                .map(|(id, _, _)| *id)
+                .collect();
+            assert_eq!(ids, want, "runs listed for {role} {regions:?}");
+        }
+        for (id, out, rs) in run_regions {
+            let visible = rs.iter().any(|r| covers(regions, r));
+            let resp = get_as(
+                &c,
+                &server,
+                token,
+                &format!("/api/v1/reconciliations/{id}/changes"),
+            )
+            .await;
+            let want = if role == "auditor" {
+                403
+            } else if visible {
+                200
+            } else {
+                404
+            };
+            assert_eq!(
+                resp.status().as_u16(),
+                want,
+                "run {id} changes as {role} {regions:?}"
+            );
+            if want == 200 {
+                let v: Value = resp.json().await.unwrap();
+                let got: Vec<String> = v["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["household_id"].as_str().unwrap().to_owned())
+                    .collect();
+                // changes.jsonl of the run, those of the token's regions (a household
+                // that left the list has its region from the run that had it).
+                let region: std::collections::BTreeMap<String, String> = ["r1", "r2"]
+                    .iter()
+                    .flat_map(|o| lines(&site.dir.path().join(o).join("results.jsonl")))
+                    .map(|r| {
+                        (
+                            r["household_id"].as_str().unwrap().to_owned(),
+                            r["region_code"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                let want: Vec<String> = lines(&site.dir.path().join(out).join("changes.jsonl"))
+                    .iter()
+                    .map(|c| c["household_id"].as_str().unwrap().to_owned())
+                    .filter(|h| covers(regions, &region[h]))
+                    .collect();
+                assert_eq!(got, want, "run {id} changes as {role} {regions:?}");
+            }
+            let resp = get_as(
+                &c,
+                &server,
+                token,
+                &format!("/api/v1/reconciliations/{id}/report"),
+            )
+            .await;
+            let want = if role == "auditor" { 403 } else { 404 };
+            assert_eq!(resp.status().as_u16(), want, "run {id} report as {role}");
+        }
+    }
+
+    // The audit log: auditors and admins only, each entry's households of its regions.
+    for (token, role, regions) in tokens {
+        let resp = get_as(&c, &server, token, "/api/v1/audit").await;
+        if !matches!(role, "auditor" | "admin") {
+            assert_eq!(resp.status().as_u16(), 403, "audit as {role}");
+            continue;
+        }
+        let v: Value = resp.json().await.unwrap();
+        let entries = v["entries"].as_array().unwrap();
+        assert!(!entries.is_empty());
+        for e in entries {
+            for h in e["households"].as_array().unwrap() {
+                assert!(
+                    covers(regions, h["region_code"].as_str().unwrap()),
+                    "{role}: {h}"
+                );
+            }
+        }
+        // Someone else's region asked for by filter: nothing.
+        let none: Value = get_as(&c, &server, token, "/api/v1/audit?region=46")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(none["entries"], json!([]), "{role}");
+    }
+}

@@ -316,7 +316,8 @@ impl State {
             .map_err(self.err("read a run's changes"))
     }
 
-    /// The region codes of the households a run checked.
+    /// The region codes of the households a run checked or reported as gone from the
+    /// list (whoever may see those households may see the run).
     pub fn run_regions(&self, run: i64) -> Result<Vec<String>, StateError> {
         let mut stmt = self
             .conn
@@ -331,6 +332,9 @@ impl State {
             if let Ok(k) = serde_json::from_str::<Kept>(&text) {
                 out.insert(k.region_code);
             }
+        }
+        for (region, _) in self.changes(run)? {
+            out.insert(region);
         }
         Ok(out.into_iter().collect())
     }
