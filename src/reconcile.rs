@@ -89,6 +89,12 @@ async fn reconcile(
     progress: &Progress,
 ) -> Result<Reconciled, Error> {
     let batch = applicants::load(r.recipients, r.policy, r.as_of)?;
+    let regions: std::collections::BTreeSet<String> = batch
+        .households
+        .iter()
+        .map(|h| h.region_code.clone())
+        .collect();
+    state.set_run_regions(run_id, &regions.into_iter().collect::<Vec<_>>())?;
     let checked = run_batch(
         batch,
         r.policy,

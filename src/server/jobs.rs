@@ -223,8 +223,8 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
                 o.remove("policy");
                 o.remove("sources_dir");
             }
-            for r in &run.results {
-                app.metrics.verdict(&r.verdict);
+            for (verdict, n) in &summary.verdicts {
+                app.metrics.verdicts(verdict, *n);
             }
             if !state.finish_job(&job.id, &shown, &job.actor, "batch", &detail)? {
                 tracing::warn!(job = %job.id, "the job was queued again meanwhile; it will run again");
@@ -245,6 +245,9 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
                 job: Some(&job.id),
             };
             let done = rt.block_on(reconcile::run(&r, state, &progress))?;
+            for (verdict, n) in &done.summary.verdicts {
+                app.metrics.verdicts(verdict, *n);
+            }
             tracing::info!(job = %job.id, run = done.run_id, changes = done.changes, "scheduled reconciliation done");
             Ok(())
         }

@@ -61,8 +61,13 @@ impl Metrics {
 
     /// Counts one check's verdict.
     pub fn verdict(&self, verdict: &str) {
+        self.verdicts(verdict, 1);
+    }
+
+    /// Counts `n` households decided `verdict` (a batch, a reconciliation).
+    pub fn verdicts(&self, verdict: &str, n: u64) {
         if let Ok(mut v) = self.verdicts.lock() {
-            *v.entry(verdict.to_owned()).or_default() += 1;
+            *v.entry(verdict.to_owned()).or_default() += n;
         }
     }
 

@@ -82,7 +82,8 @@ CREATE TABLE IF NOT EXISTS runs (
     as_of       TEXT NOT NULL,
     recipients  TEXT NOT NULL,
     sources     TEXT NOT NULL,
-    error       TEXT
+    error       TEXT,
+    regions     TEXT
 );
 CREATE TABLE IF NOT EXISTS run_changes (
     run_id       INTEGER NOT NULL REFERENCES runs(id),
@@ -146,6 +147,18 @@ impl State {
             .map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch(jobs::SCHEMA)
             .map_err(|e| open_err(e.to_string()))?;
+        // Databases made before runs kept their regions get the column.
+        let has_regions: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('runs') WHERE name = 'regions')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        if !has_regions {
+            conn.execute_batch("ALTER TABLE runs ADD COLUMN regions TEXT")
+                .map_err(|e| open_err(e.to_string()))?;
+        }
         Ok(State { conn, path })
     }
 
@@ -173,6 +186,19 @@ impl State {
             )
             .map_err(self.err("record the run"))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records the region codes of the households run `run` checks (known once the
+    /// recipients are read), so that the run is visible to their regions while it runs.
+    pub fn set_run_regions(&self, run: i64, regions: &[String]) -> Result<(), StateError> {
+        let text = serde_json::to_string(regions).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "UPDATE runs SET regions = ?2 WHERE id = ?1",
+                params![run, text],
+            )
+            .map_err(self.err("record the run's regions"))?;
+        Ok(())
     }
 
     /// The latest completed run before `run`, if any.
@@ -316,8 +342,8 @@ impl State {
             .map_err(self.err("read a run's changes"))
     }
 
-    /// The region codes of the households a run checked or reported as gone from the
-    /// list (whoever may see those households may see the run).
+    /// The region codes of the households a run checks (or checked) or reported as gone
+    /// from the list (whoever may see those households may see the run).
     pub fn run_regions(&self, run: i64) -> Result<Vec<String>, StateError> {
         let mut stmt = self
             .conn
@@ -335,6 +361,19 @@ impl State {
         }
         for (region, _) in self.changes(run)? {
             out.insert(region);
+        }
+        let declared: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT regions FROM runs WHERE id = ?1",
+                params![run],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("read a run's regions"))?
+            .flatten();
+        if let Some(text) = declared {
+            out.extend(serde_json::from_str::<Vec<String>>(&text).unwrap_or_default());
         }
         Ok(out.into_iter().collect())
     }
