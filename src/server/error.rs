@@ -89,14 +89,6 @@ impl IntoResponse for ApiError {
             body[k] = v;
         }
         let mut resp = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the body was never read: the connection cannot carry another
-            // request, and the client must know not to reuse it.
-            resp.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-        }
         if let Some(s) = self.retry_after_s {
             if let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string()) {
                 resp.headers_mut()
