@@ -104,7 +104,7 @@ pub async fn run_batch(
         batch.households.len(),
         batch.rejected_households.len()
     ));
-    let ctx = engine::new_context();
+    let ctx = opened.new_context();
     let src = sources::register(opened, &ctx, as_of, &batch.households, progress).await?;
     if !src.missing.is_empty() {
         progress.warn(&format!(

@@ -33,12 +33,23 @@ fn df(what: impl Into<String>) -> impl FnOnce(DataFusionError) -> EngineError {
     move |source| EngineError::DataFusion { what, source }
 }
 
+fn session_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_information_schema(false)
+        .with_batch_size(8192)
+}
+
 /// A session configured for the rules.
 pub fn new_context() -> SessionContext {
-    let config = SessionConfig::new()
-        .with_information_schema(false)
-        .with_batch_size(8192);
-    SessionContext::new_with_config(config)
+    SessionContext::new_with_config(session_config())
+}
+
+/// A session configured for the rules in a shared runtime (its caches, e.g. Parquet
+/// metadata, are shared with the other sessions of that runtime).
+pub fn new_context_in(
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> SessionContext {
+    SessionContext::new_with_config_rt(session_config(), runtime)
 }
 
 /// Registers `batches` as table `name` with `schema`.

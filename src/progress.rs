@@ -54,6 +54,11 @@ impl Progress {
 
     /// Reports a finished stage.
     pub fn step(&self, what: &str) {
+        tracing::debug!(
+            at_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "stage: {}",
+            hedui_connectors::idnum::mask_ids_in(what)
+        );
         if let Some(sink) = &self.sink {
             sink(what);
         }

@@ -177,8 +177,51 @@ pub async fn open(input: &SourceInput) -> Result<Opened, Error> {
             },
             at: *at,
             lookups: lookups.clone(),
+            cache: Arc::default(),
         },
     })
+}
+
+/// Snapshot entries kept at most by a [`SnapshotCache`] before it starts afresh.
+const CACHED_SNAPSHOT_TABLES: usize = 256;
+
+/// What the checks of one process share about the lake (the server answers many): one
+/// DataFusion runtime, whose cache keeps the Parquet footers and page indexes of the
+/// snapshot files, and what never changes for a committed snapshot table — its
+/// malformed records and its latest date — keyed by snapshot id and table.
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    problems: std::sync::Mutex<HashMap<String, Arc<Vec<Problem>>>>,
+    latest: std::sync::Mutex<HashMap<(String, String), Option<String>>>,
+}
+
+impl SnapshotCache {
+    fn get_problems(&self, rel: &str) -> Option<Arc<Vec<Problem>>> {
+        self.problems.lock().ok()?.get(rel).cloned()
+    }
+
+    fn put_problems(&self, rel: &str, p: Arc<Vec<Problem>>) {
+        if let Ok(mut m) = self.problems.lock() {
+            if m.len() >= CACHED_SNAPSHOT_TABLES {
+                m.clear();
+            }
+            m.insert(rel.to_owned(), p);
+        }
+    }
+
+    fn get_latest(&self, key: &(String, String)) -> Option<Option<String>> {
+        self.latest.lock().ok()?.get(key).cloned()
+    }
+
+    fn put_latest(&self, key: (String, String), v: Option<String>) {
+        if let Ok(mut m) = self.latest.lock() {
+            if m.len() >= CACHED_SNAPSHOT_TABLES {
+                m.clear();
+            }
+            m.insert(key, v);
+        }
+    }
 }
 
 /// An input that could be opened.
@@ -194,7 +237,20 @@ pub enum Opened {
         at: Option<DateTime<Utc>>,
         /// Lookup-mode sources.
         lookups: Vec<SourceConfig>,
+        /// What successive checks share.
+        cache: Arc<SnapshotCache>,
     },
+}
+
+impl Opened {
+    /// A DataFusion session for one check: on the lake, in the shared runtime (the
+    /// Parquet metadata read by earlier checks is not read again).
+    pub fn new_context(&self) -> SessionContext {
+        match self {
+            Opened::Folder(_) => engine::new_context(),
+            Opened::Lake { cache, .. } => engine::new_context_in(cache.runtime.clone()),
+        }
+    }
 }
 
 /// Registers every delivered canonical table in `ctx` and reports on them;
@@ -208,7 +264,12 @@ pub async fn register(
 ) -> Result<Sources, Error> {
     let mut s = match opened {
         Opened::Folder(c) => from_folder(c, ctx, as_of, progress).await?,
-        Opened::Lake { lake, at, lookups } => {
+        Opened::Lake {
+            lake,
+            at,
+            lookups,
+            cache,
+        } => {
             // Live lookups (not when re-reading the past): the answer, or None when the
             // department failed — the source is then missing for this run.
             let mut pinned: HashMap<&str, Option<Manifest>> = HashMap::new();
@@ -235,11 +296,14 @@ pub async fn register(
                 .iter()
                 .flat_map(|h| h.members.iter().map(|m| m.id_number.as_str()))
                 .collect();
-            from_lake(lake, *at, &pinned, &members, ctx, as_of, progress).await?
+            from_lake(lake, cache, *at, &pinned, &members, ctx, as_of, progress).await?
         }
     };
-    for t in s.tables.iter_mut().filter(|t| t.present) {
-        t.latest_as_of = latest_date(ctx, t).await?;
+    if let Opened::Folder(_) = opened {
+        // (Lake tables have theirs from their snapshot, see `from_lake`.)
+        for t in s.tables.iter_mut().filter(|t| t.present) {
+            t.latest_as_of = latest_date(ctx, t).await?;
+        }
     }
     s.missing.sort();
     s.missing.dedup();
@@ -314,8 +378,10 @@ async fn from_folder(
     Ok(s)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn from_lake(
     lake: &Lake,
+    cache: &SnapshotCache,
     at: Option<DateTime<Utc>>,
     pinned: &HashMap<&str, Option<Manifest>>,
     members: &HashSet<&str>,
@@ -366,7 +432,15 @@ async fn from_lake(
                 continue;
             };
             if let Some(rel) = &entry.problems_file {
-                s.problems.extend(read_problems(lake, rel).await?);
+                let problems = match cache.get_problems(rel) {
+                    Some(p) => p,
+                    None => {
+                        let p = Arc::new(read_problems(lake, rel).await?);
+                        cache.put_problems(rel, p.clone());
+                        p
+                    }
+                };
+                s.problems.extend(problems.iter().cloned());
             }
             // What this snapshot's table is, whether or not it is used.
             let read = TableStatus {
@@ -394,15 +468,75 @@ async fn from_lake(
                 continue;
             }
             register_snapshot_table(lake, ctx, t, &entry.files)?;
-            s.tables.push(TableStatus {
+            let mut status = TableStatus {
                 present: true,
                 absent_because: None,
                 rows: usize::try_from(entry.rows).unwrap_or(usize::MAX),
                 ..read
-            });
+            };
+            // The whole snapshot's latest date (never changes: once per process).
+            let key = (m.snapshot_id.clone(), t.table.clone());
+            status.latest_as_of = match cache.get_latest(&key) {
+                Some(v) => v,
+                None => {
+                    let v = latest_date(ctx, &status).await?;
+                    cache.put_latest(key, v.clone());
+                    v
+                }
+            };
+            // A few households (the API, a small batch): the rules need no row but
+            // their members' (every source joins on id_number), so only those rows are
+            // read — the scan prunes the sorted Parquet by its statistics, page index
+            // and bloom filters — and the rules run on them in memory.
+            if !members.is_empty() && members.len() <= narrow_limit() {
+                narrow_to_members(ctx, t, members).await?;
+            }
+            s.tables.push(status);
         }
     }
     Ok(s)
+}
+
+/// Batches with at most this many members read only their members' rows of the lake.
+pub const NARROW_TO_MEMBERS_UP_TO: usize = 512;
+
+/// [`NARROW_TO_MEMBERS_UP_TO`], or `HEDUI_NARROW_MEMBERS` when set (0: never narrow —
+/// the tests compare both ways of reading).
+fn narrow_limit() -> usize {
+    std::env::var("HEDUI_NARROW_MEMBERS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(NARROW_TO_MEMBERS_UP_TO)
+}
+
+/// Replaces the registered table `t` by its rows whose id_number is one of `members`.
+async fn narrow_to_members(
+    ctx: &SessionContext,
+    t: &TableSchema,
+    members: &HashSet<&str>,
+) -> Result<(), Error> {
+    let mut ids: Vec<&str> = members.iter().copied().collect();
+    ids.sort_unstable();
+    // ID numbers are digits and X (validated before any data is read); quoting is
+    // still done properly.
+    let list = ids
+        .iter()
+        .map(|id| format!("'{}'", id.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = collect(
+        ctx,
+        &format!("SELECT * FROM {} WHERE id_number IN ({list})", t.table),
+    )
+    .await?;
+    ctx.deregister_table(t.table.as_str()).map_err(|e| {
+        Error::Engine(crate::engine::EngineError::DataFusion {
+            what: format!("narrow lake table {}", t.table),
+            source: e,
+        })
+    })?;
+    engine::register(ctx, &t.table, t.arrow_schema(), rows)?;
+    Ok(())
 }
 
 /// Registers a snapshot table's Parquet files as a listing table: the rules read them in

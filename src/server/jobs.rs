@@ -254,6 +254,13 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
     }
 }
 
+/// Completes once the server is stopping.
+async fn stopped(app: &AppState) {
+    while !app.jobs.stopping() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Queues a scheduled reconciliation unless one is waiting or running.
 fn queue_reconciliation(app: &AppState, recipients: &Path) -> Result<Option<String>, Error> {
     let id = new_id()?;
@@ -327,11 +334,7 @@ pub async fn run_schedule(app: Arc<AppState>) {
         let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {},
-            _ = async {
-                while !app.jobs.stopping() {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            } => return,
+            _ = stopped(&app) => return,
         }
         match queue_reconciliation(&app, &schedule.recipients) {
             Ok(Some(id)) => tracing::info!(job = %id, "scheduled reconciliation queued"),
@@ -358,11 +361,7 @@ pub async fn run_retention(app: Arc<AppState>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(RETENTION_EVERY) => {},
-            _ = async {
-                while !app.jobs.stopping() {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            } => return,
+            _ = stopped(&app) => return,
         }
     }
 }

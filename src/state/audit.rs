@@ -138,13 +138,7 @@ pub(super) fn append_in(
     kind: &str,
     detail: &AuditDetail,
 ) -> Result<i64, StateError> {
-    let q = |what: &'static str| {
-        move |source| StateError::Query {
-            path: path.to_owned(),
-            what: what.into(),
-            source,
-        }
-    };
+    let q = |what: &str| super::query_err(path, what);
     let detail = serde_json::to_string(detail).map_err(|e| StateError::Open {
         path: path.to_owned(),
         why: e.to_string(),
@@ -257,14 +251,7 @@ impl State {
         detail: &AuditDetail,
     ) -> Result<i64, StateError> {
         let path = self.path.display().to_string();
-        let q = |what: &'static str| {
-            let path = path.clone();
-            move |source| StateError::Query {
-                path,
-                what: what.into(),
-                source,
-            }
-        };
+        let q = |what: &str| super::query_err(&path, what);
         let key = self.audit_key()?;
         let tx = self
             .conn

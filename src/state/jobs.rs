@@ -171,11 +171,7 @@ pub(super) fn mark_done_in(
              WHERE id = ?1 AND status = 'running'",
             params![id, now(), summary.to_string()],
         )
-        .map_err(|source| StateError::Query {
-            path: path.to_owned(),
-            what: "finish a job".into(),
-            source,
-        })?;
+        .map_err(super::query_err(path, "finish a job"))?;
     Ok(changed > 0)
 }
 
@@ -197,14 +193,7 @@ impl State {
         max_queued: Option<usize>,
     ) -> Result<bool, StateError> {
         let path = self.path.display().to_string();
-        let q = |what: &'static str| {
-            let path = path.clone();
-            move |source| StateError::Query {
-                path,
-                what: what.into(),
-                source,
-            }
-        };
+        let q = |what: &str| super::query_err(&path, what);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -296,21 +285,14 @@ impl State {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|source| StateError::Query {
-                path: path.clone(),
-                what: "finish a job".into(),
-                source,
-            })?;
+            .map_err(super::query_err(&path, "finish a job"))?;
         let changed = mark_done_in(&tx, &path, id, summary)?;
         if !changed {
             return Ok(false);
         }
         super::audit::append_in(&tx, &path, &key, actor, kind, detail)?;
-        tx.commit().map_err(|source| StateError::Query {
-            path,
-            what: "finish a job".into(),
-            source,
-        })?;
+        tx.commit()
+            .map_err(super::query_err(&path, "finish a job"))?;
         Ok(true)
     }
 

@@ -53,6 +53,12 @@ pub enum StateError {
     },
 }
 
+/// The error of a failed query on the database at `path`, while doing `what`.
+pub(crate) fn query_err(path: &str, what: &str) -> impl FnOnce(rusqlite::Error) -> StateError {
+    let (path, what) = (path.to_owned(), what.to_owned());
+    move |source| StateError::Query { path, what, source }
+}
+
 /// An open state database.
 pub struct State {
     conn: Connection,
@@ -162,13 +168,8 @@ impl State {
         Ok(State { conn, path })
     }
 
-    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StateError + '_ {
-        let what = what.to_owned();
-        move |source| StateError::Query {
-            path: self.path.display().to_string(),
-            what,
-            source,
-        }
+    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StateError {
+        query_err(&self.path.display().to_string(), what)
     }
 
     /// Records a reconciliation run as `running`; returns its id.
@@ -259,11 +260,7 @@ impl State {
     ) -> Result<(), StateError> {
         let key = self.audit_key()?;
         let path = self.path.display().to_string();
-        let q = |what: &str| {
-            let path = path.clone();
-            let what = what.to_owned();
-            move |source| StateError::Query { path, what, source }
-        };
+        let q = |what: &str| query_err(&path, what);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -383,14 +380,7 @@ impl State {
     /// many.
     pub fn expire_runs(&mut self, before: &str) -> Result<usize, StateError> {
         let path = self.path.display().to_string();
-        let q = |what: &'static str| {
-            let path = path.clone();
-            move |source| StateError::Query {
-                path,
-                what: what.into(),
-                source,
-            }
-        };
+        let q = |what: &str| query_err(&path, what);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

@@ -73,13 +73,42 @@ pub fn mask_result(v: &mut Value) {
     }
 }
 
+/// Which snapshot of each source the answer rests on: `{source: {seq, snapshot_id,
+/// committed_at, pulled_at}}`, or `null` for a source that is missing.
+fn snapshots(tables: &[crate::sources::TableStatus]) -> Value {
+    let mut out = serde_json::Map::new();
+    for t in tables {
+        let entry = match (&t.snapshot_id, t.snapshot) {
+            (Some(id), Some(seq)) => serde_json::json!({
+                "seq": seq,
+                "snapshot_id": id,
+                "committed_at": t.committed_at,
+                "pulled_at": t.pulled_at,
+            }),
+            _ => Value::Null,
+        };
+        // A source's tables come from one snapshot; a missing table leaves it null.
+        match out.get(&t.source) {
+            Some(Value::Null) => {}
+            Some(_) if entry.is_null() => {
+                out.insert(t.source.clone(), Value::Null);
+            }
+            Some(_) => {}
+            None => {
+                out.insert(t.source.clone(), entry);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// Checks one household.
 #[utoipa::path(
     post,
     path = "/api/v1/checks",
     description = "One household as JSON (household_id, region_code, area_type, aid_type, authorization_id, members [{id_number, name, relation}], optional as_of; values as SPEC §3 accepts them) → the results.jsonl object of that household.",
     responses(
-        (status = 200, description = "The household's result (SPEC §7 results.jsonl object)"),
+        (status = 200, description = "The household's result (SPEC §7 results.jsonl object), plus `snapshots`: the lake snapshot of each source it rests on"),
         (status = 400, description = "Not a check request"),
         (status = 401, description = "No or unknown bearer token"),
         (status = 403, description = "The token's role or regions do not allow it"),
@@ -209,5 +238,6 @@ pub async fn check(
     if !token.role.sees_full_ids() {
         mask_result(&mut v);
     }
+    v["snapshots"] = snapshots(&run.tables);
     Ok(Json(v))
 }
