@@ -8,7 +8,7 @@ use datafusion::arrow::array::RecordBatch;
 use hedui_connectors::Problem;
 
 use crate::applicants::{self, Batch};
-use crate::engine::{self, collect};
+use crate::engine;
 use crate::error::Error;
 use crate::evidence;
 use crate::inputs::input_tables;
@@ -16,6 +16,12 @@ use crate::output::results::{assemble, HouseholdResult};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::sources::{self, SourceInput, TableStatus};
+
+/// The query of every flag, with its evidence references.
+pub const FLAG_ROWS: &str = "SELECT * FROM flag_rows";
+
+/// The query of each household's figures and verdict.
+pub const HOUSEHOLD_RESULTS: &str = "SELECT * FROM household_results";
 
 /// What a check reads.
 #[derive(Debug, Clone)]
@@ -132,32 +138,47 @@ pub async fn run_batch(
         &src.statuses(),
     )
     .map_err(|e| Error::Internal(format!("cannot build the input tables: {e}")))?;
-    for (name, b) in inputs {
-        let schema = b.schema();
-        engine::register(&ctx, name, schema, vec![b])?;
-    }
-    engine::register_empty(&ctx)?;
-    engine::create_views(&ctx).await?;
+    // A few households on the lake (their members' rows read): the pipelines planned
+    // once per process run on those rows. Otherwise this run's own session.
+    let planned = match (&src.narrowed, opened.runtime()) {
+        (Some(_), Some(rt)) => Some((crate::planned::shared().await?, rt)),
+        _ => None,
+    };
+    let mut runner = match (planned, src.narrowed.clone()) {
+        (Some((planned, runtime)), Some(mut rows)) => {
+            for (name, b) in inputs {
+                rows.insert(name.to_owned(), vec![b]);
+            }
+            engine::Runner::Planned {
+                planned,
+                rows,
+                runtime,
+            }
+        }
+        _ => {
+            for (name, b) in inputs {
+                let schema = b.schema();
+                engine::register(&ctx, name, schema, vec![b])?;
+            }
+            engine::register_empty(&ctx)?;
+            engine::create_views(&ctx).await?;
+            engine::Runner::Session(&ctx)
+        }
+    };
     progress.step("rules: running");
-    let flags = collect(&ctx, "SELECT * FROM flag_rows").await?;
+    let flags = runner.collect(FLAG_ROWS).await?;
     progress.step(&format!(
         "rules: {} flag rows",
         flags.iter().map(RecordBatch::num_rows).sum::<usize>()
     ));
     let flag_schema = match flags.first() {
         Some(b) => b.schema(),
-        None => ctx
-            .table("flag_rows")
-            .await
-            .map_err(|e| Error::Internal(format!("cannot read flag_rows: {e}")))?
-            .schema()
-            .inner()
-            .clone(),
+        None => runner.schema(FLAG_ROWS).await?,
     };
-    engine::register(&ctx, "flags_found", flag_schema, flags.clone())?;
-    let figures = collect(&ctx, "SELECT * FROM household_results").await?;
+    runner.add(engine::FLAGS_FOUND, flag_schema, flags.clone())?;
+    let figures = runner.collect(HOUSEHOLD_RESULTS).await?;
     progress.step("rules: household figures");
-    let evidence = evidence::fetch(&ctx).await?;
+    let evidence = evidence::fetch(&runner).await?;
     progress.step("rules: flags, figures and evidence collected");
     let results = assemble(
         &batch.households,

@@ -122,6 +122,81 @@ pub async fn empty_session() -> Result<SessionContext, EngineError> {
     Ok(ctx)
 }
 
+/// The table of the flags found by a run, which the evidence queries join with.
+pub const FLAGS_FOUND: &str = "flags_found";
+
+/// Where a run's queries execute: a session with the run's tables registered and the
+/// views created, or the process's [`crate::planned::Planned`] pipelines fed with the
+/// run's rows. Either way the same SQL of `pipelines/`.
+pub enum Runner<'a> {
+    /// A session of this run.
+    Session(&'a SessionContext),
+    /// Planned once; this run's rows.
+    Planned {
+        /// The planned queries.
+        planned: &'a crate::planned::Planned,
+        /// The run's rows by table.
+        rows: std::collections::HashMap<String, Vec<RecordBatch>>,
+        /// The runtime to execute in.
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    },
+}
+
+impl Runner<'_> {
+    /// Runs `sql` and collects its batches, string columns as plain `Utf8`.
+    pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+        match self {
+            Runner::Session(ctx) => collect(ctx, sql).await,
+            Runner::Planned {
+                planned,
+                rows,
+                runtime,
+            } => {
+                let rows = Arc::new(crate::planned::RunRows(rows.clone()));
+                planned.run(sql, rows, runtime.clone()).await
+            }
+        }
+    }
+
+    /// Adds a table of this run (e.g. [`FLAGS_FOUND`]).
+    pub fn add(
+        &mut self,
+        name: &str,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), EngineError> {
+        match self {
+            Runner::Session(ctx) => register(ctx, name, schema, batches),
+            Runner::Planned { rows, .. } => {
+                rows.insert(name.to_owned(), batches);
+                Ok(())
+            }
+        }
+    }
+
+    /// The output schema of `sql` (a view's, when it returns no row).
+    pub async fn schema(
+        &self,
+        sql: &str,
+    ) -> Result<datafusion::arrow::datatypes::SchemaRef, EngineError> {
+        match self {
+            Runner::Session(ctx) => Ok(ctx
+                .sql(sql)
+                .await
+                .map_err(df(format!("plan query {sql}")))?
+                .schema()
+                .inner()
+                .clone()),
+            Runner::Planned { planned, .. } => {
+                planned.schema(sql).ok_or_else(|| EngineError::DataFusion {
+                    what: "find a planned query".into(),
+                    source: DataFusionError::Internal(format!("not planned: {sql}")),
+                })
+            }
+        }
+    }
+}
+
 /// Runs a query and collects its batches, string columns as plain `Utf8`.
 pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
     let frame = ctx

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
-use datafusion::prelude::SessionContext;
 use hedui_connectors::decimal::format_decimal;
 use hedui_connectors::schema::{self, ColumnType, SRC_FILE, SRC_ROW};
 use hedui_connectors::validate::days_to_date;
 use serde_json::{Map, Value};
 
-use crate::engine::{collect, EngineError};
+use crate::engine::{EngineError, Runner, FLAGS_FOUND};
 
 /// The pseudo-table of applicant rows used as evidence of batch rules.
 pub const APPLICANTS_TABLE: &str = "applicants";
@@ -20,9 +19,9 @@ pub const APPLICANTS_TABLE: &str = "applicants";
 /// Source records by (table, file, row).
 pub type EvidenceIndex = HashMap<(String, String, i64), Map<String, Value>>;
 
-/// Fetches every record referenced by the materialised `flags_found` table.
-pub async fn fetch(ctx: &SessionContext) -> Result<EvidenceIndex, EngineError> {
-    let mut index = EvidenceIndex::new();
+/// The evidence queries: per table (its label in flags, the table, its canonical
+/// columns), the join of the flags' references with the table.
+pub fn queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
     let mut tables: Vec<(String, String, Vec<(String, ColumnType)>)> = schema::tables()
         .iter()
         .map(|t| {
@@ -41,15 +40,26 @@ pub async fn fetch(ctx: &SessionContext) -> Result<EvidenceIndex, EngineError> {
             .map(|c| (c.to_string(), ColumnType::Text))
             .collect(),
     ));
-    for (label, table, columns) in tables {
-        let cols: Vec<String> = columns.iter().map(|(c, _)| format!("t.{c}")).collect();
-        let sql = format!(
-            "SELECT {}, t.{SRC_FILE}, t.{SRC_ROW} FROM {table} t \
-             JOIN (SELECT DISTINCT ev_file, ev_row FROM flags_found WHERE ev_table = '{label}') e \
-             ON t.{SRC_FILE} = e.ev_file AND t.{SRC_ROW} = e.ev_row",
-            cols.join(", ")
-        );
-        for batch in collect(ctx, &sql).await? {
+    tables
+        .into_iter()
+        .map(|(label, table, columns)| {
+            let cols: Vec<String> = columns.iter().map(|(c, _)| format!("t.{c}")).collect();
+            let sql = format!(
+                "SELECT {}, t.{SRC_FILE}, t.{SRC_ROW} FROM {table} t \
+                 JOIN (SELECT DISTINCT ev_file, ev_row FROM {FLAGS_FOUND} WHERE ev_table = '{label}') e \
+                 ON t.{SRC_FILE} = e.ev_file AND t.{SRC_ROW} = e.ev_row",
+                cols.join(", ")
+            );
+            (label, sql, columns)
+        })
+        .collect()
+}
+
+/// Fetches every record referenced by the run's `flags_found` table.
+pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
+    let mut index = EvidenceIndex::new();
+    for (label, sql, columns) in queries() {
+        for batch in runner.collect(&sql).await? {
             add_records(&mut index, &label, &columns, &batch);
         }
     }

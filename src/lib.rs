@@ -37,6 +37,7 @@ pub mod inputs;
 pub mod lake;
 pub mod lookup;
 pub mod output;
+pub mod planned;
 pub mod policy;
 pub mod progress;
 pub mod reconcile;

@@ -134,6 +134,10 @@ pub struct Sources {
     pub missing: Vec<String>,
     /// Lake sources whose snapshot is older than their freshness on D, sorted.
     pub stale: Vec<String>,
+    /// A few households' check on the lake: every present table's rows of their
+    /// members, read once (see [`NARROW_TO_MEMBERS_UP_TO`]); `None` when the tables
+    /// are read whole.
+    pub narrowed: Option<HashMap<String, Vec<datafusion::arrow::record_batch::RecordBatch>>>,
 }
 
 impl Sources {
@@ -243,6 +247,14 @@ pub enum Opened {
 }
 
 impl Opened {
+    /// The shared DataFusion runtime of lake checks.
+    pub fn runtime(&self) -> Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+        match self {
+            Opened::Lake { cache, .. } => Some(cache.runtime.clone()),
+            Opened::Folder(_) => None,
+        }
+    }
+
     /// A DataFusion session for one check: on the lake, in the shared runtime (the
     /// Parquet metadata read by earlier checks is not read again).
     pub fn new_context(&self) -> SessionContext {
@@ -391,6 +403,8 @@ async fn from_lake(
 ) -> Result<Sources, Error> {
     let mut s = Sources::default();
     lake.register_in(ctx)?;
+    let narrow = !members.is_empty() && members.len() <= narrow_limit();
+    let mut narrowed = HashMap::new();
     for (source, tables) in schema::sources() {
         let mut manifest = match pinned.get(source) {
             Some(m) => m.clone(),
@@ -488,12 +502,14 @@ async fn from_lake(
             // their members' (every source joins on id_number), so only those rows are
             // read — the scan prunes the sorted Parquet by its statistics, page index
             // and bloom filters — and the rules run on them in memory.
-            if !members.is_empty() && members.len() <= narrow_limit() {
-                narrow_to_members(ctx, t, members).await?;
+            if narrow {
+                let rows = narrow_to_members(ctx, t, members).await?;
+                narrowed.insert(t.table.clone(), rows);
             }
             s.tables.push(status);
         }
     }
+    s.narrowed = narrow.then_some(narrowed);
     Ok(s)
 }
 
@@ -509,12 +525,13 @@ fn narrow_limit() -> usize {
         .unwrap_or(NARROW_TO_MEMBERS_UP_TO)
 }
 
-/// Replaces the registered table `t` by its rows whose id_number is one of `members`.
+/// Replaces the registered table `t` by its rows whose id_number is one of `members`;
+/// returns those rows.
 async fn narrow_to_members(
     ctx: &SessionContext,
     t: &TableSchema,
     members: &HashSet<&str>,
-) -> Result<(), Error> {
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, Error> {
     let mut ids: Vec<&str> = members.iter().copied().collect();
     ids.sort_unstable();
     // ID numbers are digits and X (validated before any data is read); quoting is
@@ -535,8 +552,8 @@ async fn narrow_to_members(
             source: e,
         })
     })?;
-    engine::register(ctx, &t.table, t.arrow_schema(), rows)?;
-    Ok(())
+    engine::register(ctx, &t.table, t.arrow_schema(), rows.clone())?;
+    Ok(rows)
 }
 
 /// Registers a snapshot table's Parquet files as a listing table: the rules read them in
