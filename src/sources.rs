@@ -405,6 +405,7 @@ async fn from_lake(
     lake.register_in(ctx)?;
     let narrow = !members.is_empty() && members.len() <= narrow_limit();
     let mut narrowed = HashMap::new();
+    let mut to_narrow: Vec<&TableSchema> = Vec::new();
     for (source, tables) in schema::sources() {
         let mut manifest = match pinned.get(source) {
             Some(m) => m.clone(),
@@ -503,11 +504,24 @@ async fn from_lake(
             // read — the scan prunes the sorted Parquet by its statistics, page index
             // and bloom filters — and the rules run on them in memory.
             if narrow {
-                let rows = narrow_to_members(ctx, t, members).await?;
-                narrowed.insert(t.table.clone(), rows);
+                to_narrow.push(t);
             }
             s.tables.push(status);
         }
+    }
+    // The narrowing scans run at once (each waits on its files much of the time).
+    let rows =
+        futures::future::try_join_all(to_narrow.iter().map(|t| narrow_to_members(ctx, t, members)))
+            .await?;
+    for (t, rows) in to_narrow.iter().zip(rows) {
+        ctx.deregister_table(t.table.as_str()).map_err(|e| {
+            Error::Engine(crate::engine::EngineError::DataFusion {
+                what: format!("narrow lake table {}", t.table),
+                source: e,
+            })
+        })?;
+        engine::register(ctx, &t.table, t.arrow_schema(), rows.clone())?;
+        narrowed.insert(t.table.clone(), rows);
     }
     s.narrowed = narrow.then_some(narrowed);
     Ok(s)
@@ -525,8 +539,7 @@ fn narrow_limit() -> usize {
         .unwrap_or(NARROW_TO_MEMBERS_UP_TO)
 }
 
-/// Replaces the registered table `t` by its rows whose id_number is one of `members`;
-/// returns those rows.
+/// The rows of the registered table `t` whose id_number is one of `members`.
 async fn narrow_to_members(
     ctx: &SessionContext,
     t: &TableSchema,
@@ -546,13 +559,6 @@ async fn narrow_to_members(
         &format!("SELECT * FROM {} WHERE id_number IN ({list})", t.table),
     )
     .await?;
-    ctx.deregister_table(t.table.as_str()).map_err(|e| {
-        Error::Engine(crate::engine::EngineError::DataFusion {
-            what: format!("narrow lake table {}", t.table),
-            source: e,
-        })
-    })?;
-    engine::register(ctx, &t.table, t.arrow_schema(), rows.clone())?;
     Ok(rows)
 }
 
