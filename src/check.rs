@@ -149,11 +149,7 @@ pub async fn run_batch(
             for (name, b) in inputs {
                 rows.insert(name.to_owned(), vec![b]);
             }
-            engine::Runner::Planned {
-                planned,
-                rows,
-                runtime,
-            }
+            engine::Runner::planned(planned, rows, runtime)
         }
         _ => {
             for (name, b) in inputs {

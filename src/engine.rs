@@ -139,7 +139,29 @@ pub enum Runner<'a> {
         rows: std::collections::HashMap<String, Vec<RecordBatch>>,
         /// The runtime to execute in.
         runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+        /// The task context holding `rows` (remade when a table is added).
+        task: Arc<datafusion::execution::TaskContext>,
     },
+}
+
+impl<'a> Runner<'a> {
+    /// The planned pipelines fed with `rows`.
+    pub fn planned(
+        planned: &'a crate::planned::Planned,
+        rows: std::collections::HashMap<String, Vec<RecordBatch>>,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    ) -> Self {
+        let task = planned.task(
+            Arc::new(crate::planned::RunRows(rows.clone())),
+            runtime.clone(),
+        );
+        Runner::Planned {
+            planned,
+            rows,
+            runtime,
+            task,
+        }
+    }
 }
 
 impl Runner<'_> {
@@ -147,14 +169,7 @@ impl Runner<'_> {
     pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
         match self {
             Runner::Session(ctx) => collect(ctx, sql).await,
-            Runner::Planned {
-                planned,
-                rows,
-                runtime,
-            } => {
-                let rows = Arc::new(crate::planned::RunRows(rows.clone()));
-                planned.run(sql, rows, runtime.clone()).await
-            }
+            Runner::Planned { planned, task, .. } => planned.run(sql, task.clone()).await,
         }
     }
 
@@ -167,8 +182,17 @@ impl Runner<'_> {
     ) -> Result<(), EngineError> {
         match self {
             Runner::Session(ctx) => register(ctx, name, schema, batches),
-            Runner::Planned { rows, .. } => {
+            Runner::Planned {
+                planned,
+                rows,
+                runtime,
+                task,
+            } => {
                 rows.insert(name.to_owned(), batches);
+                *task = planned.task(
+                    Arc::new(crate::planned::RunRows(rows.clone())),
+                    runtime.clone(),
+                );
                 Ok(())
             }
         }

@@ -281,25 +281,34 @@ impl Planned {
         self.plans.get(sql).map(|p| p.schema())
     }
 
-    /// Runs planned query `sql` on `rows` (in the given runtime: its caches and memory
-    /// pool); string columns as plain `Utf8`.
+    /// The task context of a run: its rows, in the given runtime (its caches and
+    /// memory pool). Made once per set of rows, used by every query of the run.
+    pub fn task(
+        &self,
+        rows: Arc<RunRows>,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    ) -> Arc<TaskContext> {
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(rows);
+        datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(runtime)
+            .build()
+            .task_ctx()
+    }
+
+    /// Runs planned query `sql` in `task` (see [`Planned::task`]); string columns as
+    /// plain `Utf8`.
     pub async fn run(
         &self,
         sql: &str,
-        rows: Arc<RunRows>,
-        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+        task: Arc<TaskContext>,
     ) -> Result<Vec<RecordBatch>, EngineError> {
         let plan = self.plans.get(sql).ok_or_else(|| EngineError::DataFusion {
             what: "run a planned query".into(),
             source: DataFusionError::Internal(format!("not planned: {sql}")),
         })?;
         let plan = reset_plan_states(plan.clone()).map_err(df("reset a planned query"))?;
-        let mut state = self.ctx.state();
-        state.config_mut().set_extension(rows);
-        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_runtime_env(runtime)
-            .build();
-        let batches = datafusion::physical_plan::collect(plan, state.task_ctx())
+        let batches = datafusion::physical_plan::collect(plan, task)
             .await
             .map_err(df("run a planned query"))?;
         batches

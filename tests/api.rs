@@ -1060,6 +1060,14 @@ async fn batch_lifecycle_over_https() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+    let msg = resp.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.contains("核对日期") && msg.contains("YYYY-MM-DD") && msg.contains("tomorrow"),
+        "{msg}"
+    );
 
     // Each batch is in the audit log once, as the token that submitted it.
     let audit: Value = get_as(&c, &server, AUDITOR, "/api/v1/audit")

@@ -59,6 +59,38 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", why)
     }
 
+    /// 413: a body larger than `max_body_mb`.
+    pub fn too_large(max_body_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "请求体超过 {} MB（the body is larger than max_body_mb）",
+                max_body_bytes >> 20
+            ),
+        )
+    }
+
+    /// 400: query parameters that cannot be read.
+    pub fn bad_query(e: axum::extract::rejection::QueryRejection) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("查询参数有误（bad query parameters: {}）", e.body_text()),
+        )
+    }
+
+    /// `status` for a check date that is not a date.
+    pub fn bad_as_of(status: StatusCode, code: &'static str, given: &str) -> Self {
+        Self::new(
+            status,
+            code,
+            format!(
+                "核对日期 as_of 应为 YYYY-MM-DD 格式的日期，收到“{given}”（as_of must be a date YYYY-MM-DD）"
+            ),
+        )
+    }
+
     /// 503: the state database cannot be used now.
     pub fn unavailable() -> Self {
         Self::new(

@@ -81,12 +81,53 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(no_route)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            refuse_oversized,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,
         ))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
+}
+
+/// Bytes of an oversized body read and dropped at most before the 413 is sent.
+const DRAIN_BYTES: usize = 64 << 20;
+
+/// A body announced larger than `max_body_mb` is refused before any handler runs. What
+/// the client sends meanwhile is read and dropped (up to [`DRAIN_BYTES`], for ten
+/// seconds at most), so that it reads the 413 instead of finding the connection closed
+/// under it mid-upload.
+async fn refuse_oversized(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+    let limit = app.config.max_body_bytes;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if !announced.is_some_and(|n| n > limit as u64) {
+        return next.run(req).await;
+    }
+    let mut body = req.into_body().into_data_stream();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut read = 0usize;
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+    super::error::ApiError::too_large(limit).into_response()
 }
 
 /// Any path that is not a route: 404 as JSON, told apart from a 404 of a route.

@@ -454,3 +454,110 @@ impl State {
             .map_err(self.err("list jobs"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state::audit::AuditDetail;
+
+    fn job(id: &str) -> NewJob {
+        NewJob {
+            id: id.into(),
+            kind: JobKind::Batch,
+            actor: "token:t".into(),
+            regions: vec!["410102".into()],
+            file_name: "a.csv".into(),
+            input: "/nowhere/a.csv".into(),
+            as_of: "2026-11-30".into(),
+        }
+    }
+
+    fn detail() -> AuditDetail {
+        AuditDetail {
+            households: vec![],
+            sources: BTreeMap::new(),
+            as_of: "2026-11-30".into(),
+        }
+    }
+
+    /// The queue is bounded; a job interrupted MAX_ATTEMPTS times is failed, not run
+    /// again; one interrupted fewer times is queued again with its run failed.
+    #[test]
+    fn queue_bound_and_interrupted_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(dir.path()).unwrap();
+        assert!(s.submit_job(&job("a"), Some(2)).unwrap());
+        assert!(s.submit_job(&job("b"), Some(2)).unwrap());
+        assert!(!s.submit_job(&job("c"), Some(2)).unwrap(), "third refused");
+        assert!(s.job("c").unwrap().is_none());
+        // A is claimed and interrupted, with a run begun: queued again, run failed.
+        assert_eq!(s.claim_job().unwrap().unwrap().id, "a");
+        let run = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();
+        s.job_run("a", run).unwrap();
+        let r = s.requeue_interrupted().unwrap();
+        assert_eq!((r.queued, r.failed), (vec!["a".to_owned()], vec![]));
+        assert_eq!(s.run(run).unwrap().unwrap().status, "failed");
+        // Interrupted twice more: the third interruption fails it.
+        for attempt in 2..=MAX_ATTEMPTS {
+            let j = s.claim_job().unwrap().unwrap();
+            assert_eq!((j.id.as_str(), j.attempts), ("a", attempt));
+            let r = s.requeue_interrupted().unwrap();
+            if attempt < MAX_ATTEMPTS {
+                assert_eq!(r.queued, vec!["a".to_owned()]);
+            } else {
+                assert_eq!(r.failed, vec!["a".to_owned()]);
+            }
+        }
+        let a = s.job("a").unwrap().unwrap();
+        assert_eq!(a.status, "failed");
+        assert!(a.error.unwrap().contains("interrupted 3 times"));
+        // A shutdown's re-queue does not count as an attempt; done happens once.
+        let b = s.claim_job().unwrap().unwrap();
+        assert_eq!((b.id.as_str(), b.attempts), ("b", 1));
+        s.requeue_job("b").unwrap();
+        assert_eq!(s.claim_job().unwrap().unwrap().attempts, 1);
+        let summary = serde_json::json!({});
+        assert!(s
+            .finish_job("b", &summary, "token:t", "batch", &detail())
+            .unwrap());
+        assert!(!s
+            .finish_job("b", &summary, "token:t", "batch", &detail())
+            .unwrap());
+        assert_eq!(s.audit_entries().unwrap().len(), 1, "audited once");
+    }
+
+    /// Retention deletes old runs with their households, but never the latest done run
+    /// (the next run's baseline).
+    #[test]
+    fn retention_keeps_the_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(dir.path()).unwrap();
+        let mut done = Vec::new();
+        for _ in 0..2 {
+            let run = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();
+            let kept = BTreeMap::from([(
+                "H1".to_owned(),
+                crate::changes::Kept {
+                    verdict: "eligible".into(),
+                    flags: vec![],
+                    region_code: "410102".into(),
+                },
+            )]);
+            s.finish_run(run, &kept, &[], ("os:t", "reconcile", &detail()), None)
+                .unwrap();
+            done.push(run);
+        }
+        let failed = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();
+        s.fail_run(failed, "boom").unwrap();
+        // Everything ended before a time in the future: all old.
+        let n = s.expire_runs("9999-01-01T00:00:00Z").unwrap();
+        assert_eq!(n, 2, "the first done run and the failed one");
+        assert!(s.run(done[0]).unwrap().is_none());
+        assert!(s.households(done[0]).unwrap().is_empty());
+        assert!(s.run(failed).unwrap().is_none());
+        assert_eq!(s.previous_done(i64::MAX).unwrap().unwrap().id, done[1]);
+        assert_eq!(s.households(done[1]).unwrap().len(), 1);
+    }
+}

@@ -356,8 +356,15 @@ impl State {
                 out.insert(k.region_code);
             }
         }
-        for (region, _) in self.changes(run)? {
-            out.insert(region);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT region_code FROM run_changes WHERE run_id = ?1")
+            .map_err(self.err("read a run's regions"))?;
+        let gone = stmt
+            .query_map(params![run], |r| r.get::<_, String>(0))
+            .map_err(self.err("read a run's regions"))?;
+        for region in gone {
+            out.insert(region.map_err(self.err("read a run's regions"))?);
         }
         let declared: Option<String> = self
             .conn
@@ -410,6 +417,25 @@ impl State {
             .map_err(q("expire runs"))?;
         tx.commit().map_err(q("expire runs"))?;
         Ok(n)
+    }
+
+    /// Run `id`, if there is one.
+    pub fn run(&self, id: i64) -> Result<Option<Run>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT id, status, started_at, as_of FROM runs WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(Run {
+                        id: r.get(0)?,
+                        status: r.get(1)?,
+                        started_at: r.get(2)?,
+                        as_of: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err("read a run"))
     }
 
     /// Every run, newest first.

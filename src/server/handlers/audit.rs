@@ -73,8 +73,7 @@ pub async fn list(
             "只有审计员和管理员可以查看审计日志（only auditor and admin tokens read the audit log）",
         ));
     }
-    let Query(q) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let Query(q) = query.map_err(ApiError::bad_query)?;
     let (from, to) = (bound(&q.from, "from")?, bound(&q.to, "to")?);
     let entries = {
         let state = app.state.lock().map_err(|_| ApiError::unavailable())?;

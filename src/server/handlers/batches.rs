@@ -128,11 +128,15 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let token = app.caller(&headers)?.clone();
     may_use_batches(&token)?;
-    let Query(q) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let Query(q) = query.map_err(ApiError::bad_query)?;
     let body = super::body(&app, body)?;
-    let as_of = crate::cmd::as_of(q.as_of.as_deref())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let as_of = crate::cmd::as_of(q.as_of.as_deref()).map_err(|_| {
+        ApiError::bad_as_of(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            q.as_of.as_deref().unwrap_or(""),
+        )
+    })?;
     let name = batch_name(q.file_name.as_deref(), extension_of(&headers));
     // Read it now: an unreadable file is the caller's to fix, not a failed job later.
     let (parsed, body) = {

@@ -146,11 +146,11 @@ pub async fn check(
             "该令牌无权核对行政区划 {region} 的家庭（this token may not check households of region {region}）"
         )));
     }
-    let as_of = crate::cmd::as_of(req.as_of.as_deref()).map_err(|e| {
-        ApiError::new(
+    let as_of = crate::cmd::as_of(req.as_of.as_deref()).map_err(|_| {
+        ApiError::bad_as_of(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_value",
-            e.to_string(),
+            req.as_of.as_deref().unwrap_or(""),
         )
     })?;
     if req.members.is_empty() {

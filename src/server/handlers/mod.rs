@@ -17,14 +17,7 @@ use super::AppState;
 pub fn body(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "请求体超过 {} MB（the body is larger than max_body_mb）",
-                    app.config.max_body_bytes >> 20
-                ),
-            )
+            ApiError::too_large(app.config.max_body_bytes)
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
         }

@@ -13,6 +13,48 @@ use crate::server::config::{Role, Token};
 use crate::server::error::ApiError;
 use crate::server::AppState;
 
+/// How many of a run's regions a token must cover to see it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Covered {
+    /// One (its changes are filtered to the token's regions).
+    Any,
+    /// All (the report shows every household).
+    All,
+}
+
+/// Run `id` and its record, if `token` may see it; 404 otherwise — for a run that does
+/// not exist and for one of other regions alike.
+fn visible_run(
+    state: &crate::state::State,
+    token: &Token,
+    id: &str,
+    covered: Covered,
+) -> Result<(i64, crate::state::Run), ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("没有第 {id} 次复核（no reconciliation run {id}）"),
+        )
+    };
+    let run: i64 = id.trim().parse().map_err(|_| not_found())?;
+    let known = state
+        .run(run)
+        .map_err(|e| ApiError::internal(&e.into()))?
+        .ok_or_else(not_found)?;
+    let regions = state
+        .run_regions(run)
+        .map_err(|e| ApiError::internal(&e.into()))?;
+    let visible = match covered {
+        Covered::Any => regions.iter().any(|r| token.covers(r)),
+        Covered::All => !regions.is_empty() && regions.iter().all(|r| token.covers(r)),
+    };
+    if !visible {
+        return Err(not_found());
+    }
+    Ok((run, known))
+}
+
 fn may_read_runs(token: &Token) -> Result<(), ApiError> {
     if token.role == Role::Auditor {
         return Err(ApiError::forbidden(
@@ -78,27 +120,8 @@ pub async fn changes(
 ) -> Result<Json<Value>, ApiError> {
     let token = app.caller(&headers)?;
     may_read_runs(token)?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("没有第 {id} 次复核（no reconciliation run {id}）"),
-        )
-    };
-    let run: i64 = id.trim().parse().map_err(|_| not_found())?;
     let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-    let known = state
-        .runs()
-        .map_err(|e| ApiError::internal(&e.into()))?
-        .into_iter()
-        .find(|r| r.id == run)
-        .ok_or_else(not_found)?;
-    let regions = state
-        .run_regions(run)
-        .map_err(|e| ApiError::internal(&e.into()))?;
-    if !regions.iter().any(|r| token.covers(r)) {
-        return Err(not_found());
-    }
+    let (run, known) = visible_run(&state, token, &id, Covered::Any)?;
     let changes: Vec<Value> = state
         .changes(run)
         .map_err(|e| ApiError::internal(&e.into()))?
@@ -144,27 +167,23 @@ pub async fn report(
 ) -> Result<axum::response::Response, ApiError> {
     let token = app.caller(&headers)?;
     may_read_runs(token)?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("没有第 {id} 次复核的报告（no report of reconciliation run {id}）"),
-        )
-    };
-    let run: i64 = id.trim().parse().map_err(|_| not_found())?;
-    let job = {
+    let (run, job) = {
         let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-        let regions = state
-            .run_regions(run)
-            .map_err(|e| ApiError::internal(&e.into()))?;
         // The report shows every household of the run: all of them must be the token's.
-        if regions.is_empty() || !regions.iter().all(|r| token.covers(r)) {
-            return Err(not_found());
-        }
-        state
+        let (run, _) = visible_run(&state, token, &id, Covered::All)?;
+        let job = state
             .job_of_run(run)
             .map_err(|e| ApiError::internal(&e.into()))?
-            .ok_or_else(not_found)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!(
+                        "第 {run} 次复核不是服务端定时运行的，报告在其 --out 目录中（run {run} was not made by the schedule: its report is in its --out folder）"
+                    ),
+                )
+            })?;
+        (run, job)
     };
     if job.status != "done" {
         return Err(ApiError::new(
