@@ -198,6 +198,7 @@ pub struct SnapshotCache {
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     problems: std::sync::Mutex<HashMap<String, Arc<Vec<Problem>>>>,
     latest: std::sync::Mutex<HashMap<(String, String), Option<String>>>,
+    footers: crate::lake::rows::FooterCache,
 }
 
 impl SnapshotCache {
@@ -405,7 +406,7 @@ async fn from_lake(
     lake.register_in(ctx)?;
     let narrow = !members.is_empty() && members.len() <= narrow_limit();
     let mut narrowed = HashMap::new();
-    let mut to_narrow: Vec<&TableSchema> = Vec::new();
+    let mut to_narrow: Vec<(&TableSchema, Vec<String>)> = Vec::new();
     for (source, tables) in schema::sources() {
         let mut manifest = match pinned.get(source) {
             Some(m) => m.clone(),
@@ -504,16 +505,19 @@ async fn from_lake(
             // read — the scan prunes the sorted Parquet by its statistics, page index
             // and bloom filters — and the rules run on them in memory.
             if narrow {
-                to_narrow.push(t);
+                to_narrow.push((t, entry.files.clone()));
             }
             s.tables.push(status);
         }
     }
     // The narrowing scans run at once (each waits on its files much of the time).
-    let rows =
-        futures::future::try_join_all(to_narrow.iter().map(|t| narrow_to_members(ctx, t, members)))
-            .await?;
-    for (t, rows) in to_narrow.iter().zip(rows) {
+    let rows = futures::future::try_join_all(
+        to_narrow
+            .iter()
+            .map(|(t, files)| narrow_to_members(lake, cache, t, files, members)),
+    )
+    .await?;
+    for ((t, _), rows) in to_narrow.iter().zip(rows) {
         ctx.deregister_table(t.table.as_str()).map_err(|e| {
             Error::Engine(crate::engine::EngineError::DataFusion {
                 what: format!("narrow lake table {}", t.table),
@@ -539,27 +543,18 @@ fn narrow_limit() -> usize {
         .unwrap_or(NARROW_TO_MEMBERS_UP_TO)
 }
 
-/// The rows of the registered table `t` whose id_number is one of `members`.
+/// The rows of the snapshot table `t` (stored in `files`) whose id_number is one of
+/// `members`, read straight from its sorted Parquet (see [`crate::lake::rows`]).
 async fn narrow_to_members(
-    ctx: &SessionContext,
+    lake: &Lake,
+    cache: &SnapshotCache,
     t: &TableSchema,
+    files: &[String],
     members: &HashSet<&str>,
 ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, Error> {
     let mut ids: Vec<&str> = members.iter().copied().collect();
     ids.sort_unstable();
-    // ID numbers are digits and X (validated before any data is read); quoting is
-    // still done properly.
-    let list = ids
-        .iter()
-        .map(|id| format!("'{}'", id.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let rows = collect(
-        ctx,
-        &format!("SELECT * FROM {} WHERE id_number IN ({list})", t.table),
-    )
-    .await?;
-    Ok(rows)
+    Ok(crate::lake::rows::rows_of(lake, &cache.footers, files, &t.arrow_schema(), &ids).await?)
 }
 
 /// Registers a snapshot table's Parquet files as a listing table: the rules read them in

@@ -40,6 +40,7 @@
 //! otherwise; a claim older than the lease is taken as left by a writer that died).
 
 pub mod checkpoint;
+pub mod rows;
 pub mod write;
 
 use std::sync::Arc;
@@ -111,6 +112,16 @@ pub enum LakeError {
     Refused {
         /// The lake URL.
         url: String,
+        /// Why.
+        why: String,
+    },
+    /// A snapshot file that cannot be read as the canonical table it should hold.
+    #[error("lake {url}: file {path} is unreadable: {why}")]
+    BadFile {
+        /// The lake URL.
+        url: String,
+        /// The file, relative to the lake root.
+        path: String,
         /// Why.
         why: String,
     },
