@@ -55,6 +55,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         limiter: crate::server::limit::RateLimiter::new(config.requests_per_minute),
         metrics: Default::default(),
         jobs: Default::default(),
+        checks: Default::default(),
         sources_label: input.label(),
         config,
         policy,
@@ -62,6 +63,9 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         state: Mutex::new(state),
     });
     jobs::start_worker(app.clone(), tokio::runtime::Handle::current())?;
+    // One check worker per core: more would only take turns on the same cores.
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    crate::server::checker::start(app.clone(), tokio::runtime::Handle::current(), cores)?;
     let schedule = tokio::spawn(jobs::run_schedule(app.clone()));
     let retention = tokio::spawn(jobs::run_retention(app.clone()));
     run(listener, tls, app.clone(), shutdown_signal()).await;

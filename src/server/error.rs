@@ -91,6 +91,17 @@ impl ApiError {
         )
     }
 
+    /// 503: the one-household checks waiting are at their bound.
+    pub fn busy() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "等待核对的请求已满，请稍后再试（too many checks are waiting; try again shortly）",
+        );
+        e.retry_after_s = Some(1);
+        e
+    }
+
     /// 503: the state database cannot be used now.
     pub fn unavailable() -> Self {
         Self::new(

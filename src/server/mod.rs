@@ -8,6 +8,7 @@
 //!   [`metrics`]: Prometheus counters and histograms.
 
 pub mod auth;
+pub mod checker;
 pub mod config;
 pub mod cron;
 pub mod error;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The job worker's shared half.
     pub jobs: jobs::Jobs,
+    /// The queue of one-household checks.
+    pub checks: checker::Checker,
 }
 
 impl AppState {

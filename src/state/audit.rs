@@ -89,6 +89,24 @@ impl AuditDetail {
     /// What a check run read and decided, with members' ID numbers hashed by `hash`.
     /// Households rejected before any data was read are not in it.
     pub fn of(run: &crate::check::CheckRun, hash: impl Fn(&str) -> String) -> AuditDetail {
+        Self::of_households(run, |_| true, hash)
+    }
+
+    /// [`AuditDetail::of`] for the one household `household_id` of `run` (an API
+    /// request whose household was checked in a run with others).
+    pub fn of_household(
+        run: &crate::check::CheckRun,
+        household_id: &str,
+        hash: impl Fn(&str) -> String,
+    ) -> AuditDetail {
+        Self::of_households(run, |h| h == household_id, hash)
+    }
+
+    fn of_households(
+        run: &crate::check::CheckRun,
+        keep: impl Fn(&str) -> bool,
+        hash: impl Fn(&str) -> String,
+    ) -> AuditDetail {
         let declared: std::collections::HashMap<&str, &crate::applicants::Household> = run
             .batch
             .households
@@ -98,6 +116,7 @@ impl AuditDetail {
         let households = run
             .results
             .iter()
+            .filter(|r| keep(&r.household_id))
             .map(|r| {
                 let h = declared.get(r.household_id.as_str());
                 AuditedHousehold {

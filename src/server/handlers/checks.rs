@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::applicants::{validate, BatchFormat, Column, RawBatch, RawRow};
-use crate::progress::Progress;
+use crate::server::checker::Refused;
 use crate::server::error::ApiError;
 use crate::server::AppState;
 use crate::state::audit::AuditDetail;
@@ -197,36 +197,31 @@ pub async fn check(
         e.extra = Some(("rejections", reasons));
         return Err(e);
     }
-    // The engine's future borrows the shared state across awaits in a way the compiler
-    // cannot prove Send for every lifetime; it runs on a blocking thread that drives it
-    // to completion on the server's runtime.
-    let shared = app.clone();
-    let run = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(crate::check::run_batch(
-            batch,
-            &shared.policy,
-            &shared.opened,
-            &shared.sources_label,
-            as_of,
-            &Progress::silent(),
-        ))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
-    .map_err(|e| ApiError::internal(&e))?;
-    let Some(result) = run.results.first() else {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "no result",
-        ));
+    // Checked by the check workers, with other waiting households when they can share
+    // a run (see `server::checker`).
+    let Some(household) = batch.households.into_iter().next() else {
+        return Err(ApiError::internal(&crate::error::Error::Internal(
+            "an accepted request without a household".into(),
+        )));
+    };
+    let hid = household.household_id.clone();
+    let run = match app.checks.check(household, as_of).await {
+        Ok(Ok(run)) => run,
+        Ok(Err(e)) => return Err(ApiError::internal(&e)),
+        Err(Refused::Busy) => return Err(ApiError::busy()),
+        Err(Refused::Stopped) => return Err(ApiError::unavailable()),
+    };
+    let Some(result) = run.results.iter().find(|r| r.household_id == hid) else {
+        return Err(ApiError::internal(&crate::error::Error::Internal(
+            "no result for the household".into(),
+        )));
     };
     {
         let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
         let hasher = state
             .id_hasher()
             .map_err(|e| ApiError::internal(&e.into()))?;
-        let detail = AuditDetail::of(&run, hasher);
+        let detail = AuditDetail::of_household(&run, &hid, hasher);
         state
             .append_audit(&format!("token:{}", token.name), "api", &detail)
             .map_err(|e| ApiError::internal(&e.into()))?;
