@@ -14,17 +14,16 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::object_store::path::Path as StorePath;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt};
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
 };
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::{
     PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader,
@@ -71,10 +70,11 @@ pub async fn rows_of(
     schema: &SchemaRef,
     ids: &[&str],
 ) -> Result<Vec<RecordBatch>, LakeError> {
+    let ids: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| (*id).to_owned()).collect());
     let parts = futures::future::try_join_all(
         files
             .iter()
-            .map(|f| file_rows(lake, footers, f, schema, ids)),
+            .map(|f| file_rows(lake, footers, f, schema, ids.clone())),
     )
     .await?;
     Ok(parts.into_iter().flatten().collect())
@@ -85,7 +85,7 @@ async fn file_rows(
     footers: &FooterCache,
     rel: &str,
     schema: &SchemaRef,
-    ids: &[&str],
+    ids: Arc<Vec<String>>,
 ) -> Result<Vec<RecordBatch>, LakeError> {
     let bad = |why: String| LakeError::BadFile {
         url: lake.url().to_owned(),
@@ -108,18 +108,24 @@ async fn file_rows(
             m
         }
     };
-    let Some((row_groups, selection)) = plan(&meta, ids) else {
+    let Some((col, row_groups, selection)) = plan(&meta, &ids) else {
         return Ok(Vec::new());
     };
+    // The id_number pages admitted are decoded first and the rows kept by exact ID;
+    // the other columns are decoded for those rows only. (The parts of a table are
+    // sorted each on its own, so every part's pages admit most people: this is what
+    // keeps a part that does not hold them from costing more than its ID pages.)
+    let only_ids = ProjectionMask::leaves(meta.metadata().file_metadata().schema_descr(), [col]);
+    let keep = ArrowPredicateFn::new(only_ids, move |b: RecordBatch| id_mask(b.column(0), &ids));
     let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_row_groups(row_groups)
         .with_row_selection(selection)
+        .with_row_filter(RowFilter::new(vec![Box::new(keep)]))
         .build()
         .map_err(|e| bad(e.to_string()))?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| bad(e.to_string()))?;
     let mut out = Vec::new();
     for b in batches {
-        let b = keep_ids(&b, ids).map_err(|e| bad(e.to_string()))?;
         if b.num_rows() == 0 {
             continue;
         }
@@ -186,7 +192,10 @@ impl AsyncFileReader for LakeFile {
 /// The row groups, and the rows within them, that may hold one of `ids`: by each row
 /// group's id_number statistics, then by its pages' (the page index) when present.
 /// `None` when no row group may.
-fn plan(meta: &ArrowReaderMetadata, ids: &[&str]) -> Option<(Vec<usize>, RowSelection)> {
+fn plan<S: AsRef<str>>(
+    meta: &ArrowReaderMetadata,
+    ids: &[S],
+) -> Option<(usize, Vec<usize>, RowSelection)> {
     let md = meta.metadata();
     let col = md
         .file_metadata()
@@ -242,53 +251,35 @@ fn plan(meta: &ArrowReaderMetadata, ids: &[&str]) -> Option<(Vec<usize>, RowSele
     if groups.is_empty() {
         return None;
     }
-    Some((groups, RowSelection::from(selectors)))
+    Some((col, groups, RowSelection::from(selectors)))
 }
 
 /// Whether one of the sorted `ids` lies within `range` (bytes compare as the UTF-8 ID
 /// numbers do).
-fn any_within(ids: &[&str], range: RangeInclusive<&[u8]>) -> bool {
-    let first = ids.partition_point(|id| id.as_bytes() < *range.start());
+fn any_within<S: AsRef<str>>(ids: &[S], range: RangeInclusive<&[u8]>) -> bool {
+    let first = ids.partition_point(|id| id.as_ref().as_bytes() < *range.start());
     ids.get(first)
-        .is_some_and(|id| id.as_bytes() <= *range.end())
+        .is_some_and(|id| id.as_ref().as_bytes() <= *range.end())
 }
 
-/// The rows of `b` whose id_number is one of `ids`.
-fn keep_ids(
-    b: &RecordBatch,
-    ids: &[&str],
-) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-    let Some(c) = b.column_by_name(ID) else {
-        return Err(datafusion::arrow::error::ArrowError::SchemaError(
-            "no id_number column".into(),
-        ));
+/// Which values of the id_number column `c` are one of the sorted `ids`.
+fn id_mask(
+    c: &ArrayRef,
+    ids: &[String],
+) -> Result<BooleanArray, datafusion::arrow::error::ArrowError> {
+    let asked = |v: Option<&str>| {
+        Some(v.is_some_and(|v| ids.binary_search_by(|id| id.as_str().cmp(v)).is_ok()))
     };
-    let keep: BooleanArray = match c.data_type() {
-        DataType::Utf8 => c
-            .as_string::<i32>()
-            .iter()
-            .map(|v| Some(v.is_some_and(|v| ids.binary_search(&v).is_ok())))
-            .collect(),
-        DataType::LargeUtf8 => c
-            .as_string::<i64>()
-            .iter()
-            .map(|v| Some(v.is_some_and(|v| ids.binary_search(&v).is_ok())))
-            .collect(),
-        DataType::Utf8View => c
-            .as_string_view()
-            .iter()
-            .map(|v| Some(v.is_some_and(|v| ids.binary_search(&v).is_ok())))
-            .collect(),
+    Ok(match c.data_type() {
+        DataType::Utf8 => c.as_string::<i32>().iter().map(asked).collect(),
+        DataType::LargeUtf8 => c.as_string::<i64>().iter().map(asked).collect(),
+        DataType::Utf8View => c.as_string_view().iter().map(asked).collect(),
         other => {
             return Err(datafusion::arrow::error::ArrowError::SchemaError(format!(
                 "id_number is {other}, not text"
             )))
         }
-    };
-    if keep.true_count() == b.num_rows() {
-        return Ok(b.clone());
-    }
-    filter_record_batch(b, &keep)
+    })
 }
 
 #[cfg(test)]
@@ -419,6 +410,6 @@ mod tests {
             &ids,
             r("410105198305265271", "410105201007199960")
         ));
-        assert!(!any_within(&[], r("0", "9")));
+        assert!(!any_within::<&str>(&[], r("0", "9")));
     }
 }
