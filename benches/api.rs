@@ -179,9 +179,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // (A reused --dir holds the city it was made with, whatever --people says now.)
     println!(
-        "city: {} people, {} households asked about in turn; server RSS at start {}",
-        a.people,
+        "city in {}: {} households asked about in turn; server RSS at start {}",
+        dir.display(),
         bodies.len(),
         rss(child.id())
     );
