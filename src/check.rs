@@ -34,6 +34,9 @@ pub struct CheckOptions {
     pub policy: PathBuf,
     /// Check date D.
     pub as_of: NaiveDate,
+    /// Bytes DataFusion's operators may hold before spilling (half the machine when
+    /// `None`).
+    pub memory_limit: Option<u64>,
 }
 
 /// A finished run, ready to be written.
@@ -73,7 +76,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         opts.policy.display(),
         policy.standards.len()
     ));
-    let opened = sources::open(&opts.sources).await?;
+    let opened = sources::open(&opts.sources, opts.memory_limit).await?;
     let batch = applicants::load(&opts.applicants, &policy, opts.as_of)?;
     run_batch(
         batch,

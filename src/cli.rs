@@ -112,6 +112,10 @@ pub struct DataArgs {
     /// lookup-mode sources are then not asked again.
     #[arg(long)]
     pub snapshot_at: Option<String>,
+    /// Memory DataFusion's operators may use before spilling to the temporary folder,
+    /// e.g. 4GiB or 512MiB (default: half of this machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
 }
 
 const DATA_HELP: &str = "One of --sources DIR, --lake URL or --config FILE is required: where the departments' data is.\n必须给出 --sources、--lake 或 --config 之一：部门数据所在的位置。";
@@ -176,6 +180,15 @@ pub struct ReconcileArgs {
 }
 
 impl DataArgs {
+    /// `--memory-limit` in bytes, if given.
+    pub fn memory_limit(&self) -> Result<Option<u64>, crate::error::Error> {
+        self.memory_limit
+            .as_deref()
+            .map(crate::memory::parse_size)
+            .transpose()
+            .map_err(|e| crate::error::Error::Usage(e.to_string()))
+    }
+
     /// The departments' data this run reads.
     pub fn source_input(&self) -> Result<crate::sources::SourceInput, crate::error::Error> {
         Ok(self.source_input_and_state()?.0)

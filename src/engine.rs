@@ -28,6 +28,18 @@ pub enum EngineError {
     },
 }
 
+impl EngineError {
+    /// Whether the engine stopped at its memory limit (`--memory-limit`): the user's to
+    /// raise, or the batch to split.
+    pub fn out_of_memory(&self) -> bool {
+        match self {
+            EngineError::DataFusion { source, .. } => {
+                matches!(source.find_root(), DataFusionError::ResourcesExhausted(_))
+            }
+        }
+    }
+}
+
 fn df(what: impl Into<String>) -> impl FnOnce(DataFusionError) -> EngineError {
     let what = what.into();
     move |source| EngineError::DataFusion { what, source }

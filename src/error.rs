@@ -78,6 +78,9 @@ impl Error {
                 "部门接口调用失败"
             }
             Error::Source(_) => "部门数据无法读取",
+            Error::Engine(e) if e.out_of_memory() => {
+                "内存上限不足，请提高 --memory-limit 或分批核对"
+            }
             Error::Engine(_) => "核对引擎内部错误",
             Error::Config(_) => "部署配置有误",
             Error::Lake(crate::lake::LakeError::NotFound { .. }) => "找不到数据湖",
@@ -150,6 +153,27 @@ fn user_fixable(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An engine stopped by its memory limit says so, and how to go on.
+    #[test]
+    fn out_of_memory_names_the_limit() {
+        let e = Error::Engine(crate::engine::EngineError::DataFusion {
+            what: "run flag rows".into(),
+            source: datafusion::error::DataFusionError::Context(
+                "HashJoinExec".into(),
+                Box::new(datafusion::error::DataFusionError::ResourcesExhausted(
+                    "Failed to allocate 1048576 bytes".into(),
+                )),
+            ),
+        });
+        assert!(
+            e.user_message()
+                .starts_with("内存上限不足，请提高 --memory-limit"),
+            "{}",
+            e.user_message()
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
 
     /// A department that failed (HTTPS or object store) is exit 1; credentials or
     /// certificates that cannot be used are bad configuration, exit 2.

@@ -36,6 +36,7 @@ pub mod generate;
 pub mod inputs;
 pub mod lake;
 pub mod lookup;
+pub mod memory;
 pub mod output;
 pub mod planned;
 pub mod policy;

@@ -170,9 +170,18 @@ impl Sources {
 
 /// Checks that the input can be opened at all (before the batch is read). A lake is
 /// only read — never created — unless lookup-mode sources will write their answers.
-pub async fn open(input: &SourceInput) -> Result<Opened, Error> {
+/// Opens `input`; DataFusion's operators share `memory_limit` bytes (half the machine
+/// when `None`, see [`crate::memory`]).
+pub async fn open(input: &SourceInput, memory_limit: Option<u64>) -> Result<Opened, Error> {
+    let runtime = crate::memory::runtime(memory_limit);
+    match runtime.memory_pool.memory_limit() {
+        datafusion::execution::memory_pool::MemoryLimit::Finite(n) => {
+            tracing::debug!("engine memory pool: {n} bytes, spilling beyond")
+        }
+        _ => tracing::debug!("engine memory pool: unbounded"),
+    }
     Ok(match input {
-        SourceInput::Folder(dir) => Opened::Folder(FilesConnector::new(dir)?),
+        SourceInput::Folder(dir) => Opened::Folder(FilesConnector::new(dir)?, runtime),
         SourceInput::Lake { lake, at, lookups } => Opened::Lake {
             lake: if lookups.is_empty() || at.is_some() {
                 Lake::open_existing(lake).await?
@@ -181,7 +190,10 @@ pub async fn open(input: &SourceInput) -> Result<Opened, Error> {
             },
             at: *at,
             lookups: lookups.clone(),
-            cache: Arc::default(),
+            cache: Arc::new(SnapshotCache {
+                runtime,
+                ..SnapshotCache::default()
+            }),
         },
     })
 }
@@ -232,8 +244,11 @@ impl SnapshotCache {
 /// An input that could be opened.
 #[derive(Debug)]
 pub enum Opened {
-    /// A source folder.
-    Folder(FilesConnector),
+    /// A source folder, and the DataFusion runtime of its checks.
+    Folder(
+        FilesConnector,
+        Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    ),
     /// A lake, the time to read it at, and the lookup-mode sources to ask.
     Lake {
         /// The lake.
@@ -252,7 +267,7 @@ impl Opened {
     pub fn runtime(&self) -> Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
         match self {
             Opened::Lake { cache, .. } => Some(cache.runtime.clone()),
-            Opened::Folder(_) => None,
+            Opened::Folder(..) => None,
         }
     }
 
@@ -260,7 +275,7 @@ impl Opened {
     /// Parquet metadata read by earlier checks is not read again).
     pub fn new_context(&self) -> SessionContext {
         match self {
-            Opened::Folder(_) => engine::new_context(),
+            Opened::Folder(_, runtime) => engine::new_context_in(runtime.clone()),
             Opened::Lake { cache, .. } => engine::new_context_in(cache.runtime.clone()),
         }
     }
@@ -276,7 +291,7 @@ pub async fn register(
     progress: &Progress,
 ) -> Result<Sources, Error> {
     let mut s = match opened {
-        Opened::Folder(c) => from_folder(c, ctx, as_of, progress).await?,
+        Opened::Folder(c, _) => from_folder(c, ctx, as_of, progress).await?,
         Opened::Lake {
             lake,
             at,
@@ -312,7 +327,7 @@ pub async fn register(
             from_lake(lake, cache, *at, &pinned, &members, ctx, as_of, progress).await?
         }
     };
-    if let Opened::Folder(_) = opened {
+    if let Opened::Folder(..) = opened {
         // (Lake tables have theirs from their snapshot, see `from_lake`.)
         for t in s.tables.iter_mut().filter(|t| t.present) {
             t.latest_as_of = latest_date(ctx, t).await?;

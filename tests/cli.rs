@@ -300,6 +300,58 @@ fn jsonl_batch_with_english_values() {
 }
 
 /// Unreadable batches, bad policies and bad arguments exit 2 with a clear message.
+/// `--memory-limit` bounds the engine (the same results within it) and is read as people
+/// write sizes; one it cannot use is refused before any data is read.
+#[test]
+fn memory_limit_bounds_the_engine() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    assert_eq!(fx.check().status.code(), Some(0));
+    let unbounded = fx.results();
+    let run = |limit: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hedui"))
+            .env("HEDUI_LOG", "hedui=debug")
+            .args([
+                "check",
+                "--applicants",
+                fx.path("applicants.csv").to_str().unwrap(),
+                "--sources",
+                fx.path("sources").to_str().unwrap(),
+                "--policy",
+                fx.path("policy.toml").to_str().unwrap(),
+                "--as-of",
+                AS_OF,
+                "--memory-limit",
+                limit,
+                "--out",
+                fx.path("out").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run("96MiB");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("engine memory pool: 100663296 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fx.results(), unbounded);
+    for (bad, why) in [
+        ("1MiB", "at least 64MiB"),
+        ("lots", "must start with a number"),
+        ("4 parsecs", "unit must be"),
+    ] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = stderr(&out);
+        assert!(err.starts_with("hedui: 命令参数有误："), "{err}");
+        assert!(
+            err.contains(&format!("memory limit {bad:?}")) && err.contains(why),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn unusable_input_exits_2() {
     let fx = Fixture::new(SourceFormat::Csv, &[]);

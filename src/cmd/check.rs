@@ -18,6 +18,7 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
         sources,
         policy: args.policy.clone(),
         as_of: super::as_of(args.as_of.as_deref())?,
+        memory_limit: args.data.memory_limit()?,
     };
     let run = run(&opts, progress).await?;
     let summary = output::write_all(&args.out, &run, progress)?;

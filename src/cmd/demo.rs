@@ -34,6 +34,7 @@ pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Resul
         sources: SourceInput::Folder(city.sources.clone()),
         policy: city.policy,
         as_of,
+        memory_limit: None,
     };
     let out = args.dir.join("out");
     let result = run(&opts, progress).await?;

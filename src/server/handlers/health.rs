@@ -22,7 +22,7 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Valu
     let db = app.state.lock().map(|s| s.ping().is_ok()).unwrap_or(false);
     let lake = match &app.opened {
         crate::sources::Opened::Lake { lake, .. } => lake.ping().await.is_ok(),
-        crate::sources::Opened::Folder(_) => true,
+        crate::sources::Opened::Folder(..) => true,
     };
     if db && lake {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
