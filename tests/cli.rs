@@ -308,23 +308,9 @@ fn memory_limit_bounds_the_engine() {
     assert_eq!(fx.check().status.code(), Some(0));
     let unbounded = fx.results();
     let run = |limit: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hedui"))
+        fx.check_command("applicants.csv")
             .env("HEDUI_LOG", "hedui=debug")
-            .args([
-                "check",
-                "--applicants",
-                fx.path("applicants.csv").to_str().unwrap(),
-                "--sources",
-                fx.path("sources").to_str().unwrap(),
-                "--policy",
-                fx.path("policy.toml").to_str().unwrap(),
-                "--as-of",
-                AS_OF,
-                "--memory-limit",
-                limit,
-                "--out",
-                fx.path("out").to_str().unwrap(),
-            ])
+            .args(["--memory-limit", limit])
             .output()
             .unwrap()
     };

@@ -291,7 +291,13 @@ impl Fixture {
     }
 
     pub fn check_with(&self, applicants: &str) -> Output {
-        hedui(&[
+        self.check_command(applicants).output().unwrap()
+    }
+
+    /// `hedui check` of `applicants` on the fixture's sources, to add to and run.
+    pub fn check_command(&self, applicants: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hedui"));
+        c.args([
             "check",
             "--applicants",
             self.path(applicants).to_str().unwrap(),
@@ -303,7 +309,8 @@ impl Fixture {
             AS_OF,
             "--out",
             self.path("out").to_str().unwrap(),
-        ])
+        ]);
+        c
     }
 
     pub fn check(&self) -> Output {
