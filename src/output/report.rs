@@ -245,6 +245,7 @@ fn change_views(
     ordered.sort_by(|a, b| (rank(a), &a.household_id).cmp(&(rank(b), &b.household_id)));
     ordered
         .into_iter()
+        .take(REPORT_HOUSEHOLDS)
         .map(|c| {
             let h = declared.get(c.household_id.as_str()).copied();
             let current = results.get(c.household_id.as_str());
@@ -403,6 +404,40 @@ fn bars(results: &[HouseholdResult], labels: &BTreeMap<String, String>) -> Vec<B
         .collect()
 }
 
+/// Households shown in detail at most (and rejected rows, changes listed): beyond, a
+/// report would be too large to open or print; the full lists are in the JSON Lines
+/// files beside it.
+pub const REPORT_HOUSEHOLDS: usize = 1000;
+
+/// The order in which households need a person: ineligible first, then review, then
+/// incomplete; eligible ones last.
+fn attention(verdict: &str) -> u8 {
+    match verdict {
+        "ineligible" => 0,
+        "review" => 1,
+        "incomplete" => 2,
+        _ => 3,
+    }
+}
+
+/// The households the report shows in detail, and how many need a person: all of them
+/// (in household_id order) when there are at most `cap`; otherwise those needing a
+/// person — ineligible, review, incomplete, each in household_id order — up to `cap`.
+fn detailed(results: &[HouseholdResult], cap: usize) -> (Vec<&HouseholdResult>, usize) {
+    let need = results.iter().filter(|r| attention(&r.verdict) < 3).count();
+    if results.len() <= cap {
+        return (results.iter().collect(), need);
+    }
+    let mut shown: Vec<&HouseholdResult> = results
+        .iter()
+        .filter(|r| attention(&r.verdict) < 3)
+        .collect();
+    // Stable: household_id order within a verdict (results are sorted by it).
+    shown.sort_by_key(|r| attention(&r.verdict));
+    shown.truncate(cap);
+    (shown, need)
+}
+
 /// Chinese numerals of the report's sections, in order.
 const SECTION_NUMERALS: [&str; 8] = ["一", "二", "三", "四", "五", "六", "七", "八"];
 
@@ -457,6 +492,7 @@ pub fn write(
         .batch
         .rejections
         .iter()
+        .take(REPORT_HOUSEHOLDS)
         .map(|r| {
             (
                 r.household_id.clone(),
@@ -473,9 +509,9 @@ pub fn write(
         .iter()
         .map(|h| (h.household_id.as_str(), h))
         .collect();
-    let households: Vec<HouseholdView> = run
-        .results
-        .iter()
+    let (shown, need_person) = detailed(&run.results, REPORT_HOUSEHOLDS);
+    let households: Vec<HouseholdView> = shown
+        .into_iter()
         .map(|r| {
             household_view(
                 r,
@@ -485,6 +521,7 @@ pub fn write(
         })
         .collect();
     let changes = compared.map(|c| change_views(c.changes, run, &declared));
+    let changes_total = compared.map_or(0, |c| c.changes.len());
     let mut sections: Vec<&str> = Vec::new();
     if compared.is_some() {
         sections.push("changes");
@@ -512,8 +549,13 @@ pub fn write(
         sources,
         missing => run.missing_sources.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
         stale => run.stale_sources.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
+        rejections_total => run.batch.rejections.len(),
         rejections,
+        households_total => run.results.len(),
+        need_person,
+        cap => REPORT_HOUSEHOLDS,
         households,
+        changes_total,
     };
     super::write_atomic(dir, "report.html", |w| {
         tmpl.render_captured_to(ctx, w)
@@ -530,4 +572,58 @@ fn bars_height(results: &[HouseholdResult]) -> usize {
     groups.sort();
     groups.dedup();
     groups.len().min(30) * 22 + 10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, verdict: &str) -> HouseholdResult {
+        HouseholdResult {
+            household_id: id.into(),
+            region_code: "410105".into(),
+            area_type: "urban".into(),
+            aid_type: "dibao".into(),
+            verdict: verdict.into(),
+            members: 1,
+            per_capita_monthly_income: "0.00".into(),
+            financial_assets: "0.00".into(),
+            standard_monthly: "720.00".into(),
+            missing_sources: vec![],
+            stale_sources: vec![],
+            flags: vec![],
+        }
+    }
+
+    /// A batch within the cap is shown whole, in household_id order; a larger one shows
+    /// the households needing a person, ineligible first, up to the cap.
+    #[test]
+    fn large_batches_show_who_needs_a_person_first() {
+        let results: Vec<HouseholdResult> = [
+            ("H1", "eligible"),
+            ("H2", "incomplete"),
+            ("H3", "review"),
+            ("H4", "ineligible"),
+            ("H5", "eligible"),
+            ("H6", "ineligible"),
+        ]
+        .into_iter()
+        .map(|(id, v)| result(id, v))
+        .collect();
+        fn ids((shown, need): (Vec<&HouseholdResult>, usize)) -> (Vec<&str>, usize) {
+            (
+                shown.iter().map(|r| r.household_id.as_str()).collect(),
+                need,
+            )
+        }
+        assert_eq!(
+            ids(detailed(&results, 6)),
+            (vec!["H1", "H2", "H3", "H4", "H5", "H6"], 4)
+        );
+        assert_eq!(
+            ids(detailed(&results, 5)),
+            (vec!["H4", "H6", "H3", "H2"], 4)
+        );
+        assert_eq!(ids(detailed(&results, 3)), (vec!["H4", "H6", "H3"], 4));
+    }
 }
