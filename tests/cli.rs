@@ -300,6 +300,100 @@ fn jsonl_batch_with_english_values() {
 }
 
 /// Unreadable batches, bad policies and bad arguments exit 2 with a clear message.
+/// results.parquet holds the rows of results.jsonl: figures as exact decimals, flags
+/// nested with their evidence records.
+#[test]
+fn results_parquet_holds_the_same_rows() {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
+    use serde_json::json;
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    let out = fx.check();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let file = std::fs::File::open(fx.path("out/results.parquet")).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+    // Figures as results.jsonl shows them, in text.
+    let text = |v: &Value| match v {
+        Value::Null => Value::Null,
+        Value::String(s) => json!(s),
+        other => json!(other.to_string()),
+    };
+    let mut rows = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let s = |name: &str, i: usize| json!(b[name].as_string::<i32>().value(i));
+        let money = |name: &str, i: usize| {
+            let a = b[name].as_primitive::<Decimal128Type>();
+            json!(a.value_as_string(i))
+        };
+        let texts = |name: &str, i: usize| {
+            let l = b[name].as_list::<i32>().value(i);
+            let l = l.as_string::<i32>();
+            json!((0..l.len()).map(|j| l.value(j)).collect::<Vec<_>>())
+        };
+        for i in 0..b.num_rows() {
+            let flags = b["flags"].as_list::<i32>().value(i);
+            let flags = flags.as_struct();
+            let col = |n: &str| flags.column_by_name(n).unwrap().clone();
+            let opt = |n: &str, j: usize| {
+                let c = col(n);
+                let c = c.as_string::<i32>();
+                if c.is_null(j) {
+                    Value::Null
+                } else {
+                    json!(c.value(j))
+                }
+            };
+            let flags: Vec<Value> = (0..flags.len())
+                .map(|j| {
+                    let ev = col("evidence").as_list::<i32>().value(j);
+                    let ev = ev.as_struct();
+                    let e = |n: &str| ev.column_by_name(n).unwrap().clone();
+                    let evidence: Vec<Value> = (0..ev.len())
+                        .map(|k| {
+                            json!({
+                                "table": e("table").as_string::<i32>().value(k),
+                                "file": e("file").as_string::<i32>().value(k),
+                                "row": e("row").as_primitive::<Int64Type>().value(k),
+                                "record": serde_json::from_str::<Value>(e("record").as_string::<i32>().value(k)).unwrap(),
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "rule": opt("rule", j), "severity": opt("severity", j), "member": opt("member", j),
+                        "value": opt("value", j), "limit": opt("limit", j), "evidence": evidence,
+                    })
+                })
+                .collect();
+            rows.push(json!({
+                "household_id": s("household_id", i), "region_code": s("region_code", i),
+                "area_type": s("area_type", i), "aid_type": s("aid_type", i), "verdict": s("verdict", i),
+                "members": b["members"].as_primitive::<Int64Type>().value(i),
+                "per_capita_monthly_income": money("per_capita_monthly_income", i),
+                "financial_assets": money("financial_assets", i),
+                "standard_monthly": money("standard_monthly", i),
+                "missing_sources": texts("missing_sources", i), "stale_sources": texts("stale_sources", i),
+                "flags": flags,
+            }));
+        }
+    }
+    let mut want = fx.results();
+    assert!(want
+        .iter()
+        .any(|r| !r["flags"].as_array().unwrap().is_empty()));
+    for r in &mut want {
+        for f in r["flags"].as_array_mut().unwrap() {
+            f["value"] = text(&f["value"]);
+            f["limit"] = text(&f["limit"]);
+        }
+    }
+    assert_eq!(rows, want);
+}
+
 /// `--memory-limit` bounds the engine (the same results within it) and is read as people
 /// write sizes; one it cannot use is refused before any data is read.
 #[test]

@@ -2,10 +2,12 @@
 //! visible with one rename.
 //!
 //! - [`results`]: `results.jsonl`
+//! - [`parquet`]: `results.parquet` (the same rows, for analysts)
 //! - [`summary`]: `summary.json`
 //! - [`report`]: `report.html` (templates/report.html)
 //! - here: `rejected.jsonl`, `data_quality.jsonl`
 
+pub mod parquet;
 pub mod report;
 pub mod results;
 pub mod summary;
@@ -23,7 +25,7 @@ use crate::progress::Progress;
 pub fn write_atomic(
     dir: &Path,
     name: &str,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
 ) -> Result<(), Error> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -88,6 +90,8 @@ pub fn write_all_with(
     })?;
     write_jsonl(dir, "results.jsonl", &run.results)?;
     progress.step("results.jsonl written");
+    parquet::write(dir, &run.results)?;
+    progress.step("results.parquet written");
     write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?;
     write_jsonl(dir, "data_quality.jsonl", &run.problems)?;
     let summary = summary::build(run);
