@@ -1,5 +1,7 @@
 -- verdicts: the verdict of every accepted household.
--- Inputs: households, flag_rows, run_sources. Output: household_id, verdict.
+-- Inputs: households, flags_found (the rows of flag_rows: in a check, the flags the run
+-- collected, so the rules are not computed again; in the .slt tests, a view over
+-- flag_rows), run_sources. Output: household_id, verdict.
 -- SPEC §5.7: ineligible (any disqualifying flag, even with sources missing), else
 -- incomplete (any source missing or stale), else review (any flag), else eligible.
 CREATE VIEW verdicts AS
@@ -7,7 +9,7 @@ WITH f AS (
     SELECT household_id,
            MAX(CASE WHEN severity = 'disqualifying' THEN 1 ELSE 0 END) AS disqualifying,
            COUNT(*) AS flags
-    FROM flag_rows
+    FROM flags_found
     GROUP BY household_id
 ),
 s AS (

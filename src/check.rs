@@ -160,8 +160,8 @@ pub async fn run_batch(
                 engine::register(&ctx, name, schema, vec![b])?;
             }
             engine::register_empty(&ctx)?;
-            engine::create_views(&ctx).await?;
-            engine::Runner::Session(&ctx)
+            let late = engine::create_views(&ctx, engine::FlagsFound::Late).await?;
+            engine::Runner::Session(&ctx, late)
         }
     };
     progress.step("rules: running");

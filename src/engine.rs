@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -115,14 +116,119 @@ pub fn register_empty(ctx: &SessionContext) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Creates every pipeline view, in order.
-pub async fn create_views(ctx: &SessionContext) -> Result<(), EngineError> {
+/// How the views after `flag_rows` (the verdicts) read the flags of a run, the table
+/// [`FLAGS_FOUND`].
+pub enum FlagsFound {
+    /// A view over `flag_rows`: every view self-contained (the `.slt` tests, which
+    /// insert rows and query any view).
+    View,
+    /// A [`LateTable`] the run fills with the rows it collected from `flag_rows`: the
+    /// rules are computed once per run, not again for the verdicts.
+    Late,
+    /// A table made from `flag_rows`' schema (strings as plain `Utf8`) that gets each
+    /// run's rows its own way (the planned pipelines' run tables).
+    Table(fn(datafusion::arrow::datatypes::SchemaRef) -> Arc<dyn TableProvider>),
+}
+
+/// Creates every pipeline view, in order, and [`FLAGS_FOUND`] as `flags` says once
+/// `flag_rows` exists; the [`LateTable`] to fill for [`FlagsFound::Late`].
+pub async fn create_views(
+    ctx: &SessionContext,
+    flags: FlagsFound,
+) -> Result<Option<Arc<LateTable>>, EngineError> {
+    let mut found = false;
+    let mut late = None;
     for (file, sql) in PIPELINES {
         ctx.sql(sql)
             .await
             .map_err(df(format!("create the view of pipelines/{file}")))?;
+        if !found && ctx.table_exist("flag_rows").map_err(df("look up tables"))? {
+            found = true;
+            match flags {
+                FlagsFound::View => {
+                    ctx.sql(&format!(
+                        "CREATE VIEW {FLAGS_FOUND} AS SELECT * FROM flag_rows"
+                    ))
+                    .await
+                    .map_err(df("create the view flags_found"))?;
+                }
+                FlagsFound::Late | FlagsFound::Table(_) => {
+                    let schema = ctx
+                        .table("flag_rows")
+                        .await
+                        .map_err(df("plan flag_rows"))?
+                        .schema()
+                        .inner()
+                        .clone();
+                    let plain = plain_strings(&RecordBatch::new_empty(schema))
+                        .map_err(df("plan flags_found"))?;
+                    let table: Arc<dyn TableProvider> = match flags {
+                        FlagsFound::Table(make) => make(plain.schema()),
+                        _ => {
+                            let t = Arc::new(LateTable {
+                                schema: plain.schema(),
+                                rows: std::sync::RwLock::new(Vec::new()),
+                            });
+                            late = Some(t.clone());
+                            t
+                        }
+                    };
+                    ctx.register_table(FLAGS_FOUND, table)
+                        .map_err(df("register flags_found"))?;
+                }
+            }
+        }
     }
-    Ok(())
+    Ok(late)
+}
+
+/// A table whose rows are given after the views reading it were created (the flags a
+/// run found, see [`FlagsFound`]).
+#[derive(Debug)]
+pub struct LateTable {
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    rows: std::sync::RwLock<Vec<RecordBatch>>,
+}
+
+impl LateTable {
+    fn set(&self, rows: Vec<RecordBatch>) {
+        if let Ok(mut r) = self.rows.write() {
+            *r = rows;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for LateTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let rows = self
+            .rows
+            .read()
+            .map_err(|_| DataFusionError::Internal("flags_found lock poisoned".into()))?
+            .clone();
+        let partitions = if rows.is_empty() {
+            vec![vec![]]
+        } else {
+            split(rows)
+        };
+        MemTable::try_new(self.schema.clone(), partitions)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
 }
 
 /// A session with every input and canonical table registered empty and every pipeline
@@ -130,7 +236,7 @@ pub async fn create_views(ctx: &SessionContext) -> Result<(), EngineError> {
 pub async fn empty_session() -> Result<SessionContext, EngineError> {
     let ctx = new_context();
     register_empty(&ctx)?;
-    create_views(&ctx).await?;
+    create_views(&ctx, FlagsFound::View).await?;
     Ok(ctx)
 }
 
@@ -141,8 +247,8 @@ pub const FLAGS_FOUND: &str = "flags_found";
 /// views created, or the process's [`crate::planned::Planned`] pipelines fed with the
 /// run's rows. Either way the same SQL of `pipelines/`.
 pub enum Runner<'a> {
-    /// A session of this run.
-    Session(&'a SessionContext),
+    /// A session of this run, and the table of the flags it finds.
+    Session(&'a SessionContext, Option<Arc<LateTable>>),
     /// Planned once; this run's rows.
     Planned {
         /// The planned queries.
@@ -180,7 +286,7 @@ impl Runner<'_> {
     /// Runs `sql` and collects its batches, string columns as plain `Utf8`.
     pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
         match self {
-            Runner::Session(ctx) => collect(ctx, sql).await,
+            Runner::Session(ctx, _) => collect(ctx, sql).await,
             Runner::Planned { planned, task, .. } => planned.run(sql, task.clone()).await,
         }
     }
@@ -193,7 +299,12 @@ impl Runner<'_> {
         batches: Vec<RecordBatch>,
     ) -> Result<(), EngineError> {
         match self {
-            Runner::Session(ctx) => register(ctx, name, schema, batches),
+            // flags_found, read by the verdicts view: given its rows in place.
+            Runner::Session(_, Some(late)) if name == FLAGS_FOUND => {
+                late.set(batches);
+                Ok(())
+            }
+            Runner::Session(ctx, _) => register(ctx, name, schema, batches),
             Runner::Planned {
                 planned,
                 rows,
@@ -216,7 +327,7 @@ impl Runner<'_> {
         sql: &str,
     ) -> Result<datafusion::arrow::datatypes::SchemaRef, EngineError> {
         match self {
-            Runner::Session(ctx) => Ok(ctx
+            Runner::Session(ctx, _) => Ok(ctx
                 .sql(sql)
                 .await
                 .map_err(df(format!("plan query {sql}")))?

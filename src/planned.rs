@@ -243,25 +243,17 @@ impl Planned {
             )
             .map_err(df("register a run table"))?;
         }
-        engine::create_views(&ctx).await?;
-        // flags_found holds what `flag_rows` gave, strings as plain Utf8.
-        let flags = ctx
-            .table("flag_rows")
-            .await
-            .map_err(df("plan flag_rows"))?
-            .schema()
-            .inner()
-            .clone();
-        let empty = RecordBatch::new_empty(flags);
-        let plain = engine::plain_strings(&empty).map_err(df("plan flags_found"))?;
-        ctx.register_table(
-            engine::FLAGS_FOUND,
-            Arc::new(RunTable {
-                name: engine::FLAGS_FOUND.to_owned(),
-                schema: plain.schema(),
+        // flags_found: a run table holding what `flag_rows` gave that run.
+        engine::create_views(
+            &ctx,
+            engine::FlagsFound::Table(|schema| {
+                Arc::new(RunTable {
+                    name: engine::FLAGS_FOUND.to_owned(),
+                    schema,
+                })
             }),
         )
-        .map_err(df("register flags_found"))?;
+        .await?;
         let mut plans = HashMap::new();
         for q in queries {
             let plan = ctx
