@@ -180,13 +180,15 @@ pub struct ReconcileArgs {
 }
 
 impl DataArgs {
-    /// `--memory-limit` in bytes, if given.
+    /// `--memory-limit` in bytes, or else the `--config`'s `[engine] memory_limit`.
     pub fn memory_limit(&self) -> Result<Option<u64>, crate::error::Error> {
-        self.memory_limit
-            .as_deref()
-            .map(crate::memory::parse_size)
-            .transpose()
-            .map_err(|e| crate::error::Error::Usage(e.to_string()))
+        match (&self.memory_limit, &self.config) {
+            (Some(given), _) => crate::memory::parse_size(given)
+                .map(Some)
+                .map_err(|e| crate::error::Error::Usage(e.to_string())),
+            (None, Some(file)) => Ok(crate::config::Deployment::load(file)?.memory_limit),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The departments' data this run reads.

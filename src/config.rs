@@ -218,6 +218,9 @@ pub struct Deployment {
     pub tokens: Vec<toml::Table>,
     /// `[schedule]` (validated by `serve`).
     pub schedule: Option<toml::Table>,
+    /// `[engine] memory_limit`: bytes DataFusion's operators may hold before spilling
+    /// (`serve`, its schedule, and `check`/`reconcile --config` without `--memory-limit`).
+    pub memory_limit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +234,13 @@ struct RawDeployment {
     #[serde(default, rename = "token")]
     tokens: Vec<toml::Table>,
     schedule: Option<toml::Table>,
+    engine: Option<RawEngine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    memory_limit: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -599,7 +609,14 @@ impl Deployment {
             Some(d) => d,
             None => DEFAULT_RETENTION_DAYS,
         };
+        let memory_limit = raw
+            .engine
+            .and_then(|e| e.memory_limit)
+            .map(|s| crate::memory::parse_size(&s))
+            .transpose()
+            .map_err(|e| fail("engine.memory_limit".into(), e.to_string()))?;
         Ok(Deployment {
+            memory_limit,
             file: path.to_owned(),
             lake,
             state_path: resolve(raw.state.path),
@@ -685,6 +702,22 @@ ca_file = "certs/bank-ca.pem"
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    /// `[engine] memory_limit` is read as `--memory-limit` is; a bad one names its key.
+    #[test]
+    fn engine_memory_limit() {
+        assert_eq!(parse(EXAMPLE).unwrap().memory_limit, None);
+        let with = |v: &str| format!("{EXAMPLE}\n[engine]\nmemory_limit = \"{v}\"\n");
+        assert_eq!(parse(&with("4GiB")).unwrap().memory_limit, Some(4 << 30));
+        let e = err(&with("lots"));
+        assert!(
+            e.starts_with("/etc/hedui/hedui.toml: engine.memory_limit: ")
+                && e.contains("must start with a number"),
+            "{e}"
+        );
+        let e = err(&format!("{EXAMPLE}\n[engine]\nmemory_limt = \"4GiB\"\n"));
+        assert!(e.contains("memory_limt"), "{e}");
     }
 
     #[test]
