@@ -113,7 +113,8 @@ pub struct DataArgs {
     #[arg(long)]
     pub snapshot_at: Option<String>,
     /// Memory DataFusion's operators may use before spilling to the temporary folder,
-    /// e.g. 4GiB or 512MiB (default: half of this machine's memory).
+    /// e.g. 4GiB or 512MiB (default: the --config's [engine] memory_limit, or half of
+    /// this machine's memory).
     #[arg(long, value_name = "SIZE")]
     pub memory_limit: Option<String>,
 }
@@ -180,29 +181,23 @@ pub struct ReconcileArgs {
 }
 
 impl DataArgs {
-    /// `--memory-limit` in bytes, or else the `--config`'s `[engine] memory_limit`.
-    pub fn memory_limit(&self) -> Result<Option<u64>, crate::error::Error> {
-        match (&self.memory_limit, &self.config) {
-            (Some(given), _) => crate::memory::parse_size(given)
-                .map(Some)
-                .map_err(|e| crate::error::Error::Usage(e.to_string())),
-            (None, Some(file)) => Ok(crate::config::Deployment::load(file)?.memory_limit),
-            (None, None) => Ok(None),
-        }
-    }
-
-    /// The departments' data this run reads.
-    pub fn source_input(&self) -> Result<crate::sources::SourceInput, crate::error::Error> {
-        Ok(self.source_input_and_state()?.0)
-    }
-
-    /// The departments' data this run reads, and the deployment's `[state]` folder when
-    /// `--config` names one (the config is read once).
-    pub fn source_input_and_state(
-        &self,
-    ) -> Result<(crate::sources::SourceInput, Option<PathBuf>), crate::error::Error> {
+    /// Where the departments' data is, the deployment's `[state]` folder when `--config`
+    /// names one, and the engine's memory limit (`--memory-limit`, or else the config's
+    /// `[engine] memory_limit`); the config is read once.
+    pub fn resolve(&self) -> Result<Data, crate::error::Error> {
         use crate::error::Error;
         use crate::sources::SourceInput;
+        let flag_limit = self
+            .memory_limit
+            .as_deref()
+            .map(crate::memory::parse_size)
+            .transpose()
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let data = |input, state, config_limit: Option<u64>| Data {
+            input,
+            state,
+            memory_limit: flag_limit.or(config_limit),
+        };
         let at = match &self.snapshot_at {
             None => None,
             Some(t) => Some(
@@ -216,7 +211,9 @@ impl DataArgs {
             ),
         };
         match (&self.sources, &self.lake, &self.config) {
-            (Some(dir), None, None) if at.is_none() => Ok((SourceInput::Folder(dir.clone()), None)),
+            (Some(dir), None, None) if at.is_none() => {
+                Ok(data(SourceInput::Folder(dir.clone()), None, None))
+            }
             (Some(_), None, None) => Err(Error::Usage(
                 "--snapshot-at reads a lake: give --lake URL or --config FILE, not --sources"
                     .into(),
@@ -224,24 +221,36 @@ impl DataArgs {
             (None, Some(url), None) => {
                 let lake = crate::config::LakeConfig::from_url(url)
                     .map_err(|why| Error::Usage(format!("invalid --lake {url:?}: {why}")))?;
-                Ok((
+                Ok(data(
                     SourceInput::Lake {
                         lake,
                         at,
                         lookups: vec![],
                     },
                     None,
+                    None,
                 ))
             }
             (None, None, Some(file)) => {
                 let d = crate::config::Deployment::load(file)?;
-                Ok((d.source_input(at), Some(d.state_path)))
+                Ok(data(d.source_input(at), Some(d.state_path), d.memory_limit))
             }
             _ => Err(Error::Usage(
                 "give exactly one of --sources DIR, --lake URL and --config FILE".into(),
             )),
         }
     }
+}
+
+/// What [`DataArgs::resolve`] finds.
+#[derive(Debug)]
+pub struct Data {
+    /// Where the departments' data is.
+    pub input: crate::sources::SourceInput,
+    /// The deployment's `[state]` folder (`--config`).
+    pub state: Option<PathBuf>,
+    /// Bytes DataFusion's operators may hold (half the machine when `None`).
+    pub memory_limit: Option<u64>,
 }
 
 /// File format of generated source tables.

@@ -167,7 +167,7 @@ pub async fn create_views(
                         _ => {
                             let t = Arc::new(LateTable {
                                 schema: plain.schema(),
-                                rows: std::sync::RwLock::new(Vec::new()),
+                                rows: std::sync::RwLock::new(None),
                             });
                             late = Some(t.clone());
                             t
@@ -187,14 +187,19 @@ pub async fn create_views(
 #[derive(Debug)]
 pub struct LateTable {
     schema: datafusion::arrow::datatypes::SchemaRef,
-    rows: std::sync::RwLock<Vec<RecordBatch>>,
+    /// `None` until the run gives them: reading the table before is an error, never
+    /// an empty table (the verdicts would then see no flag).
+    rows: std::sync::RwLock<Option<Vec<RecordBatch>>>,
 }
 
 impl LateTable {
-    fn set(&self, rows: Vec<RecordBatch>) {
-        if let Ok(mut r) = self.rows.write() {
-            *r = rows;
-        }
+    fn set(&self, rows: Vec<RecordBatch>) -> Result<(), EngineError> {
+        let mut r = self.rows.write().map_err(|_| EngineError::DataFusion {
+            what: "keep the flags found".into(),
+            source: DataFusionError::Internal("flags_found lock poisoned".into()),
+        })?;
+        *r = Some(rows);
+        Ok(())
     }
 }
 
@@ -219,7 +224,12 @@ impl TableProvider for LateTable {
             .rows
             .read()
             .map_err(|_| DataFusionError::Internal("flags_found lock poisoned".into()))?
-            .clone();
+            .clone()
+            .ok_or_else(|| {
+                DataFusionError::Internal(
+                    "flags_found read before the run's flags were collected".into(),
+                )
+            })?;
         let partitions = if rows.is_empty() {
             vec![vec![]]
         } else {
@@ -300,10 +310,7 @@ impl Runner<'_> {
     ) -> Result<(), EngineError> {
         match self {
             // flags_found, read by the verdicts view: given its rows in place.
-            Runner::Session(_, Some(late)) if name == FLAGS_FOUND => {
-                late.set(batches);
-                Ok(())
-            }
+            Runner::Session(_, Some(late)) if name == FLAGS_FOUND => late.set(batches),
             Runner::Session(ctx, _) => register(ctx, name, schema, batches),
             Runner::Planned {
                 planned,
@@ -383,4 +390,36 @@ pub fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch, DataFusionError
         }
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdicts read the flags a run collected: before the run gives them, reading
+    /// is an error — never a table without flags, which would make households eligible.
+    #[tokio::test]
+    async fn verdicts_wait_for_the_flags_found() {
+        let ctx = new_context();
+        register_empty(&ctx).unwrap();
+        let late = create_views(&ctx, FlagsFound::Late)
+            .await
+            .unwrap()
+            .expect("a table to fill");
+        let early = collect(&ctx, "SELECT * FROM verdicts").await.unwrap_err();
+        assert!(
+            early
+                .to_string()
+                .contains("before the run's flags were collected"),
+            "{early}"
+        );
+        late.set(Vec::new()).unwrap();
+        let rows: usize = collect(&ctx, "SELECT * FROM verdicts")
+            .await
+            .unwrap()
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        assert_eq!(rows, 0, "no household, no verdict");
+    }
 }

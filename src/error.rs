@@ -79,7 +79,7 @@ impl Error {
             }
             Error::Source(_) => "部门数据无法读取",
             Error::Engine(e) if e.out_of_memory() => {
-                "内存上限不足，请提高 --memory-limit 或分批核对"
+                "内存上限不足，请调高内存上限（--memory-limit 或配置中的 [engine] memory_limit）或分批核对"
             }
             Error::Engine(_) => "核对引擎内部错误",
             Error::Config(_) => "部署配置有误",
@@ -167,8 +167,9 @@ mod tests {
             ),
         });
         assert!(
-            e.user_message()
-                .starts_with("内存上限不足，请提高 --memory-limit"),
+            e.user_message().starts_with(
+                "内存上限不足，请调高内存上限（--memory-limit 或配置中的 [engine] memory_limit）"
+            ),
             "{}",
             e.user_message()
         );

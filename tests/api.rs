@@ -393,6 +393,8 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
     assert!(!entries.is_empty());
     for e in entries {
         assert_eq!(e["kind"], "api");
+        // Checked in shared runs or not, an API entry names its own household only.
+        assert_eq!(e["households"].as_array().unwrap().len(), 1, "{e}");
         for h in e["households"].as_array().unwrap() {
             assert!(h["region_code"].as_str().unwrap().starts_with("41"), "{h}");
         }

@@ -12,13 +12,14 @@ use crate::state::State;
 
 /// Runs `check` and writes its outputs; returns the run's summary.
 pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
-    let (sources, config_state) = args.data.source_input_and_state()?;
+    let data = args.data.resolve()?;
+    let config_state = data.state;
     let opts = CheckOptions {
         applicants: args.applicants.clone(),
-        sources,
+        sources: data.input,
         policy: args.policy.clone(),
         as_of: super::as_of(args.as_of.as_deref())?,
-        memory_limit: args.data.memory_limit()?,
+        memory_limit: data.memory_limit,
     };
     let run = run(&opts, progress).await?;
     let summary = output::write_all(&args.out, &run, progress)?;

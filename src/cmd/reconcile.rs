@@ -11,11 +11,12 @@ use crate::state::State;
 
 /// Runs `reconcile`.
 pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Reconciled, Error> {
-    let input = args.data.source_input()?;
+    let data = args.data.resolve()?;
+    let input = data.input;
     let as_of = super::as_of(args.as_of.as_deref())?;
     // The policy is validated before any data is read or any run recorded.
     let policy = Policy::load(&args.policy)?;
-    let opened = sources::open(&input, args.data.memory_limit()?).await?;
+    let opened = sources::open(&input, data.memory_limit).await?;
     let mut state = State::open(&args.state)?;
     let actor = os_actor();
     let r = Reconciliation {

@@ -108,7 +108,16 @@ async fn file_rows(
             m
         }
     };
-    let Some((col, row_groups, selection)) = plan(&meta, &ids) else {
+    // A part without id_number is not a canonical table: an error, never "no rows".
+    let col = meta
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.name() == ID)
+        .ok_or_else(|| bad("no id_number column".into()))?;
+    let Some((row_groups, selection)) = plan(&meta, col, &ids) else {
         return Ok(Vec::new());
     };
     // The id_number pages admitted are decoded first and the rows kept by exact ID;
@@ -190,19 +199,14 @@ impl AsyncFileReader for LakeFile {
 }
 
 /// The row groups, and the rows within them, that may hold one of `ids`: by each row
-/// group's id_number statistics, then by its pages' (the page index) when present.
-/// `None` when no row group may.
+/// group's id_number (leaf column `col`) statistics, then by its pages' (the page index)
+/// when present. `None` when no row group may.
 fn plan<S: AsRef<str>>(
     meta: &ArrowReaderMetadata,
+    col: usize,
     ids: &[S],
-) -> Option<(usize, Vec<usize>, RowSelection)> {
+) -> Option<(Vec<usize>, RowSelection)> {
     let md = meta.metadata();
-    let col = md
-        .file_metadata()
-        .schema_descr()
-        .columns()
-        .iter()
-        .position(|c| c.name() == ID)?;
     let admits = |min: Option<&[u8]>, max: Option<&[u8]>| match (min, max) {
         (Some(lo), Some(hi)) => any_within(ids, lo..=hi),
         // No statistics: the rows must be read.
@@ -234,6 +238,7 @@ fn plan<S: AsRef<str>>(
             continue;
         };
         let locations = offsets.page_locations();
+        let mut pages = Vec::with_capacity(locations.len());
         for (p, loc) in locations.iter().enumerate() {
             let first = usize::try_from(loc.first_row_index).unwrap_or(0);
             let end = locations
@@ -242,16 +247,23 @@ fn plan<S: AsRef<str>>(
                 .unwrap_or(rows);
             let n = end.saturating_sub(first);
             if admits(index.min_value(p), index.max_value(p)) {
-                selectors.push(RowSelector::select(n));
+                pages.push(RowSelector::select(n));
             } else {
-                selectors.push(RowSelector::skip(n));
+                pages.push(RowSelector::skip(n));
             }
+        }
+        // Pages that do not tile the row group (an index this reader does not expect):
+        // the whole row group is read rather than rows missed.
+        if pages.iter().map(|s| s.row_count).sum::<usize>() == rows {
+            selectors.extend(pages);
+        } else {
+            selectors.push(RowSelector::select(rows));
         }
     }
     if groups.is_empty() {
         return None;
     }
-    Some((col, groups, RowSelection::from(selectors)))
+    Some((groups, RowSelection::from(selectors)))
 }
 
 /// Whether one of the sorted `ids` lies within `range` (bytes compare as the UTF-8 ID
@@ -402,6 +414,17 @@ mod tests {
             want.sort();
             assert_eq!(got, want);
         }
+        // Only the page holding one person is decoded, not the whole file.
+        let meta = footers.get(&files[0]).unwrap();
+        let one = id(100);
+        let (_, selection) = plan(&meta, 0, &[one.as_str()]).unwrap();
+        let selected: usize = selection
+            .iter()
+            .filter(|s| !s.skip)
+            .map(|s| s.row_count)
+            .sum();
+        assert!(meta.metadata().file_metadata().num_rows() > 1024);
+        assert_eq!(selected, super::super::write::PAGE_ROWS);
         assert!(rows_of(&lake, &footers, &files, &schema, &[])
             .await
             .unwrap()

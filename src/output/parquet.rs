@@ -132,8 +132,9 @@ fn evidence_list(flags: &[&Flag]) -> Result<ArrayRef, ArrowError> {
     let all: Vec<&Evidence> = flags.iter().flat_map(|f| f.evidence.iter()).collect();
     let records: Vec<String> = all
         .iter()
-        .map(|e| serde_json::to_string(&e.record).unwrap_or_default())
-        .collect();
+        .map(|e| serde_json::to_string(&e.record))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ArrowError::JsonError(e.to_string()))?;
     let items = StructArray::try_new(
         evidence_fields(),
         vec![

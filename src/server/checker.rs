@@ -218,17 +218,20 @@ async fn work(app: Arc<AppState>) {
             rejected_households: Vec::new(),
         };
         tracing::debug!("checks: one run of {} households", requests.len());
-        let answer = crate::check::run_batch(
+        // A defect that panics fails this run's requests (500, logged), not the worker.
+        let silent = Progress::silent();
+        let run = std::panic::AssertUnwindSafe(crate::check::run_batch(
             batch,
             &app.policy,
             &app.opened,
             &app.sources_label,
             as_of,
-            &Progress::silent(),
-        )
-        .await
-        .map(Arc::new)
-        .map_err(Arc::new);
+            &silent,
+        ));
+        let answer = match futures::FutureExt::catch_unwind(run).await {
+            Ok(run) => run.map(Arc::new).map_err(Arc::new),
+            Err(_) => Err(Arc::new(Error::Internal("a check run panicked".into()))),
+        };
         for r in requests {
             // A client that went away no longer waits for its answer.
             let _ = r.reply.send(answer.clone());

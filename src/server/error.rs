@@ -17,7 +17,7 @@ pub struct ApiError {
     pub message: String,
     /// More fields of the body (e.g. `rejections` of a 422).
     pub extra: Option<(&'static str, Value)>,
-    /// Seconds for `Retry-After` (429).
+    /// Seconds for `Retry-After` (429, 503).
     pub retry_after_s: Option<u64>,
 }
 
@@ -99,6 +99,17 @@ impl ApiError {
             "等待核对的请求已满，请稍后再试（too many checks are waiting; try again shortly）",
         );
         e.retry_after_s = Some(1);
+        e
+    }
+
+    /// 503: the check workers are gone (the server is stopping).
+    pub fn stopping() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "核对服务正在停止，请稍后再试（the server is stopping; try again shortly）",
+        );
+        e.retry_after_s = Some(5);
         e
     }
 

@@ -210,14 +210,7 @@ impl State {
                  WHERE kind = 'reconcile' AND status = 'done' AND id < ?1
                  ORDER BY id DESC LIMIT 1",
                 params![run],
-                |r| {
-                    Ok(Run {
-                        id: r.get(0)?,
-                        status: r.get(1)?,
-                        started_at: r.get(2)?,
-                        as_of: r.get(3)?,
-                    })
-                },
+                run_row,
             )
             .optional()
             .map_err(self.err("find the previous run"))
@@ -425,14 +418,7 @@ impl State {
             .query_row(
                 "SELECT id, status, started_at, as_of FROM runs WHERE id = ?1",
                 params![id],
-                |r| {
-                    Ok(Run {
-                        id: r.get(0)?,
-                        status: r.get(1)?,
-                        started_at: r.get(2)?,
-                        as_of: r.get(3)?,
-                    })
-                },
+                run_row,
             )
             .optional()
             .map_err(self.err("read a run"))
@@ -444,17 +430,18 @@ impl State {
             .conn
             .prepare("SELECT id, status, started_at, as_of FROM runs ORDER BY id DESC")
             .map_err(self.err("list runs"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Run {
-                    id: r.get(0)?,
-                    status: r.get(1)?,
-                    started_at: r.get(2)?,
-                    as_of: r.get(3)?,
-                })
-            })
-            .map_err(self.err("list runs"))?;
+        let rows = stmt.query_map([], run_row).map_err(self.err("list runs"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("list runs"))
     }
+}
+
+/// A `runs` row selected as `id, status, started_at, as_of`.
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        status: r.get(1)?,
+        started_at: r.get(2)?,
+        as_of: r.get(3)?,
+    })
 }

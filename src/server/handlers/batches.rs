@@ -130,13 +130,7 @@ pub async fn submit(
     may_use_batches(&token)?;
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let body = super::body(&app, body)?;
-    let as_of = crate::cmd::as_of(q.as_of.as_deref()).map_err(|_| {
-        ApiError::bad_as_of(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            q.as_of.as_deref().unwrap_or(""),
-        )
-    })?;
+    let as_of = super::as_of(q.as_of.as_deref(), StatusCode::BAD_REQUEST, "bad_request")?;
     let name = batch_name(q.file_name.as_deref(), extension_of(&headers));
     // Read it now: an unreadable file is the caller's to fix, not a failed job later.
     let (parsed, body) = {

@@ -146,13 +146,11 @@ pub async fn check(
             "该令牌无权核对行政区划 {region} 的家庭（this token may not check households of region {region}）"
         )));
     }
-    let as_of = crate::cmd::as_of(req.as_of.as_deref()).map_err(|_| {
-        ApiError::bad_as_of(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_value",
-            req.as_of.as_deref().unwrap_or(""),
-        )
-    })?;
+    let as_of = super::as_of(
+        req.as_of.as_deref(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_value",
+    )?;
     if req.members.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -209,7 +207,7 @@ pub async fn check(
         Ok(Ok(run)) => run,
         Ok(Err(e)) => return Err(ApiError::internal(&e)),
         Err(Refused::Busy) => return Err(ApiError::busy()),
-        Err(Refused::Stopped) => return Err(ApiError::unavailable()),
+        Err(Refused::Stopped) => return Err(ApiError::stopping()),
     };
     let Some(result) = run.results.iter().find(|r| r.household_id == hid) else {
         return Err(ApiError::internal(&crate::error::Error::Internal(

@@ -13,6 +13,16 @@ use axum::http::StatusCode;
 use super::error::ApiError;
 use super::AppState;
 
+/// The check date of a request (today when not given), or `status`/`code` naming what
+/// was given when it is not a date.
+pub fn as_of(
+    given: Option<&str>,
+    status: StatusCode,
+    code: &'static str,
+) -> Result<chrono::NaiveDate, ApiError> {
+    crate::cmd::as_of(given).map_err(|_| ApiError::bad_as_of(status, code, given.unwrap_or("")))
+}
+
 /// A request body, or 413 beyond `max_body_mb` (400 for any other failure to read it).
 pub fn body(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
