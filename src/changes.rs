@@ -158,17 +158,6 @@ mod tests {
 
     fn result(hid: &str, verdict: &str, flags: &[(&str, Option<&str>)]) -> HouseholdResult {
         HouseholdResult {
-            household_id: hid.into(),
-            region_code: "410184".into(),
-            area_type: "urban".into(),
-            aid_type: "dibao".into(),
-            verdict: verdict.into(),
-            members: 1,
-            per_capita_monthly_income: "0.00".into(),
-            financial_assets: "0.00".into(),
-            standard_monthly: "720.00".into(),
-            missing_sources: vec![],
-            stale_sources: vec![],
             flags: flags
                 .iter()
                 .map(|(rule, member)| Flag {
@@ -180,6 +169,7 @@ mod tests {
                     evidence: vec![],
                 })
                 .collect(),
+            ..crate::output::results::sample(hid, verdict)
         }
     }
 

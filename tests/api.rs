@@ -243,27 +243,7 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
     let site = Site::new();
     // The batch reads the lake's tables whole (narrowing off); the API reads only the
     // household's rows: the answers must be the same.
-    ok(hedui_env(
-        &[("HEDUI_NARROW_MEMBERS", "0")],
-        &[
-            "check",
-            "--applicants",
-            &site.p("city/applicants.csv"),
-            "--lake",
-            &site.p("lake"),
-            "--policy",
-            &site.p("city/policy.toml"),
-            "--as-of",
-            &site.today,
-            "--out",
-            &site.p("batch"),
-        ],
-    ));
-    let expected: std::collections::BTreeMap<String, Value> =
-        lines(&site.dir.path().join("batch/results.jsonl"))
-            .into_iter()
-            .map(|r| (r["household_id"].as_str().unwrap().to_owned(), r))
-            .collect();
+    let expected = check_lake(&site, "city/applicants.csv", "batch");
     let server = site.serve();
     let c = client(&server);
 
@@ -722,20 +702,25 @@ fn rows_of(site: &Site, prefixes: &[&str]) -> Vec<u8> {
 }
 
 /// `hedui check --lake` on `file`: its results by household.
+/// `check --lake` of `file` into `out`, reading the lake's tables whole (narrowing off:
+/// the server reads only the members' rows, so the two ways are compared), by household.
 fn check_lake(site: &Site, file: &str, out: &str) -> std::collections::BTreeMap<String, Value> {
-    ok(hedui(&[
-        "check",
-        "--applicants",
-        &site.p(file),
-        "--lake",
-        &site.p("lake"),
-        "--policy",
-        &site.p("city/policy.toml"),
-        "--as-of",
-        &site.today,
-        "--out",
-        &site.p(out),
-    ]));
+    ok(hedui_env(
+        &[("HEDUI_NARROW_MEMBERS", "0")],
+        &[
+            "check",
+            "--applicants",
+            &site.p(file),
+            "--lake",
+            &site.p("lake"),
+            "--policy",
+            &site.p("city/policy.toml"),
+            "--as-of",
+            &site.today,
+            "--out",
+            &site.p(out),
+        ],
+    ));
     lines(&site.dir.path().join(out).join("results.jsonl"))
         .into_iter()
         .map(|r| (r["household_id"].as_str().unwrap().to_owned(), r))

@@ -579,20 +579,7 @@ mod tests {
     use super::*;
 
     fn result(id: &str, verdict: &str) -> HouseholdResult {
-        HouseholdResult {
-            household_id: id.into(),
-            region_code: "410105".into(),
-            area_type: "urban".into(),
-            aid_type: "dibao".into(),
-            verdict: verdict.into(),
-            members: 1,
-            per_capita_monthly_income: "0.00".into(),
-            financial_assets: "0.00".into(),
-            standard_monthly: "720.00".into(),
-            missing_sources: vec![],
-            stale_sources: vec![],
-            flags: vec![],
-        }
+        crate::output::results::sample(id, verdict)
     }
 
     /// A batch within the cap is shown whole, in household_id order; a larger one shows

@@ -232,3 +232,22 @@ fn scale_of(b: &RecordBatch, i: usize) -> u32 {
         _ => 0,
     }
 }
+
+/// A result of one member, no flag and no missing source: the tests' starting point.
+#[cfg(test)]
+pub fn sample(household_id: &str, verdict: &str) -> HouseholdResult {
+    HouseholdResult {
+        household_id: household_id.into(),
+        region_code: "410184".into(),
+        area_type: "urban".into(),
+        aid_type: "dibao".into(),
+        verdict: verdict.into(),
+        members: 1,
+        per_capita_monthly_income: "0.00".into(),
+        financial_assets: "0.00".into(),
+        standard_monthly: "720.00".into(),
+        missing_sources: vec![],
+        stale_sources: vec![],
+        flags: vec![],
+    }
+}
