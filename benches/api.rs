@@ -52,27 +52,9 @@ fn args() -> Args {
     a
 }
 
-fn hedui(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hedui"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hedui {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
 
-fn sha256_hex(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-const TOKEN: &str = "bench-system-token";
+use common::TOKEN;
 
 fn main() {
     let a = args();
@@ -80,52 +62,13 @@ fn main() {
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&dir).unwrap();
     let p = |r: &str| dir.join(r).display().to_string();
-    let today = chrono::Local::now().date_naive().to_string();
-    if !dir.join("hedui.toml").exists() {
-        let t = Instant::now();
-        hedui(&[
-            "generate",
-            "--people",
-            &a.people.to_string(),
-            "--households",
-            &a.households.to_string(),
-            "--format",
-            "parquet",
-            "--seed",
-            "1",
-            "--as-of",
-            &today,
-            "--out",
-            &p("city"),
-            "--quiet",
-        ]);
-        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-            .unwrap();
-        std::fs::write(dir.join("server.pem"), cert.cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), cert.signing_key.serialize_pem()).unwrap();
-        let mut cfg = format!(
-            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\npolicy = \"city/policy.toml\"\nrequests_per_minute = 1000000\n\n[[token]]\nname = \"bench\"\nsha256 = \"{}\"\nrole = \"system\"\nregions = [\"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"]\n\n",
-            sha256_hex(TOKEN)
-        );
-        for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
-            cfg.push_str(&format!(
-                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
-                p("city/sources")
-            ));
-        }
-        std::fs::write(dir.join("hedui.toml"), cfg).unwrap();
-        hedui(&["ingest", "--config", &p("hedui.toml"), "--quiet"]);
-        eprintln!(
-            "city generated and ingested in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
-    }
+    let as_of = common::city(&dir, a.people, a.households);
     // The households to ask about: the batch's accepted ones.
     let policy = hedui::policy::Policy::load(std::path::Path::new(&p("city/policy.toml"))).unwrap();
     let batch = hedui::applicants::load(
         std::path::Path::new(&p("city/applicants.csv")),
         &policy,
-        chrono::Local::now().date_naive(),
+        as_of.parse().unwrap(),
     )
     .unwrap();
     let bodies: Vec<Value> = batch

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("HEDUI_LOG"))
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: logs kept in files or journals stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match hedui::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
