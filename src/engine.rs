@@ -116,6 +116,25 @@ pub fn register_empty(ctx: &SessionContext) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Replaces each of `tables` by its rows of the batch's members (a semi-join with
+/// `members`, held in memory): every rule reaches the departments' records through a
+/// member's id_number, so the rules and the evidence then read only those rows, already
+/// decoded, instead of scanning the whole tables once per query.
+pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Result<(), EngineError> {
+    for t in tables {
+        let sql = format!(
+            "SELECT * FROM {t} WHERE id_number IN (SELECT DISTINCT id_number FROM members)"
+        );
+        let df_ = ctx.sql(&sql).await.map_err(df(format!("narrow {t}")))?;
+        let schema = Arc::new(df_.schema().as_arrow().clone());
+        let batches = df_.collect().await.map_err(df(format!("narrow {t}")))?;
+        ctx.deregister_table(t.as_str())
+            .map_err(df(format!("narrow {t}")))?;
+        register(ctx, t, schema, batches)?;
+    }
+    Ok(())
+}
+
 /// How the views after `flag_rows` (the verdicts) read the flags of a run, the table
 /// [`FLAGS_FOUND`].
 pub enum FlagsFound {

@@ -9,6 +9,8 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Ty
 use hedui_connectors::decimal::format_decimal;
 use hedui_connectors::schema::{self, ColumnType, SRC_FILE, SRC_ROW};
 use hedui_connectors::validate::days_to_date;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::engine::{EngineError, Runner, FLAGS_FOUND};
@@ -17,7 +19,48 @@ use crate::engine::{EngineError, Runner, FLAGS_FOUND};
 pub const APPLICANTS_TABLE: &str = "applicants";
 
 /// Source records by (table, file, row).
-pub type EvidenceIndex = HashMap<(String, String, i64), Map<String, Value>>;
+pub type EvidenceIndex = HashMap<(String, String, i64), Record>;
+
+/// The canonical columns of one source record as a JSON object, rendered once from the
+/// Arrow row (SPEC §7 `record`) and written into the outputs as it is.
+#[derive(Clone)]
+pub struct Record(Box<RawValue>);
+
+impl Record {
+    /// `{}`: a record the run could not find (never expected: a flag's reference comes
+    /// from the same table).
+    pub fn empty() -> Record {
+        Record(RawValue::from_string("{}".to_owned()).expect("{} is JSON"))
+    }
+
+    /// The record as JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The record's fields (for the few views that show them one by one).
+    pub fn fields(&self) -> Map<String, Value> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 /// The evidence queries: per table (its label in flags, the table, its canonical
 /// columns), the join of the flags' references with the table.
@@ -60,7 +103,7 @@ pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
     let mut index = EvidenceIndex::new();
     for (label, sql, columns) in queries() {
         for batch in runner.collect(&sql).await? {
-            add_records(&mut index, &label, &columns, &batch);
+            add_records(&mut index, &label, &columns, &batch)?;
         }
     }
     Ok(index)
@@ -71,44 +114,146 @@ fn add_records(
     table: &str,
     columns: &[(String, ColumnType)],
     batch: &RecordBatch,
-) {
+) -> Result<(), EngineError> {
     let n = columns.len();
     let files = batch.column(n).as_string::<i32>();
     let rows = batch.column(n + 1).as_primitive::<Int64Type>();
+    // `{"name":` / `,"name":` of every column, escaped once.
+    let keys: Vec<Vec<u8>> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let mut k = if i == 0 { b"{".to_vec() } else { b",".to_vec() };
+            // Writing JSON into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut k, name);
+            k.push(b':');
+            k
+        })
+        .collect();
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
     for r in 0..batch.num_rows() {
-        let mut rec = Map::new();
-        for (i, (name, ty)) in columns.iter().enumerate() {
-            rec.insert(name.clone(), cell_json(batch.column(i).as_ref(), r, *ty));
+        buf.clear();
+        for (i, (_, ty)) in columns.iter().enumerate() {
+            buf.extend_from_slice(&keys[i]);
+            write_cell(&mut buf, batch.column(i).as_ref(), r, *ty);
         }
+        buf.push(b'}');
+        let bad = |e: String| EngineError::DataFusion {
+            what: format!("render an evidence record of {table}"),
+            source: datafusion::error::DataFusionError::Internal(e),
+        };
+        let text = String::from_utf8(buf.clone()).map_err(|e| bad(e.to_string()))?;
+        let record = RawValue::from_string(text).map_err(|e| bad(e.to_string()))?;
         index.insert(
             (table.to_owned(), files.value(r).to_owned(), rows.value(r)),
-            rec,
+            Record(record),
         );
     }
+    Ok(())
 }
 
 /// A cell as JSON: text as strings, decimals as exact strings, dates `YYYY-MM-DD`,
 /// months `YYYY-MM`, empty as null.
-pub fn cell_json(a: &dyn Array, r: usize, ty: ColumnType) -> Value {
+fn write_cell(out: &mut Vec<u8>, a: &dyn Array, r: usize, ty: ColumnType) {
+    use std::io::Write;
     if a.is_null(r) {
-        return Value::Null;
+        out.extend_from_slice(b"null");
+        return;
     }
-    match a.data_type() {
-        DataType::Utf8 => Value::String(a.as_string::<i32>().value(r).to_owned()),
-        DataType::Decimal128(_, s) => Value::String(format_decimal(
-            a.as_primitive::<Decimal128Type>().value(r),
-            (*s).max(0) as u8,
-        )),
-        DataType::Date32 => {
-            let d = days_to_date(a.as_primitive::<Date32Type>().value(r));
-            let text = match (d, ty) {
-                (Some(d), ColumnType::Month) => d.format("%Y-%m").to_string(),
-                (Some(d), _) => d.to_string(),
-                (None, _) => String::new(),
-            };
-            Value::String(text)
-        }
-        DataType::Int64 => Value::from(a.as_primitive::<Int64Type>().value(r)),
-        _ => Value::Null,
+    // Writing into a Vec cannot fail.
+    let _ = match a.data_type() {
+        DataType::Utf8 => serde_json::to_writer(&mut *out, a.as_string::<i32>().value(r))
+            .map_err(std::io::Error::other),
+        DataType::Decimal128(_, s) => write!(
+            out,
+            "\"{}\"",
+            format_decimal(
+                a.as_primitive::<Decimal128Type>().value(r),
+                (*s).max(0) as u8
+            )
+        ),
+        DataType::Date32 => match days_to_date(a.as_primitive::<Date32Type>().value(r)) {
+            Some(d) if ty == ColumnType::Month => write!(out, "\"{}\"", d.format("%Y-%m")),
+            Some(d) => write!(out, "\"{d}\""),
+            None => write!(out, "\"\""),
+        },
+        DataType::Int64 => write!(out, "{}", a.as_primitive::<Int64Type>().value(r)),
+        _ => write!(out, "null"),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        ArrayRef, Date32Array, Decimal128Array, Int64Array, StringArray,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    /// A record is rendered once, straight from Arrow: text escaped (quotes, backslashes,
+    /// control characters a department may send), decimals exact with their scale, dates
+    /// and months in their SPEC forms, empty cells null.
+    #[test]
+    fn records_render_as_the_json_of_their_canonical_columns() {
+        let columns: Vec<(String, ColumnType)> = [
+            ("name", ColumnType::Name),
+            ("amount", ColumnType::Money),
+            ("period", ColumnType::Month),
+            ("paid_on", ColumnType::Date),
+            ("note", ColumnType::Text),
+        ]
+        .iter()
+        .map(|(c, t)| (c.to_string(), *t))
+        .collect();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![Some("王\"小\\二\n"), Some("李四")])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(-5), Some(123_450)])
+                    .with_precision_and_scale(18, 2)
+                    .unwrap(),
+            ),
+            // 2026-03-01 and 2026-03-15 as days since 1970-01-01.
+            Arc::new(Date32Array::from(vec![Some(20_513), Some(20_513)])),
+            Arc::new(Date32Array::from(vec![Some(20_527), None])),
+            Arc::new(StringArray::from(vec![None, Some("")])),
+            Arc::new(StringArray::from(vec!["a.csv", "b.csv"])),
+            Arc::new(Int64Array::from(vec![2, 7])),
+        ];
+        let batch = RecordBatch::try_from_iter(
+            [
+                "name", "amount", "period", "paid_on", "note", SRC_FILE, SRC_ROW,
+            ]
+            .into_iter()
+            .zip(cols),
+        )
+        .unwrap();
+        let mut index = EvidenceIndex::new();
+        add_records(&mut index, "hr_income", &columns, &batch).unwrap();
+        let first = &index[&("hr_income".to_owned(), "a.csv".to_owned(), 2)];
+        let v: Value = serde_json::from_str(first.as_str()).unwrap();
+        assert_eq!(
+            v,
+            json!({"name": "王\"小\\二\n", "amount": "-0.05", "period": "2026-03",
+                   "paid_on": "2026-03-15", "note": null})
+        );
+        // Fields keep the canonical order.
+        assert!(first.as_str().starts_with("{\"name\":"));
+        let second = &index[&("hr_income".to_owned(), "b.csv".to_owned(), 7)];
+        assert_eq!(
+            second.fields(),
+            json!({"name": "李四", "amount": "1234.50", "period": "2026-03",
+                   "paid_on": null, "note": ""})
+            .as_object()
+            .unwrap()
+            .clone()
+        );
+        // Written into results as the object itself, not as a string.
+        assert_eq!(
+            serde_json::to_string(&vec![second.clone()]).unwrap(),
+            format!("[{}]", second.as_str())
+        );
     }
 }

@@ -130,18 +130,13 @@ fn text_lists(lists: &[&Vec<String>]) -> Result<ArrayRef, ArrowError> {
 
 fn evidence_list(flags: &[&Flag]) -> Result<ArrayRef, ArrowError> {
     let all: Vec<&Evidence> = flags.iter().flat_map(|f| f.evidence.iter()).collect();
-    let records: Vec<String> = all
-        .iter()
-        .map(|e| serde_json::to_string(&e.record))
-        .collect::<Result<_, _>>()
-        .map_err(|e| ArrowError::JsonError(e.to_string()))?;
     let items = StructArray::try_new(
         evidence_fields(),
         vec![
             strings(all.iter().map(|e| Some(e.table.as_str()))),
             strings(all.iter().map(|e| Some(e.file.as_str()))),
             Arc::new(all.iter().map(|e| e.row).collect::<Int64Array>()),
-            strings(records.iter().map(|r| Some(r.as_str()))),
+            strings(all.iter().map(|e| Some(e.record.as_str()))),
         ],
         None,
     )?;

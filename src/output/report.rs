@@ -162,6 +162,7 @@ struct Bar {
 fn evidence_view(e: &super::results::Evidence) -> EvidenceView {
     let fields: Vec<String> = e
         .record
+        .fields()
         .iter()
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| {

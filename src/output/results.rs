@@ -7,10 +7,10 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
 use hedui_connectors::decimal::{div_round_half_away, format_decimal};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::applicants::Household;
-use crate::evidence::EvidenceIndex;
+use crate::evidence::{EvidenceIndex, Record};
 
 /// Scale of the pipelines' exact fractions (`DECIMAL(38, 6)`).
 const FRACTION_SCALE: u32 = 6;
@@ -25,7 +25,7 @@ pub struct Evidence {
     /// Row in that file.
     pub row: i64,
     /// The canonical columns of the record.
-    pub record: Map<String, Value>,
+    pub record: Record,
 }
 
 /// One finding.
@@ -193,7 +193,7 @@ pub fn assemble(
                             let record = evidence
                                 .get(&(table.clone(), file.clone(), row))
                                 .cloned()
-                                .unwrap_or_default();
+                                .unwrap_or_else(Record::empty);
                             Evidence {
                                 table,
                                 file,
