@@ -47,9 +47,14 @@ fn df(what: impl Into<String>) -> impl FnOnce(DataFusionError) -> EngineError {
 }
 
 fn session_config() -> SessionConfig {
-    SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(false)
-        .with_batch_size(8192)
+        .with_batch_size(8192);
+    // Filters evaluated while Parquet is decoded: the lake's tables are narrowed to the
+    // batch's members by a semi-join whose keys reach the scan (a dynamic filter), so
+    // the other columns are decoded for the members' rows only.
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    config
 }
 
 /// A session configured for the rules.

@@ -2,7 +2,7 @@
 //! the flags' evidence references (table, file, row) and the table, turned into JSON
 //! records of the canonical columns (SPEC §7 `evidence`).
 
-use std::collections::HashMap;
+use datafusion::common::HashMap;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
@@ -18,8 +18,28 @@ use crate::engine::{EngineError, Runner, FLAGS_FOUND};
 /// The pseudo-table of applicant rows used as evidence of batch rules.
 pub const APPLICANTS_TABLE: &str = "applicants";
 
-/// Source records by (table, file, row).
-pub type EvidenceIndex = HashMap<(String, String, i64), Record>;
+/// Source records by table, file and row (looked up by borrowed names).
+#[derive(Debug, Default)]
+pub struct EvidenceIndex(HashMap<String, HashMap<String, HashMap<i64, Record>>>);
+
+impl EvidenceIndex {
+    /// The record of `table`'s `file` at `row`.
+    pub fn get(&self, table: &str, file: &str, row: i64) -> Option<&Record> {
+        self.0.get(table)?.get(file)?.get(&row)
+    }
+
+    fn insert(&mut self, table: &str, file: &str, row: i64, record: Record) {
+        let files = match self.0.get_mut(table) {
+            Some(f) => f,
+            None => self.0.entry(table.to_owned()).or_default(),
+        };
+        let rows = match files.get_mut(file) {
+            Some(r) => r,
+            None => files.entry(file.to_owned()).or_default(),
+        };
+        rows.insert(row, record);
+    }
+}
 
 /// The canonical columns of one source record as a JSON object, rendered once from the
 /// Arrow row (SPEC §7 `record`) and written into the outputs as it is.
@@ -100,7 +120,7 @@ pub fn queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
 
 /// Fetches every record referenced by the run's `flags_found` table.
 pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
-    let mut index = EvidenceIndex::new();
+    let mut index = EvidenceIndex::default();
     for (label, sql, columns) in queries() {
         for batch in runner.collect(&sql).await? {
             add_records(&mut index, &label, &columns, &batch)?;
@@ -144,10 +164,7 @@ fn add_records(
         };
         let text = String::from_utf8(buf.clone()).map_err(|e| bad(e.to_string()))?;
         let record = RawValue::from_string(text).map_err(|e| bad(e.to_string()))?;
-        index.insert(
-            (table.to_owned(), files.value(r).to_owned(), rows.value(r)),
-            Record(record),
-        );
+        index.insert(table, files.value(r), rows.value(r), Record(record));
     }
     Ok(())
 }
@@ -230,9 +247,9 @@ mod tests {
             .zip(cols),
         )
         .unwrap();
-        let mut index = EvidenceIndex::new();
+        let mut index = EvidenceIndex::default();
         add_records(&mut index, "hr_income", &columns, &batch).unwrap();
-        let first = &index[&("hr_income".to_owned(), "a.csv".to_owned(), 2)];
+        let first = &index.get("hr_income", "a.csv", 2).unwrap();
         let v: Value = serde_json::from_str(first.as_str()).unwrap();
         assert_eq!(
             v,
@@ -241,7 +258,7 @@ mod tests {
         );
         // Fields keep the canonical order.
         assert!(first.as_str().starts_with("{\"name\":"));
-        let second = &index[&("hr_income".to_owned(), "b.csv".to_owned(), 7)];
+        let second = &index.get("hr_income", "b.csv", 7).unwrap();
         assert_eq!(
             second.fields(),
             json!({"name": "李四", "amount": "1234.50", "period": "2026-03",

@@ -88,18 +88,37 @@ pub fn write_all_with(
         path: dir.display().to_string(),
         source,
     })?;
-    write_jsonl(dir, "results.jsonl", &run.results)?;
-    progress.step("results.jsonl written");
-    parquet::write(dir, &run.results)?;
-    progress.step("results.parquet written");
-    write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?;
-    write_jsonl(dir, "data_quality.jsonl", &run.problems)?;
-    let summary = summary::build(run);
-    write_atomic(dir, "summary.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &summary)?;
-        w.write_all(b"\n")
-    })?;
-    report::write(dir, run, &summary, compared)?;
-    progress.step("report.html written");
-    Ok(summary)
+    // The two large outputs are written beside each other and beside the rest.
+    std::thread::scope(|scope| {
+        let jsonl = scope.spawn(|| {
+            write_jsonl(dir, "results.jsonl", &run.results)?;
+            progress.step("results.jsonl written");
+            Ok::<(), Error>(())
+        });
+        let parquet = scope.spawn(|| {
+            parquet::write(dir, &run.results)?;
+            progress.step("results.parquet written");
+            Ok::<(), Error>(())
+        });
+        let rest = (|| {
+            write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?;
+            write_jsonl(dir, "data_quality.jsonl", &run.problems)?;
+            let summary = summary::build(run);
+            write_atomic(dir, "summary.json", |w| {
+                serde_json::to_writer_pretty(&mut *w, &summary)?;
+                w.write_all(b"\n")
+            })?;
+            report::write(dir, run, &summary, compared)?;
+            progress.step("report.html written");
+            Ok::<summary::Summary, Error>(summary)
+        })();
+        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), Error>>| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Internal("an output writer panicked".into())))
+        };
+        let (jsonl, parquet) = (joined(jsonl), joined(parquet));
+        jsonl?;
+        parquet?;
+        rest
+    })
 }

@@ -1,10 +1,11 @@
 //! `results.jsonl`: the result object of one household (SPEC §7), assembled from the
 //! pipelines' `household_results` and `flag_rows`, with evidence records attached.
 
-use std::collections::BTreeMap;
-
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{
+    Array, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
+use datafusion::common::HashMap;
 use hedui_connectors::decimal::{div_round_half_away, format_decimal};
 use serde::Serialize;
 use serde_json::Value;
@@ -90,7 +91,132 @@ fn figure(unit: &str, num: Option<i128>, den: Option<i64>, text: Option<&str>) -
     }
 }
 
-type FlagKey = (String, String, Option<String>);
+/// The columns of a `flags_found` batch (SPEC §5 flag rows).
+struct FlagColumns<'a> {
+    household: &'a StringArray,
+    rule: &'a StringArray,
+    severity: &'a StringArray,
+    member: &'a StringArray,
+    unit: &'a StringArray,
+    value_num: &'a Decimal128Array,
+    value_den: &'a Int64Array,
+    value_text: &'a StringArray,
+    limit_num: &'a Decimal128Array,
+    limit_den: &'a Int64Array,
+    ev_table: &'a StringArray,
+    ev_file: &'a StringArray,
+    ev_row: &'a Int64Array,
+}
+
+impl<'a> FlagColumns<'a> {
+    fn of(b: &'a RecordBatch) -> Self {
+        let s = |i: usize| b.column(i).as_string::<i32>();
+        let dec = |i: usize| b.column(i).as_primitive::<Decimal128Type>();
+        let int = |i: usize| b.column(i).as_primitive::<Int64Type>();
+        FlagColumns {
+            household: s(0),
+            rule: s(1),
+            severity: s(2),
+            member: s(3),
+            unit: s(4),
+            value_num: dec(5),
+            value_den: int(6),
+            value_text: s(7),
+            limit_num: dec(8),
+            limit_den: int(9),
+            ev_table: s(10),
+            ev_file: s(11),
+            ev_row: int(12),
+        }
+    }
+
+    /// What orders a household's flag rows: the flag (rule, member; no member first),
+    /// then its evidence reference (table, file, row).
+    #[allow(clippy::type_complexity)]
+    fn key(
+        &self,
+        r: usize,
+    ) -> (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<i64>,
+    ) {
+        (
+            self.rule.value(r),
+            text(self.member, r),
+            text(self.ev_table, r),
+            text(self.ev_file, r),
+            (!self.ev_row.is_null(r)).then(|| self.ev_row.value(r)),
+        )
+    }
+
+    fn flag(&self, r: usize) -> Flag {
+        let unit = self.unit.value(r);
+        let dec = |a: &Decimal128Array| (!a.is_null(r)).then(|| a.value(r));
+        let int = |a: &Int64Array| (!a.is_null(r)).then(|| a.value(r));
+        Flag {
+            rule: self.rule.value(r).to_owned(),
+            severity: self.severity.value(r).to_owned(),
+            member: text(self.member, r).map(str::to_owned),
+            value: figure(
+                unit,
+                dec(self.value_num),
+                int(self.value_den),
+                text(self.value_text, r),
+            ),
+            limit: figure(unit, dec(self.limit_num), int(self.limit_den), None),
+            evidence: Vec::new(),
+        }
+    }
+}
+
+fn text(a: &StringArray, r: usize) -> Option<&str> {
+    (!a.is_null(r)).then(|| a.value(r))
+}
+
+/// One household's flags from its flag rows (`(batch, row)` in `cols`): one flag per
+/// (rule, member), sorted so; its evidence the distinct references of its rows, sorted by
+/// (table, file, row), each with its record.
+fn household_flags(
+    cols: &[FlagColumns<'_>],
+    mut rows: Vec<(usize, usize)>,
+    evidence: &EvidenceIndex,
+) -> Vec<Flag> {
+    rows.sort_unstable_by(|&(b1, r1), &(b2, r2)| cols[b1].key(r1).cmp(&cols[b2].key(r2)));
+    let mut flags: Vec<Flag> = Vec::new();
+    let mut last: Option<(&str, Option<&str>)> = None;
+    let mut last_ref: Option<(&str, &str, i64)> = None;
+    for (b, r) in rows {
+        let c = &cols[b];
+        let (rule, member, table, file, row) = c.key(r);
+        if last != Some((rule, member)) {
+            flags.push(c.flag(r));
+            last = Some((rule, member));
+            last_ref = None;
+        }
+        let (Some(table), Some(file), Some(row)) = (table, file, row) else {
+            continue;
+        };
+        if last_ref == Some((table, file, row)) {
+            continue;
+        }
+        last_ref = Some((table, file, row));
+        if let Some(flag) = flags.last_mut() {
+            flag.evidence.push(Evidence {
+                table: table.to_owned(),
+                file: file.to_owned(),
+                row,
+                record: evidence
+                    .get(table, file, row)
+                    .cloned()
+                    .unwrap_or_else(Record::empty),
+            });
+        }
+    }
+    flags
+}
 
 /// Assembles results from the `household_results` and `flags_found` batches.
 pub fn assemble(
@@ -101,53 +227,19 @@ pub fn assemble(
     missing: &[String],
     stale: &[String],
 ) -> Vec<HouseholdResult> {
-    // (household, rule, member) → flag with its evidence references.
-    let mut by_household: BTreeMap<String, BTreeMap<FlagKey, (Flag, Vec<(String, String, i64)>)>> =
-        BTreeMap::new();
-    for b in flags {
-        let s = |i: usize| b.column(i).as_string::<i32>();
-        let (hid, rule, sev, member, unit) = (s(0), s(1), s(2), s(3), s(4));
-        let dec = |i: usize| b.column(i).as_primitive::<Decimal128Type>();
-        let int = |i: usize| b.column(i).as_primitive::<Int64Type>();
-        let (vnum, vden, vtext, lnum, lden) = (dec(5), int(6), s(7), dec(8), int(9));
-        let (et, ef, er) = (s(10), s(11), int(12));
-        for r in 0..b.num_rows() {
-            let opt_s = |a: &datafusion::arrow::array::StringArray| {
-                (!a.is_null(r)).then(|| a.value(r).to_owned())
-            };
-            let opt_d =
-                |a: &datafusion::arrow::array::Decimal128Array| (!a.is_null(r)).then(|| a.value(r));
-            let opt_i =
-                |a: &datafusion::arrow::array::Int64Array| (!a.is_null(r)).then(|| a.value(r));
-            let key = (
-                hid.value(r).to_owned(),
-                rule.value(r).to_owned(),
-                opt_s(member),
-            );
-            let entry = by_household
-                .entry(key.0.clone())
+    // The flag rows of each household, by its id as the batches hold it.
+    let cols: Vec<FlagColumns<'_>> = flags.iter().map(FlagColumns::of).collect();
+    let mut by_household: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (b, c) in cols.iter().enumerate() {
+        for r in 0..c.household.len() {
+            by_household
+                .entry(c.household.value(r))
                 .or_default()
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    let u = unit.value(r);
-                    (
-                        Flag {
-                            rule: key.1.clone(),
-                            severity: sev.value(r).to_owned(),
-                            member: key.2.clone(),
-                            value: figure(u, opt_d(vnum), opt_i(vden), opt_s(vtext).as_deref()),
-                            limit: figure(u, opt_d(lnum), opt_i(lden), None),
-                            evidence: Vec::new(),
-                        },
-                        Vec::new(),
-                    )
-                });
-            if let (Some(t), Some(f), Some(row)) = (opt_s(et), opt_s(ef), opt_i(er)) {
-                entry.1.push((t, f, row));
-            }
+                .push((b, r));
         }
     }
-    let mut figures_by: BTreeMap<String, (String, i64, String, String, String)> = BTreeMap::new();
+    #[allow(clippy::type_complexity)]
+    let mut figures_by: HashMap<&str, (&str, i64, String, String, String)> = HashMap::new();
     for b in figures {
         let hid = b.column(0).as_string::<i32>();
         let verdict = b.column(1).as_string::<i32>();
@@ -165,9 +257,9 @@ pub fn assemble(
             );
             let assets = div_round_half_away(assets.value(r) * 100, 10i128.pow(assets_scale));
             figures_by.insert(
-                hid.value(r).to_owned(),
+                hid.value(r),
                 (
-                    verdict.value(r).to_owned(),
+                    verdict.value(r),
                     members.value(r),
                     format_decimal(per_capita, 2),
                     format_decimal(assets, 2),
@@ -176,52 +268,40 @@ pub fn assemble(
             );
         }
     }
-    let mut out: Vec<HouseholdResult> = households
-        .iter()
-        .filter_map(|h| {
-            let (verdict, members, pci, assets, standard) = figures_by.remove(&h.household_id)?;
-            let mut flags: Vec<Flag> = by_household
-                .remove(&h.household_id)
-                .unwrap_or_default()
-                .into_values()
-                .map(|(mut flag, mut refs)| {
-                    refs.sort();
-                    refs.dedup();
-                    flag.evidence = refs
-                        .into_iter()
-                        .map(|(table, file, row)| {
-                            let record = evidence
-                                .get(&(table.clone(), file.clone(), row))
-                                .cloned()
-                                .unwrap_or_else(Record::empty);
-                            Evidence {
-                                table,
-                                file,
-                                row,
-                                record,
-                            }
-                        })
-                        .collect();
-                    flag
-                })
-                .collect();
-            flags.sort_by(|a, b| (&a.rule, &a.member).cmp(&(&b.rule, &b.member)));
-            Some(HouseholdResult {
-                household_id: h.household_id.clone(),
-                region_code: h.region_code.clone(),
-                area_type: h.area_type.code().to_owned(),
-                aid_type: h.aid_type.code().to_owned(),
-                verdict,
-                members,
-                per_capita_monthly_income: pci,
-                financial_assets: assets,
-                standard_monthly: standard,
-                missing_sources: missing.to_vec(),
-                stale_sources: stale.to_vec(),
-                flags,
-            })
+    let one = |h: &Household| {
+        let (verdict, members, pci, assets, standard) = figures_by.get(h.household_id.as_str())?;
+        let rows = by_household
+            .get(h.household_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        Some(HouseholdResult {
+            household_id: h.household_id.clone(),
+            region_code: h.region_code.clone(),
+            area_type: h.area_type.code().to_owned(),
+            aid_type: h.aid_type.code().to_owned(),
+            verdict: (*verdict).to_owned(),
+            members: *members,
+            per_capita_monthly_income: pci.clone(),
+            financial_assets: assets.clone(),
+            standard_monthly: standard.clone(),
+            missing_sources: missing.to_vec(),
+            stale_sources: stale.to_vec(),
+            flags: household_flags(&cols, rows, evidence),
         })
-        .collect();
+    };
+    // Households are independent: assembled on every core, a share each.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = households.len().div_ceil(cores).max(1);
+    let mut out: Vec<HouseholdResult> = std::thread::scope(|scope| {
+        let parts: Vec<_> = households
+            .chunks(share)
+            .map(|part| scope.spawn(|| part.iter().filter_map(one).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     out.sort_by(|a, b| a.household_id.cmp(&b.household_id));
     out
 }
