@@ -167,7 +167,19 @@ pub async fn run_batch(
         }
     };
     progress.step("rules: running");
-    let flags = runner.collect(FLAG_ROWS).await?;
+    let flags = match runner {
+        // A whole batch: the rows of flag_rows, one rule view after the other — the
+        // same rows, but the engine's memory is one rule's joins at a time, not all
+        // nine side by side (each query runs all its branches at once).
+        engine::Runner::Session(..) => {
+            let mut all = Vec::new();
+            for view in engine::rule_views() {
+                all.extend(runner.collect(&format!("SELECT * FROM {view}")).await?);
+            }
+            all
+        }
+        engine::Runner::Planned { .. } => runner.collect(FLAG_ROWS).await?,
+    };
     progress.step(&format!(
         "rules: {} flag rows",
         flags.iter().map(RecordBatch::num_rows).sum::<usize>()

@@ -140,6 +140,23 @@ pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Resul
     Ok(())
 }
 
+/// The rule views `flag_rows` unites, in its order: the views its `pipelines/` file
+/// selects from.
+pub fn rule_views() -> Vec<&'static str> {
+    let sql = PIPELINES
+        .iter()
+        .find(|(file, _)| file.ends_with("_flag_rows.sql"))
+        .map_or("", |(_, sql)| *sql);
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| !w.eq_ignore_ascii_case("FROM"))
+                .nth(1)
+        })
+        .collect()
+}
+
 /// How the views after `flag_rows` (the verdicts) read the flags of a run, the table
 /// [`FLAGS_FOUND`].
 pub enum FlagsFound {
@@ -381,15 +398,40 @@ pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>
         .sql(sql)
         .await
         .map_err(df(format!("plan query {sql}")))?;
-    let batches = frame
-        .collect()
+    let task = Arc::new(frame.task_ctx());
+    let plan = frame
+        .create_physical_plan()
+        .await
+        .map_err(df(format!("plan query {sql}")))?;
+    let batches = datafusion::physical_plan::collect(plan.clone(), task)
         .await
         .map_err(df(format!("run query {sql}")))?;
+    let (spills, spilled_bytes) = spilled(plan.as_ref());
+    if spills > 0 {
+        // What an operator tuning --memory-limit wants to see: the engine went to disk.
+        tracing::debug!(
+            spills,
+            spilled_bytes,
+            "engine spilled to disk at its memory limit: {}",
+            sql.lines().next().unwrap_or_default()
+        );
+    }
     batches
         .iter()
         .map(plain_strings)
         .collect::<Result<_, _>>()
         .map_err(df("convert query results"))
+}
+
+/// How often the operators of an executed plan spilled to disk, and how many bytes.
+fn spilled(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> (usize, usize) {
+    let own = plan.metrics().map_or((0, 0), |m| {
+        (m.spill_count().unwrap_or(0), m.spilled_bytes().unwrap_or(0))
+    });
+    plan.children().into_iter().fold(own, |(n, b), c| {
+        let (cn, cb) = spilled(c.as_ref());
+        (n + cn, b + cb)
+    })
 }
 
 /// Casts `Utf8View` / `LargeUtf8` columns to `Utf8`, so readers need one string type.
@@ -445,5 +487,30 @@ mod tests {
             .map(RecordBatch::num_rows)
             .sum();
         assert_eq!(rows, 0, "no household, no verdict");
+    }
+
+    /// A whole batch's flags are collected rule view by rule view: those must be exactly
+    /// the views `flag_rows` unites, and every rule view the pipelines create.
+    #[tokio::test]
+    async fn the_rule_views_are_those_of_flag_rows() {
+        let views = rule_views();
+        let created: Vec<&str> = PIPELINES
+            .iter()
+            .flat_map(|(_, sql)| sql.split("CREATE VIEW ").skip(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .filter(|v| v.starts_with("rule_"))
+            .collect();
+        assert_eq!(views, created, "flag_rows unites every rule view, in order");
+        assert_eq!(views.len(), 9);
+        let ctx = empty_session().await.unwrap();
+        let schema = ctx.table("flag_rows").await.unwrap().schema().clone();
+        for v in views {
+            let s = ctx.table(v).await.unwrap().schema().clone();
+            assert_eq!(
+                s.fields().len(),
+                schema.fields().len(),
+                "{v} has flag_rows' columns"
+            );
+        }
     }
 }

@@ -432,6 +432,63 @@ fn memory_limit_bounds_the_engine() {
     }
 }
 
+/// A pool too small for the rules' sorts (the smallest accepted, on a 50,000-person
+/// city): the engine spills to disk — its debug log says so — and every result is the
+/// same as without a limit.
+#[test]
+fn a_tiny_memory_pool_spills_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |r: &str| dir.path().join(r).display().to_string();
+    let out = hedui(&[
+        "generate",
+        "--people",
+        "50000",
+        "--households",
+        "5000",
+        "--format",
+        "parquet",
+        "--seed",
+        "1",
+        "--as-of",
+        "2026-11-30",
+        "--out",
+        &p("city"),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = |out: &str, limit: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hedui"));
+        c.args(["check", "--applicants", &p("city/applicants.csv")])
+            .args([
+                "--sources",
+                &p("city/sources"),
+                "--policy",
+                &p("city/policy.toml"),
+            ])
+            .args(["--as-of", "2026-11-30", "--out", &p(out), "--quiet"])
+            .env("HEDUI_LOG", "hedui=debug");
+        if let Some(l) = limit {
+            c.args(["--memory-limit", l]);
+        }
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let results = std::fs::read_to_string(dir.path().join(out).join("results.jsonl")).unwrap();
+        (stderr(&o), results)
+    };
+    let (_, unbounded) = check("free", None);
+    let (log, bounded) = check("tiny", Some("64MiB"));
+    assert!(log.contains("engine memory pool: 67108864 bytes"), "{log}");
+    assert!(
+        log.contains("engine spilled to disk at its memory limit"),
+        "the pool was meant to be too small for the sorts: {log}"
+    );
+    assert!(
+        unbounded.lines().count() > 4_000,
+        "most of the 5,000 households are checked"
+    );
+    assert!(bounded == unbounded, "results differ under a 64MiB pool");
+}
+
 #[test]
 fn unusable_input_exits_2() {
     let fx = Fixture::new(SourceFormat::Csv, &[]);
