@@ -116,11 +116,17 @@ fn measure(mut cmd: Command, stage: fn(&str) -> Option<(f64, String)>) -> Measur
     }
 }
 
-/// `… stage: WHAT at_us=N` (hedui's debug log).
+/// `… stage: WHAT at_us=N rss_mib=M` (hedui's debug log): the stage with the process's
+/// resident memory then.
 fn hedui_stage(line: &str) -> Option<(f64, String)> {
     let what = line.split_once("stage: ")?.1;
-    let (what, at) = what.rsplit_once(" at_us=")?;
-    Some((at.trim().parse::<f64>().ok()? / 1e6, what.to_owned()))
+    let (what, fields) = what.rsplit_once(" at_us=")?;
+    let mut fields = fields.split_whitespace();
+    let at = fields.next()?.parse::<f64>().ok()? / 1e6;
+    let rss = fields
+        .find_map(|f| f.strip_prefix("rss_mib="))
+        .map_or(String::new(), |m| format!(" (RSS {m} MiB)"));
+    Some((at, format!("{what}{rss}")))
 }
 
 /// `stage SECS WHAT` (the reference script).

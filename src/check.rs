@@ -184,6 +184,13 @@ pub async fn run_batch(
         "rules: {} flag rows",
         flags.iter().map(RecordBatch::num_rows).sum::<usize>()
     ));
+    tracing::debug!(
+        bytes = flags
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum::<usize>(),
+        "flag rows held"
+    );
     let flag_schema = match flags.first() {
         Some(b) => b.schema(),
         None => runner.schema(FLAG_ROWS).await?,
@@ -193,6 +200,10 @@ pub async fn run_batch(
     progress.step("rules: household figures");
     let evidence = evidence::fetch(&runner).await?;
     progress.step("rules: flags, figures and evidence collected");
+    // The departments' rows of this run are no longer needed: their memory is the
+    // results' now.
+    drop(runner);
+    engine::release_all(&ctx)?;
     let results = assemble(
         &batch.households,
         &figures,

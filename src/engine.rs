@@ -133,9 +133,33 @@ pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Resul
         let df_ = ctx.sql(&sql).await.map_err(df(format!("narrow {t}")))?;
         let schema = Arc::new(df_.schema().as_arrow().clone());
         let batches = df_.collect().await.map_err(df(format!("narrow {t}")))?;
+        tracing::debug!(
+            table = %t,
+            rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>(),
+            "narrowed to the batch's members"
+        );
         ctx.deregister_table(t.as_str())
             .map_err(df(format!("narrow {t}")))?;
         register(ctx, t, schema, batches)?;
+    }
+    Ok(())
+}
+
+/// Drops every table and view of `ctx`, so the rows it holds in memory (the
+/// departments' rows narrowed to a batch, the flags) are freed: the views' plans hold
+/// their tables, so the tables alone would stay.
+pub fn release_all(ctx: &SessionContext) -> Result<(), EngineError> {
+    let state = ctx.state();
+    let defaults = &state.config_options().catalog;
+    let names = ctx
+        .catalog(&defaults.default_catalog)
+        .and_then(|c| c.schema(&defaults.default_schema))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    for name in names {
+        ctx.deregister_table(name.as_str())
+            .map_err(df(format!("release table {name}")))?;
     }
     Ok(())
 }

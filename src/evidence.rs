@@ -2,6 +2,8 @@
 //! the flags' evidence references (table, file, row) and the table, turned into JSON
 //! records of the canonical columns (SPEC §7 `evidence`).
 
+use std::sync::Arc;
+
 use datafusion::common::HashMap;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -18,39 +20,49 @@ use crate::engine::{EngineError, Runner, FLAGS_FOUND};
 /// The pseudo-table of applicant rows used as evidence of batch rules.
 pub const APPLICANTS_TABLE: &str = "applicants";
 
-/// Source records by table, file and row (looked up by borrowed names).
+/// Source records by table, file and row (looked up by borrowed names; the names kept
+/// once, shared by every piece of evidence that cites them).
 #[derive(Debug, Default)]
-pub struct EvidenceIndex(HashMap<String, HashMap<String, HashMap<i64, Record>>>);
+#[allow(clippy::type_complexity)]
+pub struct EvidenceIndex(HashMap<Arc<str>, HashMap<Arc<str>, HashMap<i64, Record>>>);
+
+/// A cited record with its table's and file's shared names.
+pub type Cited<'a> = (&'a Arc<str>, &'a Arc<str>, &'a Record);
 
 impl EvidenceIndex {
-    /// The record of `table`'s `file` at `row`.
-    pub fn get(&self, table: &str, file: &str, row: i64) -> Option<&Record> {
-        self.0.get(table)?.get(file)?.get(&row)
+    /// The record of `table`'s `file` at `row`, with the shared names.
+    pub fn get(&self, table: &str, file: &str, row: i64) -> Option<Cited<'_>> {
+        let (t, files) = self.0.get_key_value(table)?;
+        let (f, rows) = files.get_key_value(file)?;
+        Some((t, f, rows.get(&row)?))
     }
 
     fn insert(&mut self, table: &str, file: &str, row: i64, record: Record) {
         let files = match self.0.get_mut(table) {
             Some(f) => f,
-            None => self.0.entry(table.to_owned()).or_default(),
+            None => self.0.entry(Arc::from(table)).or_default(),
         };
         let rows = match files.get_mut(file) {
             Some(r) => r,
-            None => files.entry(file.to_owned()).or_default(),
+            None => files.entry(Arc::from(file)).or_default(),
         };
         rows.insert(row, record);
     }
 }
 
 /// The canonical columns of one source record as a JSON object, rendered once from the
-/// Arrow row (SPEC §7 `record`) and written into the outputs as it is.
+/// Arrow row (SPEC §7 `record`), shared by the flags that cite it and written into the
+/// outputs as it is.
 #[derive(Clone)]
-pub struct Record(Box<RawValue>);
+pub struct Record(Arc<RawValue>);
 
 impl Record {
     /// `{}`: a record the run could not find (never expected: a flag's reference comes
     /// from the same table).
     pub fn empty() -> Record {
-        Record(RawValue::from_string("{}".to_owned()).expect("{} is JSON"))
+        Record(Arc::from(
+            RawValue::from_string("{}".to_owned()).expect("{} is JSON"),
+        ))
     }
 
     /// The record as JSON text.
@@ -78,7 +90,7 @@ impl std::fmt::Debug for Record {
 
 impl Serialize for Record {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        (*self.0).serialize(s)
     }
 }
 
@@ -164,7 +176,12 @@ fn add_records(
         };
         let text = String::from_utf8(buf.clone()).map_err(|e| bad(e.to_string()))?;
         let record = RawValue::from_string(text).map_err(|e| bad(e.to_string()))?;
-        index.insert(table, files.value(r), rows.value(r), Record(record));
+        index.insert(
+            table,
+            files.value(r),
+            rows.value(r),
+            Record(Arc::from(record)),
+        );
     }
     Ok(())
 }
@@ -249,7 +266,7 @@ mod tests {
         .unwrap();
         let mut index = EvidenceIndex::default();
         add_records(&mut index, "hr_income", &columns, &batch).unwrap();
-        let first = &index.get("hr_income", "a.csv", 2).unwrap();
+        let first = &index.get("hr_income", "a.csv", 2).unwrap().2;
         let v: Value = serde_json::from_str(first.as_str()).unwrap();
         assert_eq!(
             v,
@@ -258,7 +275,7 @@ mod tests {
         );
         // Fields keep the canonical order.
         assert!(first.as_str().starts_with("{\"name\":"));
-        let second = &index.get("hr_income", "b.csv", 7).unwrap();
+        let second = &index.get("hr_income", "b.csv", 7).unwrap().2;
         assert_eq!(
             second.fields(),
             json!({"name": "李四", "amount": "1234.50", "period": "2026-03",

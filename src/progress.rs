@@ -56,6 +56,7 @@ impl Progress {
     pub fn step(&self, what: &str) {
         tracing::debug!(
             at_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            rss_mib = resident_mib(),
             "stage: {}",
             hedui_connectors::idnum::mask_ids_in(what)
         );
@@ -77,4 +78,16 @@ impl Progress {
             hedui_connectors::idnum::mask_ids_in(what)
         );
     }
+}
+
+/// This process's resident memory in MiB (Linux; 0 elsewhere), for the stage log.
+fn resident_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
 }

@@ -365,6 +365,23 @@ impl TableBuilder {
         self
     }
 
+    /// An empty builder of the same table, date and mapping: for a part of a delivery
+    /// validated beside this one, then taken in with [`TableBuilder::absorb`].
+    pub fn sibling(&self) -> TableBuilder {
+        TableBuilder::new(self.schema, self.today).with_mapping(self.mapping.clone())
+    }
+
+    /// Takes in `part`'s records and problems after this builder's own (the order of a
+    /// delivery read part by part).
+    pub fn absorb(&mut self, part: TableBuilder) -> Result<(), ArrowError> {
+        self.flush()?;
+        let (batches, problems, rows_read) = part.finish()?;
+        self.batches.extend(batches);
+        self.problems.extend(problems);
+        self.rows_read += rows_read;
+        Ok(())
+    }
+
     /// The table being built.
     pub fn schema(&self) -> &'static TableSchema {
         self.schema

@@ -100,3 +100,75 @@ async fn binary_floats_are_refused() {
         t.problems[0].message
     );
 }
+
+/// A delivery of many row groups is validated part by part on every core: the records,
+/// their order and row numbers, and the malformed records are exactly those of one pass
+/// (rows counted from 1 across groups, problems in file order).
+#[tokio::test]
+async fn row_groups_read_in_parallel_keep_rows_and_problems_in_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = format!(
+        "{}{}",
+        "11010519491231002",
+        check_char(b"11010519491231002")
+    );
+    let n = 23;
+    // Rows 5, 12 and 22 are malformed (a period that is not a month).
+    let periods: Vec<&str> = (1..=n)
+        .map(|r| {
+            if [5, 12, 22].contains(&r) {
+                "soon"
+            } else {
+                "2026-01"
+            }
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id_number", DataType::Utf8, false),
+        Field::new("period", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("amount", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![id.as_str(); n])),
+            Arc::new(StringArray::from(periods)),
+            Arc::new(StringArray::from(vec!["wage"; n])),
+            Arc::new(Int64Array::from((1..=n as i64).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let props = datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_size(4)
+        .build();
+    let file = std::fs::File::create(dir.path().join("hr_income.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+
+    let t = load(dir.path()).await;
+    assert_eq!(t.rows_read, 23);
+    let problems: Vec<u64> = t.problems.iter().map(|p| p.row).collect();
+    assert_eq!(problems, [5, 12, 22]);
+    assert!(t.problems.iter().all(|p| p.field == "period"));
+    // Each good record keeps its row number, in file order, and its own amount.
+    let rows: Vec<i64> = t
+        .batches
+        .iter()
+        .flat_map(|b| {
+            b.column(b.schema().index_of("src_row").unwrap())
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let want: Vec<i64> = (1..=23).filter(|r| ![5, 12, 22].contains(r)).collect();
+    assert_eq!(rows, want);
+    assert_eq!(
+        amounts(&t),
+        want.iter()
+            .map(|r| i128::from(*r) * 100)
+            .collect::<Vec<_>>()
+    );
+}

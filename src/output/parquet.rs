@@ -133,8 +133,8 @@ fn evidence_list(flags: &[&Flag]) -> Result<ArrayRef, ArrowError> {
     let items = StructArray::try_new(
         evidence_fields(),
         vec![
-            strings(all.iter().map(|e| Some(e.table.as_str()))),
-            strings(all.iter().map(|e| Some(e.file.as_str()))),
+            strings(all.iter().map(|e| Some(&*e.table))),
+            strings(all.iter().map(|e| Some(&*e.file))),
             Arc::new(all.iter().map(|e| e.row).collect::<Int64Array>()),
             strings(all.iter().map(|e| Some(e.record.as_str()))),
         ],
@@ -220,6 +220,11 @@ pub fn write(dir: &Path, results: &[HouseholdResult]) -> Result<(), Error> {
         for chunk in results.chunks(ROWS_PER_GROUP) {
             writer
                 .write(&batch(chunk).map_err(io)?)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            // A row group per chunk, written out now: the writer never holds more than
+            // one chunk's households (by default it would gather a million rows).
+            writer
+                .flush()
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         writer

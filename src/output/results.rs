@@ -5,6 +5,8 @@ use datafusion::arrow::array::{
     Array, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
+use std::sync::Arc;
+
 use datafusion::common::HashMap;
 use hedui_connectors::decimal::{div_round_half_away, format_decimal};
 use serde::Serialize;
@@ -20,13 +22,20 @@ const FRACTION_SCALE: u32 = 6;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Evidence {
     /// Canonical table (or `applicants`).
-    pub table: String,
+    #[serde(serialize_with = "shared_str")]
+    pub table: Arc<str>,
     /// File, relative to its source.
-    pub file: String,
+    #[serde(serialize_with = "shared_str")]
+    pub file: Arc<str>,
     /// Row in that file.
     pub row: i64,
     /// The canonical columns of the record.
     pub record: Record,
+}
+
+/// A name shared by many pieces of evidence, written as the string it is.
+fn shared_str<S: serde::Serializer>(s: &Arc<str>, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_str(s)
 }
 
 /// One finding.
@@ -204,14 +213,19 @@ fn household_flags(
         }
         last_ref = Some((table, file, row));
         if let Some(flag) = flags.last_mut() {
-            flag.evidence.push(Evidence {
-                table: table.to_owned(),
-                file: file.to_owned(),
-                row,
-                record: evidence
-                    .get(table, file, row)
-                    .cloned()
-                    .unwrap_or_else(Record::empty),
+            flag.evidence.push(match evidence.get(table, file, row) {
+                Some((table, file, record)) => Evidence {
+                    table: table.clone(),
+                    file: file.clone(),
+                    row,
+                    record: record.clone(),
+                },
+                None => Evidence {
+                    table: Arc::from(table),
+                    file: Arc::from(file),
+                    row,
+                    record: Record::empty(),
+                },
             });
         }
     }
