@@ -146,6 +146,12 @@ pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Resul
     Ok(())
 }
 
+/// Views computed once per run and held as tables (see [`create_views`]): each is read
+/// by a rule and by the household figures, which would otherwise compute it again.
+/// (`household_income` too made the 1 M check faster, but as a table it led the planner
+/// to joins that held ~0.5–0.9 GB more on the 10 M province: it stays a view.)
+const SHARED_RESULTS: &[&str] = &["household_assets"];
+
 /// Drops every table and view of `ctx`, so the rows it holds in memory (the
 /// departments' rows narrowed to a batch, the flags) are freed: the views' plans hold
 /// their tables, so the tables alone would stay.
@@ -207,6 +213,32 @@ pub async fn create_views(
         ctx.sql(sql)
             .await
             .map_err(df(format!("create the view of pipelines/{file}")))?;
+        // A run's session (its tables already hold its rows): the intermediate results
+        // that both rules and the household figures read are computed once, here, and
+        // the views created after read them as tables.
+        if let FlagsFound::Late = flags {
+            for view in SHARED_RESULTS {
+                if file.ends_with(&format!("_{view}.sql")) {
+                    let rows = collect(ctx, &format!("SELECT * FROM {view}")).await?;
+                    let schema = match rows.first() {
+                        Some(b) => b.schema(),
+                        None => plain_strings(&RecordBatch::new_empty(
+                            ctx.table(*view)
+                                .await
+                                .map_err(df(format!("plan {view}")))?
+                                .schema()
+                                .inner()
+                                .clone(),
+                        ))
+                        .map_err(df(format!("plan {view}")))?
+                        .schema(),
+                    };
+                    ctx.deregister_table(*view)
+                        .map_err(df(format!("replace the view {view}")))?;
+                    register(ctx, view, schema, rows)?;
+                }
+            }
+        }
         if !found && ctx.table_exist("flag_rows").map_err(df("look up tables"))? {
             found = true;
             match flags {
