@@ -24,32 +24,24 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        people: 100_000,
-        households: 10_000,
-        requests: 1000,
-        clients: vec![1, 10, 50],
-        dir: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
-        match k.as_str() {
-            "--people" => a.people = v().parse().expect("--people N"),
-            "--households" => a.households = v().parse().expect("--households N"),
-            "--requests" => a.requests = v().parse().expect("--requests N"),
-            "--clients" => {
-                a.clients = v()
-                    .split(',')
-                    .map(|c| c.parse().expect("--clients 1,10,50"))
-                    .collect()
-            }
-            "--dir" => a.dir = Some(v().into()),
-            // cargo bench passes --bench
-            _ => {}
+    let (mut requests, mut clients) = (1000, vec![1, 10, 50]);
+    let city = common::args(|k, value| match k {
+        "--requests" => requests = value().parse().expect("--requests N"),
+        "--clients" => {
+            clients = value()
+                .split(',')
+                .map(|c| c.parse().expect("--clients 1,10,50"))
+                .collect()
         }
+        _ => {}
+    });
+    Args {
+        people: city.people,
+        households: city.households,
+        requests,
+        clients,
+        dir: city.dir,
     }
-    a
 }
 
 mod common;

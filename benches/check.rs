@@ -32,8 +32,8 @@ use std::time::Instant;
 use datafusion::parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
-/// The DuckDB the reference is measured with.
-const DUCKDB: &str = "duckdb==2.0.1";
+/// The DuckDB version the reference is measured with (pinned: figures compare).
+const DUCKDB_VERSION: &str = "2.0.1";
 
 struct Args {
     people: u64,
@@ -45,29 +45,21 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        people: 100_000,
-        households: 10_000,
-        dir: None,
-        folder: false,
-        duckdb: true,
-        memory_limit: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
-        match k.as_str() {
-            "--people" => a.people = v().parse().expect("--people N"),
-            "--households" => a.households = v().parse().expect("--households N"),
-            "--dir" => a.dir = Some(v().into()),
-            "--folder" => a.folder = true,
-            "--no-duckdb" => a.duckdb = false,
-            "--memory-limit" => a.memory_limit = Some(v()),
-            // cargo bench passes --bench
-            _ => {}
-        }
+    let (mut folder, mut duckdb, mut memory_limit) = (false, true, None);
+    let city = common::args(|k, value| match k {
+        "--folder" => folder = true,
+        "--no-duckdb" => duckdb = false,
+        "--memory-limit" => memory_limit = Some(value()),
+        _ => {}
+    });
+    Args {
+        people: city.people,
+        households: city.households,
+        dir: city.dir,
+        folder,
+        duckdb,
+        memory_limit,
     }
-    a
 }
 
 /// One measured process.
@@ -224,14 +216,15 @@ fn duckdb_python() -> PathBuf {
                 "-c",
                 &format!(
                     "import duckdb; assert duckdb.__version__ == '{}'",
-                    &DUCKDB[8..]
+                    DUCKDB_VERSION
                 ),
             ])
             .status()
             .is_ok_and(|s| s.success())
     };
     if !has_duckdb(&python) {
-        eprintln!("installing {DUCKDB} into {}", venv.display());
+        let duckdb = format!("duckdb=={DUCKDB_VERSION}");
+        eprintln!("installing {duckdb} into {}", venv.display());
         let ok = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
@@ -242,10 +235,10 @@ fn duckdb_python() -> PathBuf {
             "python3 -m venv failed (install python3 and python3-venv)"
         );
         let ok = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", DUCKDB])
+            .args(["install", "--quiet", &duckdb])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "pip install {DUCKDB} failed");
+        assert!(ok, "pip install {duckdb} failed");
     }
     python
 }

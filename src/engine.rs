@@ -130,17 +130,17 @@ pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Resul
         let sql = format!(
             "SELECT * FROM {t} WHERE id_number IN (SELECT DISTINCT id_number FROM members)"
         );
-        let df_ = ctx.sql(&sql).await.map_err(df(format!("narrow {t}")))?;
-        let schema = Arc::new(df_.schema().as_arrow().clone());
-        let batches = df_.collect().await.map_err(df(format!("narrow {t}")))?;
+        let what = format!("read the rows of the batch's members from {t}");
+        let frame = ctx.sql(&sql).await.map_err(df(what.clone()))?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await.map_err(df(what.clone()))?;
         tracing::debug!(
             table = %t,
             rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
             bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>(),
             "narrowed to the batch's members"
         );
-        ctx.deregister_table(t.as_str())
-            .map_err(df(format!("narrow {t}")))?;
+        ctx.deregister_table(t.as_str()).map_err(df(what))?;
         register(ctx, t, schema, batches)?;
     }
     Ok(())

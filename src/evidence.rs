@@ -266,7 +266,7 @@ mod tests {
         .unwrap();
         let mut index = EvidenceIndex::default();
         add_records(&mut index, "hr_income", &columns, &batch).unwrap();
-        let first = &index.get("hr_income", "a.csv", 2).unwrap().2;
+        let first = index.get("hr_income", "a.csv", 2).unwrap().2;
         let v: Value = serde_json::from_str(first.as_str()).unwrap();
         assert_eq!(
             v,
@@ -275,7 +275,7 @@ mod tests {
         );
         // Fields keep the canonical order.
         assert!(first.as_str().starts_with("{\"name\":"));
-        let second = &index.get("hr_income", "b.csv", 7).unwrap().2;
+        let second = index.get("hr_income", "b.csv", 7).unwrap().2;
         assert_eq!(
             second.fields(),
             json!({"name": "李四", "amount": "1234.50", "period": "2026-03",

@@ -1,9 +1,41 @@
 //! What the benches share: a generated city, ingested into a local lake, with the
 //! deployment config that reads it (kept in `--dir` and reused by later runs).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+/// The city every bench works on.
+pub struct CityArgs {
+    /// `--people N` (default 100,000).
+    pub people: u64,
+    /// `--households N` (default 10,000).
+    pub households: u64,
+    /// `--dir D`: where the city is kept and reused (a temporary folder without it).
+    pub dir: Option<PathBuf>,
+}
+
+/// Reads the command line: the city's flags here, every other flag handed to `other`
+/// with a way to take its value; flags nobody knows are ignored (cargo bench passes
+/// `--bench`).
+pub fn args(mut other: impl FnMut(&str, &mut dyn FnMut() -> String)) -> CityArgs {
+    let mut a = CityArgs {
+        people: 100_000,
+        households: 10_000,
+        dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--people" => a.people = v().parse().expect("--people N"),
+            "--households" => a.households = v().parse().expect("--households N"),
+            "--dir" => a.dir = Some(v().into()),
+            _ => other(&k, &mut v),
+        }
+    }
+    a
+}
 
 /// The bearer token of the config's `system` token.
 pub const TOKEN: &str = "bench-system-token";

@@ -140,7 +140,7 @@ async fn row_groups_read_in_parallel_keep_rows_and_problems_in_file_order() {
     )
     .unwrap();
     let props = datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_size(4)
+        .set_max_row_group_row_count(Some(4))
         .build();
     let file = std::fs::File::create(dir.path().join("hr_income.parquet")).unwrap();
     let mut w = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
