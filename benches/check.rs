@@ -11,6 +11,11 @@
 //! - `--folder` also checks the city's Parquet source folder (`--sources`), not only the
 //!   lake.
 //! - `--memory-limit SIZE` is passed to `hedui check`.
+//! - `--ballista N` also runs the check on a Ballista cluster started on this machine (a
+//!   scheduler and N executors, the binaries named by `BALLISTA_SCHEDULER` and
+//!   `BALLISTA_EXECUTOR`, by default those `.ci/run` builds under
+//!   `~/.cache/hedui/tools/bin`), with each cluster process's peak memory, and compares
+//!   its results.jsonl with the local run's byte for byte.
 //! - `--no-duckdb` skips the reference. DuckDB is installed by the bench itself, from
 //!   PyPI, into a virtual environment under `~/.cache/hedui/duckdb-venv` (Python 3 with
 //!   `venv` needed); `.ci/run` never runs it.
@@ -42,14 +47,16 @@ struct Args {
     folder: bool,
     duckdb: bool,
     memory_limit: Option<String>,
+    ballista: Option<usize>,
 }
 
 fn args() -> Args {
-    let (mut folder, mut duckdb, mut memory_limit) = (false, true, None);
+    let (mut folder, mut duckdb, mut memory_limit, mut ballista) = (false, true, None, None);
     let city = common::args(|k, value| match k {
         "--folder" => folder = true,
         "--no-duckdb" => duckdb = false,
         "--memory-limit" => memory_limit = Some(value()),
+        "--ballista" => ballista = Some(value().parse().expect("--ballista N: executors")),
         _ => {}
     });
     Args {
@@ -59,6 +66,7 @@ fn args() -> Args {
         folder,
         duckdb,
         memory_limit,
+        ballista,
     }
 }
 
@@ -310,6 +318,51 @@ fn main() {
         let m = check(&dir, &as_of, &["--sources", &sources], "out-folder", limit);
         runs.push(("`hedui check --sources` (Parquet folder)".into(), m));
     }
+    let mut cluster_note = None;
+    if let Some(n) = a.ballista {
+        let tools = std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+            .join(".cache/hedui/tools/bin");
+        let bin = |var: &str, name: &str| {
+            std::env::var_os(var).map_or_else(|| tools.join(name), std::path::PathBuf::from)
+        };
+        let started = Instant::now();
+        let cluster = common::ballista::Ballista::start(
+            &bin("BALLISTA_SCHEDULER", "ballista-scheduler"),
+            &bin("BALLISTA_EXECUTOR", "ballista-executor"),
+            n,
+        );
+        let ready = started.elapsed().as_secs_f64();
+        let url = cluster.url();
+        let m = check(
+            &dir,
+            &as_of,
+            &["--lake", &lake, "--engine", &url],
+            "out-cluster",
+            limit,
+        );
+        let peaks = cluster.peak_rss_mib();
+        drop(cluster);
+        let same = std::fs::read(dir.join("out-cluster/results.jsonl")).ok()
+            == std::fs::read(dir.join("out-lake/results.jsonl")).ok();
+        let total: f64 = peaks.iter().map(|(_, m)| m).sum();
+        cluster_note = Some((
+            format!(
+                "Ballista ({n} executors on this machine; ready in {ready:.1} s): peak RSS {} — cluster total {total:.0} MiB, with hedui {:.0} MiB; results.jsonl {} the local run's",
+                peaks
+                    .iter()
+                    .map(|(p, m)| format!("{p} {m:.0} MiB"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                total + m.peak_rss_mb,
+                if same { "byte-equal to" } else { "DIFFERENT from" }
+            ),
+            same,
+        ));
+        runs.push((
+            format!("`hedui check --lake --engine` (Ballista, {n} executors)"),
+            m,
+        ));
+    }
     let mut compared = None;
     if a.duckdb {
         let python = duckdb_python();
@@ -365,6 +418,12 @@ fn main() {
     }
     for (name, m) in &runs {
         print_stages(name, m);
+    }
+    if let Some((note, same)) = &cluster_note {
+        println!("\n{note}");
+        if !same {
+            std::process::exit(1);
+        }
     }
     if let Some((ours, theirs, same, diffs)) = compared {
         println!(

@@ -37,6 +37,8 @@ pub struct CheckOptions {
     /// Bytes DataFusion's operators may hold before spilling (half the machine when
     /// `None`).
     pub memory_limit: Option<u64>,
+    /// The cluster the pipelines run on (`--engine`; this process when `None`).
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// A finished run, ready to be written.
@@ -76,7 +78,7 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         opts.policy.display(),
         policy.standards.len()
     ));
-    let opened = sources::open(&opts.sources, opts.memory_limit).await?;
+    let opened = sources::open(&opts.sources, opts.memory_limit, opts.cluster.as_ref()).await?;
     let batch = applicants::load(&opts.applicants, &policy, opts.as_of)?;
     run_batch(
         batch,
@@ -99,6 +101,41 @@ pub async fn run_batch(
     as_of: NaiveDate,
     progress: &Progress,
 ) -> Result<CheckRun, Error> {
+    // On a cluster, the run's own tables live in a scratch folder of the lake until
+    // the run ends, whichever way it ends.
+    let scratch = opened.scratch();
+    let run = run_in(
+        batch,
+        policy,
+        opened,
+        scratch.as_ref(),
+        sources_label,
+        as_of,
+        progress,
+    )
+    .await;
+    if let Some(s) = scratch {
+        if let Err(e) = s.remove().await {
+            // The run's result stands; the folder is left for the operator.
+            tracing::warn!("{e}");
+            progress.warn(&format!(
+                "集群临时文件未能删除（the run's scratch folder {} could not be removed: {e}）",
+                s.rel()
+            ));
+        }
+    }
+    run
+}
+
+async fn run_in(
+    batch: Batch,
+    policy: &Policy,
+    opened: &sources::Opened,
+    scratch: Option<&crate::cluster::Scratch>,
+    sources_label: &str,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<CheckRun, Error> {
     let checked_at = chrono::Utc::now();
     if !batch.ignored_columns.is_empty() {
         let cols = batch.ignored_columns.join("、");
@@ -113,7 +150,7 @@ pub async fn run_batch(
         batch.households.len(),
         batch.rejected_households.len()
     ));
-    let ctx = opened.new_context();
+    let ctx = opened.new_context()?;
     let src = sources::register(opened, &ctx, as_of, &batch.households, progress).await?;
     if !src.missing.is_empty() {
         progress.warn(&format!(
@@ -147,8 +184,26 @@ pub async fn run_batch(
         (Some(_), Some(rt)) => Some((crate::planned::shared().await?, rt)),
         _ => None,
     };
-    let mut runner = match (planned, src.narrowed.clone()) {
-        (Some((planned, runtime)), Some(mut rows)) => {
+    let mut runner = match (scratch, planned, src.narrowed.clone()) {
+        // On a cluster: the run's tables written where the executors read them; no
+        // table held here.
+        (Some(scratch), _, _) => {
+            for (name, b) in inputs {
+                scratch.register(&ctx, name, b.schema(), &[b]).await?;
+            }
+            scratch.register_empty(&ctx).await?;
+            engine::create_views(
+                &ctx,
+                engine::FlagsFound::Parquet(scratch.url(engine::FLAGS_FOUND)),
+            )
+            .await?;
+            progress.step(&format!(
+                "rules: on the cluster (run tables in {})",
+                scratch.rel()
+            ));
+            engine::Runner::Cluster(&ctx, scratch)
+        }
+        (None, Some((planned, runtime)), Some(mut rows)) => {
             for (name, b) in inputs {
                 rows.insert(name.to_owned(), vec![b]);
             }
@@ -171,7 +226,7 @@ pub async fn run_batch(
         // A whole batch: the rows of flag_rows, one rule view after the other — the
         // same rows, but the engine's memory is one rule's joins at a time, not all
         // nine side by side (each query runs all its branches at once).
-        engine::Runner::Session(..) => {
+        engine::Runner::Session(..) | engine::Runner::Cluster(..) => {
             let mut all = Vec::new();
             for view in engine::rule_views() {
                 all.extend(runner.collect(&format!("SELECT * FROM {view}")).await?);
@@ -195,7 +250,9 @@ pub async fn run_batch(
         Some(b) => b.schema(),
         None => runner.schema(FLAG_ROWS).await?,
     };
-    runner.add(engine::FLAGS_FOUND, flag_schema, flags.clone())?;
+    runner
+        .add(engine::FLAGS_FOUND, flag_schema, flags.clone())
+        .await?;
     let figures = runner.collect(HOUSEHOLD_RESULTS).await?;
     progress.step("rules: household figures");
     let evidence = evidence::fetch(&runner).await?;

@@ -117,6 +117,11 @@ pub struct DataArgs {
     /// this machine's memory).
     #[arg(long, value_name = "SIZE")]
     pub memory_limit: Option<String>,
+    /// Run the rules on an Apache Ballista cluster: its scheduler, df://HOST:PORT
+    /// (default: the --config's [engine] url, or this process). The executors read the
+    /// lake themselves: it must be where they can reach it.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub engine: Option<String>,
 }
 
 const DATA_HELP: &str = "One of --sources DIR, --lake URL or --config FILE is required: where the departments' data is.\n必须给出 --sources、--lake 或 --config 之一：部门数据所在的位置。";
@@ -193,10 +198,16 @@ impl DataArgs {
             .map(crate::memory::parse_size)
             .transpose()
             .map_err(|e| Error::Usage(e.to_string()))?;
-        let data = |input, state, config_limit: Option<u64>| Data {
+        let flag_cluster = self
+            .engine
+            .as_deref()
+            .map(crate::cluster::Cluster::parse)
+            .transpose()?;
+        let data = |input, state, config_limit: Option<u64>, config_cluster| Data {
             input,
             state,
             memory_limit: flag_limit.or(config_limit),
+            cluster: flag_cluster.clone().or(config_cluster),
         };
         let at = match &self.snapshot_at {
             None => None,
@@ -212,7 +223,7 @@ impl DataArgs {
         };
         match (&self.sources, &self.lake, &self.config) {
             (Some(dir), None, None) if at.is_none() => {
-                Ok(data(SourceInput::Folder(dir.clone()), None, None))
+                Ok(data(SourceInput::Folder(dir.clone()), None, None, None))
             }
             (Some(_), None, None) => Err(Error::Usage(
                 "--snapshot-at reads a lake: give --lake URL or --config FILE, not --sources"
@@ -229,11 +240,17 @@ impl DataArgs {
                     },
                     None,
                     None,
+                    None,
                 ))
             }
             (None, None, Some(file)) => {
                 let d = crate::config::Deployment::load(file)?;
-                Ok(data(d.source_input(at), Some(d.state_path), d.memory_limit))
+                Ok(data(
+                    d.source_input(at),
+                    Some(d.state_path.clone()),
+                    d.memory_limit,
+                    d.cluster.clone(),
+                ))
             }
             _ => Err(Error::Usage(
                 "give exactly one of --sources DIR, --lake URL and --config FILE".into(),
@@ -251,6 +268,8 @@ pub struct Data {
     pub state: Option<PathBuf>,
     /// Bytes DataFusion's operators may hold (half the machine when `None`).
     pub memory_limit: Option<u64>,
+    /// The cluster the rules run on (`--engine`, or else the config's `[engine] url`).
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// File format of generated source tables.

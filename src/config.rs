@@ -221,6 +221,9 @@ pub struct Deployment {
     /// `[engine] memory_limit`: bytes DataFusion's operators may hold before spilling
     /// (`serve`, its schedule, and `check`/`reconcile --config` without `--memory-limit`).
     pub memory_limit: Option<u64>,
+    /// `[engine] url`: the Ballista cluster the rules run on, `df://HOST:PORT` (`serve`,
+    /// its schedule, and `check`/`reconcile --config` without `--engine`).
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +244,7 @@ struct RawDeployment {
 #[serde(deny_unknown_fields)]
 struct RawEngine {
     memory_limit: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -609,6 +613,13 @@ impl Deployment {
             Some(d) => d,
             None => DEFAULT_RETENTION_DAYS,
         };
+        let cluster = raw
+            .engine
+            .as_ref()
+            .and_then(|e| e.url.as_deref())
+            .map(crate::cluster::Cluster::parse)
+            .transpose()
+            .map_err(|e| fail("engine.url".into(), e.to_string()))?;
         let memory_limit = raw
             .engine
             .and_then(|e| e.memory_limit)
@@ -617,6 +628,7 @@ impl Deployment {
             .map_err(|e| fail("engine.memory_limit".into(), e.to_string()))?;
         Ok(Deployment {
             memory_limit,
+            cluster,
             file: path.to_owned(),
             lake,
             state_path: resolve(raw.state.path),
@@ -718,6 +730,26 @@ ca_file = "certs/bank-ca.pem"
         );
         let e = err(&format!("{EXAMPLE}\n[engine]\nmemory_limt = \"4GiB\"\n"));
         assert!(e.contains("memory_limt"), "{e}");
+    }
+
+    /// `[engine] url` names the Ballista scheduler; a URL that is not one names its key.
+    #[test]
+    fn engine_url() {
+        assert_eq!(parse(EXAMPLE).unwrap().cluster, None);
+        let with = |v: &str| format!("{EXAMPLE}\n[engine]\nurl = \"{v}\"\n");
+        assert_eq!(
+            parse(&with("df://10.0.0.5:50050"))
+                .unwrap()
+                .cluster
+                .map(|c| c.url().to_owned()),
+            Some("df://10.0.0.5:50050".to_owned())
+        );
+        let e = err(&with("10.0.0.5:50050"));
+        assert!(
+            e.starts_with("/etc/hedui/hedui.toml: engine.url: invalid engine")
+                && e.contains("expected df://HOST:PORT"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ fn df(what: impl Into<String>) -> impl FnOnce(DataFusionError) -> EngineError {
     move |source| EngineError::DataFusion { what, source }
 }
 
-fn session_config() -> SessionConfig {
+/// The session settings of every run (local or on a cluster).
+pub fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_batch_size(8192);
@@ -102,22 +103,56 @@ fn split(batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
     parts
 }
 
+/// Every table the pipelines read: the canonical tables (SPEC §2), then the input
+/// tables of a run, with their schemas.
+pub fn all_tables() -> Vec<(String, datafusion::arrow::datatypes::SchemaRef)> {
+    schema::tables()
+        .iter()
+        .map(|t| (t.table.clone(), t.arrow_schema()))
+        .chain(input_schemas().into_iter().map(|(n, s)| (n.to_owned(), s)))
+        .collect()
+}
+
 /// Registers an empty table for every canonical and input table not yet registered,
 /// so the views can be planned whatever a run delivers.
 pub fn register_empty(ctx: &SessionContext) -> Result<(), EngineError> {
-    for t in schema::tables() {
+    for (name, s) in all_tables() {
         if !ctx
-            .table_exist(t.table.as_str())
+            .table_exist(name.as_str())
             .map_err(df("look up tables"))?
         {
-            register(ctx, &t.table, t.arrow_schema(), vec![])?;
+            register(ctx, &name, s, vec![])?;
         }
     }
-    for (name, s) in input_schemas() {
-        if !ctx.table_exist(name).map_err(df("look up tables"))? {
-            register(ctx, name, s, vec![])?;
-        }
-    }
+    Ok(())
+}
+
+/// Registers the Parquet files `urls` (all with `schema`) as table `name`: read in
+/// place, by this process or by a cluster's executors.
+pub fn register_parquet(
+    ctx: &SessionContext,
+    name: &str,
+    urls: &[String],
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<(), EngineError> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    let what = || format!("register table {name}");
+    let urls = urls
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(df(what()))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(df(what()))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(df(what()))?;
     Ok(())
 }
 
@@ -199,6 +234,9 @@ pub enum FlagsFound {
     /// A table made from `flag_rows`' schema (strings as plain `Utf8`) that gets each
     /// run's rows its own way (the planned pipelines' run tables).
     Table(fn(datafusion::arrow::datatypes::SchemaRef) -> Arc<dyn TableProvider>),
+    /// The Parquet file at this URL, written once the run has collected its flags (a
+    /// run on a cluster: its executors read it, see [`crate::cluster`]).
+    Parquet(String),
 }
 
 /// Creates every pipeline view, in order, and [`FLAGS_FOUND`] as `flags` says once
@@ -210,6 +248,7 @@ pub async fn create_views(
     let mut found = false;
     let mut late = None;
     for (file, sql) in PIPELINES {
+        let flags = &flags;
         ctx.sql(sql)
             .await
             .map_err(df(format!("create the view of pipelines/{file}")))?;
@@ -249,7 +288,7 @@ pub async fn create_views(
                     .await
                     .map_err(df("create the view flags_found"))?;
                 }
-                FlagsFound::Late | FlagsFound::Table(_) => {
+                FlagsFound::Late | FlagsFound::Table(_) | FlagsFound::Parquet(_) => {
                     let schema = ctx
                         .table("flag_rows")
                         .await
@@ -259,6 +298,15 @@ pub async fn create_views(
                         .clone();
                     let plain = plain_strings(&RecordBatch::new_empty(schema))
                         .map_err(df("plan flags_found"))?;
+                    if let FlagsFound::Parquet(url) = flags {
+                        register_parquet(
+                            ctx,
+                            FLAGS_FOUND,
+                            std::slice::from_ref(url),
+                            plain.schema(),
+                        )?;
+                        continue;
+                    }
                     let table: Arc<dyn TableProvider> = match flags {
                         FlagsFound::Table(make) => make(plain.schema()),
                         _ => {
@@ -356,6 +404,8 @@ pub const FLAGS_FOUND: &str = "flags_found";
 pub enum Runner<'a> {
     /// A session of this run, and the table of the flags it finds.
     Session(&'a SessionContext, Option<Arc<LateTable>>),
+    /// A session on a cluster, and the scratch folder of the run's own tables.
+    Cluster(&'a SessionContext, &'a crate::cluster::Scratch),
     /// Planned once; this run's rows.
     Planned {
         /// The planned queries.
@@ -393,22 +443,28 @@ impl Runner<'_> {
     /// Runs `sql` and collects its batches, string columns as plain `Utf8`.
     pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
         match self {
-            Runner::Session(ctx, _) => collect(ctx, sql).await,
+            Runner::Session(ctx, _) | Runner::Cluster(ctx, _) => collect(ctx, sql).await,
             Runner::Planned { planned, task, .. } => planned.run(sql, task.clone()).await,
         }
     }
 
     /// Adds a table of this run (e.g. [`FLAGS_FOUND`]).
-    pub fn add(
+    pub async fn add(
         &mut self,
         name: &str,
         schema: datafusion::arrow::datatypes::SchemaRef,
         batches: Vec<RecordBatch>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), crate::error::Error> {
         match self {
+            // flags_found, read by the verdicts view: its file written (the view reads
+            // the file at its URL); any other table written and registered.
+            Runner::Cluster(_, scratch) if name == FLAGS_FOUND => {
+                Ok(scratch.write(name, schema, &batches).await?)
+            }
+            Runner::Cluster(ctx, scratch) => scratch.register(ctx, name, schema, &batches).await,
             // flags_found, read by the verdicts view: given its rows in place.
-            Runner::Session(_, Some(late)) if name == FLAGS_FOUND => late.set(batches),
-            Runner::Session(ctx, _) => register(ctx, name, schema, batches),
+            Runner::Session(_, Some(late)) if name == FLAGS_FOUND => Ok(late.set(batches)?),
+            Runner::Session(ctx, _) => Ok(register(ctx, name, schema, batches)?),
             Runner::Planned {
                 planned,
                 rows,
@@ -431,7 +487,7 @@ impl Runner<'_> {
         sql: &str,
     ) -> Result<datafusion::arrow::datatypes::SchemaRef, EngineError> {
         match self {
-            Runner::Session(ctx, _) => Ok(ctx
+            Runner::Session(ctx, _) | Runner::Cluster(ctx, _) => Ok(ctx
                 .sql(sql)
                 .await
                 .map_err(df(format!("plan query {sql}")))?

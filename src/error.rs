@@ -33,6 +33,9 @@ pub enum Error {
     /// The state database failed.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The cluster engine (`--engine df://…`) cannot be used.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The audit chain does not verify.
     #[error("audit log {path}: entry {seq} is broken: {why}")]
     AuditBroken {
@@ -89,6 +92,8 @@ impl Error {
             Error::State(_) => "状态数据库出错",
             Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",
+            Error::Cluster(crate::cluster::ClusterError::BadUrl { .. }) => "计算集群地址有误",
+            Error::Cluster(_) => "计算集群不可用",
         }
     }
 
@@ -111,7 +116,8 @@ impl Error {
             | Error::Policy(_)
             | Error::Applicants(_)
             | Error::Source(_)
-            | Error::Config(_) => 2,
+            | Error::Config(_)
+            | Error::Cluster(crate::cluster::ClusterError::BadUrl { .. }) => 2,
             // A place the user named that cannot be written (no such folder, a file where
             // a folder should be, no permission) is the user's to fix; a disk that fails
             // or fills up is a fault.
@@ -130,7 +136,8 @@ impl Error {
             | Error::Output { .. }
             | Error::Internal(_)
             | Error::Lake(_)
-            | Error::State(_) => 1,
+            | Error::State(_)
+            | Error::Cluster(_) => 1,
         }
     }
 }

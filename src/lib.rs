@@ -27,6 +27,7 @@ pub mod applicants;
 pub mod changes;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod engine;

@@ -9,10 +9,6 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Date32Type};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::object_store::ObjectStoreExt;
 use datafusion::prelude::SessionContext;
 use hedui_connectors::schema::{self, TableSchema};
@@ -171,8 +167,24 @@ impl Sources {
 /// Checks that the input can be opened at all (before the batch is read). A lake is
 /// only read — never created — unless lookup-mode sources will write their answers.
 /// Opens `input`; DataFusion's operators share `memory_limit` bytes (half the machine
-/// when `None`, see [`crate::memory`]).
-pub async fn open(input: &SourceInput, memory_limit: Option<u64>) -> Result<Opened, Error> {
+/// when `None`, see [`crate::memory`]). With a `cluster`, the pipelines run on its
+/// executors, which read the lake themselves: a source folder cannot be used, and the
+/// scheduler must answer.
+pub async fn open(
+    input: &SourceInput,
+    memory_limit: Option<u64>,
+    cluster: Option<&crate::cluster::Cluster>,
+) -> Result<Opened, Error> {
+    if let (Some(c), SourceInput::Folder(dir)) = (cluster, input) {
+        return Err(Error::Usage(format!(
+            "--engine {} runs the rules on a cluster whose executors read the lake; the source folder {} is read by this machine only: ingest it into a lake (hedui ingest) and give --lake or --config",
+            c.url(),
+            dir.display()
+        )));
+    }
+    if let Some(c) = cluster {
+        c.reachable().await?;
+    }
     let runtime = crate::memory::runtime(memory_limit);
     match runtime.memory_pool.memory_limit() {
         datafusion::execution::memory_pool::MemoryLimit::Finite(n) => {
@@ -194,6 +206,7 @@ pub async fn open(input: &SourceInput, memory_limit: Option<u64>) -> Result<Open
                 runtime,
                 ..SnapshotCache::default()
             }),
+            cluster: cluster.cloned(),
         },
     })
 }
@@ -259,6 +272,8 @@ pub enum Opened {
         lookups: Vec<SourceConfig>,
         /// What successive checks share.
         cache: Arc<SnapshotCache>,
+        /// The cluster the pipelines run on (this process when `None`).
+        cluster: Option<crate::cluster::Cluster>,
     },
 }
 
@@ -272,11 +287,34 @@ impl Opened {
     }
 
     /// A DataFusion session for one check: on the lake, in the shared runtime (the
-    /// Parquet metadata read by earlier checks is not read again).
-    pub fn new_context(&self) -> SessionContext {
-        match self {
+    /// Parquet metadata read by earlier checks is not read again); with a cluster, a
+    /// session whose queries its executors run.
+    pub fn new_context(&self) -> Result<SessionContext, Error> {
+        Ok(match self {
             Opened::Folder(_, runtime) => engine::new_context_in(runtime.clone()),
-            Opened::Lake { cache, .. } => engine::new_context_in(cache.runtime.clone()),
+            Opened::Lake {
+                cache,
+                cluster: None,
+                ..
+            } => engine::new_context_in(cache.runtime.clone()),
+            Opened::Lake {
+                cache,
+                cluster: Some(c),
+                ..
+            } => c.context(engine::session_config(), cache.runtime.clone())?,
+        })
+    }
+
+    /// A scratch folder for one run on the cluster (`None` when the pipelines run in
+    /// this process).
+    pub fn scratch(&self) -> Option<crate::cluster::Scratch> {
+        match self {
+            Opened::Lake {
+                lake,
+                cluster: Some(_),
+                ..
+            } => Some(crate::cluster::Scratch::new(lake)),
+            _ => None,
         }
     }
 }
@@ -297,6 +335,7 @@ pub async fn register(
             at,
             lookups,
             cache,
+            cluster,
         } => {
             // Live lookups (not when re-reading the past): the answer, or None when the
             // department failed — the source is then missing for this run.
@@ -324,7 +363,20 @@ pub async fn register(
                 .iter()
                 .flat_map(|h| h.members.iter().map(|m| m.id_number.as_str()))
                 .collect();
-            from_lake(lake, cache, *at, &pinned, &members, ctx, as_of, progress).await?
+            // On a cluster the executors read the lake: nothing is narrowed here.
+            let narrow_up_to = if cluster.is_some() { 0 } else { narrow_limit() };
+            from_lake(
+                lake,
+                cache,
+                *at,
+                &pinned,
+                &members,
+                narrow_up_to,
+                ctx,
+                as_of,
+                progress,
+            )
+            .await?
         }
     };
     if let Opened::Folder(..) = opened {
@@ -413,13 +465,14 @@ async fn from_lake(
     at: Option<DateTime<Utc>>,
     pinned: &HashMap<&str, Option<Manifest>>,
     members: &HashSet<&str>,
+    narrow_up_to: usize,
     ctx: &SessionContext,
     as_of: NaiveDate,
     progress: &Progress,
 ) -> Result<Sources, Error> {
     let mut s = Sources::default();
     lake.register_in(ctx)?;
-    let narrow = !members.is_empty() && members.len() <= narrow_limit();
+    let narrow = !members.is_empty() && members.len() <= narrow_up_to;
     let mut narrowed = HashMap::new();
     let mut to_narrow: Vec<(&TableSchema, Vec<String>)> = Vec::new();
     for (source, tables) in schema::sources() {
@@ -580,25 +633,8 @@ fn register_snapshot_table(
     t: &TableSchema,
     files: &[String],
 ) -> Result<(), Error> {
-    let engine_err = |e: datafusion::error::DataFusionError| {
-        Error::Engine(crate::engine::EngineError::DataFusion {
-            what: format!("register lake table {}", t.table),
-            source: e,
-        })
-    };
-    let urls = files
-        .iter()
-        .map(|f| ListingTableUrl::parse(lake.file_url(f)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(engine_err)?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(t.arrow_schema());
-    let table = ListingTable::try_new(config).map_err(engine_err)?;
-    ctx.register_table(t.table.as_str(), Arc::new(table))
-        .map_err(engine_err)?;
+    let urls: Vec<String> = files.iter().map(|f| lake.file_url(f)).collect();
+    engine::register_parquet(ctx, &t.table, &urls, t.arrow_schema())?;
     Ok(())
 }
 

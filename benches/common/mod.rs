@@ -1,6 +1,8 @@
 //! What the benches share: a generated city, ingested into a local lake, with the
 //! deployment config that reads it (kept in `--dir` and reused by later runs).
 
+pub mod ballista;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

@@ -20,6 +20,7 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
         policy: args.policy.clone(),
         as_of: super::as_of(args.as_of.as_deref())?,
         memory_limit: data.memory_limit,
+        cluster: data.cluster,
     };
     let run = run(&opts, progress).await?;
     let summary = output::write_all(&args.out, &run, progress)?;

@@ -35,6 +35,7 @@ pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Resul
         policy: city.policy,
         as_of,
         memory_limit: None,
+        cluster: None,
     };
     let out = args.dir.join("out");
     let result = run(&opts, progress).await?;

@@ -16,7 +16,7 @@ pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Reconc
     let as_of = super::as_of(args.as_of.as_deref())?;
     // The policy is validated before any data is read or any run recorded.
     let policy = Policy::load(&args.policy)?;
-    let opened = sources::open(&input, data.memory_limit).await?;
+    let opened = sources::open(&input, data.memory_limit, data.cluster.as_ref()).await?;
     let mut state = State::open(&args.state)?;
     let actor = os_actor();
     let r = Reconciliation {

@@ -19,7 +19,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let config = ServerConfig::from_deployment(&d)?;
     let policy = Policy::load(&config.policy)?;
     let input = d.source_input(None);
-    let opened = sources::open(&input, d.memory_limit).await?;
+    let opened = sources::open(&input, d.memory_limit, d.cluster.as_ref()).await?;
     let mut state = State::open(&d.state_path)?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls_config(cert, key).map_err(|why| {

@@ -1,0 +1,336 @@
+//! `--engine df://HOST:PORT`: the same pipelines run on an Apache Ballista cluster
+//! (a scheduler and its executors, stock binaries of the Ballista version matching our
+//! DataFusion).
+//!
+//! The session of a run is a Ballista client session: its queries are sent to the
+//! scheduler as logical plans and executed by the executors, which read every table of
+//! the run from Parquet files they can reach themselves. The lake's snapshot tables are
+//! such files already. The run's own tables — the batch's members, its parameters, the
+//! empty tables of absent sources and the flags the rules found — are written as
+//! Parquet into a scratch folder of the run inside the lake (`engine-runs/RUN/`) and
+//! removed when the run ends. Nothing of the pipelines runs in hedui's process: no
+//! custom function, no table held in its memory (the narrowing of the local engine and
+//! its once-computed intermediate results are not used; the executors' scans filter).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use datafusion::object_store::ObjectStoreExt;
+
+use crate::engine::{self, EngineError};
+use crate::lake::Lake;
+
+/// The scheduler's port when the URL names none (Ballista's default).
+pub const DEFAULT_PORT: u16 = 50050;
+
+/// Ballista's switch of its adaptive query planner (see [`Cluster::context`]).
+const ADAPTIVE_PLANNER: &str = "ballista.planner.adaptive.enabled";
+
+/// How long to wait for the scheduler to accept a connection before a run starts.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why the cluster cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Not a `df://HOST:PORT` URL.
+    #[error("invalid engine {url:?}: {why}")]
+    BadUrl {
+        /// as given
+        url: String,
+        /// what is wrong
+        why: String,
+    },
+    /// The scheduler does not answer.
+    #[error("cannot reach the Ballista scheduler at {url}: {why}")]
+    Unreachable {
+        /// the engine URL
+        url: String,
+        /// the cause
+        why: String,
+    },
+    /// The session cannot be set up.
+    #[error("cannot open a session on the Ballista scheduler at {url}: {source}")]
+    Session {
+        /// the engine URL
+        url: String,
+        /// the cause
+        source: datafusion::error::DataFusionError,
+    },
+    /// A table of the run cannot be written where the executors read it.
+    #[error("cannot write the run table {table} to {location} for the cluster's executors: {why}")]
+    Scratch {
+        /// the table
+        table: String,
+        /// where
+        location: String,
+        /// the cause
+        why: String,
+    },
+}
+
+/// A Ballista scheduler: `df://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    url: String,
+    host: String,
+    port: u16,
+}
+
+impl Cluster {
+    /// Reads `df://HOST[:PORT]` (port 50050 when absent).
+    pub fn parse(s: &str) -> Result<Cluster, ClusterError> {
+        let bad = |why: &str| ClusterError::BadUrl {
+            url: s.to_owned(),
+            why: why.to_owned(),
+        };
+        const FORM: &str = "expected df://HOST:PORT, the address of a Ballista scheduler";
+        let u = url::Url::parse(s.trim()).map_err(|_| bad(FORM))?;
+        if u.scheme() != "df" {
+            return Err(bad(FORM));
+        }
+        let host = match u.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => format!("[{a}]"),
+            _ => return Err(bad("no host: expected df://HOST:PORT")),
+        };
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err(bad("a scheduler URL carries no user or password"));
+        }
+        if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
+            return Err(bad("nothing may follow HOST:PORT"));
+        }
+        let port = u.port().unwrap_or(DEFAULT_PORT);
+        Ok(Cluster {
+            url: format!("df://{host}:{port}"),
+            host,
+            port,
+        })
+    }
+
+    /// `df://HOST:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Fails unless the scheduler accepts a connection: a run does not start against a
+    /// cluster that is not there.
+    pub async fn reachable(&self) -> Result<(), ClusterError> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let unreachable = |why: String| ClusterError::Unreachable {
+            url: self.url.clone(),
+            why,
+        };
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((host, self.port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(unreachable(e.to_string())),
+            Err(_) => Err(unreachable(format!(
+                "no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// A session whose queries run on the cluster.
+    pub fn context(
+        &self,
+        config: SessionConfig,
+        runtime: Arc<RuntimeEnv>,
+    ) -> Result<SessionContext, ClusterError> {
+        use ballista::extension::{SessionConfigExt, SessionStateExt};
+        let session = |source| ClusterError::Session {
+            url: self.url.clone(),
+            source,
+        };
+        let mut config = config.upgrade_for_ballista();
+        // Ballista 55's adaptive planner (on by default) never finished the income
+        // rule's plan: it re-planned stage after stage (hundreds of thousands in ten
+        // minutes) on a 3,000-person city. Its static distributed planner runs the
+        // same plans.
+        config
+            .options_mut()
+            .set(ADAPTIVE_PLANNER, "false")
+            .map_err(session)?;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build()
+            .upgrade_for_ballista(format!("http://{}:{}", self.host, self.port))
+            .map_err(session)?;
+        Ok(SessionContext::new_with_state(state))
+    }
+}
+
+/// The scratch folder of one run on the cluster, inside the lake: the run's own tables
+/// as Parquet files the executors read.
+#[derive(Debug)]
+pub struct Scratch {
+    store: Arc<dyn datafusion::object_store::ObjectStore>,
+    /// `engine-runs/RUN` relative to the lake root.
+    rel: String,
+    dir: datafusion::object_store::path::Path,
+    /// How DataFusion addresses the folder.
+    base: String,
+}
+
+/// Where the scratch folders of runs are, relative to the lake root.
+pub const SCRATCH_DIR: &str = "engine-runs";
+
+impl Scratch {
+    /// A new folder for one run (named by the time and a random part: runs at once
+    /// never share one).
+    pub fn new(lake: &Lake) -> Scratch {
+        let rel = format!(
+            "{SCRATCH_DIR}/{}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+            crate::lake::writer_token()
+        );
+        Scratch {
+            store: lake.store().clone(),
+            dir: lake.path(&rel),
+            base: lake.file_url(&rel),
+            rel,
+        }
+    }
+
+    /// How DataFusion addresses the run table `table`.
+    pub fn url(&self, table: &str) -> String {
+        format!("{}/{table}.parquet", self.base)
+    }
+
+    /// The folder, relative to the lake root (for messages).
+    pub fn rel(&self) -> &str {
+        &self.rel
+    }
+
+    /// Writes `batches` as the run table `table` (replacing any earlier rows).
+    pub async fn write(
+        &self,
+        table: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(), ClusterError> {
+        use datafusion::parquet::arrow::ArrowWriter;
+        let fail = |why: String| ClusterError::Scratch {
+            table: table.to_owned(),
+            location: format!("{}/{table}.parquet", self.rel),
+            why,
+        };
+        let mut buf = Vec::new();
+        let mut w =
+            ArrowWriter::try_new(&mut buf, schema, None).map_err(|e| fail(e.to_string()))?;
+        for b in batches {
+            w.write(b).map_err(|e| fail(e.to_string()))?;
+        }
+        w.close().map_err(|e| fail(e.to_string()))?;
+        self.store
+            .put(
+                &self.dir.clone().join(format!("{table}.parquet")),
+                buf.into(),
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Writes `batches` as the run table `table` and registers it in `ctx`.
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(), crate::error::Error> {
+        self.write(table, schema.clone(), batches).await?;
+        engine::register_parquet(ctx, table, &[self.url(table)], schema)?;
+        Ok(())
+    }
+
+    /// Registers, empty, every canonical and input table `ctx` does not have (the
+    /// cluster's [`engine::register_empty`]).
+    pub async fn register_empty(&self, ctx: &SessionContext) -> Result<(), crate::error::Error> {
+        for (name, schema) in engine::all_tables() {
+            let known = ctx.table_exist(name.as_str()).map_err(|e| {
+                crate::error::Error::Engine(EngineError::DataFusion {
+                    what: "look up tables".into(),
+                    source: e,
+                })
+            })?;
+            if !known {
+                self.register(ctx, &name, schema, &[]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the folder and everything in it.
+    pub async fn remove(&self) -> Result<(), ClusterError> {
+        use futures::TryStreamExt;
+        let fail = |why: String| ClusterError::Scratch {
+            table: "(all)".into(),
+            location: self.rel.clone(),
+            why,
+        };
+        let files: Vec<_> = self
+            .store
+            .list(Some(&self.dir))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        for f in files {
+            match self.store.delete(&f).await {
+                Ok(()) | Err(datafusion::object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        // A local lake (addressed by its path) keeps the emptied folder itself.
+        if std::path::Path::new(&self.base).is_absolute() {
+            let _ = std::fs::remove_dir(&self.base);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scheduler is `df://HOST[:PORT]`; anything else is refused with the form to use.
+    #[test]
+    fn engine_urls() {
+        let c = Cluster::parse("df://127.0.0.1:50123").unwrap();
+        assert_eq!((c.url(), c.port), ("df://127.0.0.1:50123", 50123));
+        assert_eq!(
+            Cluster::parse("df://scheduler.internal").unwrap().url(),
+            "df://scheduler.internal:50050"
+        );
+        assert_eq!(
+            Cluster::parse("df://[::1]:7").unwrap().url(),
+            "df://[::1]:7"
+        );
+        for bad in [
+            "",
+            "127.0.0.1:50050",
+            "http://127.0.0.1:50050",
+            "df://",
+            "df://user:pw@host:1",
+            "df://host:1/path",
+            "df://host:99999",
+        ] {
+            let e = Cluster::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid engine {bad:?}")), "{e}");
+        }
+    }
+}
