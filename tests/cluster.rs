@@ -195,6 +195,41 @@ fn a_check_on_ballista_equals_the_local_engine() {
         "[engine] url sends the run to the scheduler"
     );
     assert!(decided(&c, "by-config").0 == local.0, "[engine] url");
+
+    // The nightly reconciliation of the same households on the cluster: the results of
+    // the local check, every household new to the list.
+    let (recipients, policy, state, out_dir) = (
+        c.p("city/applicants.csv"),
+        c.p("city/policy.toml"),
+        c.p("recon-state"),
+        c.p("recon"),
+    );
+    let out = hedui(&[
+        "reconcile",
+        "--recipients",
+        &recipients,
+        "--policy",
+        &policy,
+        "--lake",
+        &c.p("lake"),
+        "--engine",
+        &url,
+        "--state",
+        &state,
+        "--as-of",
+        &c.today,
+        "--out",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(decided(&c, "recon").0 == local.0, "reconcile on the cluster");
+    let changes = support::lines(&c.dir.path().join("recon/changes.jsonl"));
+    assert_eq!(
+        changes.len(),
+        local.0.iter().filter(|b| **b == b'\n').count(),
+        "a first reconciliation lists every household as new"
+    );
+    assert!(changes.iter().all(|ch| ch["previous_verdict"].is_null()));
 }
 
 /// Refusals a clerk or an operator meets, each naming what to do: a URL that is not a
