@@ -222,7 +222,10 @@ fn a_check_on_ballista_equals_the_local_engine() {
         &out_dir,
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(decided(&c, "recon").0 == local.0, "reconcile on the cluster");
+    assert!(
+        decided(&c, "recon").0 == local.0,
+        "reconcile on the cluster"
+    );
     let changes = support::lines(&c.dir.path().join("recon/changes.jsonl"));
     assert_eq!(
         changes.len(),
