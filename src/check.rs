@@ -118,10 +118,7 @@ pub async fn run_batch(
         if let Err(e) = s.remove().await {
             // The run's result stands; the folder is left for the operator.
             tracing::warn!("{e}");
-            progress.warn(&format!(
-                "集群临时文件未能删除（the run's scratch folder {} could not be removed: {e}）",
-                s.rel()
-            ));
+            progress.warn(&format!("集群临时文件未能删除，请手工删除（{e}）"));
         }
     }
     run

@@ -71,6 +71,14 @@ pub enum ClusterError {
         /// the cause
         why: String,
     },
+    /// The run's scratch folder cannot be removed.
+    #[error("cannot remove the run's scratch folder {location} from the lake: {why}")]
+    Cleanup {
+        /// where
+        location: String,
+        /// the cause
+        why: String,
+    },
 }
 
 /// A Ballista scheduler: `df://HOST:PORT`.
@@ -277,8 +285,7 @@ impl Scratch {
     /// Removes the folder and everything in it.
     pub async fn remove(&self) -> Result<(), ClusterError> {
         use futures::TryStreamExt;
-        let fail = |why: String| ClusterError::Scratch {
-            table: "(all)".into(),
+        let fail = |why: String| ClusterError::Cleanup {
             location: self.rel.clone(),
             why,
         };

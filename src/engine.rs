@@ -135,6 +135,17 @@ pub fn register_parquet(
     urls: &[String],
     schema: datafusion::arrow::datatypes::SchemaRef,
 ) -> Result<(), EngineError> {
+    ctx.register_table(name, parquet_table(name, urls, schema)?)
+        .map_err(df(format!("register table {name}")))?;
+    Ok(())
+}
+
+/// The Parquet files `urls` (all with `schema`) as a table (`name` for messages).
+fn parquet_table(
+    name: &str,
+    urls: &[String],
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Arc<dyn TableProvider>, EngineError> {
     use datafusion::datasource::file_format::parquet::ParquetFormat;
     use datafusion::datasource::listing::{
         ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -150,10 +161,7 @@ pub fn register_parquet(
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
-    let table = ListingTable::try_new(config).map_err(df(what()))?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(df(what()))?;
-    Ok(())
+    Ok(Arc::new(ListingTable::try_new(config).map_err(df(what()))?))
 }
 
 /// Replaces each of `tables` by its rows of the batch's members (a semi-join with
@@ -298,17 +306,11 @@ pub async fn create_views(
                         .clone();
                     let plain = plain_strings(&RecordBatch::new_empty(schema))
                         .map_err(df("plan flags_found"))?;
-                    if let FlagsFound::Parquet(url) = flags {
-                        register_parquet(
-                            ctx,
-                            FLAGS_FOUND,
-                            std::slice::from_ref(url),
-                            plain.schema(),
-                        )?;
-                        continue;
-                    }
                     let table: Arc<dyn TableProvider> = match flags {
                         FlagsFound::Table(make) => make(plain.schema()),
+                        FlagsFound::Parquet(url) => {
+                            parquet_table(FLAGS_FOUND, std::slice::from_ref(url), plain.schema())?
+                        }
                         _ => {
                             let t = Arc::new(LateTable {
                                 schema: plain.schema(),

@@ -101,12 +101,7 @@ impl Site {
                 sha256_hex(token)
             ));
         }
-        for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
-            cfg.push_str(&format!(
-                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
-                p("city/sources")
-            ));
-        }
+        cfg.push_str(&support::files_sources(&p("city/sources")));
         std::fs::write(dir.path().join("hedui.toml"), cfg).unwrap();
         ok(hedui(&["ingest", "--config", &p("hedui.toml")]));
         Site { dir, today }

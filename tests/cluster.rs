@@ -78,17 +78,12 @@ impl City {
             "--out",
             &c.p("city"),
         ]));
-        let mut cfg = format!(
-            "[lake]\nurl = \"{}\"\n[state]\npath = \"{}\"\n",
+        let cfg = format!(
+            "[lake]\nurl = \"{}\"\n[state]\npath = \"{}\"\n{}",
             c.p("lake"),
-            c.p("state")
+            c.p("state"),
+            support::files_sources(&c.p("city/sources"))
         );
-        for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
-            cfg.push_str(&format!(
-                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
-                c.p("city/sources")
-            ));
-        }
         std::fs::write(c.dir.path().join("hedui.toml"), cfg).unwrap();
         ok(hedui(&["ingest", "--config", &c.p("hedui.toml")]));
         c
@@ -106,15 +101,8 @@ impl City {
 
     /// `hedui check` with `data` (where the departments' data is, the engine), into `out`.
     fn check_on(&self, data: &[&str], out: &str) -> Output {
-        let (applicants, policy, out_dir) = (
-            self.p("city/applicants.csv"),
-            self.p("city/policy.toml"),
-            self.p(out),
-        );
-        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
-        args.extend_from_slice(data);
-        args.extend_from_slice(&["--as-of", &self.today, "--out", &out_dir]);
-        hedui(&args)
+        let args = support::city_check_args(self.dir.path(), data, &self.today, out);
+        hedui(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     fn read(&self, rel: &str) -> Vec<u8> {
@@ -244,7 +232,9 @@ fn the_engine_option_refuses_what_cannot_work() {
     let out = c.check(&["--engine", "http://127.0.0.1:50050"], "bad");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("invalid engine \"http://127.0.0.1:50050\": expected df://HOST:PORT"),
+        stderr(&out).contains(
+            "计算集群地址有误：invalid engine \"http://127.0.0.1:50050\": expected df://HOST:PORT"
+        ),
         "{}",
         stderr(&out)
     );
@@ -253,7 +243,9 @@ fn the_engine_option_refuses_what_cannot_work() {
     let out = c.check(&["--engine", &nobody], "down");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!("cannot reach the Ballista scheduler at {nobody}")),
+        stderr(&out).contains(&format!(
+            "计算集群不可用：cannot reach the Ballista scheduler at {nobody}"
+        )),
         "{}",
         stderr(&out)
     );
@@ -265,7 +257,7 @@ fn the_engine_option_refuses_what_cannot_work() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("give --lake or --config"),
+        stderr(&out).contains("命令参数有误") && stderr(&out).contains("give --lake or --config"),
         "{}",
         stderr(&out)
     );

@@ -39,13 +39,10 @@ impl City {
             "--out",
             city.to_str().unwrap(),
         ]));
-        let mut config = String::from("[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n");
-        for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
-            config.push_str(&format!(
-                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{}\"\n",
-                city.join("sources").display()
-            ));
-        }
+        let config = format!(
+            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n{}",
+            support::files_sources(&city.join("sources").display().to_string())
+        );
         std::fs::write(dir.path().join("hedui.toml"), config).unwrap();
         City { dir, today }
     }
@@ -59,15 +56,8 @@ impl City {
     }
 
     fn check(&self, data: &[&str], as_of: &str, out: &str) -> Output {
-        let (applicants, policy, out_dir) = (
-            self.p("city/applicants.csv"),
-            self.p("city/policy.toml"),
-            self.p(out),
-        );
-        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
-        args.extend_from_slice(data);
-        args.extend_from_slice(&["--as-of", as_of, "--out", &out_dir]);
-        hedui(&args)
+        let args = support::city_check_args(self.dir.path(), data, as_of, out);
+        hedui(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 }
 

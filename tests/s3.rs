@@ -101,28 +101,21 @@ impl City {
 
     /// As [`City::config`], with every source a `files` source at `sources`.
     fn config_from(&self, name: &str, lake: &str, lake_extra: &str, sources: &str) -> String {
-        let mut cfg =
-            format!("[lake]\nurl = \"{lake}\"\n{lake_extra}[state]\npath = \"state-{name}\"\n");
-        for s in ["hr", "housing", "police", "tax", "bank", "fund"] {
-            cfg.push_str(&format!(
-                "[[source]]\nname = \"{s}\"\nkind = \"files\"\nurl = \"{sources}\"\n"
-            ));
-        }
+        let cfg = format!(
+            "[lake]\nurl = \"{lake}\"\n{lake_extra}[state]\npath = \"state-{name}\"\n{}",
+            support::files_sources(sources)
+        );
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, cfg).unwrap();
         path.display().to_string()
     }
 
     fn check(&self, data: &[&str], out: &str) -> Vec<Value> {
-        let (applicants, policy, out_dir) = (
-            self.p("city/applicants.csv"),
-            self.p("city/policy.toml"),
-            self.p(out),
-        );
-        let mut args = vec!["check", "--applicants", &applicants, "--policy", &policy];
-        args.extend_from_slice(data);
-        args.extend_from_slice(&["--as-of", &self.today, "--out", &out_dir]);
-        ok(hedui(&args, &[]));
+        let args = support::city_check_args(self.dir.path(), data, &self.today, out);
+        ok(hedui(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        ));
         lines(&self.dir.path().join(out).join("results.jsonl"))
     }
 }
