@@ -104,6 +104,14 @@ pub async fn run_batch(
     // On a cluster, the run's own tables live in a scratch folder of the lake until
     // the run ends, whichever way it ends.
     let scratch = opened.scratch();
+    if let Some(s) = &scratch {
+        // What runs killed mid-way left (no run lasts a day).
+        match s.sweep(chrono::Duration::days(1)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} scratch folder(s) of earlier runs"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
     let run = run_in(
         batch,
         policy,

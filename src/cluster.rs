@@ -185,6 +185,8 @@ impl Cluster {
 #[derive(Debug)]
 pub struct Scratch {
     store: Arc<dyn datafusion::object_store::ObjectStore>,
+    /// `engine-runs/` of the lake.
+    parent: datafusion::object_store::path::Path,
     /// `engine-runs/RUN` relative to the lake root.
     rel: String,
     dir: datafusion::object_store::path::Path,
@@ -206,6 +208,7 @@ impl Scratch {
         );
         Scratch {
             store: lake.store().clone(),
+            parent: lake.path(SCRATCH_DIR),
             dir: lake.path(&rel),
             base: lake.file_url(&rel),
             rel,
@@ -282,26 +285,45 @@ impl Scratch {
         Ok(())
     }
 
-    /// Removes the folder and everything in it.
-    pub async fn remove(&self) -> Result<(), ClusterError> {
-        use futures::TryStreamExt;
+    /// Removes the scratch folders of other runs older than `older_than` (by the time
+    /// in their name): what runs killed mid-way left. Returns how many were removed.
+    pub async fn sweep(&self, older_than: chrono::Duration) -> Result<usize, ClusterError> {
         let fail = |why: String| ClusterError::Cleanup {
-            location: self.rel.clone(),
+            location: SCRATCH_DIR.into(),
             why,
         };
-        let files: Vec<_> = self
+        let listing = self
             .store
-            .list(Some(&self.dir))
-            .map_ok(|m| m.location)
-            .try_collect()
+            .list_with_delimiter(Some(&self.parent))
             .await
             .map_err(|e| fail(e.to_string()))?;
-        for f in files {
-            match self.store.delete(&f).await {
-                Ok(()) | Err(datafusion::object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(fail(e.to_string())),
+        let now = chrono::Utc::now();
+        let mut removed = 0;
+        for folder in listing.common_prefixes {
+            let made = folder
+                .filename()
+                .and_then(|n| n.split('-').next())
+                .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S%.6fZ").ok())
+                .map(|t| t.and_utc());
+            // A folder whose name is not a run's is not ours to remove.
+            if made.is_some_and(|made| now - made >= older_than) && folder != self.dir {
+                remove_all(&self.store, &folder)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                removed += 1;
             }
         }
+        Ok(removed)
+    }
+
+    /// Removes the folder and everything in it.
+    pub async fn remove(&self) -> Result<(), ClusterError> {
+        remove_all(&self.store, &self.dir)
+            .await
+            .map_err(|e| ClusterError::Cleanup {
+                location: self.rel.clone(),
+                why: e.to_string(),
+            })?;
         // A local lake (addressed by its path) keeps the emptied folder itself.
         if std::path::Path::new(&self.base).is_absolute() {
             let _ = std::fs::remove_dir(&self.base);
@@ -310,9 +332,66 @@ impl Scratch {
     }
 }
 
+/// Deletes every object under `dir`.
+async fn remove_all(
+    store: &Arc<dyn datafusion::object_store::ObjectStore>,
+    dir: &datafusion::object_store::path::Path,
+) -> Result<(), datafusion::object_store::Error> {
+    use futures::TryStreamExt;
+    let files: Vec<_> = store
+        .list(Some(dir))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await?;
+    for f in files {
+        match store.delete(&f).await {
+            Ok(()) | Err(datafusion::object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run's tables are written into its own folder and removed with it; folders of
+    /// runs older than the sweep's age are removed, a recent one and folders not named
+    /// like a run are kept.
+    #[tokio::test]
+    async fn scratch_folders_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake_dir = dir.path().join("lake");
+        let config = crate::config::LakeConfig::from_url(lake_dir.to_str().unwrap()).unwrap();
+        let lake = Lake::open(&config).unwrap();
+        let runs = lake_dir.join(SCRATCH_DIR);
+        for old in ["20200101T000000.000000Z-0000abcd", "not-a-run"] {
+            std::fs::create_dir_all(runs.join(old)).unwrap();
+            std::fs::write(runs.join(old).join("members.parquet"), b"x").unwrap();
+        }
+        let other = Scratch::new(&lake);
+        let scratch = Scratch::new(&lake);
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+        other.write("members", schema.clone(), &[]).await.unwrap();
+        scratch.write("members", schema, &[]).await.unwrap();
+        assert!(lake_dir
+            .join(scratch.rel())
+            .join("members.parquet")
+            .is_file());
+
+        assert_eq!(scratch.sweep(chrono::Duration::days(1)).await.unwrap(), 1);
+        let left = |d: &str| runs.join(d).join("members.parquet").is_file();
+        assert!(
+            !left("20200101T000000.000000Z-0000abcd"),
+            "a killed run's folder"
+        );
+        assert!(left("not-a-run"));
+        assert!(lake_dir.join(other.rel()).join("members.parquet").is_file());
+
+        scratch.remove().await.unwrap();
+        assert!(!lake_dir.join(scratch.rel()).exists());
+    }
 
     /// A scheduler is `df://HOST[:PORT]`; anything else is refused with the form to use.
     #[test]
