@@ -220,8 +220,10 @@ async fn run_in(
                 engine::register(&ctx, name, schema, vec![b])?;
             }
             engine::register_empty(&ctx)?;
-            engine::narrow_to_members(&ctx, &src.present()).await?;
-            progress.step("sources narrowed to the batch's members");
+            if !src.members_only {
+                engine::narrow_to_members(&ctx, &src.present()).await?;
+                progress.step("sources narrowed to the batch's members");
+            }
             let late = engine::create_views(&ctx, engine::FlagsFound::Late).await?;
             engine::Runner::Session(&ctx, late)
         }

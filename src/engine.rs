@@ -170,6 +170,7 @@ fn parquet_table(
 /// decoded, instead of scanning the whole tables once per query.
 pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Result<(), EngineError> {
     for t in tables {
+        let started = std::time::Instant::now();
         let sql = format!(
             "SELECT * FROM {t} WHERE id_number IN (SELECT DISTINCT id_number FROM members)"
         );
@@ -179,6 +180,7 @@ pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Resul
         let batches = frame.collect().await.map_err(df(what.clone()))?;
         tracing::debug!(
             table = %t,
+            ms = started.elapsed().as_millis() as u64,
             rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
             bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>(),
             "narrowed to the batch's members"
@@ -190,10 +192,12 @@ pub async fn narrow_to_members(ctx: &SessionContext, tables: &[String]) -> Resul
 }
 
 /// Views computed once per run and held as tables (see [`create_views`]): each is read
-/// by a rule and by the household figures, which would otherwise compute it again.
-/// (`household_income` too made the 1 M check faster, but as a table it led the planner
-/// to joins that held ~0.5–0.9 GB more on the 10 M province: it stays a view.)
-const SHARED_RESULTS: &[&str] = &["household_assets"];
+/// by several later views (rules, the household figures, the evidence), which would
+/// otherwise compute it again. Held only where small next to what it saves: `income_records`
+/// as a table made the 1 M check 0.5 s faster but held ~1 GB more on the 10 M province
+/// (4.8 GB peak), and `household_income` led the planner to joins that held ~0.5–0.9 GB
+/// more: those stay views.
+const SHARED_RESULTS: &[&str] = &["member_income", "asset_records", "household_assets"];
 
 /// Drops every table and view of `ctx`, so the rows it holds in memory (the
 /// departments' rows narrowed to a batch, the flags) are freed: the views' plans hold
@@ -508,6 +512,7 @@ impl Runner<'_> {
 
 /// Runs a query and collects its batches, string columns as plain `Utf8`.
 pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    let started = std::time::Instant::now();
     let frame = ctx
         .sql(sql)
         .await
@@ -520,6 +525,12 @@ pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>
     let batches = datafusion::physical_plan::collect(plan.clone(), task)
         .await
         .map_err(df(format!("run query {sql}")))?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        "query done: {}",
+        sql.lines().next().unwrap_or_default()
+    );
     let (spills, spilled_bytes) = spilled(plan.as_ref());
     if spills > 0 {
         // What an operator tuning --memory-limit wants to see: the engine went to disk.

@@ -13,7 +13,7 @@ use datafusion::object_store::ObjectStoreExt;
 use datafusion::prelude::SessionContext;
 use hedui_connectors::schema::{self, TableSchema};
 use hedui_connectors::validate::{days_to_date, reason_code};
-use hedui_connectors::{Connector, FilesConnector, LoadOptions, Problem};
+use hedui_connectors::{FilesConnector, LoadOptions, Problem};
 
 use std::collections::{HashMap, HashSet};
 
@@ -134,6 +134,9 @@ pub struct Sources {
     /// members, read once (see [`NARROW_TO_MEMBERS_UP_TO`]); `None` when the tables
     /// are read whole.
     pub narrowed: Option<HashMap<String, Vec<datafusion::arrow::record_batch::RecordBatch>>>,
+    /// The registered tables already hold only the batch's members' rows (a source
+    /// folder keeps them as it validates): nothing left to narrow.
+    pub members_only: bool,
 }
 
 impl Sources {
@@ -329,7 +332,13 @@ pub async fn register(
     progress: &Progress,
 ) -> Result<Sources, Error> {
     let mut s = match opened {
-        Opened::Folder(c, _) => from_folder(c, ctx, as_of, progress).await?,
+        Opened::Folder(c, _) => {
+            let members: HashSet<String> = households
+                .iter()
+                .flat_map(|h| h.members.iter().map(|m| m.id_number.clone()))
+                .collect();
+            from_folder(c, ctx, as_of, Arc::new(members), progress).await?
+        }
         Opened::Lake {
             lake,
             at,
@@ -379,12 +388,6 @@ pub async fn register(
             .await?
         }
     };
-    if let Opened::Folder(..) = opened {
-        // (Lake tables have theirs from their snapshot, see `from_lake`.)
-        for t in s.tables.iter_mut().filter(|t| t.present) {
-            t.latest_as_of = latest_date(ctx, t).await?;
-        }
-    }
     s.missing.sort();
     s.missing.dedup();
     s.stale.sort();
@@ -396,17 +399,25 @@ async fn from_folder(
     connector: &FilesConnector,
     ctx: &SessionContext,
     as_of: NaiveDate,
+    members: Arc<HashSet<String>>,
     progress: &Progress,
 ) -> Result<Sources, Error> {
     let options = LoadOptions {
         reference_date: as_of,
     };
-    let mut s = Sources::default();
+    let mut s = Sources {
+        members_only: true,
+        ..Sources::default()
+    };
     for t in schema::tables() {
-        match connector.load(t, options).await? {
+        // Every record validated (and counted); only the members' records kept.
+        match connector
+            .load_keeping(t, options, Some(members.clone()))
+            .await?
+        {
             // Delivered, but not one usable record: counted as absent (SPEC §2), its
             // malformed records still listed.
-            Some(lt) if lt.rows() == 0 => {
+            Some(lt) if lt.usable == 0 => {
                 progress.warn(&format!(
                     "{}: {} 中没有可用记录，按未提供处理，{} 数据缺失（{} holds no usable record ({} read, all malformed or none): counted as absent, source {} missing）",
                     t.table,
@@ -438,8 +449,9 @@ async fn from_folder(
                     absent_because: None,
                     files: lt.files.clone(),
                     rows_read: lt.rows_read,
-                    rows: lt.rows(),
+                    rows: usize::try_from(lt.usable).unwrap_or(usize::MAX),
                     problems: lt.problems.len(),
+                    latest_as_of: latest_text(t, lt.latest),
                     ..TableStatus::absent(t)
                 });
                 s.problems.extend(lt.problems);
@@ -690,30 +702,33 @@ async fn read_problems(lake: &Lake, rel: &str) -> Result<Vec<Problem>, Error> {
     Ok(out)
 }
 
-/// The latest date in a table (its as_of, period or registered_on column).
+/// The latest date in a registered table (its [`TableSchema::latest_column`]).
 async fn latest_date(ctx: &SessionContext, t: &TableStatus) -> Result<Option<String>, Error> {
     let Some(schema) = schema::table(&t.table) else {
         return Ok(None);
     };
-    let Some(col) = ["as_of", "period", "registered_on"]
-        .into_iter()
-        .find(|c| schema.column(c).is_some())
-    else {
+    let Some((_, col)) = schema.latest_column() else {
         return Ok(None);
     };
-    let batches = collect(ctx, &format!("SELECT MAX({col}) FROM {}", t.table)).await?;
+    let batches = collect(ctx, &format!("SELECT MAX({}) FROM {}", col.name, t.table)).await?;
     let Some(a) = batches.first().map(|b| b.column(0)) else {
         return Ok(None);
     };
     if a.data_type() != &DataType::Date32 || a.is_empty() || a.is_null(0) {
         return Ok(None);
     }
-    let Some(d) = days_to_date(a.as_primitive::<Date32Type>().value(0)) else {
-        return Ok(None);
-    };
-    Ok(Some(if col == "period" {
-        d.format("%Y-%m").to_string()
-    } else {
-        d.to_string()
-    }))
+    Ok(latest_text(
+        schema,
+        Some(a.as_primitive::<Date32Type>().value(0)),
+    ))
+}
+
+/// The latest date of a table's records (its [`TableSchema::latest_column`]) as the
+/// summary shows it: `YYYY-MM` for a period, `YYYY-MM-DD` otherwise.
+fn latest_text(t: &TableSchema, days: Option<i32>) -> Option<String> {
+    let d = days_to_date(days?)?;
+    Some(match t.latest_column() {
+        Some((_, c)) if c.name == "period" => d.format("%Y-%m").to_string(),
+        _ => d.to_string(),
+    })
 }

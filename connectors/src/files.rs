@@ -1,8 +1,10 @@
 //! The `files` connector: a folder holding, per canonical table, `TABLE.csv`,
 //! `TABLE.parquet`, `TABLE.jsonl` or a folder `TABLE/` of such files (SPEC §2).
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, AsArray, Date32Array, Decimal128Array, LargeStringArray, StringArray, StringViewArray,
@@ -139,11 +141,25 @@ impl Connector for FilesConnector {
         table: &'static TableSchema,
         options: LoadOptions,
     ) -> Result<Option<LoadedTable>, ConnectorError> {
+        self.load_keeping(table, options, None).await
+    }
+}
+
+impl FilesConnector {
+    /// Loads `table`, every record validated, keeping in its batches only the records
+    /// of the ID numbers in `keep` when given (a check's members: the rules never read
+    /// anyone else's records).
+    pub async fn load_keeping(
+        &self,
+        table: &'static TableSchema,
+        options: LoadOptions,
+        keep: Option<Arc<HashSet<String>>>,
+    ) -> Result<Option<LoadedTable>, ConnectorError> {
         let Some(files) = self.find(&table.table)? else {
             return Ok(None);
         };
         let mapping = self.mapping.table(table);
-        tokio::task::spawn_blocking(move || load_files(table, mapping, &files, options))
+        tokio::task::spawn_blocking(move || load_files(table, mapping, &files, options, keep))
             .await
             .map_err(|e| ConnectorError::Arrow {
                 table: table.table.clone(),
@@ -159,8 +175,12 @@ pub fn load_files(
     mapping: TableMapping,
     files: &[(PathBuf, String)],
     options: LoadOptions,
+    keep: Option<Arc<HashSet<String>>>,
 ) -> Result<LoadedTable, ConnectorError> {
     let mut b = TableBuilder::new(table, options.reference_date).with_mapping(mapping);
+    if let Some(ids) = keep {
+        b = b.keeping(ids);
+    }
     for (path, label) in files {
         let shown = path.display().to_string();
         match format_of(path) {
@@ -173,6 +193,7 @@ pub fn load_files(
             }
         }
     }
+    let (usable, latest) = (b.usable, b.latest);
     let (batches, problems, rows_read) = b.finish().map_err(|e| ConnectorError::Arrow {
         table: table.table.clone(),
         message: e.to_string(),
@@ -183,6 +204,8 @@ pub fn load_files(
         problems,
         files: files.iter().map(|f| f.1.clone()).collect(),
         rows_read,
+        usable,
+        latest,
     })
 }
 

@@ -336,13 +336,9 @@ impl HttpConnector {
             files.push(label.clone());
         }
         let (batches, problems, rows_read) = b.finish().map_err(|e| inner.arrow_err(table, e))?;
-        Ok(LoadedTable {
-            schema: table,
-            batches,
-            problems,
-            files,
-            rows_read,
-        })
+        Ok(LoadedTable::whole(
+            table, batches, problems, files, rows_read,
+        ))
     }
 }
 

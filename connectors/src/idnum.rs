@@ -1,6 +1,8 @@
 //! Resident ID numbers (SPEC §4): validation, check character, 15→18-digit conversion,
 //! and masking for anything a person reads.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 
 use crate::text::fold_trim;
@@ -48,9 +50,15 @@ pub fn check_char(first17: &[u8]) -> char {
 /// legacy IDs converted; then validates digits, birth date (a real date, not after
 /// `today`) and check character. Returns the canonical 18-character ID.
 pub fn normalize_id(raw: &str, today: NaiveDate) -> Result<String, IdError> {
+    normalized_id(raw, today).map(Cow::into_owned)
+}
+
+/// [`normalize_id`], borrowing `raw` when it already is the canonical ID (most are).
+pub fn normalized_id(raw: &str, today: NaiveDate) -> Result<Cow<'_, str>, IdError> {
     let folded = fold_trim(raw);
     let s = folded.as_bytes();
-    let mut id: Vec<u8> = match s.len() {
+    let mut id = [0u8; 18];
+    match s.len() {
         18 => {
             if !s[..17].iter().all(u8::is_ascii_digit) {
                 return Err(IdError::NotDigits);
@@ -59,46 +67,39 @@ pub fn normalize_id(raw: &str, today: NaiveDate) -> Result<String, IdError> {
             if !(last.is_ascii_digit() || last == b'X') {
                 return Err(IdError::NotDigits);
             }
-            let mut v = s[..17].to_vec();
-            v.push(last);
-            v
+            id.copy_from_slice(s);
+            id[17] = last;
         }
         15 => {
             if !s.iter().all(u8::is_ascii_digit) {
                 return Err(IdError::NotDigits);
             }
-            let mut v = Vec::with_capacity(18);
-            v.extend_from_slice(&s[..6]);
-            v.extend_from_slice(b"19");
-            v.extend_from_slice(&s[6..]);
-            let c = check_char(&v);
-            v.push(c as u8);
-            v
+            id[..6].copy_from_slice(&s[..6]);
+            id[6..8].copy_from_slice(b"19");
+            id[8..17].copy_from_slice(&s[6..]);
+            id[17] = check_char(&id[..17]) as u8;
         }
         _ => return Err(IdError::Length(folded.chars().count())),
-    };
-    let birth = std::str::from_utf8(&id[6..14])
-        .unwrap_or_default()
-        .to_owned();
-    let date = parse_yyyymmdd(&birth).ok_or_else(|| IdError::BadDate(birth.clone()))?;
+    }
+    // Characters 7 to 14 are ASCII digits here.
+    let number =
+        |r: std::ops::Range<usize>| id[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let birth = || String::from_utf8_lossy(&id[6..14]).into_owned();
+    let date = NaiveDate::from_ymd_opt(number(6..10) as i32, number(10..12), number(12..14))
+        .ok_or_else(|| IdError::BadDate(birth()))?;
     if date > today {
-        return Err(IdError::FutureDate(birth));
+        return Err(IdError::FutureDate(birth()));
     }
     let expected = check_char(&id[..17]);
     let found = id[17] as char;
     if found != expected {
         return Err(IdError::CheckChar { found, expected });
     }
-    // All bytes are ASCII here.
-    id.shrink_to_fit();
-    Ok(String::from_utf8(id).unwrap_or_default())
-}
-
-fn parse_yyyymmdd(s: &str) -> Option<NaiveDate> {
-    let y: i32 = s.get(0..4)?.parse().ok()?;
-    let m: u32 = s.get(4..6)?.parse().ok()?;
-    let d: u32 = s.get(6..8)?.parse().ok()?;
-    NaiveDate::from_ymd_opt(y, m, d)
+    if id[..] == *s {
+        return Ok(folded);
+    }
+    // All bytes are ASCII digits or X.
+    Ok(Cow::Owned(String::from_utf8_lossy(&id).into_owned()))
 }
 
 /// Masks an ID for people to read: the first 6 and last 4 characters stay

@@ -32,6 +32,8 @@ pub mod text;
 pub mod validate;
 
 use chrono::NaiveDate;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Date32Type;
 use datafusion::arrow::record_batch::RecordBatch;
 
 pub use files::FilesConnector;
@@ -170,9 +172,45 @@ pub struct LoadedTable {
     pub files: Vec<String>,
     /// Records read, good and bad.
     pub rows_read: u64,
+    /// Valid records (also those not kept in `batches`, see
+    /// [`FilesConnector::load_keeping`]).
+    pub usable: u64,
+    /// The latest date of the table's [`TableSchema::latest_column`] among the valid
+    /// records (days since 1970-01-01).
+    pub latest: Option<i32>,
 }
 
 impl LoadedTable {
+    /// A table loaded whole (every valid record in `batches`): its counts taken from
+    /// the batches.
+    pub fn whole(
+        schema: &'static TableSchema,
+        batches: Vec<RecordBatch>,
+        problems: Vec<Problem>,
+        files: Vec<String>,
+        rows_read: u64,
+    ) -> Self {
+        let usable = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let latest = schema.latest_column().and_then(|(i, _)| {
+            batches
+                .iter()
+                .filter_map(|b| {
+                    let a = b.column(i).as_primitive_opt::<Date32Type>()?;
+                    datafusion::arrow::compute::max(a)
+                })
+                .max()
+        });
+        LoadedTable {
+            schema,
+            batches,
+            problems,
+            files,
+            rows_read,
+            usable,
+            latest,
+        }
+    }
+
     /// Number of valid records.
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
@@ -292,12 +330,12 @@ pub trait Connector: Send + Sync {
         }
         let mut end = stream.finish();
         problems.append(&mut end.problems);
-        Ok(Some(LoadedTable {
-            schema: table,
+        Ok(Some(LoadedTable::whole(
+            table,
             batches,
             problems,
-            files: end.files,
-            rows_read: end.rows_read,
-        }))
+            end.files,
+            end.rows_read,
+        )))
     }
 }

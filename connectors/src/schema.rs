@@ -175,6 +175,19 @@ impl TableSchema {
     pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
         self.columns.iter().find(|c| c.name == name)
     }
+
+    /// The date column whose latest value says how recent a delivery is (`as_of`,
+    /// `period` or `registered_on`; SPEC §7 summary), with its index.
+    pub fn latest_column(&self) -> Option<(usize, &ColumnSpec)> {
+        ["as_of", "period", "registered_on"]
+            .into_iter()
+            .find_map(|name| {
+                self.columns
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.name == name)
+            })
+    }
 }
 
 /// All canonical tables, in SPEC §2 order.

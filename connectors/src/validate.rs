@@ -1,6 +1,7 @@
 //! Record validation against a canonical schema: every raw cell either becomes a
 //! typed Arrow value or the record becomes a [`Problem`] (SPEC §2: no lenient guessing).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
@@ -13,7 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
 use crate::decimal::{parse_decimal, DecimalError};
-use crate::idnum::{mask_id, mask_ids_in, normalize_id};
+use crate::idnum::{mask_id, mask_ids_in, normalized_id};
 use crate::mapping::TableMapping;
 use crate::schema::{ColumnSpec, ColumnType, TableSchema, DECIMAL_PRECISION, DECIMAL_SCALE};
 use crate::text::fold_trim;
@@ -85,8 +86,11 @@ pub struct Problem {
 }
 
 /// A validated value.
-enum Typed {
-    Str(String),
+/// The most columns a canonical table has (a record's values are kept on the stack).
+const MAX_COLUMNS: usize = 16;
+
+enum Typed<'a> {
+    Str(Cow<'a, str>),
     Dec(i128),
     Date(i32),
     Null,
@@ -168,7 +172,11 @@ fn cell_text(cell: &Cell<'_>) -> String {
     }
 }
 
-fn validate_cell(col: &ColumnSpec, cell: &Cell<'_>, today: NaiveDate) -> Result<Typed, FieldError> {
+fn validate_cell<'a>(
+    col: &ColumnSpec,
+    cell: &Cell<'a>,
+    today: NaiveDate,
+) -> Result<Typed<'a>, FieldError> {
     let cell = match cell {
         Cell::Text(s) if s.trim().is_empty() => &Cell::Null,
         other => other,
@@ -191,32 +199,33 @@ fn validate_cell(col: &ColumnSpec, cell: &Cell<'_>, today: NaiveDate) -> Result<
     }
     match col.ty {
         ColumnType::IdNumber => {
-            let text = match cell {
-                Cell::Text(s) | Cell::Number(s) => (*s).to_owned(),
-                Cell::Int(v) => v.to_string(),
+            let id = match cell {
+                Cell::Text(s) | Cell::Number(s) => normalized_id(s, today),
+                Cell::Int(v) => {
+                    normalized_id(&v.to_string(), today).map(|c| Cow::Owned(c.into_owned()))
+                }
                 _ => return Err(err("invalid_id_number", "is not text")),
             };
-            normalize_id(&text, today)
-                .map(Typed::Str)
+            id.map(Typed::Str)
                 .map_err(|e| err("invalid_id_number", e.to_string()))
         }
         ColumnType::Text | ColumnType::Name => match cell {
             Cell::Text(s) | Cell::Number(s) => {
                 let v = if col.ty == ColumnType::Name {
-                    fold_trim(s).into_owned()
+                    fold_trim(s)
                 } else {
-                    s.trim().to_owned()
+                    Cow::Borrowed(s.trim())
                 };
                 Ok(Typed::Str(v))
             }
-            Cell::Int(v) => Ok(Typed::Str(v.to_string())),
+            Cell::Int(v) => Ok(Typed::Str(Cow::Owned(v.to_string()))),
             _ => Err(err("invalid_type", "is not text")),
         },
         ColumnType::Enum => match cell {
             Cell::Text(s) => {
                 let s = s.trim();
                 if col.values.iter().any(|v| v == s) {
-                    Ok(Typed::Str(s.to_owned()))
+                    Ok(Typed::Str(Cow::Borrowed(s)))
                 } else {
                     Err(err(
                         "invalid_enum",
@@ -318,7 +327,15 @@ pub struct TableBuilder {
     files: StringBuilder,
     rows: Int64Builder,
     pending: usize,
-    scratch: Vec<Typed>,
+    /// Only the records of these ID numbers are kept (all are validated).
+    keep: Option<Arc<std::collections::HashSet<String>>>,
+    id_column: Option<usize>,
+    latest_column: Option<usize>,
+    /// Valid records seen, kept or not.
+    pub usable: u64,
+    /// The latest date of the table's [`TableSchema::latest_column`] among the valid
+    /// records (days since 1970-01-01).
+    pub latest: Option<i32>,
     /// Finished batches.
     pub batches: Vec<RecordBatch>,
     /// Malformed records found so far.
@@ -338,7 +355,14 @@ impl TableBuilder {
             files: StringBuilder::new(),
             rows: Int64Builder::new(),
             pending: 0,
-            scratch: Vec::with_capacity(schema.columns.len()),
+            keep: None,
+            id_column: schema
+                .columns
+                .iter()
+                .position(|c| c.ty == ColumnType::IdNumber && c.name == "id_number"),
+            latest_column: schema.latest_column().map(|(i, _)| i),
+            usable: 0,
+            latest: None,
             batches: Vec::new(),
             problems: Vec::new(),
             rows_read: 0,
@@ -365,16 +389,33 @@ impl TableBuilder {
         self
     }
 
-    /// An empty builder of the same table, date and mapping: for a part of a delivery
-    /// validated beside this one, then taken in with [`TableBuilder::absorb`].
+    /// Validates every record but keeps only those whose `id_number` is in `ids` (the
+    /// members of a batch: a check never reads anyone else's records). The table's
+    /// counts ([`TableBuilder::usable`], [`TableBuilder::latest`]) still cover every
+    /// valid record.
+    pub fn keeping(mut self, ids: Arc<std::collections::HashSet<String>>) -> Self {
+        if self.id_column.is_some() {
+            self.keep = Some(ids);
+        }
+        self
+    }
+
+    /// An empty builder of the same table, date, mapping and kept IDs: for a part of a
+    /// delivery validated beside this one, then taken in with [`TableBuilder::absorb`].
     pub fn sibling(&self) -> TableBuilder {
-        TableBuilder::new(self.schema, self.today).with_mapping(self.mapping.clone())
+        let b = TableBuilder::new(self.schema, self.today).with_mapping(self.mapping.clone());
+        match &self.keep {
+            Some(ids) => b.keeping(ids.clone()),
+            None => b,
+        }
     }
 
     /// Takes in `part`'s records and problems after this builder's own (the order of a
     /// delivery read part by part).
     pub fn absorb(&mut self, part: TableBuilder) -> Result<(), ArrowError> {
         self.flush()?;
+        self.usable += part.usable;
+        self.latest = self.latest.max(part.latest);
         let (batches, problems, rows_read) = part.finish()?;
         self.batches.extend(batches);
         self.problems.extend(problems);
@@ -445,7 +486,14 @@ impl TableBuilder {
         absent: impl Fn(usize) -> bool,
     ) -> Result<(), ArrowError> {
         self.rows_read += 1;
-        self.scratch.clear();
+        // The record's typed values, borrowing the delivered text where they can.
+        let mut values: [Typed<'_>; MAX_COLUMNS] = std::array::from_fn(|_| Typed::Null);
+        if self.schema.columns.len() > MAX_COLUMNS {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "table {} has more than {MAX_COLUMNS} columns",
+                self.schema.table
+            )));
+        }
         for (i, col) in self.schema.columns.iter().enumerate() {
             let delivered = cell(i);
             // A department code listed in the mapping becomes its canonical value.
@@ -457,7 +505,7 @@ impl TableBuilder {
                 _ => delivered.clone(),
             };
             match validate_cell(col, &raw, self.today) {
-                Ok(v) => self.scratch.push(v),
+                Ok(v) => values[i] = v,
                 Err(e) => {
                     let mut value = cell_text(&delivered);
                     if col.ty == ColumnType::IdNumber {
@@ -483,13 +531,23 @@ impl TableBuilder {
                 }
             }
         }
-        for (b, v) in self.builders.iter_mut().zip(self.scratch.drain(..)) {
+        self.usable += 1;
+        if let Some(Typed::Date(d)) = self.latest_column.and_then(|c| values.get(c)) {
+            self.latest = self.latest.max(Some(*d));
+        }
+        if let (Some(keep), Some(c)) = (&self.keep, self.id_column) {
+            let kept = matches!(values.get(c), Some(Typed::Str(id)) if keep.contains(id.as_ref()));
+            if !kept {
+                return Ok(());
+            }
+        }
+        for (b, v) in self.builders.iter_mut().zip(values.iter()) {
             match (b, v) {
                 (ColBuilder::Str(b), Typed::Str(s)) => b.append_value(s),
                 (ColBuilder::Str(b), Typed::Null) => b.append_null(),
-                (ColBuilder::Dec(b), Typed::Dec(d)) => b.append_value(d),
+                (ColBuilder::Dec(b), Typed::Dec(d)) => b.append_value(*d),
                 (ColBuilder::Dec(b), Typed::Null) => b.append_null(),
-                (ColBuilder::Date(b), Typed::Date(d)) => b.append_value(d),
+                (ColBuilder::Date(b), Typed::Date(d)) => b.append_value(*d),
                 (ColBuilder::Date(b), Typed::Null) => b.append_null(),
                 _ => {
                     return Err(ArrowError::InvalidArgumentError(
@@ -573,6 +631,75 @@ mod tests {
         }
         let (batches, problems, _) = b.finish().unwrap();
         (batches.iter().map(|b| b.num_rows()).sum(), problems)
+    }
+
+    /// A record's values live on the stack, up to [`MAX_COLUMNS`]: every canonical table
+    /// fits.
+    #[test]
+    fn every_table_fits_the_record_values() {
+        for t in crate::schema::tables() {
+            assert!(
+                t.columns.len() <= MAX_COLUMNS,
+                "{} has too many columns",
+                t.table
+            );
+        }
+    }
+
+    /// A check keeps only its members' records, but every record is validated and
+    /// counted: the others' malformed records are still problems, and the table's valid
+    /// count and latest period cover everyone (SPEC §7 summary).
+    #[test]
+    fn kept_ids_narrow_the_records_not_the_counts() {
+        use Cell::*;
+        let member = "11010519491231002X";
+        let other = "110105194912310011";
+        let t = table("hr_income").unwrap();
+        let keep: std::collections::HashSet<String> = [member.to_owned()].into();
+        let mut b = TableBuilder::new(t, today()).keeping(Arc::new(keep));
+        let rows = [
+            vec![Text(member), Text("2026-01"), Text("wage"), Text("3000.50")],
+            vec![Text(other), Text("2026-03"), Text("wage"), Text("10.00")],
+            vec![Text(other), Text("2026-02"), Text("wage"), Text("N/A")],
+            // The member's ID as a clerk typed it: still the member.
+            vec![
+                Text(" 11010519491231002x "),
+                Text("2026-02"),
+                Text("wage"),
+                Text("1"),
+            ],
+        ];
+        for (i, r) in rows.iter().enumerate() {
+            b.push_row(
+                "f.csv",
+                i as u64 + 1,
+                |c| r.get(c).cloned().unwrap_or(Null),
+                |_| false,
+            )
+            .unwrap();
+        }
+        let sibling = b.sibling();
+        assert!(
+            sibling.keep.is_some(),
+            "a part validated beside keeps the same IDs"
+        );
+        assert_eq!((b.usable, b.rows_read), (3, 4));
+        assert_eq!(b.latest.and_then(days_to_date), parse_month("2026-03"));
+        let (batches, problems, _) = b.finish().unwrap();
+        let kept: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(b.num_columns() - 1)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(kept, [1, 4], "only the member's records are kept");
+        assert_eq!(problems.len(), 1);
+        assert_eq!((problems[0].row, problems[0].field.as_str()), (3, "amount"));
     }
 
     /// Bad dates, months, enums and amounts each make the record a problem naming the field.
