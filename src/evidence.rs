@@ -130,26 +130,93 @@ pub fn queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
         .collect()
 }
 
+/// A batch of cited records: its table's label, the table's canonical columns, the
+/// records (those columns, then `src_file` and `src_row`).
+type Fetched = (String, Arc<[(String, ColumnType)]>, RecordBatch);
+
 /// Fetches every record referenced by the run's `flags_found` table.
 pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
-    let mut index = EvidenceIndex::default();
+    let mut fetched: Vec<Fetched> = Vec::new();
     for (label, sql, columns) in queries() {
+        let columns: Arc<[(String, ColumnType)]> = columns.into();
         for batch in runner.collect(&sql).await? {
-            add_records(&mut index, &label, &columns, &batch)?;
+            fetched.push((label.clone(), columns.clone(), batch));
         }
+    }
+    // Rendering the records is most of the work: on every core, off the async threads.
+    tokio::task::spawn_blocking(move || index_of(&fetched))
+        .await
+        .map_err(|e| EngineError::DataFusion {
+            what: "render the evidence records".into(),
+            source: datafusion::error::DataFusionError::Internal(e.to_string()),
+        })?
+}
+
+/// The index of `fetched` (table label, its columns, a batch of its records): the
+/// batches rendered on every core, a share each, then indexed.
+fn index_of(fetched: &[Fetched]) -> Result<EvidenceIndex, EngineError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rendered: Vec<Result<Vec<Record>, EngineError>> = std::thread::scope(|scope| {
+        let parts: Vec<_> = (0..cores)
+            .map(|k| {
+                scope.spawn(move || {
+                    fetched
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % cores == k)
+                        .map(|(i, (label, columns, batch))| (i, render(label, columns, batch)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<(usize, Result<Vec<Record>, EngineError>)> = parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, r)| r).collect()
+    });
+    let mut index = EvidenceIndex::default();
+    for ((label, columns, batch), records) in fetched.iter().zip(rendered) {
+        insert_records(&mut index, label, columns.len(), batch, records?);
     }
     Ok(index)
 }
 
+#[cfg(test)]
 fn add_records(
     index: &mut EvidenceIndex,
     table: &str,
     columns: &[(String, ColumnType)],
     batch: &RecordBatch,
 ) -> Result<(), EngineError> {
-    let n = columns.len();
+    let records = render(table, columns, batch)?;
+    insert_records(index, table, columns.len(), batch, records);
+    Ok(())
+}
+
+/// Indexes `records`, rendered from `batch` (its canonical columns, then `src_file` and
+/// `src_row`), by file and row.
+fn insert_records(
+    index: &mut EvidenceIndex,
+    table: &str,
+    n: usize,
+    batch: &RecordBatch,
+    records: Vec<Record>,
+) {
     let files = batch.column(n).as_string::<i32>();
     let rows = batch.column(n + 1).as_primitive::<Int64Type>();
+    for (r, record) in records.into_iter().enumerate() {
+        index.insert(table, files.value(r), rows.value(r), record);
+    }
+}
+
+/// Each record of `batch` rendered as the JSON object of its canonical `columns`.
+fn render(
+    table: &str,
+    columns: &[(String, ColumnType)],
+    batch: &RecordBatch,
+) -> Result<Vec<Record>, EngineError> {
     // `{"name":` / `,"name":` of every column, escaped once.
     let keys: Vec<Vec<u8>> = columns
         .iter()
@@ -162,6 +229,7 @@ fn add_records(
             k
         })
         .collect();
+    let mut out = Vec::with_capacity(batch.num_rows());
     let mut buf: Vec<u8> = Vec::with_capacity(256);
     for r in 0..batch.num_rows() {
         buf.clear();
@@ -176,14 +244,9 @@ fn add_records(
         };
         let text = String::from_utf8(buf.clone()).map_err(|e| bad(e.to_string()))?;
         let record = RawValue::from_string(text).map_err(|e| bad(e.to_string()))?;
-        index.insert(
-            table,
-            files.value(r),
-            rows.value(r),
-            Record(Arc::from(record)),
-        );
+        out.push(Record(Arc::from(record)));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// A cell as JSON: text as strings, decimals as exact strings, dates `YYYY-MM-DD`,
