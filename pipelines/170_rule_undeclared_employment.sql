@@ -1,6 +1,6 @@
 -- rule_undeclared_employment: a member whose housing fund is being paid into but who
 -- has no wage record at all in the income window.
--- Inputs: member_params, housing_fund, income_records, present_tables. Output: flag
+-- Inputs: member_params, housing_fund, member_income, present_tables. Output: flag
 -- rows, evidence = the qualifying fund records.
 -- SPEC §5.6, review, per member: a housing_fund record with status active,
 -- monthly_deposit > 0 and as_of in [window start, D], and no hr wage / tax wage record
@@ -10,9 +10,9 @@
 -- value = the highest qualifying monthly deposit.
 CREATE VIEW rule_undeclared_employment AS
 WITH wage_earners AS (
-    SELECT DISTINCT household_id, id_number
-    FROM income_records
-    WHERE part IN ('hr_wage', 'tax_wage')
+    SELECT household_id, id_number
+    FROM member_income
+    WHERE wage_records > 0
 ),
 wage_tables AS (
     SELECT COUNT(*) AS delivered

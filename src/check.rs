@@ -262,6 +262,11 @@ async fn run_in(
         .await?;
     let figures = runner.collect(HOUSEHOLD_RESULTS).await?;
     progress.step("rules: household figures");
+    if let engine::Runner::Session(..) = runner {
+        // The views and the results computed once (engine::create_views) have served:
+        // only what the evidence reads stays held.
+        engine::release_all_but(&ctx, &evidence::tables_read())?;
+    }
     let evidence = evidence::fetch(&runner).await?;
     progress.step("rules: flags, figures and evidence collected");
     // The departments' rows of this run are no longer needed: their memory is the

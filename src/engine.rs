@@ -203,6 +203,11 @@ const SHARED_RESULTS: &[&str] = &["member_income", "asset_records", "household_a
 /// departments' rows narrowed to a batch, the flags) are freed: the views' plans hold
 /// their tables, so the tables alone would stay.
 pub fn release_all(ctx: &SessionContext) -> Result<(), EngineError> {
+    release_all_but(ctx, &[])
+}
+
+/// Drops every table and view of `ctx` but those named in `keep` (see [`release_all`]).
+pub fn release_all_but(ctx: &SessionContext, keep: &[String]) -> Result<(), EngineError> {
     let state = ctx.state();
     let defaults = &state.config_options().catalog;
     let names = ctx
@@ -210,7 +215,7 @@ pub fn release_all(ctx: &SessionContext) -> Result<(), EngineError> {
         .and_then(|c| c.schema(&defaults.default_schema))
         .map(|s| s.table_names())
         .unwrap_or_default();
-    for name in names {
+    for name in names.into_iter().filter(|n| !keep.contains(n)) {
         ctx.deregister_table(name.as_str())
             .map_err(df(format!("release table {name}")))?;
     }

@@ -134,27 +134,42 @@ pub fn queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
 /// records (those columns, then `src_file` and `src_row`).
 type Fetched = (String, Arc<[(String, ColumnType)]>, RecordBatch);
 
-/// Fetches every record referenced by the run's `flags_found` table.
-pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
-    let mut fetched: Vec<Fetched> = Vec::new();
-    for (label, sql, columns) in queries() {
-        let columns: Arc<[(String, ColumnType)]> = columns.into();
-        for batch in runner.collect(&sql).await? {
-            fetched.push((label.clone(), columns.clone(), batch));
-        }
-    }
-    // Rendering the records is most of the work: on every core, off the async threads.
-    tokio::task::spawn_blocking(move || index_of(&fetched))
-        .await
-        .map_err(|e| EngineError::DataFusion {
-            what: "render the evidence records".into(),
-            source: datafusion::error::DataFusionError::Internal(e.to_string()),
-        })?
+/// The tables the evidence queries read: every source table, the members and
+/// [`FLAGS_FOUND`].
+pub fn tables_read() -> Vec<String> {
+    schema::tables()
+        .iter()
+        .map(|t| t.table.clone())
+        .chain(["members".to_owned(), FLAGS_FOUND.to_owned()])
+        .collect()
 }
 
-/// The index of `fetched` (table label, its columns, a batch of its records): the
+/// Fetches every record referenced by the run's `flags_found` table.
+pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
+    let mut index = EvidenceIndex::default();
+    for (label, sql, columns) in queries() {
+        let columns: Arc<[(String, ColumnType)]> = columns.into();
+        let fetched: Vec<Fetched> = runner
+            .collect(&sql)
+            .await?
+            .into_iter()
+            .map(|batch| (label.clone(), columns.clone(), batch))
+            .collect();
+        // Rendering the records is most of the work: on every core, off the async
+        // threads; one table at a time, so only its records are held twice.
+        index = tokio::task::spawn_blocking(move || index_into(index, &fetched))
+            .await
+            .map_err(|e| EngineError::DataFusion {
+                what: "render the evidence records".into(),
+                source: datafusion::error::DataFusionError::Internal(e.to_string()),
+            })??;
+    }
+    Ok(index)
+}
+
+/// `index` with `fetched` (table label, its columns, a batch of its records) added: the
 /// batches rendered on every core, a share each, then indexed.
-fn index_of(fetched: &[Fetched]) -> Result<EvidenceIndex, EngineError> {
+fn index_into(mut index: EvidenceIndex, fetched: &[Fetched]) -> Result<EvidenceIndex, EngineError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rendered: Vec<Result<Vec<Record>, EngineError>> = std::thread::scope(|scope| {
         let parts: Vec<_> = (0..cores)
@@ -176,7 +191,6 @@ fn index_of(fetched: &[Fetched]) -> Result<EvidenceIndex, EngineError> {
         all.sort_by_key(|(i, _)| *i);
         all.into_iter().map(|(_, r)| r).collect()
     });
-    let mut index = EvidenceIndex::default();
     for ((label, columns, batch), records) in fetched.iter().zip(rendered) {
         insert_records(&mut index, label, columns.len(), batch, records?);
     }
