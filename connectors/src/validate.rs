@@ -86,6 +86,25 @@ pub struct Problem {
 }
 
 /// A validated value.
+/// A column's last valid text and what it was (see [`TableBuilder::push_row`]).
+#[derive(Default)]
+struct Repeat {
+    text: Vec<u8>,
+    value: Repeated,
+}
+
+/// What a column's last valid text was.
+#[derive(Default, Clone, Copy)]
+enum Repeated {
+    /// Nothing to reuse.
+    #[default]
+    Nothing,
+    /// Its own value (an ID already canonical).
+    AsIs,
+    /// This date (days since 1970-01-01).
+    Date(i32),
+}
+
 /// The most columns a canonical table has (a record's values are kept on the stack).
 const MAX_COLUMNS: usize = 16;
 
@@ -329,6 +348,7 @@ pub struct TableBuilder {
     pending: usize,
     /// Only the records of these ID numbers are kept (all are validated).
     keep: Option<Arc<std::collections::HashSet<String>>>,
+    repeat: Vec<Repeat>,
     id_column: Option<usize>,
     latest_column: Option<usize>,
     /// Valid records seen, kept or not.
@@ -356,6 +376,9 @@ impl TableBuilder {
             rows: Int64Builder::new(),
             pending: 0,
             keep: None,
+            repeat: (0..schema.columns.len())
+                .map(|_| Repeat::default())
+                .collect(),
             id_column: schema
                 .columns
                 .iter()
@@ -504,8 +527,47 @@ impl TableBuilder {
                     .map_or(delivered.clone(), Cell::Text),
                 _ => delivered.clone(),
             };
+            // The same ID or date text as the previous record's (exports repeat them row
+            // after row): its value again, without validating it again.
+            let text = match &raw {
+                Cell::Text(t)
+                    if matches!(
+                        col.ty,
+                        ColumnType::IdNumber | ColumnType::Date | ColumnType::Month
+                    ) =>
+                {
+                    Some(*t)
+                }
+                _ => None,
+            };
+            if let (Some(t), Some(last)) = (text, self.repeat.get(i)) {
+                if last.text == t.as_bytes() {
+                    match last.value {
+                        Repeated::AsIs => {
+                            values[i] = Typed::Str(Cow::Borrowed(t));
+                            continue;
+                        }
+                        Repeated::Date(d) => {
+                            values[i] = Typed::Date(d);
+                            continue;
+                        }
+                        Repeated::Nothing => {}
+                    }
+                }
+            }
             match validate_cell(col, &raw, self.today) {
-                Ok(v) => values[i] = v,
+                Ok(v) => {
+                    if let (Some(t), Some(last)) = (text, self.repeat.get_mut(i)) {
+                        last.value = match &v {
+                            Typed::Str(s) if s.as_ref() == t => Repeated::AsIs,
+                            Typed::Date(d) => Repeated::Date(*d),
+                            _ => Repeated::Nothing,
+                        };
+                        last.text.clear();
+                        last.text.extend_from_slice(t.as_bytes());
+                    }
+                    values[i] = v
+                }
                 Err(e) => {
                     let mut value = cell_text(&delivered);
                     if col.ty == ColumnType::IdNumber {
@@ -700,6 +762,101 @@ mod tests {
         assert_eq!(kept, [1, 4], "only the member's records are kept");
         assert_eq!(problems.len(), 1);
         assert_eq!((problems[0].row, problems[0].field.as_str()), (3, "amount"));
+    }
+
+    /// Records repeating the previous record's ID or month reuse its value: a legacy
+    /// 15-digit ID is converted every time, and a text that differs is validated again.
+    #[test]
+    fn repeated_ids_and_months_keep_their_values() {
+        use Cell::*;
+        let t = table("hr_income").unwrap();
+        let mut b = TableBuilder::new(t, today());
+        let rows = [
+            vec![
+                Text("11010519491231002X"),
+                Text("2026-01"),
+                Text("wage"),
+                Text("1"),
+            ],
+            vec![
+                Text("11010519491231002X"),
+                Text("2026-01"),
+                Text("wage"),
+                Text("2"),
+            ],
+            vec![
+                Text("110105491231002"),
+                Text("2026-02"),
+                Text("wage"),
+                Text("3"),
+            ],
+            vec![
+                Text("110105491231002"),
+                Text("2026-02"),
+                Text("wage"),
+                Text("4"),
+            ],
+            vec![
+                Text("110105491231002"),
+                Text("2026-13"),
+                Text("wage"),
+                Text("5"),
+            ],
+        ];
+        for (i, r) in rows.iter().enumerate() {
+            b.push_row(
+                "f.csv",
+                i as u64 + 1,
+                |c| r.get(c).cloned().unwrap_or(Null),
+                |_| false,
+            )
+            .unwrap();
+        }
+        let (batches, problems, _) = b.finish().unwrap();
+        let ids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let a = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StringArray>()
+                    .unwrap();
+                a.iter().map(|v| v.unwrap().to_owned()).collect::<Vec<_>>()
+            })
+            .collect();
+        let legacy = crate::idnum::normalize_id("110105491231002", today()).unwrap();
+        assert_eq!(
+            ids,
+            [
+                "11010519491231002X",
+                "11010519491231002X",
+                legacy.as_str(),
+                legacy.as_str()
+            ]
+        );
+        let periods: Vec<i32> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(1)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Date32Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let month = |m: &str| date_to_days(parse_month(m).unwrap());
+        assert_eq!(
+            periods,
+            [
+                month("2026-01"),
+                month("2026-01"),
+                month("2026-02"),
+                month("2026-02")
+            ]
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!((problems[0].row, problems[0].field.as_str()), (5, "period"));
     }
 
     /// Bad dates, months, enums and amounts each make the record a problem naming the field.
