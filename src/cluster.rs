@@ -364,6 +364,20 @@ async fn remove_all(
 mod tests {
     use super::*;
 
+    /// A session on the cluster never plans on files' recorded sort order (Ballista's
+    /// shuffle does not keep it: sort-merge joins then missed matches), whatever the
+    /// local sessions do.
+    #[test]
+    fn cluster_sessions_plan_without_file_order() {
+        let local = crate::engine::session_config();
+        assert!(local.options().execution.collect_statistics);
+        let cluster = Cluster::parse("df://127.0.0.1:50050").unwrap();
+        let ctx = cluster
+            .context(local, Arc::new(RuntimeEnv::default()))
+            .unwrap();
+        assert!(!ctx.state().config_options().execution.collect_statistics);
+    }
+
     /// A run's tables are written into its own folder and removed with it; folders of
     /// runs older than the sweep's age are removed, a recent one and folders not named
     /// like a run are kept.
