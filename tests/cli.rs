@@ -159,6 +159,35 @@ fn malformed_source_records_are_listed() {
     assert_eq!(summary["sources"]["hr"]["latest_as_of"], "2026-10");
 }
 
+/// A check reads only its batch's members' records, but the summary counts every valid
+/// record of the folder and data_quality.jsonl lists every malformed one, whoever they
+/// belong to (SPEC §7 summary, §2).
+#[test]
+fn a_folder_is_counted_whole_whatever_the_batch() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    // H002 alone: no hr_income record, good or malformed, is its member's.
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(HEADERS_ZH).unwrap();
+    for r in applicant_rows().into_iter().filter(|r| r[0] == "H002") {
+        w.write_record(&r).unwrap();
+    }
+    std::fs::write(fx.path("h002.csv"), w.into_inner().unwrap()).unwrap();
+    assert_eq!(fx.check_with("h002.csv").status.code(), Some(0));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.path("out/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["sources"]["hr"]["rows"], 12);
+    assert_eq!(summary["sources"]["hr"]["problems"], 1);
+    assert_eq!(summary["sources"]["hr"]["latest_as_of"], "2026-10");
+    let dq = fx.jsonl("data_quality.jsonl");
+    assert_eq!(
+        (dq.len(), dq[0]["table"].clone(), dq[0]["row"].clone()),
+        (1, "hr_income".into(), 13.into())
+    );
+    let results = fx.jsonl("results.jsonl");
+    assert_eq!(verdicts(&results), [("H002".into(), "ineligible".into())]);
+}
+
 /// Parquet and JSON Lines sources give the same results as CSV ones.
 #[test]
 fn source_formats_agree() {

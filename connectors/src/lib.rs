@@ -211,7 +211,8 @@ impl LoadedTable {
         }
     }
 
-    /// Number of valid records.
+    /// Number of records held in `batches` (every valid record unless some were not
+    /// kept, see [`LoadedTable::usable`]).
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }

@@ -85,7 +85,6 @@ pub struct Problem {
     pub message: String,
 }
 
-/// A validated value.
 /// A column's last valid text and what it was (see [`TableBuilder::push_row`]).
 #[derive(Default)]
 struct Repeat {
@@ -108,6 +107,7 @@ enum Repeated {
 /// The most columns a canonical table has (a record's values are kept on the stack).
 const MAX_COLUMNS: usize = 16;
 
+/// A validated value (text borrowed from the delivered cell where it can be).
 enum Typed<'a> {
     Str(Cow<'a, str>),
     Dec(i128),
@@ -509,14 +509,14 @@ impl TableBuilder {
         absent: impl Fn(usize) -> bool,
     ) -> Result<(), ArrowError> {
         self.rows_read += 1;
-        // The record's typed values, borrowing the delivered text where they can.
-        let mut values: [Typed<'_>; MAX_COLUMNS] = std::array::from_fn(|_| Typed::Null);
         if self.schema.columns.len() > MAX_COLUMNS {
             return Err(ArrowError::InvalidArgumentError(format!(
                 "table {} has more than {MAX_COLUMNS} columns",
                 self.schema.table
             )));
         }
+        // The record's typed values, borrowing the delivered text where they can.
+        let mut values: [Typed<'_>; MAX_COLUMNS] = std::array::from_fn(|_| Typed::Null);
         for (i, col) in self.schema.columns.iter().enumerate() {
             let delivered = cell(i);
             // A department code listed in the mapping becomes its canonical value.
@@ -679,9 +679,8 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
     }
 
-    fn run(table_name: &str, rows: &[Vec<Cell<'static>>]) -> (usize, Vec<Problem>) {
-        let t = table(table_name).unwrap();
-        let mut b = TableBuilder::new(t, today());
+    /// Pushes `rows` of `f.csv` (numbered from 1) into `b`.
+    fn push_all(b: &mut TableBuilder, rows: &[Vec<Cell<'static>>]) {
         for (i, r) in rows.iter().enumerate() {
             b.push_row(
                 "f.csv",
@@ -691,6 +690,11 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    fn run(table_name: &str, rows: &[Vec<Cell<'static>>]) -> (usize, Vec<Problem>) {
+        let mut b = TableBuilder::new(table(table_name).unwrap(), today());
+        push_all(&mut b, rows);
         let (batches, problems, _) = b.finish().unwrap();
         (batches.iter().map(|b| b.num_rows()).sum(), problems)
     }
@@ -731,15 +735,7 @@ mod tests {
                 Text("1"),
             ],
         ];
-        for (i, r) in rows.iter().enumerate() {
-            b.push_row(
-                "f.csv",
-                i as u64 + 1,
-                |c| r.get(c).cloned().unwrap_or(Null),
-                |_| false,
-            )
-            .unwrap();
-        }
+        push_all(&mut b, &rows);
         let sibling = b.sibling();
         assert!(
             sibling.keep.is_some(),
@@ -803,15 +799,7 @@ mod tests {
                 Text("5"),
             ],
         ];
-        for (i, r) in rows.iter().enumerate() {
-            b.push_row(
-                "f.csv",
-                i as u64 + 1,
-                |c| r.get(c).cloned().unwrap_or(Null),
-                |_| false,
-            )
-            .unwrap();
-        }
+        push_all(&mut b, &rows);
         let (batches, problems, _) = b.finish().unwrap();
         let ids: Vec<String> = batches
             .iter()
