@@ -185,8 +185,8 @@ fn reference_inputs(dir: &Path, as_of: &str) -> PathBuf {
     }
     use hedui_connectors::schema::ColumnType;
     let mut columns = serde_json::Map::new();
-    for (label, _, cols) in hedui::evidence::queries() {
-        let table = if label == hedui::evidence::APPLICANTS_TABLE {
+    for (label, _, cols) in hedui::engine::queries::evidence_queries() {
+        let table = if label == hedui::engine::queries::APPLICANTS_TABLE {
             "members".to_owned()
         } else {
             label.clone()

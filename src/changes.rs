@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::output::results::{Evidence, HouseholdResult};
+use crate::verdict::{Evidence, HouseholdResult};
 
 /// A flag's identity across runs: its rule and, for per-member rules, the member.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -154,7 +154,7 @@ pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::results::Flag;
+    use crate::verdict::Flag;
 
     fn result(hid: &str, verdict: &str, flags: &[(&str, Option<&str>)]) -> HouseholdResult {
         HouseholdResult {
@@ -169,7 +169,7 @@ mod tests {
                     evidence: vec![],
                 })
                 .collect(),
-            ..crate::output::results::sample(hid, verdict)
+            ..crate::verdict::results::sample(hid, verdict)
         }
     }
 

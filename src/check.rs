@@ -5,23 +5,21 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
-use hedui_connectors::Problem;
 
 use crate::applicants::{self, Batch};
-use crate::engine;
+use crate::config::cluster::ClusterAddress;
+use crate::engine::cluster::Scratch;
+use crate::engine::inputs::input_tables;
+use crate::engine::planned::Planned;
+use crate::engine::queries::{FLAG_ROWS, HOUSEHOLD_RESULTS};
+use crate::engine::{self, Engine, Runner};
 use crate::error::Error;
-use crate::evidence;
-use crate::inputs::input_tables;
-use crate::output::results::{assemble, HouseholdResult};
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::sources::{self, SourceInput, TableStatus};
+use crate::sources::{self, SourceInput, Sources};
+use crate::verdict::{assemble, evidence};
 
-/// The query of every flag, with its evidence references.
-pub const FLAG_ROWS: &str = "SELECT * FROM flag_rows";
-
-/// The query of each household's figures and verdict.
-pub const HOUSEHOLD_RESULTS: &str = "SELECT * FROM household_results";
+pub use crate::verdict::CheckRun;
 
 /// What a check reads.
 #[derive(Debug, Clone)]
@@ -38,35 +36,38 @@ pub struct CheckOptions {
     /// `None`).
     pub memory_limit: Option<u64>,
     /// The cluster the pipelines run on (`--engine`; this process when `None`).
-    pub cluster: Option<crate::cluster::Cluster>,
+    pub cluster: Option<ClusterAddress>,
 }
 
-/// A finished run, ready to be written.
+/// What a process's runs read and where they compute: the opened sources and the
+/// engine.
 #[derive(Debug)]
-pub struct CheckRun {
-    /// Check date D.
-    pub as_of: NaiveDate,
-    /// When the check ran (this host's clock).
-    pub checked_at: chrono::DateTime<chrono::Utc>,
-    /// The policy file used.
-    pub policy_file: String,
-    /// The departments' data used (folder, or lake URL and time).
-    pub sources: String,
-    /// The validated batch.
-    pub batch: Batch,
-    /// One result per accepted household, sorted by household_id.
-    pub results: Vec<HouseholdResult>,
-    /// Per-table status, in SPEC §2 order.
-    pub tables: Vec<TableStatus>,
-    /// Sources missing, sorted.
-    pub missing_sources: Vec<String>,
-    /// Sources stale (lake reads), sorted.
-    pub stale_sources: Vec<String>,
-    /// Malformed source records.
-    pub problems: Vec<Problem>,
-    /// How the report names each region code of the batch: `新郑市（410184）`, or
-    /// `410102（郑州市）` when the standard in force is the prefecture's or province's.
-    pub region_labels: std::collections::BTreeMap<String, String>,
+pub struct Setup {
+    /// The departments' data.
+    pub sources: sources::Opened,
+    /// The engine the rules run on.
+    pub engine: Engine,
+}
+
+/// Opens `input` and the engine (before the batch is read): DataFusion's operators
+/// share `memory_limit` bytes (half the machine when `None`). With a `cluster`, the
+/// pipelines run on its executors, which read the lake themselves: a source folder
+/// cannot be used, and the scheduler must answer.
+pub async fn open(
+    input: &SourceInput,
+    memory_limit: Option<u64>,
+    cluster: Option<&ClusterAddress>,
+) -> Result<Setup, Error> {
+    if let (Some(c), SourceInput::Folder(dir)) = (cluster, input) {
+        return Err(Error::Usage(format!(
+            "--engine {} runs the rules on a cluster whose executors read the lake; the source folder {} is read by this machine only: ingest it into a lake (hedui ingest) and give --lake or --config",
+            c.url(),
+            dir.display()
+        )));
+    }
+    let engine = Engine::open(memory_limit, cluster).await?;
+    let sources = sources::open(input).await?;
+    Ok(Setup { sources, engine })
 }
 
 /// Runs a check.
@@ -78,12 +79,12 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
         opts.policy.display(),
         policy.standards.len()
     ));
-    let opened = sources::open(&opts.sources, opts.memory_limit, opts.cluster.as_ref()).await?;
+    let setup = open(&opts.sources, opts.memory_limit, opts.cluster.as_ref()).await?;
     let batch = applicants::load(&opts.applicants, &policy, opts.as_of)?;
     run_batch(
         batch,
         &policy,
-        &opened,
+        &setup,
         &opts.sources.label(),
         opts.as_of,
         progress,
@@ -96,14 +97,14 @@ pub async fn run(opts: &CheckOptions, progress: &Progress) -> Result<CheckRun, E
 pub async fn run_batch(
     batch: Batch,
     policy: &Policy,
-    opened: &sources::Opened,
+    setup: &Setup,
     sources_label: &str,
     as_of: NaiveDate,
     progress: &Progress,
 ) -> Result<CheckRun, Error> {
     // On a cluster, the run's own tables live in a scratch folder of the lake until
     // the run ends, whichever way it ends.
-    let scratch = opened.scratch();
+    let scratch = setup.sources.lake().and_then(|l| setup.engine.scratch(l));
     if let Some(s) = &scratch {
         // What runs killed mid-way left (no run lasts a day).
         match s.sweep(chrono::Duration::days(1)).await {
@@ -115,7 +116,7 @@ pub async fn run_batch(
     let run = run_in(
         batch,
         policy,
-        opened,
+        setup,
         scratch.as_ref(),
         sources_label,
         as_of,
@@ -135,42 +136,22 @@ pub async fn run_batch(
 async fn run_in(
     batch: Batch,
     policy: &Policy,
-    opened: &sources::Opened,
-    scratch: Option<&crate::cluster::Scratch>,
+    setup: &Setup,
+    scratch: Option<&Scratch>,
     sources_label: &str,
     as_of: NaiveDate,
     progress: &Progress,
 ) -> Result<CheckRun, Error> {
     let checked_at = chrono::Utc::now();
-    if !batch.ignored_columns.is_empty() {
-        let cols = batch.ignored_columns.join("、");
-        progress.warn(&format!(
-            "申请名单中以下列无法识别，已忽略：{cols}（columns not recognised and ignored: {}）",
-            batch.ignored_columns.join(", ")
-        ));
+    announce(&batch, progress);
+    let ctx = setup.engine.context()?;
+    if let Some(lake) = setup.sources.lake() {
+        lake.register_in(&ctx)?;
     }
-    progress.step(&format!(
-        "applicants: {} rows, {} households accepted, {} rejected",
-        batch.rows_read,
-        batch.households.len(),
-        batch.rejected_households.len()
-    ));
-    let ctx = opened.new_context()?;
-    let src = sources::register(opened, &ctx, as_of, &batch.households, progress).await?;
-    if !src.missing.is_empty() {
-        progress.warn(&format!(
-            "缺少部门数据：{}，任何家庭都不能判为符合条件（missing sources: {}; no household can be eligible）",
-            src.missing.join("、"),
-            src.missing.join(", ")
-        ));
-    }
-    if !src.stale.is_empty() {
-        progress.warn(&format!(
-            "部门数据已过期：{}（stale sources: {}; treated as missing）",
-            src.stale.join("、"),
-            src.stale.join(", ")
-        ));
-    }
+    // On a cluster the executors read the lake: nothing is narrowed here.
+    let narrow = setup.engine.cluster().is_none();
+    let mut src = sources::read(&setup.sources, as_of, &batch.households, narrow, progress).await?;
+    warn_missing(&src, progress);
     let applicants_label = Path::new(&batch.file)
         .file_name()
         .map_or_else(|| batch.file.clone(), |n| n.to_string_lossy().into_owned());
@@ -185,63 +166,14 @@ async fn run_in(
     .map_err(|e| Error::Internal(format!("cannot build the input tables: {e}")))?;
     // A few households on the lake (their members' rows read): the pipelines planned
     // once per process run on those rows. Otherwise this run's own session.
-    let planned = match (&src.narrowed, opened.runtime()) {
-        (Some(_), Some(rt)) => Some((crate::planned::shared().await?, rt)),
-        _ => None,
+    let planned = match src.narrowed {
+        true => Some(engine::planned::shared().await?),
+        false => None,
     };
-    let mut runner = match (scratch, planned, src.narrowed.clone()) {
-        // On a cluster: the run's tables written where the executors read them; no
-        // table held here.
-        (Some(scratch), _, _) => {
-            for (name, b) in inputs {
-                scratch.register(&ctx, name, b.schema(), &[b]).await?;
-            }
-            scratch.register_empty(&ctx).await?;
-            engine::create_views(
-                &ctx,
-                engine::FlagsFound::Parquet(scratch.url(engine::FLAGS_FOUND)),
-            )
-            .await?;
-            progress.step(&format!(
-                "rules: on the cluster (run tables in {})",
-                scratch.rel()
-            ));
-            engine::Runner::Cluster(&ctx, scratch)
-        }
-        (None, Some((planned, runtime)), Some(mut rows)) => {
-            for (name, b) in inputs {
-                rows.insert(name.to_owned(), vec![b]);
-            }
-            engine::Runner::planned(planned, rows, runtime)
-        }
-        _ => {
-            for (name, b) in inputs {
-                let schema = b.schema();
-                engine::register(&ctx, name, schema, vec![b])?;
-            }
-            engine::register_empty(&ctx)?;
-            if !src.members_only {
-                engine::narrow_to_members(&ctx, &src.present()).await?;
-                progress.step("sources narrowed to the batch's members");
-            }
-            let late = engine::create_views(&ctx, engine::FlagsFound::Late).await?;
-            engine::Runner::Session(&ctx, late)
-        }
-    };
+    let data = std::mem::take(&mut src.data);
+    let mut runner = start(&ctx, setup, scratch, planned, data, inputs, &src, progress).await?;
     progress.step("rules: running");
-    let flags = match runner {
-        // A whole batch: the rows of flag_rows, one rule view after the other — the
-        // same rows, but the engine's memory is one rule's joins at a time, not all
-        // nine side by side (each query runs all its branches at once).
-        engine::Runner::Session(..) | engine::Runner::Cluster(..) => {
-            let mut all = Vec::new();
-            for view in engine::rule_views() {
-                all.extend(runner.collect(&format!("SELECT * FROM {view}")).await?);
-            }
-            all
-        }
-        engine::Runner::Planned { .. } => runner.collect(FLAG_ROWS).await?,
-    };
+    let flags = collect_flags(&runner).await?;
     progress.step(&format!(
         "rules: {} flag rows",
         flags.iter().map(RecordBatch::num_rows).sum::<usize>()
@@ -262,10 +194,10 @@ async fn run_in(
         .await?;
     let figures = runner.collect(HOUSEHOLD_RESULTS).await?;
     progress.step("rules: household figures");
-    if let engine::Runner::Session(..) = runner {
+    if let Runner::Session(..) = runner {
         // The views and the results computed once (engine::create_views) have served:
         // only what the evidence reads stays held.
-        engine::release_all_but(&ctx, &evidence::tables_read())?;
+        engine::release_all_but(&ctx, &engine::queries::tables_read())?;
     }
     let evidence = evidence::fetch(&runner).await?;
     progress.step("rules: flags, figures and evidence collected");
@@ -282,19 +214,7 @@ async fn run_in(
         &src.stale,
     );
     progress.step("results assembled");
-    let region_labels = batch
-        .households
-        .iter()
-        .filter_map(|h| {
-            let st = policy.standards.get(h.standard)?;
-            let label = match (st.name.trim(), st.region == h.region_code) {
-                ("", _) => h.region_code.clone(),
-                (name, true) => format!("{name}（{}）", h.region_code),
-                (name, false) => format!("{}（{name}）", h.region_code),
-            };
-            Some((h.region_code.clone(), label))
-        })
-        .collect();
+    let region_labels = region_labels(&batch, policy);
     Ok(CheckRun {
         as_of,
         checked_at,
@@ -308,6 +228,149 @@ async fn run_in(
         problems: src.problems,
         region_labels,
     })
+}
+
+/// Says what the batch holds, and which of its columns were ignored.
+fn announce(batch: &Batch, progress: &Progress) {
+    if !batch.ignored_columns.is_empty() {
+        let cols = batch.ignored_columns.join("、");
+        progress.warn(&format!(
+            "申请名单中以下列无法识别，已忽略：{cols}（columns not recognised and ignored: {}）",
+            batch.ignored_columns.join(", ")
+        ));
+    }
+    progress.step(&format!(
+        "applicants: {} rows, {} households accepted, {} rejected",
+        batch.rows_read,
+        batch.households.len(),
+        batch.rejected_households.len()
+    ));
+}
+
+/// Warns of missing and stale sources: no household can then be eligible.
+fn warn_missing(src: &Sources, progress: &Progress) {
+    if !src.missing.is_empty() {
+        progress.warn(&format!(
+            "缺少部门数据：{}，任何家庭都不能判为符合条件（missing sources: {}; no household can be eligible）",
+            src.missing.join("、"),
+            src.missing.join(", ")
+        ));
+    }
+    if !src.stale.is_empty() {
+        progress.warn(&format!(
+            "部门数据已过期：{}（stale sources: {}; treated as missing）",
+            src.stale.join("、"),
+            src.stale.join(", ")
+        ));
+    }
+}
+
+/// The runner of this run, its tables registered and its views created: on a cluster
+/// (the run's tables written where the executors read them), the planned pipelines fed
+/// with a few households' rows, or this run's own session.
+#[allow(clippy::too_many_arguments)]
+async fn start<'a>(
+    ctx: &'a datafusion::prelude::SessionContext,
+    setup: &Setup,
+    scratch: Option<&'a Scratch>,
+    planned: Option<&'a Planned>,
+    data: Vec<sources::SourceTable>,
+    inputs: Vec<(&'static str, RecordBatch)>,
+    src: &Sources,
+    progress: &Progress,
+) -> Result<Runner<'a>, Error> {
+    Ok(match (scratch, planned) {
+        // On a cluster: no table held here.
+        (Some(scratch), _) => {
+            engine::register_sources(ctx, data)?;
+            for (name, b) in inputs {
+                scratch.register(ctx, name, b.schema(), &[b]).await?;
+            }
+            scratch.register_empty(ctx).await?;
+            engine::create_views(
+                ctx,
+                engine::FlagsFound::Parquet(scratch.url(engine::FLAGS_FOUND)),
+            )
+            .await?;
+            progress.step(&format!(
+                "rules: on the cluster (run tables in {})",
+                scratch.rel()
+            ));
+            Runner::Cluster(ctx, scratch)
+        }
+        (None, Some(planned)) => {
+            let mut rows = std::collections::HashMap::new();
+            for t in data {
+                if let sources::SourceRows::Memory(b) = t.rows {
+                    rows.insert(t.table, b);
+                }
+            }
+            for (name, b) in inputs {
+                rows.insert(name.to_owned(), vec![b]);
+            }
+            Runner::planned(planned, rows, setup.engine.runtime())
+        }
+        (None, None) => {
+            engine::register_sources(ctx, data)?;
+            for (name, b) in inputs {
+                let schema = b.schema();
+                engine::register(ctx, name, schema, vec![b])?;
+            }
+            engine::register_empty(ctx)?;
+            if !src.members_only {
+                engine::narrow_to_members(ctx, &src.present()).await?;
+                progress.step("sources narrowed to the batch's members");
+            }
+            let late = engine::create_views(ctx, engine::FlagsFound::Late).await?;
+            Runner::Session(ctx, late)
+        }
+    })
+}
+
+/// The rows of `flag_rows`. A whole batch: one rule view after the other — the same
+/// rows, but the engine's memory is one rule's joins at a time, not all nine side by
+/// side (each query runs all its branches at once).
+async fn collect_flags(runner: &Runner<'_>) -> Result<Vec<RecordBatch>, Error> {
+    Ok(match runner {
+        Runner::Session(..) | Runner::Cluster(..) => {
+            let mut all = Vec::new();
+            for view in engine::rule_views() {
+                all.extend(runner.collect(&format!("SELECT * FROM {view}")).await?);
+            }
+            all
+        }
+        Runner::Planned { .. } => runner.collect(FLAG_ROWS).await?,
+    })
+}
+
+/// How the report names each region code of the batch: `新郑市（410184）`, or
+/// `410102（郑州市）` when the standard in force is the prefecture's or province's.
+fn region_labels(batch: &Batch, policy: &Policy) -> std::collections::BTreeMap<String, String> {
+    batch
+        .households
+        .iter()
+        .filter_map(|h| {
+            let st = policy.standards.get(h.standard)?;
+            let label = match (st.name.trim(), st.region == h.region_code) {
+                ("", _) => h.region_code.clone(),
+                (name, true) => format!("{name}（{}）", h.region_code),
+                (name, false) => format!("{}（{name}）", h.region_code),
+            };
+            Some((h.region_code.clone(), label))
+        })
+        .collect()
+}
+
+/// Parses `--as-of`, defaulting to today (local time).
+pub fn as_of(arg: Option<&str>) -> Result<NaiveDate, Error> {
+    match arg {
+        None => Ok(chrono::Local::now().date_naive()),
+        Some(s) => hedui_connectors::validate::parse_date(s.trim()).ok_or_else(|| {
+            Error::Usage(format!(
+                "invalid --as-of {s:?}: expected a calendar date YYYY-MM-DD"
+            ))
+        }),
+    }
 }
 
 /// The label used for a path in outputs.

@@ -23,7 +23,7 @@ pub enum Error {
     Source(#[from] ConnectorError),
     /// Engine failure.
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(EngineError),
     /// Bad deployment config.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -35,7 +35,10 @@ pub enum Error {
     State(#[from] crate::state::StateError),
     /// The cluster engine (`--engine df://…`) cannot be used.
     #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
+    Cluster(#[from] crate::engine::ClusterError),
+    /// `--engine` or `[engine] url` is not a scheduler's address.
+    #[error(transparent)]
+    ClusterUrl(#[from] crate::config::cluster::BadClusterUrl),
     /// The audit chain does not verify.
     #[error("audit log {path}: entry {seq} is broken: {why}")]
     AuditBroken {
@@ -92,7 +95,7 @@ impl Error {
             Error::State(_) => "状态数据库出错",
             Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",
-            Error::Cluster(crate::cluster::ClusterError::BadUrl { .. }) => "计算集群地址有误",
+            Error::ClusterUrl(_) => "计算集群地址有误",
             Error::Cluster(_) => "计算集群不可用",
         }
     }
@@ -117,7 +120,7 @@ impl Error {
             | Error::Applicants(_)
             | Error::Source(_)
             | Error::Config(_)
-            | Error::Cluster(crate::cluster::ClusterError::BadUrl { .. }) => 2,
+            | Error::ClusterUrl(_) => 2,
             // A place the user named that cannot be written (no such folder, a file where
             // a folder should be, no permission) is the user's to fix; a disk that fails
             // or fills up is a fault.
@@ -138,6 +141,49 @@ impl Error {
             | Error::Lake(_)
             | Error::State(_)
             | Error::Cluster(_) => 1,
+        }
+    }
+}
+
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Error {
+        match e {
+            // The cluster's own headline and exit status.
+            EngineError::Cluster(c) => Error::Cluster(c),
+            e => Error::Engine(e),
+        }
+    }
+}
+
+impl From<crate::sources::SourcesError> for Error {
+    fn from(e: crate::sources::SourcesError) -> Error {
+        use crate::sources::SourcesError as S;
+        match e {
+            S::Source(e) => Error::Source(e),
+            S::Lake(e) => Error::Lake(e),
+            S::Query { what, source } => Error::Engine(EngineError::DataFusion { what, source }),
+        }
+    }
+}
+
+impl From<crate::output::OutputError> for Error {
+    fn from(e: crate::output::OutputError) -> Error {
+        use crate::output::OutputError as O;
+        match e {
+            O::Write { path, source } => Error::Output { path, source },
+            e @ (O::Template(_) | O::Panicked) => Error::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::ingest::IngestError> for Error {
+    fn from(e: crate::ingest::IngestError) -> Error {
+        use crate::ingest::IngestError as I;
+        match e {
+            I::Unusable(why) => Error::Usage(why),
+            I::Source(e) => Error::Source(e),
+            I::Lake(e) => Error::Lake(e),
+            I::Disk { path, source } => Error::Output { path, source },
         }
     }
 }

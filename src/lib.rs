@@ -2,24 +2,32 @@
 //! canonical Arrow tables, SQL pipelines decide per household, outputs carry evidence.
 //!
 //! # Layout
-//! - [`cli`]: command-line arguments; [`cmd`]: one module per subcommand.
-//! - [`config`]: the deployment config (lake, state, sources with mappings; SPEC §9).
-//! - [`lake`]: immutable source snapshots with atomically committed manifests (SPEC §9).
+//! Data flows down this list; a module imports only the modules above it
+//! (`tests/layout.rs` holds the code to it).
+//! - [`progress`]: progress lines and warnings on stderr.
+//! - [`config`]: the deployment config (lake, state, sources with mappings, engine;
+//!   SPEC §9), documented serde structs.
 //! - [`policy`]: policy TOML → standards and parameters per region (SPEC §6).
-//! - [`applicants`]: batch files → households or rejections (SPEC §3).
-//! - [`inputs`]: households, members and per-household parameters as Arrow tables.
-//! - [`engine`]: the DataFusion session and the `pipelines/*.sql` views (SPEC §5).
-//! - [`evidence`]: flags → the source records they rest on.
-//! - [`sources`]: the departments' data of a run: a source folder or the lake.
-//! - [`lookup`]: lookup-mode sources asked for the batch's members at check time.
-//! - [`stage`]: `files` sources on object-store prefixes, copied locally to be read.
-//! - [`check`]: one verification run end to end.
-//! - [`changes`]: what changed between two reconciliation runs (`changes.jsonl`).
-//! - [`state`]: the embedded state database (SQLite): reconciliation runs, audit log.
-//! - [`server`]: `hedui serve`, the HTTPS API on the same engine.
-//! - [`output`]: results.jsonl, rejected.jsonl, summary.json, data_quality.jsonl, report.html.
+//! - [`applicants`]: batch files and API JSON → households or rejections (SPEC §3).
+//! - [`lake`]: immutable source snapshots with atomically committed manifests (SPEC §9).
+//! - [`ingest`]: the departments' deliveries into the lake: pulls, staging of
+//!   object-store folders, lookups at check time.
+//! - [`sources`]: the departments' data of one run: a source folder or the lake, with
+//!   each table's status, missing and stale sources.
+//! - [`engine`]: DataFusion running `pipelines/*.sql` (SPEC §5): session, views, planned
+//!   pipelines, the Ballista backend, memory, input tables, queries.
+//! - [`verdict`]: results, flags, evidence, the one list of rules, a finished run.
+//! - [`changes`]: what changed between two runs (`changes.jsonl`).
+//! - [`state`]: the embedded state database (SQLite): runs, jobs, the audit chain.
+//! - [`output`]: results.jsonl/.parquet, rejected, summary, data_quality, report.html.
+//! - [`error`]: the crate's error, its Chinese headline and exit status.
+//! - [`check`]: one verification run end to end → a [`verdict::CheckRun`].
+//! - [`publish`]: the tail every run ends in (the audit entry of a run).
+//! - [`reconcile`]: a reconciliation run against the previous one.
+//! - [`server`]: `hedui serve`, the HTTPS API on the same engine, its jobs and schedule.
+//! - [`cli`]: command-line arguments.
 //! - [`generate`]: a deterministic synthetic city for demos, tests and benchmarks.
-//! - [`progress`], [`error`]: progress lines and the error type with exit codes.
+//! - [`cmd`]: one module per subcommand, and [`run`] dispatching a command line.
 //!
 //! Canonical schemas, ID numbers and source loading live in the `hedui-connectors` crate.
 
@@ -27,75 +35,21 @@ pub mod applicants;
 pub mod changes;
 pub mod check;
 pub mod cli;
-pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod evidence;
 pub mod generate;
-pub mod inputs;
+pub mod ingest;
 pub mod lake;
-pub mod lookup;
-pub mod memory;
 pub mod output;
-pub mod planned;
 pub mod policy;
 pub mod progress;
+pub mod publish;
 pub mod reconcile;
 pub mod server;
 pub mod sources;
-pub mod stage;
 pub mod state;
+pub mod verdict;
 
-use cli::{Cli, Command};
-use error::Error;
-use progress::Progress;
-
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
-    let progress = Progress::new(cli.quiet);
-    runtime.block_on(async {
-        match &cli.command {
-            Command::Check(args) => {
-                let summary = cmd::check::execute(args, &progress).await?;
-                if !cli.quiet {
-                    println!("{}", cmd::check::describe(&summary, &args.out));
-                }
-                Ok(())
-            }
-            Command::Generate(args) => cmd::generate::execute(args, &progress, cli.quiet),
-            Command::Demo(args) => cmd::demo::execute(args, &progress, cli.quiet).await,
-            Command::Ingest(args) => {
-                let done = cmd::ingest::execute(args, &progress).await?;
-                if !cli.quiet {
-                    println!("{}", done.report);
-                }
-                done.failure.map_or(Ok(()), Err)
-            }
-            Command::Serve(args) => cmd::serve::execute(args).await,
-            Command::Audit(args) => match &args.command {
-                cli::AuditCommand::Verify(v) => {
-                    println!("{}", cmd::audit::verify(v)?);
-                    Ok(())
-                }
-            },
-            Command::Reconcile(args) => {
-                let done = cmd::reconcile::execute(args, &progress).await?;
-                if !cli.quiet {
-                    println!("{}", cmd::reconcile::describe(&done, &args.out));
-                }
-                Ok(())
-            }
-            Command::Sources(args) => {
-                let today = cmd::as_of(args.as_of.as_deref())?;
-                println!("{}", cmd::sources::execute(args, today).await?);
-                Ok(())
-            }
-        }
-    })
-}
+pub use cmd::run;

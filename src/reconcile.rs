@@ -11,13 +11,12 @@ use chrono::NaiveDate;
 use crate::applicants;
 use crate::changes::{self, Kept};
 use crate::check::run_batch;
+use crate::check::Setup;
 use crate::error::Error;
 use crate::output;
 use crate::output::summary::Summary;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::sources::Opened;
-use crate::state::audit::AuditDetail;
 use crate::state::State;
 
 /// What a reconciliation reads and where it writes.
@@ -26,8 +25,8 @@ pub struct Reconciliation<'a> {
     pub recipients: &'a Path,
     /// The policy.
     pub policy: &'a Policy,
-    /// The departments' data, opened.
-    pub opened: &'a Opened,
+    /// The departments' data and the engine, opened.
+    pub setup: &'a Setup,
     /// How outputs name the data read.
     pub sources_label: &'a str,
     /// Check date D.
@@ -95,15 +94,7 @@ async fn reconcile(
         .map(|h| h.region_code.clone())
         .collect();
     state.set_run_regions(run_id, &regions.into_iter().collect::<Vec<_>>())?;
-    let checked = run_batch(
-        batch,
-        r.policy,
-        r.opened,
-        r.sources_label,
-        r.as_of,
-        progress,
-    )
-    .await?;
+    let checked = run_batch(batch, r.policy, r.setup, r.sources_label, r.as_of, progress).await?;
     let previous = state.previous_done(run_id)?;
     let before = match &previous {
         Some(p) => state.households(p.id)?,
@@ -127,7 +118,7 @@ async fn reconcile(
         .iter()
         .map(|res| (res.household_id.clone(), Kept::of(res)))
         .collect();
-    let detail = AuditDetail::of(&checked, state.id_hasher()?);
+    let detail = crate::publish::audit_detail(&checked, state.id_hasher()?);
     let job_summary = serde_json::json!({
         "run_id": run_id,
         "previous_run": previous.as_ref().map(|p| p.id),

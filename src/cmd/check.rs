@@ -7,18 +7,18 @@ use crate::error::Error;
 use crate::output;
 use crate::output::summary::Summary;
 use crate::progress::Progress;
-use crate::state::audit::{os_actor, AuditDetail};
+use crate::state::audit::os_actor;
 use crate::state::State;
 
 /// Runs `check` and writes its outputs; returns the run's summary.
 pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
-    let data = args.data.resolve()?;
+    let data = super::data::resolve_data(&args.data)?;
     let config_state = data.state;
     let opts = CheckOptions {
         applicants: args.applicants.clone(),
         sources: data.input,
         policy: args.policy.clone(),
-        as_of: super::as_of(args.as_of.as_deref())?,
+        as_of: crate::check::as_of(args.as_of.as_deref())?,
         memory_limit: data.memory_limit,
         cluster: data.cluster,
     };
@@ -32,7 +32,7 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
     match state_dir {
         Some(dir) => {
             let mut state = State::open(&dir)?;
-            let detail = AuditDetail::of(&run, state.id_hasher()?);
+            let detail = crate::publish::audit_detail(&run, state.id_hasher()?);
             let seq = state.append_audit(&os_actor(), "check", &detail)?;
             progress.step(&format!("audit log entry {seq} in {}", dir.display()));
         }

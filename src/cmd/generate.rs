@@ -17,7 +17,7 @@ pub fn execute(args: &GenerateArgs, progress: &Progress, quiet: bool) -> Result<
         households: args.households,
         format: args.format,
         seed: args.seed,
-        as_of: super::as_of(args.as_of.as_deref())?,
+        as_of: crate::check::as_of(args.as_of.as_deref())?,
     };
     progress.step(&format!(
         "generating {} people, {} applicant households",

@@ -1,7 +1,9 @@
-//! One file per subcommand: arguments in, files and a printed summary out.
+//! One file per subcommand: arguments in, files and a printed summary out; [`run`]
+//! dispatches a parsed command line to them.
 
 pub mod audit;
 pub mod check;
+pub mod data;
 pub mod demo;
 pub mod generate;
 pub mod ingest;
@@ -9,18 +11,54 @@ pub mod reconcile;
 pub mod serve;
 pub mod sources;
 
-use chrono::NaiveDate;
-
+use crate::cli::{Cli, Command};
 use crate::error::Error;
+use crate::progress::Progress;
 
-/// Parses `--as-of`, defaulting to today (local time).
-pub fn as_of(arg: Option<&str>) -> Result<NaiveDate, Error> {
-    match arg {
-        None => Ok(chrono::Local::now().date_naive()),
-        Some(s) => hedui_connectors::validate::parse_date(s.trim()).ok_or_else(|| {
-            Error::Usage(format!(
-                "invalid --as-of {s:?}: expected a calendar date YYYY-MM-DD"
-            ))
-        }),
-    }
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
+    let progress = Progress::new(cli.quiet);
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Check(args) => {
+                let summary = check::execute(args, &progress).await?;
+                if !cli.quiet {
+                    println!("{}", check::describe(&summary, &args.out));
+                }
+                Ok(())
+            }
+            Command::Generate(args) => generate::execute(args, &progress, cli.quiet),
+            Command::Demo(args) => demo::execute(args, &progress, cli.quiet).await,
+            Command::Ingest(args) => {
+                let done = ingest::execute(args, &progress).await?;
+                if !cli.quiet {
+                    println!("{}", done.report);
+                }
+                done.failure.map_or(Ok(()), Err)
+            }
+            Command::Serve(args) => serve::execute(args).await,
+            Command::Audit(args) => match &args.command {
+                crate::cli::AuditCommand::Verify(v) => {
+                    println!("{}", audit::verify(v)?);
+                    Ok(())
+                }
+            },
+            Command::Reconcile(args) => {
+                let done = reconcile::execute(args, &progress).await?;
+                if !cli.quiet {
+                    println!("{}", reconcile::describe(&done, &args.out));
+                }
+                Ok(())
+            }
+            Command::Sources(args) => {
+                let today = crate::check::as_of(args.as_of.as_deref())?;
+                println!("{}", sources::execute(args, today).await?);
+                Ok(())
+            }
+        }
+    })
 }

@@ -5,24 +5,23 @@ use crate::error::Error;
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::reconcile::{run, Reconciled, Reconciliation};
-use crate::sources;
 use crate::state::audit::os_actor;
 use crate::state::State;
 
 /// Runs `reconcile`.
 pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Reconciled, Error> {
-    let data = args.data.resolve()?;
+    let data = super::data::resolve_data(&args.data)?;
     let input = data.input;
-    let as_of = super::as_of(args.as_of.as_deref())?;
+    let as_of = crate::check::as_of(args.as_of.as_deref())?;
     // The policy is validated before any data is read or any run recorded.
     let policy = Policy::load(&args.policy)?;
-    let opened = sources::open(&input, data.memory_limit, data.cluster.as_ref()).await?;
+    let setup = crate::check::open(&input, data.memory_limit, data.cluster.as_ref()).await?;
     let mut state = State::open(&args.state)?;
     let actor = os_actor();
     let r = Reconciliation {
         recipients: &args.recipients,
         policy: &policy,
-        opened: &opened,
+        setup: &setup,
         sources_label: &input.label(),
         as_of,
         out: &args.out,

@@ -10,7 +10,6 @@ use crate::policy::Policy;
 use crate::server::config::ServerConfig;
 use crate::server::jobs;
 use crate::server::{run, tls_config, AppState};
-use crate::sources;
 use crate::state::State;
 
 /// Runs the server until it is told to stop.
@@ -18,8 +17,8 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let d = Deployment::load(&args.config)?;
     let config = ServerConfig::from_deployment(&d)?;
     let policy = Policy::load(&config.policy)?;
-    let input = d.source_input(None);
-    let opened = sources::open(&input, d.memory_limit, d.cluster.as_ref()).await?;
+    let input = crate::sources::SourceInput::of_deployment(&d, None);
+    let setup = crate::check::open(&input, d.memory_limit, d.cluster.as_ref()).await?;
     let mut state = State::open(&d.state_path)?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls_config(cert, key).map_err(|why| {
@@ -59,7 +58,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         sources_label: input.label(),
         config,
         policy,
-        opened,
+        setup,
         state: Mutex::new(state),
     });
     jobs::start_worker(app.clone(), tokio::runtime::Handle::current())?;

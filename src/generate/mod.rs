@@ -18,7 +18,7 @@ use hedui_connectors::idnum::check_char;
 use hedui_connectors::schema;
 
 use crate::cli::SourceFormat;
-use crate::inputs::income_window;
+use crate::engine::inputs::income_window;
 use names::{BANKS, EMPLOYERS, GIVEN, REGIONS, REGION_WITHOUT_POLICY, STREETS, SURNAMES};
 use rng::Rng;
 use writer::{TableWriter, Val};

@@ -41,6 +41,7 @@
 
 pub mod checkpoint;
 pub mod rows;
+pub mod table;
 pub mod write;
 
 use std::sync::Arc;

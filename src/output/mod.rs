@@ -1,71 +1,24 @@
 //! The output files of a run (SPEC §7), each written to a temporary name and made
 //! visible with one rename.
 //!
-//! - [`results`]: `results.jsonl`
+//! - [`files`]: atomic writes, `results.jsonl`, `rejected.jsonl`, `data_quality.jsonl`
 //! - [`parquet`]: `results.parquet` (the same rows, for analysts)
 //! - [`summary`]: `summary.json`
 //! - [`report`]: `report.html` (templates/report.html)
-//! - here: `rejected.jsonl`, `data_quality.jsonl`
+//! - here: [`write_all`], every output of a run
 
+pub mod files;
 pub mod parquet;
 pub mod report;
-pub mod results;
 pub mod summary;
 
-use std::io::Write;
 use std::path::Path;
 
-use serde::Serialize;
-
-use crate::check::CheckRun;
-use crate::error::Error;
 use crate::progress::Progress;
+use crate::verdict::CheckRun;
 
-/// Writes `bytes` to `dir/name` atomically (temporary file, then rename).
-pub fn write_atomic(
-    dir: &Path,
-    name: &str,
-    write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
-) -> Result<(), Error> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let err = |source| Error::Output {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::create(&tmp).map_err(err)?;
-    let mut w = std::io::BufWriter::new(file);
-    write(&mut w).map_err(err)?;
-    w.into_inner()
-        .map_err(|e| err(e.into_error()))?
-        .sync_all()
-        .map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
-    Ok(())
-}
-
-/// Writes one JSON object per line.
-pub fn write_jsonl<T: Serialize>(dir: &Path, name: &str, items: &[T]) -> Result<(), Error> {
-    write_atomic(dir, name, |w| {
-        for item in items {
-            serde_json::to_writer(&mut *w, item)?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })
-}
-
-/// A reconciliation run's changes against its previous completed run, which its report
-/// leads with.
-#[derive(Debug, Clone, Copy)]
-pub struct Compared<'a> {
-    /// This run.
-    pub run_id: i64,
-    /// The run compared with, if any.
-    pub previous: Option<i64>,
-    /// What changed, by household.
-    pub changes: &'a [crate::changes::Change],
-}
+pub use files::{write_atomic, write_jsonl, OutputError};
+pub use report::Compared;
 
 /// Writes every output file of a check run into `dir` (created if needed); returns the
 /// summary it wrote.
@@ -73,7 +26,7 @@ pub fn write_all(
     dir: &Path,
     run: &CheckRun,
     progress: &Progress,
-) -> Result<summary::Summary, Error> {
+) -> Result<summary::Summary, OutputError> {
     write_all_with(dir, run, None, progress)
 }
 
@@ -83,22 +36,22 @@ pub fn write_all_with(
     run: &CheckRun,
     compared: Option<&Compared<'_>>,
     progress: &Progress,
-) -> Result<summary::Summary, Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+) -> Result<summary::Summary, OutputError> {
+    std::fs::create_dir_all(dir).map_err(|source| OutputError::Write {
         path: dir.display().to_string(),
         source,
     })?;
     // The two large outputs are written beside each other and beside the rest.
     std::thread::scope(|scope| {
         let jsonl = scope.spawn(|| {
-            write_jsonl(dir, "results.jsonl", &run.results)?;
+            files::write_jsonl(dir, "results.jsonl", &run.results)?;
             progress.step("results.jsonl written");
-            Ok::<(), Error>(())
+            Ok::<(), OutputError>(())
         });
         let parquet = scope.spawn(|| {
             parquet::write(dir, &run.results)?;
             progress.step("results.parquet written");
-            Ok::<(), Error>(())
+            Ok::<(), OutputError>(())
         });
         let rest = (|| {
             write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?;
@@ -110,11 +63,10 @@ pub fn write_all_with(
             })?;
             report::write(dir, run, &summary, compared)?;
             progress.step("report.html written");
-            Ok::<summary::Summary, Error>(summary)
+            Ok::<summary::Summary, OutputError>(summary)
         })();
-        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), Error>>| {
-            h.join()
-                .unwrap_or_else(|_| Err(Error::Internal("an output writer panicked".into())))
+        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), OutputError>>| {
+            h.join().unwrap_or_else(|_| Err(OutputError::Panicked))
         };
         let (jsonl, parquet) = (joined(jsonl), joined(parquet));
         jsonl?;

@@ -25,8 +25,8 @@ use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use super::results::{Evidence, Flag, HouseholdResult};
-use crate::error::Error;
+use super::files::{write_atomic, OutputError};
+use crate::verdict::{Evidence, Flag, HouseholdResult};
 
 /// Money figures: yuan with 2 fraction digits.
 const MONEY: DataType = DataType::Decimal128(20, 2);
@@ -209,8 +209,8 @@ pub fn batch(results: &[HouseholdResult]) -> Result<RecordBatch, ArrowError> {
 const ROWS_PER_GROUP: usize = 16 * 1024;
 
 /// Writes `results.parquet` into `dir`.
-pub fn write(dir: &Path, results: &[HouseholdResult]) -> Result<(), Error> {
-    super::write_atomic(dir, "results.parquet", |w| {
+pub fn write(dir: &Path, results: &[HouseholdResult]) -> Result<(), OutputError> {
+    write_atomic(dir, "results.parquet", |w| {
         let io = |e: ArrowError| std::io::Error::other(e.to_string());
         let props = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)

@@ -11,12 +11,12 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::results::{Flag, HouseholdResult};
+use super::files::{write_atomic, OutputError};
 use super::summary::{Summary, VERDICTS};
 use crate::applicants::Household;
-use crate::check::CheckRun;
-use crate::error::Error;
 use crate::policy::{AidType, AreaType};
+use crate::verdict::CheckRun;
+use crate::verdict::{Flag, HouseholdResult, Rule};
 
 const TEMPLATE: &str = include_str!("templates/report.html");
 
@@ -73,40 +73,18 @@ fn text(v: &Value) -> String {
 
 /// A rule's name in a few words (for findings no longer raised).
 fn rule_zh(rule: &str) -> &str {
-    match rule {
-        "identity_not_found" => "户籍查无此人",
-        "member_deceased" => "成员户籍状态为已死亡",
-        "name_mismatch" => "姓名与户籍登记不一致",
-        "income_over_limit" => "收入超过上限",
-        "financial_assets_over_limit" => "金融资产超过上限",
-        "residential_properties_over_limit" => "住房套数超过上限",
-        "commercial_property" => "名下有商业用房",
-        "residential_area_over_limit" => "住房面积超过上限",
-        "vehicle_owned" => "名下有机动车",
-        "undeclared_employment" => "有公积金缴存但无工资收入记录",
-        "member_in_multiple_households" => "成员同时出现在多个申请中",
-        other => other,
+    match Rule::from_code(rule) {
+        Some(r) => r.name_zh(),
+        None => rule,
     }
 }
 
 /// A finding in words.
 fn finding_zh(f: &Flag, who: &str) -> String {
     let (v, l) = (text(&f.value), text(&f.limit));
-    match f.rule.as_str() {
-        "identity_not_found" => format!("成员{who}在公安户籍中查无此人"),
-        "member_deceased" => format!("成员{who}户籍状态为已死亡"),
-        "name_mismatch" => format!("成员{who}的申报姓名与户籍登记姓名“{v}”不一致"),
-        "income_over_limit" => format!("家庭月人均收入 {v} 元，超过上限 {l} 元"),
-        "financial_assets_over_limit" => format!("家庭金融资产 {v} 元，超过上限 {l} 元"),
-        "residential_properties_over_limit" => format!("名下住房 {v} 套，超过上限 {l} 套"),
-        "commercial_property" => format!("名下有商业用房 {v} 处"),
-        "residential_area_over_limit" => format!("住房面积合计 {v} 平方米，超过上限 {l} 平方米"),
-        "vehicle_owned" => format!("名下有机动车，价值 {v} 元，超过上限 {l} 元"),
-        "undeclared_employment" => {
-            format!("成员{who}公积金在正常缴存（月缴存 {v} 元），但核对期内无任何工资收入记录")
-        }
-        "member_in_multiple_households" => format!("成员{who}同时出现在本批 {v} 个申请中"),
-        other => format!("{other}: {v} / {l}"),
+    match Rule::from_code(&f.rule) {
+        Some(rule) => rule.finding_zh(&v, &l, who),
+        None => format!("{}: {v} / {l}", f.rule),
     }
 }
 
@@ -159,7 +137,7 @@ struct Bar {
     segments: Vec<(usize, usize, &'static str, u64)>,
 }
 
-fn evidence_view(e: &super::results::Evidence) -> EvidenceView {
+fn evidence_view(e: &crate::verdict::Evidence) -> EvidenceView {
     let fields: Vec<String> = e
         .record
         .fields()
@@ -442,19 +420,31 @@ fn detailed(results: &[HouseholdResult], cap: usize) -> (Vec<&HouseholdResult>, 
 /// Chinese numerals of the report's sections, in order.
 const SECTION_NUMERALS: [&str; 8] = ["一", "二", "三", "四", "五", "六", "七", "八"];
 
+/// A reconciliation run's changes against its previous completed run, which its report
+/// leads with.
+#[derive(Debug, Clone, Copy)]
+pub struct Compared<'a> {
+    /// This run.
+    pub run_id: i64,
+    /// The run compared with, if any.
+    pub previous: Option<i64>,
+    /// What changed, by household.
+    pub changes: &'a [crate::changes::Change],
+}
+
 /// Writes `report.html` into `dir`; a reconciliation's report leads with its changes.
 pub fn write(
     dir: &Path,
     run: &CheckRun,
     summary: &Summary,
-    compared: Option<&super::Compared<'_>>,
-) -> Result<(), Error> {
+    compared: Option<&Compared<'_>>,
+) -> Result<(), OutputError> {
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)
-        .map_err(|e| Error::Internal(format!("report template: {e}")))?;
+        .map_err(|e| OutputError::Template(e.to_string()))?;
     let tmpl = env
         .get_template("report.html")
-        .map_err(|e| Error::Internal(format!("report template: {e}")))?;
+        .map_err(|e| OutputError::Template(e.to_string()))?;
     let bars = bars(&run.results, &run.region_labels);
     let legend: Vec<(&str, &str)> = VERDICTS
         .iter()
@@ -558,7 +548,7 @@ pub fn write(
         households,
         changes_total,
     };
-    super::write_atomic(dir, "report.html", |w| {
+    write_atomic(dir, "report.html", |w| {
         tmpl.render_captured_to(ctx, w)
             .map(|_| ())
             .map_err(|e| std::io::Error::other(e.to_string()))
@@ -580,7 +570,7 @@ mod tests {
     use super::*;
 
     fn result(id: &str, verdict: &str) -> HouseholdResult {
-        crate::output::results::sample(id, verdict)
+        crate::verdict::results::sample(id, verdict)
     }
 
     /// A batch within the cap is shown whole, in household_id order; a larger one shows

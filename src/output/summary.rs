@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::check::CheckRun;
 use crate::sources::TableStatus;
+use crate::verdict::CheckRun;
 
 /// Verdicts in the order of SPEC §5.7.
 pub const VERDICTS: [&str; 4] = ["eligible", "review", "incomplete", "ineligible"];

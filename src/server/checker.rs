@@ -200,8 +200,7 @@ pub fn start(
 
 async fn work(app: Arc<AppState>) {
     // Lookup-mode departments are asked for one household's members at a time.
-    let alone =
-        matches!(&app.opened, crate::sources::Opened::Lake { lookups, .. } if !lookups.is_empty());
+    let alone = matches!(&app.setup.sources, crate::sources::Opened::Lake { lookups, .. } if !lookups.is_empty());
     while let Some(requests) = app.checks.next_run(alone).await {
         let as_of = requests[0].as_of;
         let mut households: Vec<Household> = requests.iter().map(|r| r.household.clone()).collect();
@@ -223,7 +222,7 @@ async fn work(app: Arc<AppState>) {
         let run = std::panic::AssertUnwindSafe(crate::check::run_batch(
             batch,
             &app.policy,
-            &app.opened,
+            &app.setup,
             &app.sources_label,
             as_of,
             &silent,

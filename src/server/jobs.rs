@@ -26,7 +26,6 @@ use crate::error::Error;
 use crate::output;
 use crate::progress::Progress;
 use crate::reconcile::{self, Reconciliation};
-use crate::state::audit::AuditDetail;
 use crate::state::jobs::{Job, JobKind, NewJob};
 use crate::state::State;
 
@@ -208,14 +207,14 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
             let run = rt.block_on(crate::check::run_batch(
                 batch,
                 &app.policy,
-                &app.opened,
+                &app.setup,
                 &app.sources_label,
                 as_of,
                 &progress,
             ))?;
             let summary = output::write_all(&out, &run, &progress)?;
             rt.block_on(reconcile::pause_before_done("batch"));
-            let detail = AuditDetail::of(&run, state.id_hasher()?);
+            let detail = crate::publish::audit_detail(&run, state.id_hasher()?);
             let mut shown = serde_json::to_value(&summary)
                 .map_err(|e| Error::Internal(format!("job summary: {e}")))?;
             if let Some(o) = shown.as_object_mut() {
@@ -236,7 +235,7 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
             let r = Reconciliation {
                 recipients: &recipients,
                 policy: &app.policy,
-                opened: &app.opened,
+                setup: &app.setup,
                 sources_label: &app.sources_label,
                 as_of,
                 out: &out,

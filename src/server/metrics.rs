@@ -182,7 +182,7 @@ pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     }
     let _ = writeln!(out, "# HELP hedui_source_snapshot_age_seconds Age of each source's current snapshot (since its pull).");
     let _ = writeln!(out, "# TYPE hedui_source_snapshot_age_seconds gauge");
-    if let crate::sources::Opened::Lake { lake, .. } = &app.opened {
+    if let crate::sources::Opened::Lake { lake, .. } = &app.setup.sources {
         for (source, _) in hedui_connectors::schema::sources() {
             if let Ok(Some(m)) = lake.snapshot_at(source, None).await {
                 let age_us = (chrono::Utc::now() - m.pulled_at)

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 
+use crate::check::Setup;
 use crate::policy::Policy;
-use crate::sources::Opened;
 use crate::state::State;
 use config::ServerConfig;
 
@@ -39,7 +39,7 @@ pub struct AppState {
     pub policy: Policy,
     /// The departments' data: the lake (current snapshots read per request, so a new
     /// commit is picked up without a restart) and its lookup-mode sources.
-    pub opened: Opened,
+    pub setup: Setup,
     /// How results name the data read.
     pub sources_label: String,
     /// The state database (audit log).

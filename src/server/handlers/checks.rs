@@ -16,7 +16,6 @@ use crate::applicants::{validate, BatchFormat, Column, RawBatch, RawRow};
 use crate::server::checker::Refused;
 use crate::server::error::ApiError;
 use crate::server::AppState;
-use crate::state::audit::AuditDetail;
 
 /// The request body (SPEC §8): values as an applicant batch accepts them.
 #[derive(Debug, Deserialize)]
@@ -219,7 +218,7 @@ pub async fn check(
         let hasher = state
             .id_hasher()
             .map_err(|e| ApiError::internal(&e.into()))?;
-        let detail = AuditDetail::of_household(&run, &hid, hasher);
+        let detail = crate::publish::audit_detail_of(&run, &hid, hasher);
         state
             .append_audit(&format!("token:{}", token.name), "api", &detail)
             .map_err(|e| ApiError::internal(&e.into()))?;

@@ -20,7 +20,7 @@ use crate::server::AppState;
 )]
 pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let db = app.state.lock().map(|s| s.ping().is_ok()).unwrap_or(false);
-    let lake = match &app.opened {
+    let lake = match &app.setup.sources {
         crate::sources::Opened::Lake { lake, .. } => lake.ping().await.is_ok(),
         crate::sources::Opened::Folder(..) => true,
     };

@@ -20,7 +20,7 @@ pub fn as_of(
     status: StatusCode,
     code: &'static str,
 ) -> Result<chrono::NaiveDate, ApiError> {
-    crate::cmd::as_of(given).map_err(|_| ApiError::bad_as_of(status, code, given.unwrap_or("")))
+    crate::check::as_of(given).map_err(|_| ApiError::bad_as_of(status, code, given.unwrap_or("")))
 }
 
 /// A request body, or 413 beyond `max_body_mb` (400 for any other failure to read it).

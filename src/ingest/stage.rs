@@ -10,8 +10,9 @@ use datafusion::object_store::{ObjectStore, ObjectStoreExt};
 use hedui_connectors::ConnectorError;
 
 use crate::config::S3Options;
-use crate::error::Error;
 use crate::lake::s3_store;
+
+use super::IngestError;
 
 /// A staged copy of an object-store prefix; the folder is removed when dropped.
 #[derive(Debug)]
@@ -35,16 +36,17 @@ impl Drop for Staged {
 
 /// Copies the objects under `url` (`s3://bucket/prefix/`) into a fresh folder under
 /// `staging_root`.
-pub async fn stage(url: &str, s3: &S3Options, staging_root: &Path) -> Result<Staged, Error> {
-    let fail = |why: String| Error::Usage(format!("cannot read files source {url}: {why}"));
+pub async fn stage(url: &str, s3: &S3Options, staging_root: &Path) -> Result<Staged, IngestError> {
+    let fail =
+        |why: String| IngestError::Unusable(format!("cannot read files source {url}: {why}"));
     // The department's store failing is not bad input: exit status 1.
     let store_fail = |e: datafusion::object_store::Error| {
-        Error::Source(ConnectorError::Store {
+        IngestError::Source(ConnectorError::Store {
             url: url.to_owned(),
             message: e.to_string(),
         })
     };
-    let disk_fail = |path: &Path, source: std::io::Error| Error::Output {
+    let disk_fail = |path: &Path, source: std::io::Error| IngestError::Disk {
         path: path.display().to_string(),
         source,
     };

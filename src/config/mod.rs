@@ -13,6 +13,11 @@ use hedui_connectors::schema;
 use hedui_connectors::{Credentials, HttpSource};
 use serde::Deserialize;
 
+pub mod cluster;
+pub mod size;
+
+use cluster::ClusterAddress;
+
 /// Default page size of HTTP pulls and lookup chunks.
 pub const DEFAULT_PAGE_SIZE: u32 = 5000;
 /// Default HTTP timeout, seconds.
@@ -223,7 +228,7 @@ pub struct Deployment {
     pub memory_limit: Option<u64>,
     /// `[engine] url`: the Ballista cluster the rules run on, `df://HOST:PORT` (`serve`,
     /// its schedule, and `check`/`reconcile --config` without `--engine`).
-    pub cluster: Option<crate::cluster::Cluster>,
+    pub cluster: Option<ClusterAddress>,
 }
 
 #[derive(Deserialize)]
@@ -617,13 +622,13 @@ impl Deployment {
             .engine
             .as_ref()
             .and_then(|e| e.url.as_deref())
-            .map(crate::cluster::Cluster::parse)
+            .map(ClusterAddress::parse)
             .transpose()
             .map_err(|e| fail("engine.url".into(), e.to_string()))?;
         let memory_limit = raw
             .engine
             .and_then(|e| e.memory_limit)
-            .map(|s| crate::memory::parse_size(&s))
+            .map(|s| size::parse_size(&s))
             .transpose()
             .map_err(|e| fail("engine.memory_limit".into(), e.to_string()))?;
         Ok(Deployment {
@@ -643,24 +648,6 @@ impl Deployment {
     /// The configured source of a department.
     pub fn source(&self, name: SourceName) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
-    }
-
-    /// The departments' data of checks under this deployment: its lake, as committed at
-    /// `at` (now when `None`), and its lookup-mode sources.
-    pub fn source_input(
-        &self,
-        at: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> crate::sources::SourceInput {
-        crate::sources::SourceInput::Lake {
-            lake: self.lake.clone(),
-            at,
-            lookups: self
-                .sources
-                .iter()
-                .filter(|s| s.mode == SourceMode::Lookup)
-                .cloned()
-                .collect(),
-        }
     }
 }
 

@@ -9,16 +9,14 @@ use datafusion::common::HashMap;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
 use hedui_connectors::decimal::format_decimal;
-use hedui_connectors::schema::{self, ColumnType, SRC_FILE, SRC_ROW};
+use hedui_connectors::schema::ColumnType;
 use hedui_connectors::validate::days_to_date;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::engine::{EngineError, Runner, FLAGS_FOUND};
-
-/// The pseudo-table of applicant rows used as evidence of batch rules.
-pub const APPLICANTS_TABLE: &str = "applicants";
+use crate::engine::queries::evidence_queries;
+use crate::engine::{EngineError, Runner};
 
 /// Source records by table, file and row (looked up by borrowed names; the names kept
 /// once, shared by every piece of evidence that cites them).
@@ -94,60 +92,14 @@ impl Serialize for Record {
     }
 }
 
-/// The evidence queries: per table (its label in flags, the table, its canonical
-/// columns), the join of the flags' references with the table.
-pub fn queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
-    let mut tables: Vec<(String, String, Vec<(String, ColumnType)>)> = schema::tables()
-        .iter()
-        .map(|t| {
-            (
-                t.table.clone(),
-                t.table.clone(),
-                t.columns.iter().map(|c| (c.name.clone(), c.ty)).collect(),
-            )
-        })
-        .collect();
-    tables.push((
-        APPLICANTS_TABLE.into(),
-        "members".into(),
-        ["household_id", "id_number", "name", "relation"]
-            .iter()
-            .map(|c| (c.to_string(), ColumnType::Text))
-            .collect(),
-    ));
-    tables
-        .into_iter()
-        .map(|(label, table, columns)| {
-            let cols: Vec<String> = columns.iter().map(|(c, _)| format!("t.{c}")).collect();
-            let sql = format!(
-                "SELECT {}, t.{SRC_FILE}, t.{SRC_ROW} FROM {table} t \
-                 JOIN (SELECT DISTINCT ev_file, ev_row FROM {FLAGS_FOUND} WHERE ev_table = '{label}') e \
-                 ON t.{SRC_FILE} = e.ev_file AND t.{SRC_ROW} = e.ev_row",
-                cols.join(", ")
-            );
-            (label, sql, columns)
-        })
-        .collect()
-}
-
 /// A batch of cited records: its table's label, the table's canonical columns, the
 /// records (those columns, then `src_file` and `src_row`).
 type Fetched = (String, Arc<[(String, ColumnType)]>, RecordBatch);
 
-/// The tables the evidence queries read: every source table, the members and
-/// [`FLAGS_FOUND`].
-pub fn tables_read() -> Vec<String> {
-    schema::tables()
-        .iter()
-        .map(|t| t.table.clone())
-        .chain(["members".to_owned(), FLAGS_FOUND.to_owned()])
-        .collect()
-}
-
 /// Fetches every record referenced by the run's `flags_found` table.
 pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
     let mut index = EvidenceIndex::default();
-    for (label, sql, columns) in queries() {
+    for (label, sql, columns) in evidence_queries() {
         let columns: Arc<[(String, ColumnType)]> = columns.into();
         let fetched: Vec<Fetched> = runner
             .collect(&sql)
@@ -300,6 +252,7 @@ mod tests {
     use datafusion::arrow::array::{
         ArrayRef, Date32Array, Decimal128Array, Int64Array, StringArray,
     };
+    use hedui_connectors::schema::{SRC_FILE, SRC_ROW};
     use serde_json::json;
 
     use super::*;

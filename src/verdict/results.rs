@@ -12,8 +12,8 @@ use hedui_connectors::decimal::{div_round_half_away, format_decimal};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::evidence::{EvidenceIndex, Record};
 use crate::applicants::Household;
-use crate::evidence::{EvidenceIndex, Record};
 
 /// Scale of the pipelines' exact fractions (`DECIMAL(38, 6)`).
 const FRACTION_SCALE: u32 = 6;

@@ -5,7 +5,7 @@
 //! planning of twenty nested views each time.
 //!
 //! Each run gives its rows in a [`RunRows`] extension of the task context; a run table
-//! it does not give is empty (as `engine::register_empty` does for a session). A plan's
+//! it does not give is empty (as `session::register_empty` does for a session). A plan's
 //! operator state is reset before every run (`reset_plan_states`), so runs never see each
 //! other's rows and may run at the same time.
 
@@ -33,8 +33,11 @@ use datafusion::physical_plan::{
 use datafusion::prelude::{SessionConfig, SessionContext};
 use hedui_connectors::schema;
 
-use crate::engine::{self, EngineError};
-use crate::inputs::input_schemas;
+use super::error::EngineError;
+use super::inputs::input_schemas;
+use super::queries::{evidence_queries, FLAGS_FOUND, FLAG_ROWS, HOUSEHOLD_RESULTS};
+use super::session::plain_strings;
+use super::views::{create_views, FlagsFound};
 
 /// The rows of one run, by table.
 #[derive(Debug, Default)]
@@ -183,15 +186,8 @@ static SHARED: tokio::sync::OnceCell<Planned> = tokio::sync::OnceCell::const_new
 pub async fn shared() -> Result<&'static Planned, EngineError> {
     SHARED
         .get_or_try_init(|| async {
-            let mut queries = vec![
-                crate::check::FLAG_ROWS.to_owned(),
-                crate::check::HOUSEHOLD_RESULTS.to_owned(),
-            ];
-            queries.extend(
-                crate::evidence::queries()
-                    .into_iter()
-                    .map(|(_, sql, _)| sql),
-            );
+            let mut queries = vec![FLAG_ROWS.to_owned(), HOUSEHOLD_RESULTS.to_owned()];
+            queries.extend(evidence_queries().into_iter().map(|(_, sql, _)| sql));
             Planned::plan(&queries).await
         })
         .await
@@ -244,11 +240,11 @@ impl Planned {
             .map_err(df("register a run table"))?;
         }
         // flags_found: a run table holding what `flag_rows` gave that run.
-        engine::create_views(
+        create_views(
             &ctx,
-            engine::FlagsFound::Table(|schema| {
+            FlagsFound::Table(|schema| {
                 Arc::new(RunTable {
-                    name: engine::FLAGS_FOUND.to_owned(),
+                    name: FLAGS_FOUND.to_owned(),
                     schema,
                 })
             }),
@@ -305,7 +301,7 @@ impl Planned {
             .map_err(df("run a planned query"))?;
         batches
             .iter()
-            .map(engine::plain_strings)
+            .map(plain_strings)
             .collect::<Result<_, _>>()
             .map_err(df("convert query results"))
     }

@@ -22,11 +22,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use datafusion::object_store::ObjectStoreExt;
 
-use crate::engine::{self, EngineError};
+use super::error::{ClusterError, EngineError};
+use super::session::{all_tables, register_parquet};
+use crate::config::cluster::ClusterAddress;
 use crate::lake::Lake;
-
-/// The scheduler's port when the URL names none (Ballista's default).
-pub const DEFAULT_PORT: u16 = 50050;
 
 /// Ballista's switch of its adaptive query planner (see [`Cluster::context`]).
 const ADAPTIVE_PLANNER: &str = "ballista.planner.adaptive.enabled";
@@ -34,109 +33,38 @@ const ADAPTIVE_PLANNER: &str = "ballista.planner.adaptive.enabled";
 /// How long to wait for the scheduler to accept a connection before a run starts.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Why the cluster cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    /// Not a `df://HOST:PORT` URL.
-    #[error("invalid engine {url:?}: {why}")]
-    BadUrl {
-        /// as given
-        url: String,
-        /// what is wrong
-        why: String,
-    },
-    /// The scheduler does not answer.
-    #[error("cannot reach the Ballista scheduler at {url}: {why}")]
-    Unreachable {
-        /// the engine URL
-        url: String,
-        /// the cause
-        why: String,
-    },
-    /// The session cannot be set up.
-    #[error("cannot open a session on the Ballista scheduler at {url}: {source}")]
-    Session {
-        /// the engine URL
-        url: String,
-        /// the cause
-        source: datafusion::error::DataFusionError,
-    },
-    /// A table of the run cannot be written where the executors read it.
-    #[error("cannot write the run table {table} to {location} for the cluster's executors: {why}")]
-    Scratch {
-        /// the table
-        table: String,
-        /// where
-        location: String,
-        /// the cause
-        why: String,
-    },
-    /// The run's scratch folder cannot be removed.
-    #[error("cannot remove the run's scratch folder {location} from the lake: {why}")]
-    Cleanup {
-        /// where
-        location: String,
-        /// the cause
-        why: String,
-    },
-}
-
-/// A Ballista scheduler: `df://HOST:PORT`.
+/// A Ballista scheduler the pipelines run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
-    url: String,
-    host: String,
-    port: u16,
+    addr: ClusterAddress,
 }
 
 impl Cluster {
-    /// Reads `df://HOST[:PORT]` (port 50050 when absent).
-    pub fn parse(s: &str) -> Result<Cluster, ClusterError> {
-        let bad = |why: &str| ClusterError::BadUrl {
-            url: s.to_owned(),
-            why: why.to_owned(),
-        };
-        const FORM: &str = "expected df://HOST:PORT, the address of a Ballista scheduler";
-        let u = url::Url::parse(s.trim()).map_err(|_| bad(FORM))?;
-        if u.scheme() != "df" {
-            return Err(bad(FORM));
-        }
-        let host = match u.host() {
-            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
-            Some(url::Host::Ipv4(a)) => a.to_string(),
-            Some(url::Host::Ipv6(a)) => format!("[{a}]"),
-            _ => return Err(bad("no host: expected df://HOST:PORT")),
-        };
-        if !u.username().is_empty() || u.password().is_some() {
-            return Err(bad("a scheduler URL carries no user or password"));
-        }
-        if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
-            return Err(bad("nothing may follow HOST:PORT"));
-        }
-        let port = u.port().unwrap_or(DEFAULT_PORT);
-        Ok(Cluster {
-            url: format!("df://{host}:{port}"),
-            host,
-            port,
-        })
+    /// The scheduler at `addr`.
+    pub fn new(addr: ClusterAddress) -> Cluster {
+        Cluster { addr }
     }
 
     /// `df://HOST:PORT`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.addr.url()
     }
 
     /// Fails unless the scheduler accepts a connection: a run does not start against a
     /// cluster that is not there.
     pub async fn reachable(&self) -> Result<(), ClusterError> {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let host = self
+            .addr
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let unreachable = |why: String| ClusterError::Unreachable {
-            url: self.url.clone(),
+            url: self.url().to_owned(),
             why,
         };
         match tokio::time::timeout(
             CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((host, self.port)),
+            tokio::net::TcpStream::connect((host, self.addr.port())),
         )
         .await
         {
@@ -157,7 +85,7 @@ impl Cluster {
     ) -> Result<SessionContext, ClusterError> {
         use ballista::extension::{SessionConfigExt, SessionStateExt};
         let session = |source| ClusterError::Session {
-            url: self.url.clone(),
+            url: self.url().to_owned(),
             source,
         };
         let mut config = config.upgrade_for_ballista();
@@ -182,7 +110,7 @@ impl Cluster {
             .with_runtime_env(runtime)
             .with_default_features()
             .build()
-            .upgrade_for_ballista(format!("http://{}:{}", self.host, self.port))
+            .upgrade_for_ballista(format!("http://{}:{}", self.addr.host(), self.addr.port()))
             .map_err(session)?;
         Ok(SessionContext::new_with_state(state))
     }
@@ -270,22 +198,22 @@ impl Scratch {
         table: &str,
         schema: SchemaRef,
         batches: &[RecordBatch],
-    ) -> Result<(), crate::error::Error> {
+    ) -> Result<(), EngineError> {
         self.write(table, schema.clone(), batches).await?;
-        engine::register_parquet(ctx, table, &[self.url(table)], schema)?;
+        register_parquet(ctx, table, &[self.url(table)], schema)?;
         Ok(())
     }
 
     /// Registers, empty, every canonical and input table `ctx` does not have (the
-    /// cluster's [`engine::register_empty`]).
-    pub async fn register_empty(&self, ctx: &SessionContext) -> Result<(), crate::error::Error> {
-        for (name, schema) in engine::all_tables() {
-            let known = ctx.table_exist(name.as_str()).map_err(|e| {
-                crate::error::Error::Engine(EngineError::DataFusion {
+    /// cluster's [`super::session::register_empty`]).
+    pub async fn register_empty(&self, ctx: &SessionContext) -> Result<(), EngineError> {
+        for (name, schema) in all_tables() {
+            let known = ctx
+                .table_exist(name.as_str())
+                .map_err(|e| EngineError::DataFusion {
                     what: "look up tables".into(),
                     source: e,
-                })
-            })?;
+                })?;
             if !known {
                 self.register(ctx, &name, schema, &[]).await?;
             }
@@ -369,9 +297,9 @@ mod tests {
     /// local sessions do.
     #[test]
     fn cluster_sessions_plan_without_file_order() {
-        let local = crate::engine::session_config();
+        let local = super::super::session::session_config();
         assert!(local.options().execution.collect_statistics);
-        let cluster = Cluster::parse("df://127.0.0.1:50050").unwrap();
+        let cluster = Cluster::new(ClusterAddress::parse("df://127.0.0.1:50050").unwrap());
         let ctx = cluster
             .context(local, Arc::new(RuntimeEnv::default()))
             .unwrap();
@@ -413,32 +341,5 @@ mod tests {
 
         scratch.remove().await.unwrap();
         assert!(!lake_dir.join(scratch.rel()).exists());
-    }
-
-    /// A scheduler is `df://HOST[:PORT]`; anything else is refused with the form to use.
-    #[test]
-    fn engine_urls() {
-        let c = Cluster::parse("df://127.0.0.1:50123").unwrap();
-        assert_eq!((c.url(), c.port), ("df://127.0.0.1:50123", 50123));
-        assert_eq!(
-            Cluster::parse("df://scheduler.internal").unwrap().url(),
-            "df://scheduler.internal:50050"
-        );
-        assert_eq!(
-            Cluster::parse("df://[::1]:7").unwrap().url(),
-            "df://[::1]:7"
-        );
-        for bad in [
-            "",
-            "127.0.0.1:50050",
-            "http://127.0.0.1:50050",
-            "df://",
-            "df://user:pw@host:1",
-            "df://host:1/path",
-            "df://host:99999",
-        ] {
-            let e = Cluster::parse(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("invalid engine {bad:?}")), "{e}");
-        }
     }
 }

@@ -11,10 +11,11 @@ use hedui_connectors::{schema, HttpConnector, LoadOptions};
 
 use crate::applicants::Household;
 use crate::config::SourceConfig;
-use crate::error::Error;
 use crate::lake::write::TableWriter;
 use crate::lake::{snapshot_id, Lake, LakeError, Manifest, SnapshotMode};
 use crate::progress::Progress;
+
+use super::IngestError;
 
 /// How many times a lookup snapshot's commit is retried when another commit of the same
 /// source got in first (lookup snapshots of different checks do not replace each other).
@@ -45,7 +46,7 @@ pub async fn pull(
     households: &[Household],
     as_of: NaiveDate,
     progress: &Progress,
-) -> Result<Manifest, Error> {
+) -> Result<Manifest, IngestError> {
     let name = source.name.as_str();
     let connector = HttpConnector::new(source.http())?;
     let groups = groups(households);

@@ -1,0 +1,36 @@
+//! The departments' deliveries into the lake (SPEC §9): snapshot pulls of `files` and
+//! `http` sources ([`pull`]), the staging of `files` sources on object-store prefixes
+//! ([`stage`]) and, at check time, the lookups of lookup-mode sources for a batch's
+//! members ([`lookup`]). Each delivery becomes a snapshot committed atomically.
+
+pub mod lookup;
+pub mod pull;
+pub mod stage;
+
+use hedui_connectors::ConnectorError;
+
+use crate::lake::LakeError;
+
+/// Why a delivery could not be taken into the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The source as configured cannot be read (a prefix without objects, a URL of
+    /// an unsupported kind): the user's to fix.
+    #[error("{0}")]
+    Unusable(String),
+    /// The department (its HTTPS interface, its object store, its files) failed or
+    /// delivered nothing usable.
+    #[error(transparent)]
+    Source(#[from] ConnectorError),
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// The local staging folder cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Disk {
+        /// the folder or file
+        path: String,
+        /// the cause
+        source: std::io::Error,
+    },
+}
