@@ -11,19 +11,7 @@ use calamine::{DataRef, Reader, Xlsx};
 use hedui_connectors::text::{decode_text, fold_trim};
 use serde_json::value::RawValue;
 
-use super::{ApplicantsError, Column};
-
-/// The format a batch file was read as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BatchFormat {
-    /// Comma-separated values with a header row.
-    Csv,
-    /// Excel workbook, first sheet.
-    Xlsx,
-    /// One JSON object per line.
-    Jsonl,
-}
+use super::model::{ApplicantsError, BatchFormat, Column};
 
 /// What a batch file may hold at most; beyond it the file is refused (exit 2).
 #[derive(Debug, Clone, Copy)]

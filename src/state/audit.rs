@@ -16,28 +16,16 @@ use std::io::Write as _;
 use std::path::Path;
 
 use ring::{hmac, rand::SecureRandom};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{State, StateError};
+use super::db::{query_err, State, StateError};
 
 /// The key file of the ID hashes, in the state folder.
 pub const KEY_FILE: &str = "audit.key";
 
 /// The previous hash of the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit (
-    seq       INTEGER PRIMARY KEY,
-    at        TEXT NOT NULL,
-    actor     TEXT NOT NULL,
-    kind      TEXT NOT NULL,
-    detail    TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL
-);
-";
 
 /// One household of a check, as the audit log keeps it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -95,7 +83,7 @@ pub(super) fn append_in(
     kind: &str,
     detail: &AuditDetail,
 ) -> Result<i64, StateError> {
-    let q = |what: &str| super::query_err(path, what);
+    let q = |what: &str| query_err(path, what);
     let detail = serde_json::to_string(detail).map_err(|e| StateError::Open {
         path: path.to_owned(),
         why: e.to_string(),
@@ -207,16 +195,10 @@ impl State {
         kind: &str,
         detail: &AuditDetail,
     ) -> Result<i64, StateError> {
-        let path = self.path.display().to_string();
-        let q = |what: &str| super::query_err(&path, what);
         let key = self.audit_key()?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(q("append to the audit log"))?;
-        let seq = append_in(&tx, &path, &key, actor, kind, detail)?;
-        tx.commit().map_err(q("append to the audit log"))?;
-        Ok(seq)
+        self.write("append to the audit log", |tx, path| {
+            append_in(tx, path, &key, actor, kind, detail)
+        })
     }
 
     /// Every entry, in chain order.

@@ -9,37 +9,14 @@
 //! job interrupted [`MAX_ATTEMPTS`] times is failed instead, so a job that kills its
 //! server cannot do so forever.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::audit::AuditDetail;
-use super::{State, StateError};
+use super::db::{query_err, State, StateError};
 
 /// Runs of one job at most; the last interruption fails it.
 pub const MAX_ATTEMPTS: i64 = 3;
-
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    id           TEXT PRIMARY KEY,
-    kind         TEXT NOT NULL CHECK (kind IN ('batch', 'reconcile')),
-    status       TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
-    actor        TEXT NOT NULL,
-    regions      TEXT NOT NULL,
-    file_name    TEXT NOT NULL,
-    input        TEXT NOT NULL,
-    as_of        TEXT NOT NULL,
-    submitted_at TEXT NOT NULL,
-    started_at   TEXT,
-    finished_at  TEXT,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    stage        TEXT,
-    steps        INTEGER NOT NULL DEFAULT 0,
-    run_id       INTEGER,
-    summary      TEXT,
-    error        TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, submitted_at);
-";
 
 /// What kind of work a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -171,7 +148,7 @@ pub(super) fn mark_done_in(
              WHERE id = ?1 AND status = 'running'",
             params![id, now(), summary.to_string()],
         )
-        .map_err(super::query_err(path, "finish a job"))?;
+        .map_err(query_err(path, "finish a job"))?;
     Ok(changed > 0)
 }
 
@@ -192,12 +169,8 @@ impl State {
         job: &NewJob,
         max_queued: Option<usize>,
     ) -> Result<bool, StateError> {
-        let path = self.path.display().to_string();
-        let q = |what: &str| super::query_err(&path, what);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(q("queue a job"))?;
+        self.write("queue a job", |tx, path| {
+        let q = |what: &str| query_err(path, what);
         if let Some(max) = max_queued {
             let queued: i64 = tx
                 .query_row(
@@ -226,8 +199,8 @@ impl State {
             ],
         )
         .map_err(q("queue a job"))?;
-        tx.commit().map_err(q("queue a job"))?;
         Ok(true)
+        })
     }
 
     /// Takes the oldest queued job and marks it running (one atomic update).
@@ -281,19 +254,13 @@ impl State {
         detail: &AuditDetail,
     ) -> Result<bool, StateError> {
         let key = self.audit_key()?;
-        let path = self.path.display().to_string();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(super::query_err(&path, "finish a job"))?;
-        let changed = mark_done_in(&tx, &path, id, summary)?;
-        if !changed {
-            return Ok(false);
-        }
-        super::audit::append_in(&tx, &path, &key, actor, kind, detail)?;
-        tx.commit()
-            .map_err(super::query_err(&path, "finish a job"))?;
-        Ok(true)
+        self.write("finish a job", |tx, path| {
+            let changed = mark_done_in(tx, path, id, summary)?;
+            if changed {
+                super::audit::append_in(tx, path, &key, actor, kind, detail)?;
+            }
+            Ok(changed)
+        })
     }
 
     /// Fails a job with `error` (ID numbers masked).

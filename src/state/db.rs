@@ -1,0 +1,145 @@
+//! An open state database: SQLite in WAL mode (readers never wait for a writer), its
+//! errors, and the one way to write several rows at once — a transaction begun
+//! IMMEDIATE, so that what it reads (the audit chain's last entry, the queue) cannot
+//! change under it.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::schema;
+
+/// The database file inside a state folder.
+pub const DB_FILE: &str = "hedui.db";
+
+/// Failures of the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The folder or the database cannot be opened or created.
+    #[error("cannot open the state database {path}: {why}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A query failed.
+    #[error("state database {path}: cannot {what}: {source}")]
+    Query {
+        /// The database file.
+        path: String,
+        /// What was being done.
+        what: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored record that cannot be read back.
+    #[error("state database {path}: run {run} holds an unreadable household record: {why}")]
+    Corrupt {
+        /// The database file.
+        path: String,
+        /// The run.
+        run: i64,
+        /// Why.
+        why: String,
+    },
+}
+
+/// The error of a failed query on the database at `path`, while doing `what`.
+pub(crate) fn query_err(path: &str, what: &str) -> impl FnOnce(rusqlite::Error) -> StateError {
+    let (path, what) = (path.to_owned(), what.to_owned());
+    move |source| StateError::Query { path, what, source }
+}
+
+/// An open state database.
+pub struct State {
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+}
+
+impl State {
+    /// Opens the database in folder `dir` for reading: it must exist (nothing is
+    /// created by a command that only reads).
+    pub fn open_existing(dir: &Path) -> Result<State, StateError> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StateError::Open {
+                path: path.display().to_string(),
+                why: "there is no state database there (is the folder right?)".into(),
+            });
+        }
+        State::open(dir)
+    }
+
+    /// Whether the database answers.
+    pub fn ping(&self) -> Result<(), StateError> {
+        self.conn
+            .query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(self.err("answer"))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens (creating if needed) the database in folder `dir`.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        let path = dir.join(DB_FILE);
+        let open_err = |why: String| StateError::Open {
+            path: path.display().to_string(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let conn = Connection::open(&path).map_err(|e| open_err(e.to_string()))?;
+        // WAL: readers (the server) never wait for a run being written; a busy database
+        // is waited for, not failed.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(schema::RUNS)
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(schema::AUDIT)
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(schema::JOBS)
+            .map_err(|e| open_err(e.to_string()))?;
+        // Databases made before runs kept their regions get the column.
+        let has_regions: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('runs') WHERE name = 'regions')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        if !has_regions {
+            conn.execute_batch("ALTER TABLE runs ADD COLUMN regions TEXT")
+                .map_err(|e| open_err(e.to_string()))?;
+        }
+        Ok(State { conn, path })
+    }
+
+    /// The error of a failed query on this database, while doing `what`.
+    pub(super) fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StateError {
+        query_err(&self.path.display().to_string(), what)
+    }
+
+    /// Runs `f` in one write transaction begun IMMEDIATE (the database's write lock
+    /// taken at once), committed when `f` succeeds and rolled back when it fails; `f`
+    /// gets the transaction and the database's name for its messages. `what` names the
+    /// work in messages.
+    pub(super) fn write<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&Transaction<'_>, &str) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(query_err(&path, what))?;
+        let out = f(&tx, &path)?;
+        tx.commit().map_err(query_err(&path, what))?;
+        Ok(out)
+    }
+}

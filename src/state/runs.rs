@@ -1,0 +1,295 @@
+//! Reconciliation runs (SPEC §7 `reconcile`): recorded `running` before any work; only a
+//! run that finished writing its outputs becomes `done`, in one transaction with its
+//! households, its changes and its audit entry. A run that fails is marked `failed`; one
+//! that is killed stays `running`. Neither is ever the previous run of a later one: the
+//! baseline is always the latest `done` run.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::changes::Kept;
+
+use super::audit::{append_in, AuditDetail};
+use super::db::{query_err, State, StateError};
+use super::jobs::mark_done_in;
+
+/// A reconciliation run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Its id, growing.
+    pub id: i64,
+    /// `running`, `done` or `failed`.
+    pub status: String,
+    /// When it began (RFC 3339).
+    pub started_at: String,
+    /// The check date D.
+    pub as_of: String,
+}
+
+impl State {
+    /// Records a reconciliation run as `running`; returns its id.
+    pub fn begin_run(
+        &self,
+        as_of: &str,
+        recipients: &str,
+        sources: &str,
+    ) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (kind, status, started_at, as_of, recipients, sources)
+                 VALUES ('reconcile', 'running', ?1, ?2, ?3, ?4)",
+                params![chrono::Utc::now().to_rfc3339(), as_of, recipients, sources],
+            )
+            .map_err(self.err("record the run"))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records the region codes of the households run `run` checks (known once the
+    /// recipients are read), so that the run is visible to their regions while it runs.
+    pub fn set_run_regions(&self, run: i64, regions: &[String]) -> Result<(), StateError> {
+        let text = serde_json::to_string(regions).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "UPDATE runs SET regions = ?2 WHERE id = ?1",
+                params![run, text],
+            )
+            .map_err(self.err("record the run's regions"))?;
+        Ok(())
+    }
+
+    /// The latest completed run before `run`, if any.
+    pub fn previous_done(&self, run: i64) -> Result<Option<Run>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT id, status, started_at, as_of FROM runs
+                 WHERE kind = 'reconcile' AND status = 'done' AND id < ?1
+                 ORDER BY id DESC LIMIT 1",
+                params![run],
+                run_row,
+            )
+            .optional()
+            .map_err(self.err("find the previous run"))
+    }
+
+    /// What run `run` found per household.
+    pub fn households(&self, run: i64) -> Result<BTreeMap<String, Kept>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT household_id, kept FROM run_households WHERE run_id = ?1")
+            .map_err(self.err("read a run's households"))?;
+        let rows = stmt
+            .query_map(params![run], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(self.err("read a run's households"))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (hid, text) = row.map_err(self.err("read a run's households"))?;
+            let kept: Kept = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+                path: self.path.display().to_string(),
+                run,
+                why: e.to_string(),
+            })?;
+            out.insert(hid, kept);
+        }
+        Ok(out)
+    }
+
+    /// Completes run `run` with what it found and the changes it reported, appends its
+    /// audit entry and (for a job) completes the job, all in one transaction: the run
+    /// becomes the baseline of the next run only now, and is audited exactly once.
+    pub fn finish_run(
+        &mut self,
+        run: i64,
+        households: &BTreeMap<String, Kept>,
+        changes: &[crate::changes::Change],
+        audit: (&str, &str, &AuditDetail),
+        job: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), StateError> {
+        let key = self.audit_key()?;
+        self.write("finish the run", |tx, path| {
+            let q = |what: &str| query_err(path, what);
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO run_households (run_id, household_id, kept) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(q("store the run's households"))?;
+            for (hid, kept) in households {
+                let text = serde_json::to_string(kept).map_err(|e| StateError::Corrupt {
+                    path: path.to_owned(),
+                    run,
+                    why: e.to_string(),
+                })?;
+                stmt.execute(params![run, hid, text])
+                    .map_err(q("store the run's households"))?;
+            }
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO run_changes (run_id, household_id, region_code, change) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(q("store the run's changes"))?;
+            for c in changes {
+                let text = serde_json::to_string(c).map_err(|e| StateError::Corrupt {
+                    path: path.to_owned(),
+                    run,
+                    why: e.to_string(),
+                })?;
+                stmt.execute(params![run, c.household_id, c.region_code, text])
+                    .map_err(q("store the run's changes"))?;
+            }
+            drop(stmt);
+        tx.execute(
+            "UPDATE runs SET status = 'done', finished_at = ?2 WHERE id = ?1",
+            params![run, chrono::Utc::now().to_rfc3339()],
+        )
+        .map_err(q("finish the run"))?;
+            let (actor, kind, detail) = audit;
+            append_in(tx, path, &key, actor, kind, detail)?;
+            if let Some((id, summary)) = job {
+                mark_done_in(tx, path, id, summary)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Marks run `run` failed with `error` (best effort: the run is never a baseline
+    /// either way).
+    pub fn fail_run(&self, run: i64, error: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![
+                    run,
+                    chrono::Utc::now().to_rfc3339(),
+                    hedui_connectors::idnum::mask_ids_in(error)
+                ],
+            )
+            .map_err(self.err("mark the run failed"))?;
+        Ok(())
+    }
+
+    /// The changes a completed run reported: (region_code, change as JSON), by household.
+    pub fn changes(&self, run: i64) -> Result<Vec<(String, String)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT region_code, change FROM run_changes WHERE run_id = ?1 ORDER BY household_id",
+            )
+            .map_err(self.err("read a run's changes"))?;
+        let rows = stmt
+            .query_map(params![run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err("read a run's changes"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("read a run's changes"))
+    }
+
+    /// The region codes of the households a run checks (or checked) or reported as gone
+    /// from the list (whoever may see those households may see the run).
+    pub fn run_regions(&self, run: i64) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kept FROM run_households WHERE run_id = ?1")
+            .map_err(self.err("read a run's households"))?;
+        let rows = stmt
+            .query_map(params![run], |r| r.get::<_, String>(0))
+            .map_err(self.err("read a run's households"))?;
+        let mut out = std::collections::BTreeSet::new();
+        for text in rows {
+            let text = text.map_err(self.err("read a run's households"))?;
+            if let Ok(k) = serde_json::from_str::<Kept>(&text) {
+                out.insert(k.region_code);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT region_code FROM run_changes WHERE run_id = ?1")
+            .map_err(self.err("read a run's regions"))?;
+        let gone = stmt
+            .query_map(params![run], |r| r.get::<_, String>(0))
+            .map_err(self.err("read a run's regions"))?;
+        for region in gone {
+            out.insert(region.map_err(self.err("read a run's regions"))?);
+        }
+        let declared: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT regions FROM runs WHERE id = ?1",
+                params![run],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("read a run's regions"))?
+            .flatten();
+        if let Some(text) = declared {
+            out.extend(serde_json::from_str::<Vec<String>>(&text).unwrap_or_default());
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Deletes the runs that ended before `before` (RFC 3339), with their households and
+    /// changes, except the latest completed run (the next run's baseline); returns how
+    /// many.
+    pub fn expire_runs(&mut self, before: &str) -> Result<usize, StateError> {
+        self.write("expire runs", |tx, path| {
+            let q = |what: &str| query_err(path, what);
+            let keep: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(id) FROM runs WHERE kind = 'reconcile' AND status = 'done'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(q("expire runs"))?;
+            let keep = keep.unwrap_or(-1);
+            let doomed =
+            "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND id <> ?2";
+            for table in ["run_households", "run_changes"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE run_id IN ({doomed})"),
+                    params![before, keep],
+                )
+                .map_err(q("expire runs"))?;
+            }
+            let n = tx
+            .execute(
+                "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND id <> ?2",
+                params![before, keep],
+            )
+            .map_err(q("expire runs"))?;
+            Ok(n)
+        })
+    }
+
+    /// Run `id`, if there is one.
+    pub fn run(&self, id: i64) -> Result<Option<Run>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT id, status, started_at, as_of FROM runs WHERE id = ?1",
+                params![id],
+                run_row,
+            )
+            .optional()
+            .map_err(self.err("read a run"))
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<Run>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, status, started_at, as_of FROM runs ORDER BY id DESC")
+            .map_err(self.err("list runs"))?;
+        let rows = stmt.query_map([], run_row).map_err(self.err("list runs"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("list runs"))
+    }
+}
+
+/// A `runs` row selected as `id, status, started_at, as_of`.
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        status: r.get(1)?,
+        started_at: r.get(2)?,
+        as_of: r.get(3)?,
+    })
+}
