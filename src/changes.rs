@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::verdict::{Evidence, HouseholdResult};
+use crate::verdict::{Evidence, Flag, HouseholdResult};
 
 /// A flag's identity across runs: its rule and, for per-member rules, the member.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -56,21 +56,6 @@ impl Kept {
     }
 }
 
-/// A flag raised now that the previous run did not raise.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AddedFlag {
-    /// Rule code.
-    pub rule: String,
-    /// The member, or null.
-    pub member: Option<String>,
-    /// The figure found.
-    pub value: Value,
-    /// The limit it was compared with.
-    pub limit: Value,
-    /// The records it rests on.
-    pub evidence: Vec<Evidence>,
-}
-
 /// One line of `changes.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
@@ -83,10 +68,32 @@ pub struct Change {
     pub previous_verdict: Option<String>,
     /// Its verdict now; null when it left the list.
     pub verdict: Option<String>,
-    /// Flags raised now and not before.
-    pub added_flags: Vec<AddedFlag>,
+    /// Flags raised now and not before (written without their severity, which the
+    /// verdict already says).
+    #[serde(serialize_with = "without_severity")]
+    pub added_flags: Vec<Flag>,
     /// Flags raised before and not now.
     pub removed_flags: Vec<FlagRef>,
+}
+
+/// `added_flags` as `changes.jsonl` has them: `{rule, member, value, limit, evidence}`.
+fn without_severity<S: serde::Serializer>(flags: &[Flag], s: S) -> Result<S::Ok, S::Error> {
+    /// A flag's fields but its severity, borrowed.
+    #[derive(Serialize)]
+    struct Added<'a> {
+        rule: &'a str,
+        member: &'a Option<String>,
+        value: &'a Value,
+        limit: &'a Value,
+        evidence: &'a [Evidence],
+    }
+    s.collect_seq(flags.iter().map(|f| Added {
+        rule: &f.rule,
+        member: &f.member,
+        value: &f.value,
+        limit: &f.limit,
+        evidence: &f.evidence,
+    }))
 }
 
 /// The changes from `previous` (household → kept, of the last completed run) to
@@ -113,13 +120,7 @@ pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -
                     member: f.member.clone(),
                 })
             })
-            .map(|f| AddedFlag {
-                rule: f.rule.clone(),
-                member: f.member.clone(),
-                value: f.value.clone(),
-                limit: f.limit.clone(),
-                evidence: f.evidence.clone(),
-            })
+            .cloned()
             .collect();
         let removed_flags = old
             .iter()
@@ -154,7 +155,6 @@ pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Flag;
 
     fn result(hid: &str, verdict: &str, flags: &[(&str, Option<&str>)]) -> HouseholdResult {
         HouseholdResult {

@@ -5,6 +5,7 @@
 //! Data flows down this list; a module imports only the modules above it
 //! (`tests/layout.rs` holds the code to it).
 //! - [`progress`]: progress lines and warnings on stderr.
+//! - [`fault`]: the crash tests' one fault-injection hook.
 //! - [`config`]: the deployment config (lake, state, sources with mappings, engine;
 //!   SPEC §9), documented serde structs.
 //! - [`policy`]: policy TOML → standards and parameters per region (SPEC §6).
@@ -22,7 +23,8 @@
 //! - [`output`]: results.jsonl/.parquet, rejected, summary, data_quality, report.html.
 //! - [`error`]: the crate's error, its Chinese headline and exit status.
 //! - [`check`]: one verification run end to end → a [`verdict::CheckRun`].
-//! - [`publish`]: the tail every run ends in (the audit entry of a run).
+//! - [`publish`]: the one tail every run ends in: outputs written atomically, then its
+//!   audit entry and the completion of its run and job in one transaction.
 //! - [`reconcile`]: a reconciliation run against the previous one.
 //! - [`server`]: `hedui serve`, the HTTPS API on the same engine, its jobs and schedule.
 //! - [`cli`]: command-line arguments.
@@ -39,6 +41,7 @@ pub mod cmd;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fault;
 pub mod generate;
 pub mod ingest;
 pub mod lake;

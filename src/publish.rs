@@ -1,8 +1,210 @@
-//! The tail every run ends in: what a run decided, made into the audit log's entry.
+//! The one tail every run ends in — a check on the command line, a batch job, a check
+//! over the API, a reconciliation (by hand or scheduled): first its output files, each
+//! written to a temporary name and renamed; then, in one transaction of the state
+//! database, its audit entry and the completion of the reconciliation run and of the
+//! server's job it is. A run killed between the two is neither done nor audited: a job
+//! is run again, a reconciliation is never a baseline.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::applicants::Household;
+use crate::changes::{Change, Kept};
+use crate::error::Error;
+use crate::fault;
+use crate::output::summary::Summary;
+use crate::output::{self, Compared};
+use crate::progress::Progress;
 use crate::state::audit::{AuditDetail, AuditedHousehold};
+use crate::state::{Completion, RunDone, State};
 use crate::verdict::CheckRun;
+
+/// How a run ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Tail<'a> {
+    /// Where its output files go (`None`: none — a check over the API answers in JSON).
+    pub out: Option<&'a Path>,
+    /// Who ran it, for the audit log: `token:NAME`, `os:USER`, `schedule`.
+    pub actor: &'a str,
+    /// The audit entry's kind: `check`, `api`, `batch`, `reconcile`, `schedule`.
+    pub kind: &'a str,
+    /// Audit this household of the run only (an API request checked with others).
+    pub household: Option<&'a str>,
+    /// The server's job the run is, done with it.
+    pub job: Option<&'a str>,
+    /// The reconciliation run it is: compared with the previous one.
+    pub reconciliation: Option<Reconciled<'a>>,
+}
+
+impl<'a> Tail<'a> {
+    /// The tail of a run that writes `out` (`None`: no files) and is audited as `kind`
+    /// by `actor`.
+    pub fn new(out: Option<&'a Path>, actor: &'a str, kind: &'a str) -> Tail<'a> {
+        Tail {
+            out,
+            actor,
+            kind,
+            household: None,
+            job: None,
+            reconciliation: None,
+        }
+    }
+}
+
+/// A reconciliation run against its previous completed run.
+#[derive(Debug, Clone, Copy)]
+pub struct Reconciled<'a> {
+    /// The run.
+    pub run_id: i64,
+    /// The previous completed run, if any.
+    pub previous: Option<i64>,
+    /// What changed (`changes.jsonl`; the report leads with them).
+    pub changes: &'a [Change],
+}
+
+/// What publishing did.
+#[derive(Debug)]
+pub struct Published {
+    /// The run's summary (`summary.json`), when it wrote files.
+    pub summary: Option<Summary>,
+    /// The audit entry (`None`: no state database, or a job queued again meanwhile).
+    pub audit_seq: Option<i64>,
+    /// Whether the job (if any) was done now (`false`: it was queued again meanwhile
+    /// and runs again; it is audited then).
+    pub job_done: bool,
+}
+
+/// Ends `run` as `tail` says, recorded in `state` (`None`: a command-line check without
+/// a state folder — not audited, and said so).
+pub fn publish(
+    run: &CheckRun,
+    tail: &Tail<'_>,
+    state: Option<&mut State>,
+    progress: &Progress,
+) -> Result<Published, Error> {
+    let summary = match tail.out {
+        Some(out) => Some(write_outputs(
+            run,
+            out,
+            tail.reconciliation.as_ref(),
+            progress,
+        )?),
+        None => None,
+    };
+    let Some(state) = state else {
+        progress.warn(
+            "本次核对未记入审计日志（用 --config 或设置 HEDUI_STATE）— this check is not in an audit log: run it with --config, or set HEDUI_STATE to the state folder",
+        );
+        return Ok(Published {
+            summary,
+            audit_seq: None,
+            job_done: false,
+        });
+    };
+    if tail.out.is_some() && (tail.job.is_some() || tail.reconciliation.is_some()) {
+        fault::pause_thread(
+            fault::BEFORE_RUN_DONE,
+            &format!("{}: outputs written", tail.kind_of_run()),
+        );
+    }
+    let hasher = state.id_hasher()?;
+    let detail = match tail.household {
+        Some(h) => audit_detail_of(run, h, hasher),
+        None => audit_detail(run, hasher),
+    };
+    let kept: BTreeMap<String, Kept> = match &tail.reconciliation {
+        Some(_) => run
+            .results
+            .iter()
+            .map(|r| (r.household_id.clone(), Kept::of(r)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let job_summary = tail
+        .job
+        .map(|_| job_summary(summary.as_ref(), tail.reconciliation.as_ref()))
+        .transpose()?;
+    let done = state.complete(&Completion {
+        actor: tail.actor,
+        kind: tail.kind,
+        detail: &detail,
+        run: tail.reconciliation.as_ref().map(|r| RunDone {
+            id: r.run_id,
+            households: &kept,
+            changes: r.changes,
+        }),
+        job: tail.job.zip(job_summary.as_ref()),
+    })?;
+    Ok(Published {
+        summary,
+        audit_seq: done.audit_seq,
+        job_done: done.job_done,
+    })
+}
+
+impl Tail<'_> {
+    /// How the crash tests' pause names the run.
+    fn kind_of_run(&self) -> &'static str {
+        if self.reconciliation.is_some() {
+            "reconcile"
+        } else {
+            "batch"
+        }
+    }
+}
+
+/// Writes every output file of `run` into `out`; a reconciliation's report leads with
+/// its changes, which also go to `changes.jsonl`.
+fn write_outputs(
+    run: &CheckRun,
+    out: &Path,
+    reconciliation: Option<&Reconciled<'_>>,
+    progress: &Progress,
+) -> Result<Summary, Error> {
+    let compared = reconciliation.map(|r| Compared {
+        run_id: r.run_id,
+        previous: r.previous,
+        changes: r.changes,
+    });
+    let summary = output::write_all_with(out, run, compared.as_ref(), progress)?;
+    if let Some(r) = reconciliation {
+        output::write_jsonl(out, "changes.jsonl", r.changes)?;
+        progress.step(&format!(
+            "changes.jsonl: {} households changed",
+            r.changes.len()
+        ));
+    }
+    Ok(summary)
+}
+
+/// What a job's submitter is shown of its run: a batch's summary without the server's
+/// paths; a reconciliation's run, previous run, changes and counts.
+fn job_summary(
+    summary: Option<&Summary>,
+    reconciliation: Option<&Reconciled<'_>>,
+) -> Result<serde_json::Value, Error> {
+    let Some(summary) = summary else {
+        return Ok(serde_json::json!({}));
+    };
+    if let Some(r) = reconciliation {
+        return Ok(serde_json::json!({
+            "run_id": r.run_id,
+            "previous_run": r.previous,
+            "changes": r.changes.len(),
+            "verdicts": summary.verdicts,
+            "households_accepted": summary.applicants.households_accepted,
+            "households_rejected": summary.applicants.households_rejected,
+        }));
+    }
+    let mut shown =
+        serde_json::to_value(summary).map_err(|e| Error::Internal(format!("job summary: {e}")))?;
+    if let Some(o) = shown.as_object_mut() {
+        // Server paths are nobody's business.
+        o.remove("policy");
+        o.remove("sources_dir");
+    }
+    Ok(shown)
+}
 
 /// What a check run read and decided, with members' ID numbers hashed by `hash`.
 /// Households rejected before any data was read are not in it.

@@ -9,14 +9,14 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use crate::applicants;
-use crate::changes::{self, Kept};
+use crate::changes;
 use crate::check::run_batch;
 use crate::check::Setup;
 use crate::error::Error;
-use crate::output;
 use crate::output::summary::Summary;
 use crate::policy::Policy;
 use crate::progress::Progress;
+use crate::publish::{publish, Reconciled, Tail};
 use crate::state::State;
 
 /// What a reconciliation reads and where it writes.
@@ -43,7 +43,7 @@ pub struct Reconciliation<'a> {
 
 /// What a reconciliation did.
 #[derive(Debug)]
-pub struct Reconciled {
+pub struct Outcome {
     /// The run's id in the state database.
     pub run_id: i64,
     /// The previous completed run compared with, if any.
@@ -60,7 +60,7 @@ pub async fn run(
     r: &Reconciliation<'_>,
     state: &mut State,
     progress: &Progress,
-) -> Result<Reconciled, Error> {
+) -> Result<Outcome, Error> {
     let run_id = state.begin_run(
         &r.as_of.to_string(),
         &r.recipients.display().to_string(),
@@ -86,7 +86,7 @@ async fn reconcile(
     state: &mut State,
     run_id: i64,
     progress: &Progress,
-) -> Result<Reconciled, Error> {
+) -> Result<Outcome, Error> {
     let batch = applicants::load(r.recipients, r.policy, r.as_of)?;
     let regions: std::collections::BTreeSet<String> = batch
         .households
@@ -101,58 +101,23 @@ async fn reconcile(
         None => BTreeMap::new(),
     };
     let found = changes::between(&before, &checked.results);
-    let compared = output::Compared {
-        run_id,
-        previous: previous.as_ref().map(|p| p.id),
-        changes: &found,
+    let tail = Tail {
+        job: r.job,
+        reconciliation: Some(Reconciled {
+            run_id,
+            previous: previous.as_ref().map(|p| p.id),
+            changes: &found,
+        }),
+        ..Tail::new(Some(r.out), r.actor, r.audit_kind)
     };
-    let summary = output::write_all_with(r.out, &checked, Some(&compared), progress)?;
-    output::write_jsonl(r.out, "changes.jsonl", &found)?;
-    progress.step(&format!(
-        "changes.jsonl: {} households changed",
-        found.len()
-    ));
-    pause_before_done("reconcile").await;
-    let kept: BTreeMap<String, Kept> = checked
-        .results
-        .iter()
-        .map(|res| (res.household_id.clone(), Kept::of(res)))
-        .collect();
-    let detail = crate::publish::audit_detail(&checked, state.id_hasher()?);
-    let job_summary = serde_json::json!({
-        "run_id": run_id,
-        "previous_run": previous.as_ref().map(|p| p.id),
-        "changes": found.len(),
-        "verdicts": summary.verdicts,
-        "households_accepted": summary.applicants.households_accepted,
-        "households_rejected": summary.applicants.households_rejected,
-    });
-    state.finish_run(
-        run_id,
-        &kept,
-        &found,
-        (r.actor, r.audit_kind, &detail),
-        r.job.map(|j| (j, &job_summary)),
-    )?;
-    Ok(Reconciled {
+    let done = publish(&checked, &tail, Some(state), progress)?;
+    let summary = done
+        .summary
+        .ok_or_else(|| Error::Internal("a reconciliation wrote no summary".into()))?;
+    Ok(Outcome {
         run_id,
         previous: previous.map(|p| p.id),
         summary,
         changes: found.len(),
     })
-}
-
-/// Fault injection for crash tests: with `HEDUI_PAUSE_BEFORE_RUN_DONE_MS` set, a run
-/// (`what`: a reconciliation or a server job) says so on stderr and waits that long after
-/// writing its outputs and before it is recorded done, so a test can kill it at the worst
-/// moment.
-pub async fn pause_before_done(what: &str) {
-    let Some(ms) = std::env::var("HEDUI_PAUSE_BEFORE_RUN_DONE_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    else {
-        return;
-    };
-    eprintln!("{what}: outputs written, pausing {ms} ms before the run is done");
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }

@@ -4,9 +4,9 @@
 use crate::check::{run, CheckOptions};
 use crate::cli::CheckArgs;
 use crate::error::Error;
-use crate::output;
 use crate::output::summary::Summary;
 use crate::progress::Progress;
+use crate::publish::{publish, Tail};
 use crate::state::audit::os_actor;
 use crate::state::State;
 
@@ -23,24 +23,20 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
         cluster: data.cluster,
     };
     let run = run(&opts, progress).await?;
-    let summary = output::write_all(&args.out, &run, progress)?;
-    progress.step(&format!("results written to {}", args.out.display()));
     // The audit log of the deployment's [state] (or HEDUI_STATE): who looked at whose
     // data, under which authorization, on which snapshots.
     let state_dir =
         config_state.or_else(|| std::env::var_os("HEDUI_STATE").map(std::path::PathBuf::from));
-    match state_dir {
-        Some(dir) => {
-            let mut state = State::open(&dir)?;
-            let detail = crate::publish::audit_detail(&run, state.id_hasher()?);
-            let seq = state.append_audit(&os_actor(), "check", &detail)?;
-            progress.step(&format!("audit log entry {seq} in {}", dir.display()));
-        }
-        None => progress.warn(
-            "本次核对未记入审计日志（用 --config 或设置 HEDUI_STATE）— this check is not in an audit log: run it with --config, or set HEDUI_STATE to the state folder",
-        ),
+    let mut state = state_dir.as_deref().map(State::open).transpose()?;
+    let actor = os_actor();
+    let tail = Tail::new(Some(&args.out), &actor, "check");
+    let done = publish(&run, &tail, state.as_mut(), progress)?;
+    progress.step(&format!("results written to {}", args.out.display()));
+    if let (Some(seq), Some(dir)) = (done.audit_seq, &state_dir) {
+        progress.step(&format!("audit log entry {seq} in {}", dir.display()));
     }
-    Ok(summary)
+    done.summary
+        .ok_or_else(|| Error::Internal("a check with an output folder wrote no summary".into()))
 }
 
 /// A one-paragraph summary for the terminal, in Chinese and English.

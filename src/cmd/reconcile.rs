@@ -4,12 +4,12 @@ use crate::cli::ReconcileArgs;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::reconcile::{run, Reconciled, Reconciliation};
+use crate::reconcile::{run, Outcome, Reconciliation};
 use crate::state::audit::os_actor;
 use crate::state::State;
 
 /// Runs `reconcile`.
-pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Reconciled, Error> {
+pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Outcome, Error> {
     let data = super::data::resolve_data(&args.data)?;
     let input = data.input;
     let as_of = crate::check::as_of(args.as_of.as_deref())?;
@@ -33,7 +33,7 @@ pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Reconc
 }
 
 /// The closing lines for the terminal, in Chinese and English.
-pub fn describe(r: &Reconciled, out: &std::path::Path) -> String {
+pub fn describe(r: &Outcome, out: &std::path::Path) -> String {
     let base = match r.previous {
         Some(p) => format!("与第 {p} 次比较（compared with run {p}）"),
         None => "首次运行，无可比较的前次结果（first run: nothing to compare with）".to_owned(),

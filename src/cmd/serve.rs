@@ -7,9 +7,9 @@ use crate::cli::ServeArgs;
 use crate::config::Deployment;
 use crate::error::Error;
 use crate::policy::Policy;
+use crate::server::app::stopped;
 use crate::server::config::ServerConfig;
-use crate::server::jobs;
-use crate::server::{run, tls_config, AppState};
+use crate::server::{run, tls_config, work, AppState};
 use crate::state::State;
 
 /// Runs the server until it is told to stop.
@@ -61,17 +61,30 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         setup,
         state: Mutex::new(state),
     });
-    jobs::start_worker(app.clone(), tokio::runtime::Handle::current())?;
+    // One shutdown for the server and every worker: SIGTERM or Ctrl-C.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let rt = tokio::runtime::Handle::current();
+    work::jobs::start_worker(app.clone(), rt.clone(), shutdown.clone())?;
     // One check worker per core: more would only take turns on the same cores.
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    crate::server::checker::start(app.clone(), tokio::runtime::Handle::current(), cores)?;
-    let schedule = tokio::spawn(jobs::run_schedule(app.clone()));
-    let retention = tokio::spawn(jobs::run_retention(app.clone()));
-    run(listener, tls, app.clone(), shutdown_signal()).await;
+    let (drained_tx, drained) = tokio::sync::watch::channel(false);
+    work::checks::start(app.clone(), rt, cores, drained)?;
+    let schedule = tokio::spawn(work::schedule::run_schedule(app.clone(), shutdown.clone()));
+    let retention = tokio::spawn(work::schedule::run_retention(app.clone(), shutdown.clone()));
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut server_stop = shutdown.clone();
+    run(listener, tls, app.clone(), async move {
+        stopped(&mut server_stop).await
+    })
+    .await;
+    signal.abort();
+    let _ = drained_tx.send(true);
     // No new requests; the running job finishes or is queued again.
-    jobs::stop_worker(&app, grace).await;
-    schedule.abort();
-    retention.abort();
+    work::jobs::stop_worker(&app, grace).await;
+    let _ = tokio::join!(schedule, retention);
     eprintln!("hedui: stopped");
     Ok(())
 }

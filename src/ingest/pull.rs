@@ -246,7 +246,11 @@ async fn commit(
         queried_file: None,
         clock_note: None,
     };
-    pause_before_commit(name).await;
+    crate::fault::pause(
+        crate::fault::BEFORE_COMMIT,
+        &format!("{name}: snapshot written"),
+    )
+    .await;
     let committed = lake.commit(manifest, cp.base_seq).await?;
     if let Some(note) = &committed.clock_note {
         progress.warn(&format!("{name}: 提交时间已校正 — {note}"));
@@ -266,18 +270,4 @@ async fn commit(
         )),
     }
     Ok(Outcome::Committed(committed))
-}
-
-/// Fault injection for crash tests: with `HEDUI_PAUSE_BEFORE_COMMIT_MS` set, the ingest
-/// says so on stderr and waits that long after writing a snapshot's files and before
-/// committing its manifest, so a test can kill the process at the worst moment.
-async fn pause_before_commit(source: &str) {
-    let Some(ms) = std::env::var("HEDUI_PAUSE_BEFORE_COMMIT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    else {
-        return;
-    };
-    eprintln!("{source}: snapshot written, pausing {ms} ms before commit");
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }

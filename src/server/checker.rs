@@ -18,11 +18,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::applicants::{Batch, BatchFormat, Household};
+use crate::applicants::Household;
 use crate::check::CheckRun;
 use crate::error::Error;
-use crate::progress::Progress;
-use crate::server::AppState;
 
 /// Requests waiting at most; beyond, the API answers 503.
 pub const QUEUED_CHECKS: usize = 1024;
@@ -38,10 +36,13 @@ pub const RUN_MEMBERS: usize = 256;
 pub type Answer = Result<Arc<CheckRun>, Arc<Error>>;
 
 /// One household waiting to be checked.
-struct Request {
-    household: Household,
-    as_of: NaiveDate,
-    reply: oneshot::Sender<Answer>,
+pub(crate) struct Request {
+    /// The household.
+    pub(crate) household: Household,
+    /// Its check date.
+    pub(crate) as_of: NaiveDate,
+    /// Where its answer goes.
+    pub(crate) reply: oneshot::Sender<Answer>,
 }
 
 /// Why a check was not run.
@@ -107,7 +108,7 @@ impl Checker {
     }
 
     /// The next run: the first waiting request and those waiting that may join it.
-    async fn next_run(&self, alone: bool) -> Option<Vec<Request>> {
+    pub(crate) async fn next_run(&self, alone: bool) -> Option<Vec<Request>> {
         let mut inbox = self.inbox.lock().await;
         let first = match inbox.held.pop_front() {
             Some(r) => r,
@@ -177,64 +178,6 @@ impl Run {
         self.people
             .extend(r.household.members.iter().map(|m| m.id_number.clone()));
         self.requests.push(r);
-    }
-}
-
-/// Starts `workers` threads checking the queued households of `app` on `handle`'s
-/// runtime (the engine's future is driven on a thread of its own: it is not `Send`).
-pub fn start(
-    app: Arc<AppState>,
-    handle: tokio::runtime::Handle,
-    workers: usize,
-) -> Result<(), Error> {
-    for n in 0..workers.max(1) {
-        let app = app.clone();
-        let handle = handle.clone();
-        std::thread::Builder::new()
-            .name(format!("hedui-check-{n}"))
-            .spawn(move || handle.block_on(work(app)))
-            .map_err(|e| Error::Internal(format!("cannot start a check worker thread: {e}")))?;
-    }
-    Ok(())
-}
-
-async fn work(app: Arc<AppState>) {
-    // Lookup-mode departments are asked for one household's members at a time.
-    let alone = matches!(&app.setup.sources, crate::sources::Opened::Lake { lookups, .. } if !lookups.is_empty());
-    while let Some(requests) = app.checks.next_run(alone).await {
-        let as_of = requests[0].as_of;
-        let mut households: Vec<Household> = requests.iter().map(|r| r.household.clone()).collect();
-        households.sort_by(|a, b| a.household_id.cmp(&b.household_id));
-        let rows_read = households.iter().map(|h| h.members.len() as u64).sum();
-        let batch = Batch {
-            file: "api".into(),
-            format: BatchFormat::Jsonl,
-            encoding: None,
-            rows_read,
-            ignored_columns: Vec::new(),
-            households,
-            rejections: Vec::new(),
-            rejected_households: Vec::new(),
-        };
-        tracing::debug!("checks: one run of {} households", requests.len());
-        // A defect that panics fails this run's requests (500, logged), not the worker.
-        let silent = Progress::silent();
-        let run = std::panic::AssertUnwindSafe(crate::check::run_batch(
-            batch,
-            &app.policy,
-            &app.setup,
-            &app.sources_label,
-            as_of,
-            &silent,
-        ));
-        let answer = match futures::FutureExt::catch_unwind(run).await {
-            Ok(run) => run.map(Arc::new).map_err(Arc::new),
-            Err(_) => Err(Arc::new(Error::Internal("a check run panicked".into()))),
-        };
-        for r in requests {
-            // A client that went away no longer waits for its answer.
-            let _ = r.reply.send(answer.clone());
-        }
     }
 }
 

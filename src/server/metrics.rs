@@ -4,15 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use super::AppState;
+use std::sync::Mutex;
 
 /// Upper bounds of the latency buckets, microseconds (durations are kept as whole
 /// microseconds and printed as seconds: no binary floats anywhere in hedui).
@@ -22,7 +14,7 @@ const BUCKETS_US: [u64; 12] = [
 ];
 
 /// Microseconds as seconds with six fraction digits (`0.002500`).
-fn seconds(us: u64) -> String {
+pub(crate) fn seconds(us: u64) -> String {
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
@@ -72,7 +64,7 @@ impl Metrics {
     }
 
     /// The counters and histograms as Prometheus text.
-    fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP hedui_http_requests_total HTTP requests by route and status."
@@ -130,81 +122,6 @@ impl Metrics {
             }
         }
     }
-}
-
-/// Middleware counting every request by its route pattern and status.
-pub async fn track(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    app.metrics.request(&route, resp.status().as_u16(), us);
-    resp
-}
-
-/// `GET /metrics`.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
-)]
-pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
-    let mut out = String::new();
-    app.metrics.render(&mut out);
-    let counts = app
-        .state
-        .lock()
-        .ok()
-        .and_then(|s| s.job_counts().ok())
-        .unwrap_or_default();
-    let count = |status: &str| {
-        counts
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n)
-    };
-    let _ = writeln!(
-        out,
-        "# HELP hedui_job_queue_depth Jobs (batches, scheduled reconciliations) waiting to run."
-    );
-    let _ = writeln!(out, "# TYPE hedui_job_queue_depth gauge");
-    let _ = writeln!(out, "hedui_job_queue_depth {}", count("queued"));
-    let _ = writeln!(
-        out,
-        "# HELP hedui_jobs Jobs kept in the state database, by status."
-    );
-    let _ = writeln!(out, "# TYPE hedui_jobs gauge");
-    for status in ["queued", "running", "done", "failed"] {
-        let _ = writeln!(out, "hedui_jobs{{status=\"{status}\"}} {}", count(status));
-    }
-    let _ = writeln!(out, "# HELP hedui_source_snapshot_age_seconds Age of each source's current snapshot (since its pull).");
-    let _ = writeln!(out, "# TYPE hedui_source_snapshot_age_seconds gauge");
-    if let crate::sources::Opened::Lake { lake, .. } = &app.setup.sources {
-        for (source, _) in hedui_connectors::schema::sources() {
-            if let Ok(Some(m)) = lake.snapshot_at(source, None).await {
-                let age_us = (chrono::Utc::now() - m.pulled_at)
-                    .num_microseconds()
-                    .and_then(|u| u64::try_from(u).ok())
-                    .unwrap_or(0);
-                let _ = writeln!(
-                    out,
-                    "hedui_source_snapshot_age_seconds{{source=\"{source}\"}} {}",
-                    seconds(age_us)
-                );
-            }
-        }
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
 }
 
 #[cfg(test)]

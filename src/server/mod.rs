@@ -2,12 +2,18 @@
 //! engine, pipelines and lake as `check`.
 //!
 //! - [`config`]: `[server]` and `[[token]]`, validated before binding.
-//! - [`auth`]: bearer tokens by SHA-256, compared in constant time.
+//! - [`app`]: what every request shares ([`AppState`]).
+//! - [`auth`]: bearer tokens by SHA-256, compared in constant time; [`caller`]: the one
+//!   extractor of a request's caller, its role checked for the route.
 //! - [`routes`]: the route table; [`handlers`]: one file per group of routes.
 //! - [`error`]: the JSON error shape; [`limit`]: requests per minute per token;
 //!   [`metrics`]: Prometheus counters and histograms.
+//! - [`checker`]: the queue of one-household checks; [`jobs`]: the jobs' files and ids;
+//!   [`work`]: the check workers, the job worker, the schedule and retention.
 
+pub mod app;
 pub mod auth;
+pub mod caller;
 pub mod checker;
 pub mod config;
 pub mod cron;
@@ -17,56 +23,17 @@ pub mod jobs;
 pub mod limit;
 pub mod metrics;
 pub mod routes;
+pub mod work;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::check::Setup;
-use crate::policy::Policy;
-use crate::state::State;
-use config::ServerConfig;
+pub use app::AppState;
 
 /// Connections served at once; more wait in the listen queue.
 pub const MAX_CONNECTIONS: usize = 1024;
-
-/// What every request shares.
-pub struct AppState {
-    /// The validated server settings and tokens.
-    pub config: ServerConfig,
-    /// The policy of every check.
-    pub policy: Policy,
-    /// The departments' data: the lake (current snapshots read per request, so a new
-    /// commit is picked up without a restart) and its lookup-mode sources.
-    pub setup: Setup,
-    /// How results name the data read.
-    pub sources_label: String,
-    /// The state database (audit log).
-    pub state: Mutex<State>,
-    /// Requests per minute per token.
-    pub limiter: limit::RateLimiter,
-    /// What `/metrics` reports.
-    pub metrics: metrics::Metrics,
-    /// The job worker's shared half.
-    pub jobs: jobs::Jobs,
-    /// The queue of one-household checks.
-    pub checks: checker::Checker,
-}
-
-impl AppState {
-    /// The token of a request, admitted by the rate limit: 401 or 429 otherwise.
-    pub fn caller(
-        &self,
-        headers: &axum::http::HeaderMap,
-    ) -> Result<&config::Token, error::ApiError> {
-        let token = auth::authenticate(headers, &self.config.tokens)?;
-        self.limiter
-            .admit(&token.name)
-            .map_err(error::ApiError::too_many)?;
-        Ok(token)
-    }
-}
 
 /// Serves `app` on `listener` (TLS when `tls` is given) until `shutdown` completes; then
 /// stops accepting and lets the connections in progress finish.

@@ -6,8 +6,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::handlers::{audit, batches, checks, health, reconciliations};
-use super::{metrics, AppState};
+use super::app::AppState;
+use super::handlers::{audit, batches, checks, health, metrics, reconciliations};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]

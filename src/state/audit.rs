@@ -187,20 +187,6 @@ impl State {
         Ok(move |id: &str| hex(hmac::sign(&key, id.as_bytes()).as_ref()))
     }
 
-    /// Appends an entry; returns its sequence number. The chain's last entry is read and
-    /// the new one written in one write transaction, so concurrent writers queue.
-    pub fn append_audit(
-        &mut self,
-        actor: &str,
-        kind: &str,
-        detail: &AuditDetail,
-    ) -> Result<i64, StateError> {
-        let key = self.audit_key()?;
-        self.write("append to the audit log", |tx, path| {
-            append_in(tx, path, &key, actor, kind, detail)
-        })
-    }
-
     /// Every entry, in chain order.
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StateError> {
         let mut stmt = self

@@ -12,7 +12,6 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::audit::AuditDetail;
 use super::db::{query_err, State, StateError};
 
 /// Runs of one job at most; the last interruption fails it.
@@ -243,26 +242,6 @@ impl State {
         Ok(())
     }
 
-    /// Completes a running job and appends its audit entry, in one transaction. A job
-    /// that is no longer running (done by another worker) is left alone: `Ok(false)`.
-    pub fn finish_job(
-        &mut self,
-        id: &str,
-        summary: &serde_json::Value,
-        actor: &str,
-        kind: &str,
-        detail: &AuditDetail,
-    ) -> Result<bool, StateError> {
-        let key = self.audit_key()?;
-        self.write("finish a job", |tx, path| {
-            let changed = mark_done_in(tx, path, id, summary)?;
-            if changed {
-                super::audit::append_in(tx, path, &key, actor, kind, detail)?;
-            }
-            Ok(changed)
-        })
-    }
-
     /// Fails a job with `error` (ID numbers masked).
     pub fn fail_job(&self, id: &str, error: &str) -> Result<(), StateError> {
         self.conn
@@ -428,6 +407,8 @@ mod tests {
 
     use super::*;
     use crate::state::audit::AuditDetail;
+    use crate::state::complete::Completion;
+    use crate::state::runs::RunDone;
 
     fn job(id: &str) -> NewJob {
         NewJob {
@@ -486,12 +467,16 @@ mod tests {
         s.requeue_job("b").unwrap();
         assert_eq!(s.claim_job().unwrap().unwrap().attempts, 1);
         let summary = serde_json::json!({});
-        assert!(s
-            .finish_job("b", &summary, "token:t", "batch", &detail())
-            .unwrap());
-        assert!(!s
-            .finish_job("b", &summary, "token:t", "batch", &detail())
-            .unwrap());
+        let done = |s: &mut State| {
+            s.complete(&Completion {
+                job: Some(("b", &summary)),
+                ..Completion::audit("token:t", "batch", &detail())
+            })
+            .unwrap()
+            .job_done
+        };
+        assert!(done(&mut s));
+        assert!(!done(&mut s));
         assert_eq!(s.audit_entries().unwrap().len(), 1, "audited once");
     }
 
@@ -512,8 +497,15 @@ mod tests {
                     region_code: "410102".into(),
                 },
             )]);
-            s.finish_run(run, &kept, &[], ("os:t", "reconcile", &detail()), None)
-                .unwrap();
+            s.complete(&Completion {
+                run: Some(RunDone {
+                    id: run,
+                    households: &kept,
+                    changes: &[],
+                }),
+                ..Completion::audit("os:t", "reconcile", &detail())
+            })
+            .unwrap();
             done.push(run);
         }
         let failed = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();

@@ -4,14 +4,17 @@
 //! - [`db`]: an open database, its errors, the one IMMEDIATE write transaction.
 //! - [`audit`]: the hash-chained audit log.
 //! - [`jobs`]: the server's jobs (batches, scheduled reconciliations).
+//! - [`complete`]: the one transaction every run ends in (audit, run, job).
 //! - [`runs`]: reconciliation runs and what each completed run found per household, so
 //!   the next run can say what changed.
 
 pub mod audit;
+pub mod complete;
 pub mod db;
 pub mod jobs;
 pub mod runs;
 pub mod schema;
 
+pub use complete::{Completed, Completion};
 pub use db::{State, StateError, DB_FILE};
-pub use runs::Run;
+pub use runs::{Run, RunDone};

@@ -10,9 +10,62 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::changes::Kept;
 
-use super::audit::{append_in, AuditDetail};
 use super::db::{query_err, State, StateError};
-use super::jobs::mark_done_in;
+
+/// A reconciliation run completed: what it found per household and the changes it
+/// reported (see [`super::complete`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RunDone<'a> {
+    /// The run.
+    pub id: i64,
+    /// What it found, by household.
+    pub households: &'a BTreeMap<String, Kept>,
+    /// What it reported as changed.
+    pub changes: &'a [crate::changes::Change],
+}
+
+/// Marks run `done.id` done with what it found, within the write transaction `tx`: it
+/// becomes the baseline of the next run only when `tx` commits.
+pub(super) fn finish_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &str,
+    done: &RunDone<'_>,
+) -> Result<(), StateError> {
+    let q = |what: &str| query_err(path, what);
+    let mut stmt = tx
+        .prepare("INSERT INTO run_households (run_id, household_id, kept) VALUES (?1, ?2, ?3)")
+        .map_err(q("store the run's households"))?;
+    for (hid, kept) in done.households {
+        let text = serde_json::to_string(kept).map_err(|e| StateError::Corrupt {
+            path: path.to_owned(),
+            run: done.id,
+            why: e.to_string(),
+        })?;
+        stmt.execute(params![done.id, hid, text])
+            .map_err(q("store the run's households"))?;
+    }
+    let mut stmt = tx
+        .prepare(
+            "INSERT INTO run_changes (run_id, household_id, region_code, change) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(q("store the run's changes"))?;
+    for c in done.changes {
+        let text = serde_json::to_string(c).map_err(|e| StateError::Corrupt {
+            path: path.to_owned(),
+            run: done.id,
+            why: e.to_string(),
+        })?;
+        stmt.execute(params![done.id, c.household_id, c.region_code, text])
+            .map_err(q("store the run's changes"))?;
+    }
+    drop(stmt);
+    tx.execute(
+        "UPDATE runs SET status = 'done', finished_at = ?2 WHERE id = ?1",
+        params![done.id, chrono::Utc::now().to_rfc3339()],
+    )
+    .map_err(q("finish the run"))?;
+    Ok(())
+}
 
 /// A reconciliation run as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,63 +147,6 @@ impl State {
             out.insert(hid, kept);
         }
         Ok(out)
-    }
-
-    /// Completes run `run` with what it found and the changes it reported, appends its
-    /// audit entry and (for a job) completes the job, all in one transaction: the run
-    /// becomes the baseline of the next run only now, and is audited exactly once.
-    pub fn finish_run(
-        &mut self,
-        run: i64,
-        households: &BTreeMap<String, Kept>,
-        changes: &[crate::changes::Change],
-        audit: (&str, &str, &AuditDetail),
-        job: Option<(&str, &serde_json::Value)>,
-    ) -> Result<(), StateError> {
-        let key = self.audit_key()?;
-        self.write("finish the run", |tx, path| {
-            let q = |what: &str| query_err(path, what);
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO run_households (run_id, household_id, kept) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(q("store the run's households"))?;
-            for (hid, kept) in households {
-                let text = serde_json::to_string(kept).map_err(|e| StateError::Corrupt {
-                    path: path.to_owned(),
-                    run,
-                    why: e.to_string(),
-                })?;
-                stmt.execute(params![run, hid, text])
-                    .map_err(q("store the run's households"))?;
-            }
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO run_changes (run_id, household_id, region_code, change) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(q("store the run's changes"))?;
-            for c in changes {
-                let text = serde_json::to_string(c).map_err(|e| StateError::Corrupt {
-                    path: path.to_owned(),
-                    run,
-                    why: e.to_string(),
-                })?;
-                stmt.execute(params![run, c.household_id, c.region_code, text])
-                    .map_err(q("store the run's changes"))?;
-            }
-            drop(stmt);
-        tx.execute(
-            "UPDATE runs SET status = 'done', finished_at = ?2 WHERE id = ?1",
-            params![run, chrono::Utc::now().to_rfc3339()],
-        )
-        .map_err(q("finish the run"))?;
-            let (actor, kind, detail) = audit;
-            append_in(tx, path, &key, actor, kind, detail)?;
-            if let Some((id, summary)) = job {
-                mark_done_in(tx, path, id, summary)?;
-            }
-            Ok(())
-        })
     }
 
     /// Marks run `run` failed with `error` (best effort: the run is never a baseline

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::server::config::Role;
+use crate::server::app::AppState;
+use crate::server::caller::{Caller, MayAudit};
 use crate::server::error::ApiError;
-use crate::server::AppState;
 
 /// Query parameters.
 #[derive(Debug, Deserialize)]
@@ -57,22 +57,15 @@ fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
     responses(
         (status = 200, description = "`{\"entries\": [...]}`: seq, at, actor, kind, households of the token's regions, sources, hashes"),
         (status = 400, description = "A bad time"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "Not an auditor or admin token"),
+        Caller<MayAudit>,
     ),
     security(("bearer" = []))
 )]
 pub async fn list(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayAudit>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = app.caller(&headers)?;
-    if !matches!(token.role, Role::Auditor | Role::Admin) {
-        return Err(ApiError::forbidden(
-            "只有审计员和管理员可以查看审计日志（only auditor and admin tokens read the audit log）",
-        ));
-    }
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let (from, to) = (bound(&q.from, "from")?, bound(&q.to, "to")?);
     let entries = {

@@ -21,10 +21,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::applicants::{read_batch_within, BatchFormat, Column, Limits};
+use crate::server::app::AppState;
+use crate::server::caller::{Caller, MayBatch};
 use crate::server::config::Token;
 use crate::server::error::ApiError;
 use crate::server::jobs::{is_job_id, job_dir, new_id, out_dir};
-use crate::server::AppState;
 use crate::state::jobs::{Job, JobKind, NewJob};
 
 /// Query parameters of a submission.
@@ -83,15 +84,6 @@ fn format_extension(f: BatchFormat) -> &'static str {
     }
 }
 
-fn may_use_batches(token: &Token) -> Result<(), ApiError> {
-    if !token.role.may_check() {
-        return Err(ApiError::forbidden(
-            "该令牌的角色不能提交或查看批量核对（this token's role may not submit or read batches）",
-        ));
-    }
-    Ok(())
-}
-
 /// Whether `token` may see `job`.
 pub fn visible(token: &Token, job: &Job) -> bool {
     job.kind == JobKind::Batch
@@ -111,23 +103,20 @@ pub fn visible(token: &Token, job: &Job) -> bool {
     responses(
         (status = 202, description = "`{\"batch_id\", \"status\": \"queued\"}`; Location: the batch"),
         (status = 400, description = "Bad query parameters"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "The token's role, or households outside its regions"),
         (status = 413, description = "Body larger than max_body_mb"),
         (status = 422, description = "Not a readable batch (the message names the row or header)"),
-        (status = 429, description = "requests_per_minute used up (Retry-After)"),
         (status = 503, description = "max_queued_jobs batches are waiting (Retry-After)"),
+        Caller<MayBatch>,
     ),
     security(("bearer" = []))
 )]
 pub async fn submit(
     State(app): State<Arc<AppState>>,
+    Caller(ref token, _): Caller<MayBatch>,
     headers: HeaderMap,
     query: Result<Query<SubmitQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let token = app.caller(&headers)?.clone();
-    may_use_batches(&token)?;
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let body = super::body(&app, body)?;
     let as_of = super::as_of(q.as_of.as_deref(), StatusCode::BAD_REQUEST, "bad_request")?;
@@ -262,19 +251,16 @@ fn find(app: &AppState, token: &Token, id: &str) -> Result<Job, ApiError> {
     params(("id" = String, Path, description = "The batch_id")),
     responses(
         (status = 200, description = "`{batch_id, status (queued|running|done|failed), file_name, as_of, submitted_at, started_at, finished_at, attempts, progress: {stage, steps_done}, summary, error}`"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "The token's role may not read batches"),
         (status = 404, description = "No such batch, or not one the token may see"),
+        Caller<MayBatch>,
     ),
     security(("bearer" = []))
 )]
 pub async fn status(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = app.caller(&headers)?;
-    may_use_batches(token)?;
     let job = find(&app, token, &id)?;
     Ok(Json(json!({
         "batch_id": job.id,
@@ -368,20 +354,17 @@ fn stream_jsonl(path: PathBuf, edit: Option<fn(&mut Value)>) -> Response {
     params(("id" = String, Path, description = "The batch_id")),
     responses(
         (status = 200, description = "results.jsonl (application/x-ndjson), one household per line"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "The token's role may not read batches"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
+        Caller<MayBatch>,
     ),
     security(("bearer" = []))
 )]
 pub async fn results(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let token = app.caller(&headers)?;
-    may_use_batches(token)?;
     let path = output(&app, token, &id, "results.jsonl")?;
     let edit: Option<fn(&mut Value)> = if token.role.sees_full_ids() {
         None
@@ -398,20 +381,17 @@ pub async fn results(
     params(("id" = String, Path, description = "The batch_id")),
     responses(
         (status = 200, description = "rejected.jsonl (application/x-ndjson), one problem per line"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "The token's role may not read batches"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
+        Caller<MayBatch>,
     ),
     security(("bearer" = []))
 )]
 pub async fn rejected(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let token = app.caller(&headers)?;
-    may_use_batches(token)?;
     let path = output(&app, token, &id, "rejected.jsonl")?;
     Ok(stream_jsonl(path, None))
 }
@@ -423,20 +403,17 @@ pub async fn rejected(
     params(("id" = String, Path, description = "The batch_id")),
     responses(
         (status = 200, description = "report.html, printable, in Chinese"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "The token's role may not read batches"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
+        Caller<MayBatch>,
     ),
     security(("bearer" = []))
 )]
 pub async fn report(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let token = app.caller(&headers)?;
-    may_use_batches(token)?;
     let path = output(&app, token, &id, "report.html")?;
     html_file(&path).await
 }

@@ -7,15 +7,18 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::applicants::{validate, BatchFormat, Column, RawBatch, RawRow};
+use crate::progress::Progress;
+use crate::publish::{publish, Tail};
+use crate::server::app::AppState;
+use crate::server::caller::{Caller, MayCheck};
 use crate::server::checker::Refused;
 use crate::server::error::ApiError;
-use crate::server::AppState;
 
 /// The request body (SPEC §8): values as an applicant batch accepts them.
 #[derive(Debug, Deserialize)]
@@ -109,25 +112,17 @@ fn snapshots(tables: &[crate::sources::TableStatus]) -> Value {
     responses(
         (status = 200, description = "The household's result (SPEC §7 results.jsonl object), plus `snapshots`: the lake snapshot of each source it rests on"),
         (status = 400, description = "Not a check request"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "The token's role or regions do not allow it"),
         (status = 413, description = "Body larger than max_body_mb"),
         (status = 422, description = "The household is rejected: SPEC §3 reason codes in `rejections`"),
-        (status = 429, description = "requests_per_minute used up (Retry-After)"),
+        Caller<MayCheck>,
     ),
     security(("bearer" = []))
 )]
 pub async fn check(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayCheck>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = app.caller(&headers)?;
-    if !token.role.may_check() {
-        return Err(ApiError::forbidden(
-            "该令牌的角色不能发起核对（this token's role may not run checks）",
-        ));
-    }
     let body = super::body(&app, body)?;
     let req: CheckRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
@@ -215,13 +210,13 @@ pub async fn check(
     };
     {
         let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-        let hasher = state
-            .id_hasher()
-            .map_err(|e| ApiError::internal(&e.into()))?;
-        let detail = crate::publish::audit_detail_of(&run, &hid, hasher);
-        state
-            .append_audit(&format!("token:{}", token.name), "api", &detail)
-            .map_err(|e| ApiError::internal(&e.into()))?;
+        let actor = format!("token:{}", token.name);
+        let tail = Tail {
+            household: Some(&hid),
+            ..Tail::new(None, &actor, "api")
+        };
+        publish(&run, &tail, Some(&mut state), &Progress::silent())
+            .map_err(|e| ApiError::internal(&e))?;
     }
     app.metrics.verdict(&result.verdict);
     tracing::info!(household = %result.household_id, verdict = %result.verdict, token = %token.name, "check");

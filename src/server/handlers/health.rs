@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::server::AppState;
+use crate::server::app::AppState;
 
 /// 200 `{"status":"ready"}`, or 503 naming what does not answer.
 #[utoipa::path(

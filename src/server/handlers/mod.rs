@@ -4,14 +4,15 @@ pub mod audit;
 pub mod batches;
 pub mod checks;
 pub mod health;
+pub mod metrics;
 pub mod reconciliations;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 
+use super::app::AppState;
 use super::error::ApiError;
-use super::AppState;
 
 /// The check date of a request (today when not given), or `status`/`code` naming what
 /// was given when it is not a date.

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::server::config::{Role, Token};
+use crate::server::app::AppState;
+use crate::server::caller::{Caller, MayReadRuns};
+use crate::server::config::Token;
 use crate::server::error::ApiError;
-use crate::server::AppState;
 
 /// How many of a run's regions a token must cover to see it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -55,32 +56,20 @@ fn visible_run(
     Ok((run, known))
 }
 
-fn may_read_runs(token: &Token) -> Result<(), ApiError> {
-    if token.role == Role::Auditor {
-        return Err(ApiError::forbidden(
-            "审计员只能查看审计日志（an auditor token reads the audit log only）",
-        ));
-    }
-    Ok(())
-}
-
 /// The runs the token may see, newest first.
 #[utoipa::path(
     get,
     path = "/api/v1/reconciliations",
     responses(
         (status = 200, description = "`{\"reconciliations\": [{id, status, started_at, as_of}]}`"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "An auditor token"),
+        Caller<MayReadRuns>,
     ),
     security(("bearer" = []))
 )]
 pub async fn list(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayReadRuns>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = app.caller(&headers)?;
-    may_read_runs(token)?;
     let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
     let mut out = Vec::new();
     for run in state.runs().map_err(|e| ApiError::internal(&e.into()))? {
@@ -107,19 +96,16 @@ pub async fn list(
     params(("id" = i64, Path, description = "The run")),
     responses(
         (status = 200, description = "`{id, status, changes: [changes.jsonl lines]}`"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "An auditor token"),
         (status = 404, description = "No such run, or none of the token's regions"),
+        Caller<MayReadRuns>,
     ),
     security(("bearer" = []))
 )]
 pub async fn changes(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayReadRuns>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = app.caller(&headers)?;
-    may_read_runs(token)?;
     let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
     let (run, known) = visible_run(&state, token, &id, Covered::Any)?;
     let changes: Vec<Value> = state
@@ -153,20 +139,17 @@ pub async fn changes(
     params(("id" = i64, Path, description = "The run")),
     responses(
         (status = 200, description = "report.html of a run made by the schedule: its changes first (who became ineligible, and why, with evidence), then every household"),
-        (status = 401, description = "No or unknown bearer token"),
-        (status = 403, description = "An auditor token"),
         (status = 404, description = "No such run, one made on the command line (its report is in its --out), or one with households outside the token's regions"),
         (status = 409, description = "The run is not done"),
+        Caller<MayReadRuns>,
     ),
     security(("bearer" = []))
 )]
 pub async fn report(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller(ref token, _): Caller<MayReadRuns>,
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
-    let token = app.caller(&headers)?;
-    may_read_runs(token)?;
     let (run, job) = {
         let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
         // The report shows every household of the run: all of them must be the token's.

@@ -1,0 +1,57 @@
+//! What every request and every worker of `hedui serve` shares.
+
+use std::sync::Mutex;
+
+use crate::check::Setup;
+use crate::policy::Policy;
+use crate::state::State;
+
+use super::auth;
+use super::checker::Checker;
+use super::config::{ServerConfig, Token};
+use super::error::ApiError;
+use super::jobs::Jobs;
+use super::limit::RateLimiter;
+use super::metrics::Metrics;
+
+/// The server's shutdown as its workers are given it: `true` once the server stops.
+pub type Shutdown = tokio::sync::watch::Receiver<bool>;
+
+/// Completes once `shutdown` says the server stops (or its sender is gone).
+pub async fn stopped(shutdown: &mut Shutdown) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// What every request shares.
+pub struct AppState {
+    /// The validated server settings and tokens.
+    pub config: ServerConfig,
+    /// The policy of every check.
+    pub policy: Policy,
+    /// The departments' data: the lake (current snapshots read per request, so a new
+    /// commit is picked up without a restart) and its lookup-mode sources.
+    pub setup: Setup,
+    /// How results name the data read.
+    pub sources_label: String,
+    /// The state database (audit log).
+    pub state: Mutex<State>,
+    /// Requests per minute per token.
+    pub limiter: RateLimiter,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
+    /// The job worker's shared half.
+    pub jobs: Jobs,
+    /// The queue of one-household checks.
+    pub checks: Checker,
+}
+
+impl AppState {
+    /// The token of a request, admitted by the rate limit: 401 or 429 otherwise.
+    pub fn caller(&self, headers: &axum::http::HeaderMap) -> Result<&Token, ApiError> {
+        let token = auth::authenticate(headers, &self.config.tokens)?;
+        self.limiter
+            .admit(&token.name)
+            .map_err(ApiError::too_many)?;
+        Ok(token)
+    }
+}

@@ -1,0 +1,111 @@
+//! Who is calling: the one extractor every API handler gets its caller through. The
+//! bearer token is authenticated, admitted by the rate limit and its role checked for
+//! the route ([`Permit`]) from the request's head — before any body is read.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::app::AppState;
+use super::config::{Role, Token};
+use super::error::ApiError;
+
+/// Which roles may use a group of routes, and what the others are told (403).
+pub trait Permit: Send + Sync + 'static {
+    /// Whether `role` may.
+    fn allows(role: Role) -> bool;
+    /// The refusal, Chinese first.
+    const REFUSED: &'static str;
+}
+
+/// One-household checks: staff, systems, admins.
+pub struct MayCheck;
+
+impl Permit for MayCheck {
+    fn allows(role: Role) -> bool {
+        role.may_check()
+    }
+    const REFUSED: &'static str =
+        "该令牌的角色不能发起核对（this token's role may not run checks）";
+}
+
+/// Batches: staff, systems, admins.
+pub struct MayBatch;
+
+impl Permit for MayBatch {
+    fn allows(role: Role) -> bool {
+        role.may_check()
+    }
+    const REFUSED: &'static str =
+        "该令牌的角色不能提交或查看批量核对（this token's role may not submit or read batches）";
+}
+
+/// Reconciliation runs and their changes: every role but auditors.
+pub struct MayReadRuns;
+
+impl Permit for MayReadRuns {
+    fn allows(role: Role) -> bool {
+        role != Role::Auditor
+    }
+    const REFUSED: &'static str =
+        "审计员只能查看审计日志（an auditor token reads the audit log only）";
+}
+
+/// The audit log: auditors and admins.
+pub struct MayAudit;
+
+impl Permit for MayAudit {
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Auditor | Role::Admin)
+    }
+    const REFUSED: &'static str =
+        "只有审计员和管理员可以查看审计日志（only auditor and admin tokens read the audit log）";
+}
+
+/// The caller of a request whose role `P` permits: 401 without a valid token, 429
+/// beyond its rate, 403 for a role `P` refuses.
+pub struct Caller<P>(pub Token, pub PhantomData<fn() -> P>);
+
+impl<P: Permit> FromRequestParts<Arc<AppState>> for Caller<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = app.caller(&parts.headers)?;
+        if !P::allows(token.role) {
+            return Err(ApiError::forbidden(P::REFUSED));
+        }
+        Ok(Caller(token.clone(), PhantomData))
+    }
+}
+
+/// The answers of a route for callers it does not admit (401, 429, 403), documented
+/// once for every route in the OpenAPI document.
+impl<P: Permit> utoipa::IntoResponses for Caller<P> {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::response::ResponseBuilder;
+        [
+            ("401", "No or unknown bearer token"),
+            ("403", P::REFUSED),
+            (
+                "429",
+                "Over the token's requests per minute (`Retry-After` says when to try again)",
+            ),
+        ]
+        .into_iter()
+        .map(|(status, why)| {
+            (
+                status.to_owned(),
+                ResponseBuilder::new().description(why).build().into(),
+            )
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,76 @@
+//! The one transaction every run ends in: its audit entry, and — when the run is one —
+//! the reconciliation run marked done with what it found and the server's job marked
+//! done with its summary. All or nothing: a run is never audited without being done,
+//! nor done without being audited.
+
+use super::audit::{append_in, AuditDetail};
+use super::db::{State, StateError};
+use super::jobs::mark_done_in;
+use super::runs::{finish_in, RunDone};
+
+/// What completes a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    /// Who ran it: a token name (`token:NAME`), `os:USER`, `schedule`.
+    pub actor: &'a str,
+    /// The audit entry's kind: `check`, `api`, `batch`, `reconcile`, `schedule`.
+    pub kind: &'a str,
+    /// What it read and decided.
+    pub detail: &'a AuditDetail,
+    /// The reconciliation run it is, done with what it found.
+    pub run: Option<RunDone<'a>>,
+    /// The server's job it is (id, summary shown to its submitter), done.
+    pub job: Option<(&'a str, &'a serde_json::Value)>,
+}
+
+impl<'a> Completion<'a> {
+    /// A run that is only audited (a check on the command line or over the API).
+    pub fn audit(actor: &'a str, kind: &'a str, detail: &'a AuditDetail) -> Completion<'a> {
+        Completion {
+            actor,
+            kind,
+            detail,
+            run: None,
+            job: None,
+        }
+    }
+}
+
+/// What completing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// The audit entry's sequence number (`None`: not audited, see `job_done`).
+    pub audit_seq: Option<i64>,
+    /// Whether the job (if any) was still running and is now done. A batch job that
+    /// is no longer running (queued again meanwhile, to be run again) is left alone and
+    /// not audited: it is audited when it is done.
+    pub job_done: bool,
+}
+
+impl State {
+    /// Completes a run in one write transaction (see the module's text).
+    pub fn complete(&mut self, c: &Completion<'_>) -> Result<Completed, StateError> {
+        let key = self.audit_key()?;
+        self.write("complete the run", |tx, path| {
+            if let Some(run) = &c.run {
+                finish_in(tx, path, run)?;
+            }
+            let job_done = match c.job {
+                Some((id, summary)) => mark_done_in(tx, path, id, summary)?,
+                None => false,
+            };
+            // A job alone that another worker got to first: nothing to record.
+            if c.run.is_none() && c.job.is_some() && !job_done {
+                return Ok(Completed {
+                    audit_seq: None,
+                    job_done,
+                });
+            }
+            let seq = append_in(tx, path, &key, c.actor, c.kind, c.detail)?;
+            Ok(Completed {
+                audit_seq: Some(seq),
+                job_done,
+            })
+        })
+    }
+}
