@@ -11,26 +11,23 @@ pub const BEFORE_COMMIT: &str = "HEDUI_PAUSE_BEFORE_COMMIT_MS";
 pub const BEFORE_RUN_DONE: &str = "HEDUI_PAUSE_BEFORE_RUN_DONE_MS";
 
 /// How long `var` asks to pause, if it is set to a number of milliseconds.
-fn pause_of(var: &str) -> Option<std::time::Duration> {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_millis)
+fn pause_of(var: &str) -> Option<u64> {
+    std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok())
 }
 
-/// Pauses the async task as `var` asks, saying `what` on stderr first.
-pub async fn pause(var: &str, what: &str) {
-    if let Some(d) = pause_of(var) {
-        eprintln!("{what}, pausing {} ms", d.as_millis());
-        tokio::time::sleep(d).await;
+/// Pauses the async task as `var` asks, first saying on stderr
+/// `{done}, pausing {ms} ms before {next}`.
+pub async fn pause(var: &str, done: &str, next: &str) {
+    if let Some(ms) = pause_of(var) {
+        eprintln!("{done}, pausing {ms} ms before {next}");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
 
-/// Pauses the thread as `var` asks, saying `what` on stderr first (a run's tail, which
-/// holds no async lock).
-pub fn pause_thread(var: &str, what: &str) {
-    if let Some(d) = pause_of(var) {
-        eprintln!("{what}, pausing {} ms", d.as_millis());
-        std::thread::sleep(d);
+/// [`pause`] for a thread (a run's tail, which holds no async lock).
+pub fn pause_thread(var: &str, done: &str, next: &str) {
+    if let Some(ms) = pause_of(var) {
+        eprintln!("{done}, pausing {ms} ms before {next}");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }

@@ -74,12 +74,21 @@ pub struct Published {
     pub job_done: bool,
 }
 
-/// Ends `run` as `tail` says, recorded in `state` (`None`: a command-line check without
-/// a state folder — not audited, and said so).
+/// Where a run is recorded.
+pub enum Record<'a> {
+    /// In this open state database.
+    In(&'a mut State),
+    /// In the state database of this folder, opened once the outputs are written.
+    At(&'a Path),
+    /// Nowhere: a command-line check without a state folder (not audited).
+    Nowhere,
+}
+
+/// Ends `run` as `tail` says, recorded as `record` says.
 pub fn publish(
     run: &CheckRun,
     tail: &Tail<'_>,
-    state: Option<&mut State>,
+    record: Record<'_>,
     progress: &Progress,
 ) -> Result<Published, Error> {
     let summary = match tail.out {
@@ -91,10 +100,16 @@ pub fn publish(
         )?),
         None => None,
     };
+    let mut opened;
+    let state = match record {
+        Record::In(state) => Some(state),
+        Record::At(dir) => {
+            opened = State::open(dir)?;
+            Some(&mut opened)
+        }
+        Record::Nowhere => None,
+    };
     let Some(state) = state else {
-        progress.warn(
-            "本次核对未记入审计日志（用 --config 或设置 HEDUI_STATE）— this check is not in an audit log: run it with --config, or set HEDUI_STATE to the state folder",
-        );
         return Ok(Published {
             summary,
             audit_seq: None,
@@ -105,6 +120,7 @@ pub fn publish(
         fault::pause_thread(
             fault::BEFORE_RUN_DONE,
             &format!("{}: outputs written", tail.kind_of_run()),
+            "the run is done",
         );
     }
     let hasher = state.id_hasher()?;

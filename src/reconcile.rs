@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::output::summary::Summary;
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::publish::{publish, Reconciled, Tail};
+use crate::publish::{publish, Reconciled, Record, Tail};
 use crate::state::State;
 
 /// What a reconciliation reads and where it writes.
@@ -110,7 +110,7 @@ async fn reconcile(
         }),
         ..Tail::new(Some(r.out), r.actor, r.audit_kind)
     };
-    let done = publish(&checked, &tail, Some(state), progress)?;
+    let done = publish(&checked, &tail, Record::In(state), progress)?;
     let summary = done
         .summary
         .ok_or_else(|| Error::Internal("a reconciliation wrote no summary".into()))?;

@@ -27,6 +27,24 @@ pub fn load(path: &Path, policy: &Policy, as_of: NaiveDate) -> Result<Batch, App
         path: path.display().to_string(),
         source,
     })?;
-    let raw = read_batch(path, &bytes)?;
-    Ok(validate(&path.display().to_string(), raw, policy, as_of))
+    batch_of(
+        &path.display().to_string(),
+        &bytes,
+        &Limits::default(),
+        policy,
+        as_of,
+    )
+}
+
+/// Reads the batch file `file` (its name says its format when its bytes do not) from
+/// `bytes` within `limits`, and validates it: the one way a file becomes a batch.
+pub fn batch_of(
+    file: &str,
+    bytes: &[u8],
+    limits: &Limits,
+    policy: &Policy,
+    as_of: NaiveDate,
+) -> Result<Batch, ApplicantsError> {
+    let raw = read_batch_within(Path::new(file), bytes, limits)?;
+    Ok(validate(file, raw, policy, as_of))
 }

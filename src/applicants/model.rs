@@ -294,3 +294,20 @@ pub struct Batch {
     /// Rejected household ids.
     pub rejected_households: Vec<String>,
 }
+
+impl Batch {
+    /// A batch of households already validated (the API's requests checked together in
+    /// one run), named `file`.
+    pub fn of_households(file: &str, households: Vec<Household>) -> Batch {
+        Batch {
+            file: file.to_owned(),
+            format: BatchFormat::Jsonl,
+            encoding: None,
+            rows_read: households.iter().map(|h| h.members.len() as u64).sum(),
+            ignored_columns: Vec::new(),
+            households,
+            rejections: Vec::new(),
+            rejected_households: Vec::new(),
+        }
+    }
+}

@@ -63,6 +63,33 @@ pub struct RawBatch {
     pub rows: Vec<RawRow>,
 }
 
+impl RawBatch {
+    /// Rows given column by column (a household sent as JSON to the API), numbered
+    /// from 1 in order; a column a row does not give is empty.
+    pub fn of_records(records: Vec<Vec<(Column, Option<String>)>>) -> RawBatch {
+        let rows = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let mut values = vec![None; Column::ALL.len()];
+                for (column, value) in record {
+                    values[column as usize] = value;
+                }
+                RawRow {
+                    row: i as u64 + 1,
+                    values,
+                }
+            })
+            .collect();
+        RawBatch {
+            format: BatchFormat::Jsonl,
+            encoding: None,
+            ignored_columns: vec![],
+            rows,
+        }
+    }
+}
+
 /// The compound-file signature of old `.xls` workbooks (and other OLE documents).
 const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 

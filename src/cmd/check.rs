@@ -6,9 +6,8 @@ use crate::cli::CheckArgs;
 use crate::error::Error;
 use crate::output::summary::Summary;
 use crate::progress::Progress;
-use crate::publish::{publish, Tail};
+use crate::publish::{publish, Record, Tail};
 use crate::state::audit::os_actor;
-use crate::state::State;
 
 /// Runs `check` and writes its outputs; returns the run's summary.
 pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
@@ -27,13 +26,21 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
     // data, under which authorization, on which snapshots.
     let state_dir =
         config_state.or_else(|| std::env::var_os("HEDUI_STATE").map(std::path::PathBuf::from));
-    let mut state = state_dir.as_deref().map(State::open).transpose()?;
+    let record = match &state_dir {
+        Some(dir) => Record::At(dir),
+        None => Record::Nowhere,
+    };
     let actor = os_actor();
     let tail = Tail::new(Some(&args.out), &actor, "check");
-    let done = publish(&run, &tail, state.as_mut(), progress)?;
+    let done = publish(&run, &tail, record, progress)?;
     progress.step(&format!("results written to {}", args.out.display()));
-    if let (Some(seq), Some(dir)) = (done.audit_seq, &state_dir) {
-        progress.step(&format!("audit log entry {seq} in {}", dir.display()));
+    match (done.audit_seq, &state_dir) {
+        (Some(seq), Some(dir)) => {
+            progress.step(&format!("audit log entry {seq} in {}", dir.display()))
+        }
+        _ => progress.warn(
+            "本次核对未记入审计日志（用 --config 或设置 HEDUI_STATE）— this check is not in an audit log: run it with --config, or set HEDUI_STATE to the state folder",
+        ),
     }
     done.summary
         .ok_or_else(|| Error::Internal("a check with an output folder wrote no summary".into()))

@@ -249,6 +249,7 @@ async fn commit(
     crate::fault::pause(
         crate::fault::BEFORE_COMMIT,
         &format!("{name}: snapshot written"),
+        "commit",
     )
     .await;
     let committed = lake.commit(manifest, cp.base_seq).await?;

@@ -83,8 +83,8 @@ impl<P: Permit> FromRequestParts<Arc<AppState>> for Caller<P> {
     }
 }
 
-/// The answers of a route for callers it does not admit (401, 429, 403), documented
-/// once for every route in the OpenAPI document.
+/// The answers of every authenticated route for callers it does not admit (401, 429),
+/// documented once in the OpenAPI document (each route says what its 403 means).
 impl<P: Permit> utoipa::IntoResponses for Caller<P> {
     fn responses() -> std::collections::BTreeMap<
         String,

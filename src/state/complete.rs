@@ -51,7 +51,12 @@ impl State {
     /// Completes a run in one write transaction (see the module's text).
     pub fn complete(&mut self, c: &Completion<'_>) -> Result<Completed, StateError> {
         let key = self.audit_key()?;
-        self.write("complete the run", |tx, path| {
+        let what = match (&c.run, c.job) {
+            (Some(_), _) => "finish the run",
+            (None, Some(_)) => "finish a job",
+            (None, None) => "append to the audit log",
+        };
+        self.write(what, |tx, path| {
             if let Some(run) = &c.run {
                 finish_in(tx, path, run)?;
             }

@@ -57,6 +57,7 @@ fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
     responses(
         (status = 200, description = "`{\"entries\": [...]}`: seq, at, actor, kind, households of the token's regions, sources, hashes"),
         (status = 400, description = "A bad time"),
+        (status = 403, description = "Not an auditor or admin token"),
         Caller<MayAudit>,
     ),
     security(("bearer" = []))

@@ -106,6 +106,7 @@ pub fn visible(token: &Token, job: &Job) -> bool {
         (status = 413, description = "Body larger than max_body_mb"),
         (status = 422, description = "Not a readable batch (the message names the row or header)"),
         (status = 503, description = "max_queued_jobs batches are waiting (Retry-After)"),
+        (status = 403, description = "The token's role, or households outside its regions"),
         Caller<MayBatch>,
     ),
     security(("bearer" = []))
@@ -252,6 +253,7 @@ fn find(app: &AppState, token: &Token, id: &str) -> Result<Job, ApiError> {
     responses(
         (status = 200, description = "`{batch_id, status (queued|running|done|failed), file_name, as_of, submitted_at, started_at, finished_at, attempts, progress: {stage, steps_done}, summary, error}`"),
         (status = 404, description = "No such batch, or not one the token may see"),
+        (status = 403, description = "The token's role may not read batches"),
         Caller<MayBatch>,
     ),
     security(("bearer" = []))
@@ -356,6 +358,7 @@ fn stream_jsonl(path: PathBuf, edit: Option<fn(&mut Value)>) -> Response {
         (status = 200, description = "results.jsonl (application/x-ndjson), one household per line"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
+        (status = 403, description = "The token's role may not read batches"),
         Caller<MayBatch>,
     ),
     security(("bearer" = []))
@@ -383,6 +386,7 @@ pub async fn results(
         (status = 200, description = "rejected.jsonl (application/x-ndjson), one problem per line"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
+        (status = 403, description = "The token's role may not read batches"),
         Caller<MayBatch>,
     ),
     security(("bearer" = []))
@@ -405,6 +409,7 @@ pub async fn rejected(
         (status = 200, description = "report.html, printable, in Chinese"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
+        (status = 403, description = "The token's role may not read batches"),
         Caller<MayBatch>,
     ),
     security(("bearer" = []))

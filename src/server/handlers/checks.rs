@@ -12,9 +12,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::applicants::{validate, BatchFormat, Column, RawBatch, RawRow};
+use crate::applicants::{validate, Column, RawBatch};
 use crate::progress::Progress;
-use crate::publish::{publish, Tail};
+use crate::publish::{publish, Record, Tail};
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayCheck};
 use crate::server::checker::Refused;
@@ -114,6 +114,7 @@ fn snapshots(tables: &[crate::sources::TableStatus]) -> Value {
         (status = 400, description = "Not a check request"),
         (status = 413, description = "Body larger than max_body_mb"),
         (status = 422, description = "The household is rejected: SPEC §3 reason codes in `rejections`"),
+        (status = 403, description = "The token's role or regions do not allow it"),
         Caller<MayCheck>,
     ),
     security(("bearer" = []))
@@ -152,32 +153,24 @@ pub async fn check(
             "家庭成员为空（members is empty）",
         ));
     }
-    let rows = req
+    // One row per member, the household's fields on every row, as in a batch file.
+    let records = req
         .members
         .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut values = vec![None; Column::ALL.len()];
-            values[Column::HouseholdId as usize] = text(&req.household_id);
-            values[Column::RegionCode as usize] = text(&req.region_code);
-            values[Column::AreaType as usize] = text(&req.area_type);
-            values[Column::AidType as usize] = text(&req.aid_type);
-            values[Column::AuthorizationId as usize] = text(&req.authorization_id);
-            values[Column::IdNumber as usize] = text(&m.id_number);
-            values[Column::Name as usize] = text(&m.name);
-            values[Column::Relation as usize] = text(&m.relation);
-            RawRow {
-                row: i as u64 + 1,
-                values,
-            }
+        .map(|m| {
+            vec![
+                (Column::HouseholdId, text(&req.household_id)),
+                (Column::RegionCode, text(&req.region_code)),
+                (Column::AreaType, text(&req.area_type)),
+                (Column::AidType, text(&req.aid_type)),
+                (Column::AuthorizationId, text(&req.authorization_id)),
+                (Column::IdNumber, text(&m.id_number)),
+                (Column::Name, text(&m.name)),
+                (Column::Relation, text(&m.relation)),
+            ]
         })
         .collect();
-    let raw = RawBatch {
-        format: BatchFormat::Jsonl,
-        encoding: None,
-        ignored_columns: vec![],
-        rows,
-    };
+    let raw = RawBatch::of_records(records);
     let batch = validate("api", raw, &app.policy, as_of);
     if !batch.rejections.is_empty() {
         let reasons = serde_json::to_value(&batch.rejections).unwrap_or(Value::Null);
@@ -215,7 +208,7 @@ pub async fn check(
             household: Some(&hid),
             ..Tail::new(None, &actor, "api")
         };
-        publish(&run, &tail, Some(&mut state), &Progress::silent())
+        publish(&run, &tail, Record::In(&mut state), &Progress::silent())
             .map_err(|e| ApiError::internal(&e))?;
     }
     app.metrics.verdict(&result.verdict);

@@ -62,6 +62,7 @@ fn visible_run(
     path = "/api/v1/reconciliations",
     responses(
         (status = 200, description = "`{\"reconciliations\": [{id, status, started_at, as_of}]}`"),
+        (status = 403, description = "An auditor token"),
         Caller<MayReadRuns>,
     ),
     security(("bearer" = []))
@@ -97,6 +98,7 @@ pub async fn list(
     responses(
         (status = 200, description = "`{id, status, changes: [changes.jsonl lines]}`"),
         (status = 404, description = "No such run, or none of the token's regions"),
+        (status = 403, description = "An auditor token"),
         Caller<MayReadRuns>,
     ),
     security(("bearer" = []))
@@ -141,6 +143,7 @@ pub async fn changes(
         (status = 200, description = "report.html of a run made by the schedule: its changes first (who became ineligible, and why, with evidence), then every household"),
         (status = 404, description = "No such run, one made on the command line (its report is in its --out), or one with households outside the token's regions"),
         (status = 409, description = "The run is not done"),
+        (status = 403, description = "An auditor token"),
         Caller<MayReadRuns>,
     ),
     security(("bearer" = []))

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::applicants::{Batch, BatchFormat, Household};
+use crate::applicants::{Batch, Household};
 use crate::error::Error;
 use crate::progress::Progress;
 
@@ -44,17 +44,7 @@ async fn work(app: Arc<AppState>, mut drained: Shutdown) {
         let as_of = requests[0].as_of;
         let mut households: Vec<Household> = requests.iter().map(|r| r.household.clone()).collect();
         households.sort_by(|a, b| a.household_id.cmp(&b.household_id));
-        let rows_read = households.iter().map(|h| h.members.len() as u64).sum();
-        let batch = Batch {
-            file: "api".into(),
-            format: BatchFormat::Jsonl,
-            encoding: None,
-            rows_read,
-            ignored_columns: Vec::new(),
-            households,
-            rejections: Vec::new(),
-            rejected_households: Vec::new(),
-        };
+        let batch = Batch::of_households("api", households);
         tracing::debug!("checks: one run of {} households", requests.len());
         // A defect that panics fails this run's requests (500, logged), not the worker.
         let silent = Progress::silent();

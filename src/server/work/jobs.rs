@@ -10,10 +10,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use tokio::runtime::Handle;
 
-use crate::applicants::{read_batch_within, validate, Limits};
+use crate::applicants::{batch_of, Limits};
 use crate::error::Error;
 use crate::progress::Progress;
-use crate::publish::{publish, Tail};
+use crate::publish::{publish, Record, Tail};
 use crate::reconcile::{self, Reconciliation};
 use crate::state::jobs::{Job, JobKind};
 use crate::state::State;
@@ -138,8 +138,13 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
             let bytes = std::fs::read(&job.input).map_err(|e| {
                 Error::Internal(format!("job {}: cannot read its input: {e}", job.id))
             })?;
-            let raw = read_batch_within(Path::new(&job.file_name), &bytes, &Limits::default())?;
-            let batch = validate(&job.file_name, raw, &app.policy, as_of);
+            let batch = batch_of(
+                &job.file_name,
+                &bytes,
+                &Limits::default(),
+                &app.policy,
+                as_of,
+            )?;
             progress.step("applicants validated");
             let run = rt.block_on(crate::check::run_batch(
                 batch,
@@ -153,7 +158,7 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
                 job: Some(&job.id),
                 ..Tail::new(Some(&out), &job.actor, "batch")
             };
-            let done = publish(&run, &tail, Some(state), &progress)?;
+            let done = publish(&run, &tail, Record::In(state), &progress)?;
             if let Some(summary) = &done.summary {
                 for (verdict, n) in &summary.verdicts {
                     app.metrics.verdicts(verdict, *n);
