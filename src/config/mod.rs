@@ -231,63 +231,100 @@ pub struct Deployment {
     pub cluster: Option<ClusterAddress>,
 }
 
+/// The config file as written (checked and given its defaults by [`Deployment::parse`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDeployment {
+    /// `[lake]`.
     lake: RawLake,
+    /// `[state]`.
     state: RawState,
+    /// `[[source]]`, one per department.
     #[serde(default, rename = "source")]
     sources: Vec<RawSource>,
+    /// `[server]`, validated by `hedui serve`.
     server: Option<toml::Table>,
+    /// `[[token]]`, validated by `hedui serve`.
     #[serde(default, rename = "token")]
     tokens: Vec<toml::Table>,
+    /// `[schedule]`, validated by `hedui serve`.
     schedule: Option<toml::Table>,
+    /// `[engine]`.
     engine: Option<RawEngine>,
 }
 
+/// `[engine]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEngine {
+    /// Memory DataFusion's operators may hold before spilling (`4GiB`; at least 64MiB;
+    /// default: half the machine).
     memory_limit: Option<String>,
+    /// A Ballista scheduler, `df://HOST[:PORT]` (default: this process runs the rules).
     url: Option<String>,
 }
 
+/// `[lake]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLake {
+    /// A folder (relative to the config's folder) or `s3://bucket/prefix`.
     url: String,
+    /// `[lake.s3]`: endpoint, region, plain HTTP to a loopback endpoint.
     #[serde(default)]
     s3: S3Options,
 }
 
+/// `[state]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawState {
+    /// The state database's folder (relative to the config's folder).
     path: PathBuf,
+    /// Days results, jobs and runs are kept (default [`DEFAULT_RETENTION_DAYS`], at
+    /// least 1).
     retention_days: Option<u32>,
 }
 
+/// One `[[source]]`: a department, how it delivers, and its field and code mappings.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
+    /// The department (`hr`, `tax`, `housing`, `police`, `bank`, `fund`).
     name: SourceName,
+    /// `files` (a folder or an object-store prefix) or `http` (the interface).
     kind: SourceKind,
+    /// Where: a folder, `s3://…/`, or the interface's `https://` URL.
     url: String,
+    /// The canonical tables it delivers (default: all of its department's).
     tables: Option<Vec<String>>,
+    /// `snapshot` (pulled by `hedui ingest`) or `lookup` (asked at check time).
     #[serde(default)]
     mode: SourceMode,
+    /// The environment variable holding its bearer token.
     token_env: Option<String>,
+    /// Client certificate for mutual TLS (PEM).
     client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
     client_key: Option<PathBuf>,
+    /// The CA the department's server certificate is checked against (PEM).
     ca_file: Option<PathBuf>,
+    /// Records per page or lookup chunk (default [`DEFAULT_PAGE_SIZE`]).
     page_size: Option<u32>,
+    /// Seconds one request may take (default [`DEFAULT_TIMEOUT_S`]).
     timeout_s: Option<u64>,
+    /// Retries of a failed request (default [`DEFAULT_MAX_RETRIES`]).
     max_retries: Option<u32>,
+    /// Days after which its snapshot is stale (default [`DEFAULT_FRESHNESS_DAYS`]).
     freshness_days: Option<u32>,
+    /// Seconds one table's pull may take in all (default [`DEFAULT_PULL_DEADLINE_S`]).
     pull_deadline_s: Option<u64>,
+    /// Largest page or lookup answer, MB (default [`DEFAULT_MAX_PAGE_MB`]).
     max_page_mb: Option<u64>,
+    /// Per canonical table: canonical column → the department's field name.
     #[serde(default)]
     fields: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per canonical table and column: the department's code → the canonical value.
     #[serde(default)]
     codes: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
 }

@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 use datafusion::object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
+use super::error::LakeError;
+use super::manifest::TableEntry;
+use super::store::Lake;
 use super::write::Written;
-use super::{Lake, LakeError, TableEntry};
 
 /// A pull of one source that has not been committed yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

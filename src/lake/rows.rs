@@ -32,7 +32,8 @@ use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
 
-use super::{Lake, LakeError};
+use super::error::LakeError;
+use super::store::Lake;
 
 /// Files whose footers a [`FooterCache`] keeps before it starts afresh.
 const CACHED_FOOTERS: usize = 4096;

@@ -13,7 +13,9 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use datafusion::parquet::schema::types::ColumnPath;
 use hedui_connectors::{LoadedTable, Problem, TableSchema};
 
-use super::{Lake, LakeError, TableEntry};
+use super::error::LakeError;
+use super::manifest::TableEntry;
+use super::store::{writer_token, Lake};
 use datafusion::object_store::{ObjectStoreExt, PutPayload};
 
 /// Rows per Parquet row group in the lake.
@@ -125,7 +127,7 @@ impl<'a> TableWriter<'a> {
             buffered_rows: 0,
             pending_problems: Vec::new(),
             written,
-            token: super::writer_token(),
+            token: writer_token(),
         }
     }
 

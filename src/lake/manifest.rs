@@ -1,0 +1,116 @@
+//! What a committed snapshot is: its manifest (tables, files, times, mode), the record
+//! of a failed pull, and the names of snapshots and manifests.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One table of a committed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableEntry {
+    /// Canonical table.
+    pub table: String,
+    /// Parquet files, relative to the lake root.
+    pub files: Vec<String>,
+    /// Valid records.
+    pub rows: u64,
+    /// Malformed records.
+    pub problems: u64,
+    /// The malformed records (JSON Lines), relative to the lake root.
+    pub problems_file: Option<String>,
+}
+
+/// A committed snapshot of one source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Source name (`hr`, `police` …).
+    pub source: String,
+    /// Commit sequence number, from 1.
+    pub seq: u64,
+    /// The snapshot's folder name.
+    pub snapshot_id: String,
+    /// When the data was pulled from the department.
+    #[serde(with = "rfc3339")]
+    pub pulled_at: DateTime<Utc>,
+    /// When the manifest was committed.
+    #[serde(with = "rfc3339")]
+    pub committed_at: DateTime<Utc>,
+    /// The tables of the snapshot.
+    pub tables: Vec<TableEntry>,
+    /// The source's `freshness_days` when it was ingested: checks on a date more than
+    /// this many days after `pulled_at` treat the snapshot as stale.
+    pub freshness_days: u32,
+    /// A full pull (`snapshot`) or one check's lookup (`lookup`).
+    #[serde(default)]
+    pub mode: SnapshotMode,
+    /// Lookup snapshots: the ID numbers asked for (a JSON array, relative to the lake
+    /// root). The snapshot answers for these people only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queried_file: Option<String>,
+    /// Set when `committed_at` had to be moved past the previous commit's (the store's
+    /// clock went back): what was found and what was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_note: Option<String>,
+}
+
+/// How a snapshot was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// A full pull by `hedui ingest`.
+    #[default]
+    Snapshot,
+    /// The answer to one check's lookup: only the people asked for.
+    Lookup,
+}
+
+impl Manifest {
+    /// Whether the snapshot is stale on `d` (SPEC §9).
+    pub fn stale_on(&self, d: chrono::NaiveDate) -> bool {
+        (d - self.pulled_at.date_naive()).num_days() > i64::from(self.freshness_days)
+    }
+}
+
+/// A failed pull of a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Source name.
+    pub source: String,
+    /// When the pull failed.
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The error, in words (never a token or a full ID number).
+    pub error: String,
+}
+
+/// Timestamps in manifests: RFC 3339 with microseconds, UTC.
+pub(crate) mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A fresh snapshot folder name for data pulled at `pulled_at`: the time and the
+/// process, so that concurrent pulls never write into one folder; `suffix` marks the kind
+/// (`""` for full pulls, `"-lookup"` for lookups).
+pub fn snapshot_id(pulled_at: DateTime<Utc>, suffix: &str) -> String {
+    format!(
+        "{}-{:08x}{suffix}",
+        pulled_at.format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    )
+}
+
+/// The object name of manifest `seq`.
+pub(super) fn manifest_name(seq: u64) -> String {
+    format!("{seq:020}.json")
+}
