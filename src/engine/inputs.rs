@@ -121,85 +121,119 @@ pub fn input_tables(
     present: &[String],
     sources: &[(String, String)],
 ) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
-    let mut out = Vec::new();
-    let batch =
-        |name: &'static str, cols: Vec<ArrayRef>| RecordBatch::try_new(schema_of(name), cols);
-
-    let hid = || {
-        households
-            .iter()
-            .map(|h| h.household_id.clone())
-            .collect::<Vec<_>>()
-    };
+    let mut out = vec![
+        ("households", households_table(households)?),
+        ("members", members_table(households, applicants_file)?),
+        ("params", params_table(households, policy, as_of)?),
+    ];
+    out.extend(list_tables(households, policy)?);
     out.push((
-        "households",
+        "present_tables",
+        batch("present_tables", vec![strings(present.to_vec())])?,
+    ));
+    out.push((
+        "run_sources",
         batch(
-            "households",
+            "run_sources",
             vec![
-                strings(hid()),
-                strings(households.iter().map(|h| h.region_code.clone()).collect()),
-                strings(
-                    households
-                        .iter()
-                        .map(|h| h.area_type.code().to_owned())
-                        .collect(),
-                ),
-                strings(
-                    households
-                        .iter()
-                        .map(|h| h.aid_type.code().to_owned())
-                        .collect(),
-                ),
-                strings(
-                    households
-                        .iter()
-                        .map(|h| h.authorization_id.clone())
-                        .collect(),
-                ),
-                Arc::new(Int64Array::from(
-                    households
-                        .iter()
-                        .map(|h| h.members.len() as i64)
-                        .collect::<Vec<_>>(),
-                )),
+                strings(sources.iter().map(|s| s.0.clone()).collect()),
+                strings(sources.iter().map(|s| s.1.clone()).collect()),
             ],
         )?,
     ));
+    Ok(out)
+}
 
+/// A run table `name` with `cols` in its schema's order.
+fn batch(name: &'static str, cols: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+    RecordBatch::try_new(schema_of(name), cols)
+}
+
+/// The households' ids, in order.
+fn household_ids(households: &[Household]) -> Vec<String> {
+    households.iter().map(|h| h.household_id.clone()).collect()
+}
+
+/// The `households` table: one row per accepted household.
+fn households_table(households: &[Household]) -> Result<RecordBatch, ArrowError> {
+    batch(
+        "households",
+        vec![
+            strings(household_ids(households)),
+            strings(households.iter().map(|h| h.region_code.clone()).collect()),
+            strings(
+                households
+                    .iter()
+                    .map(|h| h.area_type.code().to_owned())
+                    .collect(),
+            ),
+            strings(
+                households
+                    .iter()
+                    .map(|h| h.aid_type.code().to_owned())
+                    .collect(),
+            ),
+            strings(
+                households
+                    .iter()
+                    .map(|h| h.authorization_id.clone())
+                    .collect(),
+            ),
+            Arc::new(Int64Array::from(
+                households
+                    .iter()
+                    .map(|h| h.members.len() as i64)
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )
+}
+
+/// The `members` table: one row per declared member, with its row in the batch file
+/// (`applicants_file`) as the evidence of batch rules.
+fn members_table(
+    households: &[Household],
+    applicants_file: &str,
+) -> Result<RecordBatch, ArrowError> {
     let members: Vec<(&Household, &crate::applicants::Member)> = households
         .iter()
         .flat_map(|h| h.members.iter().map(move |m| (h, m)))
         .collect();
-    out.push((
+    batch(
         "members",
-        batch(
-            "members",
-            vec![
-                strings(
-                    members
-                        .iter()
-                        .map(|(h, _)| h.household_id.clone())
-                        .collect(),
-                ),
-                strings(members.iter().map(|(_, m)| m.id_number.clone()).collect()),
-                strings(members.iter().map(|(_, m)| m.name.clone()).collect()),
-                strings(
-                    members
-                        .iter()
-                        .map(|(_, m)| m.relation.code().to_owned())
-                        .collect(),
-                ),
-                strings(vec![applicants_file.to_owned(); members.len()]),
-                Arc::new(Int64Array::from(
-                    members
-                        .iter()
-                        .map(|(_, m)| m.row as i64)
-                        .collect::<Vec<_>>(),
-                )),
-            ],
-        )?,
-    ));
+        vec![
+            strings(
+                members
+                    .iter()
+                    .map(|(h, _)| h.household_id.clone())
+                    .collect(),
+            ),
+            strings(members.iter().map(|(_, m)| m.id_number.clone()).collect()),
+            strings(members.iter().map(|(_, m)| m.name.clone()).collect()),
+            strings(
+                members
+                    .iter()
+                    .map(|(_, m)| m.relation.code().to_owned())
+                    .collect(),
+            ),
+            strings(vec![applicants_file.to_owned(); members.len()]),
+            Arc::new(Int64Array::from(
+                members
+                    .iter()
+                    .map(|(_, m)| m.row as i64)
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )
+}
 
+/// The `params` table: one row per household, its check date, income window, standard
+/// and every scalar rule parameter of the standard in force for it.
+fn params_table(
+    households: &[Household],
+    policy: &Policy,
+    as_of: NaiveDate,
+) -> Result<RecordBatch, ArrowError> {
     let std_of = |h: &Household| &policy.standards[h.standard];
     let days = |d: NaiveDate| date_to_days(d);
     let windows: Vec<(NaiveDate, NaiveDate)> = households
@@ -207,96 +241,101 @@ pub fn input_tables(
         .map(|h| income_window(as_of, std_of(h).params.income_months))
         .collect();
     let n = households.len();
-    out.push((
+    batch(
         "params",
-        batch(
-            "params",
-            vec![
-                strings(hid()),
-                Arc::new(Date32Array::from(vec![days(as_of); n])),
-                Arc::new(Date32Array::from(
-                    windows.iter().map(|w| days(w.0)).collect::<Vec<_>>(),
-                )),
-                Arc::new(Date32Array::from(
-                    windows.iter().map(|w| days(w.1)).collect::<Vec<_>>(),
-                )),
-                Arc::new(Int64Array::from(
-                    households
-                        .iter()
-                        .map(|h| i64::from(std_of(h).params.income_months))
-                        .collect::<Vec<_>>(),
-                )),
-                decimals(
-                    households
-                        .iter()
-                        .map(|h| std_of(h).monthly(h.area_type))
-                        .collect(),
-                    2,
-                )?,
-                decimals(
-                    households
-                        .iter()
-                        .map(|h| {
-                            std_of(h)
-                                .params
-                                .income_multiplier
-                                .get(&h.aid_type)
-                                .copied()
-                                .unwrap_or_default()
-                        })
-                        .collect(),
-                    FACTOR_SCALE,
-                )?,
-                decimals(
-                    households
-                        .iter()
-                        .map(|h| {
-                            std_of(h)
-                                .params
-                                .asset_months
-                                .get(&h.aid_type)
-                                .copied()
-                                .unwrap_or_default()
-                        })
-                        .collect(),
-                    FACTOR_SCALE,
-                )?,
-                Arc::new(Int64Array::from(
-                    households
-                        .iter()
-                        .map(|h| std_of(h).params.max_residential_properties)
-                        .collect::<Vec<_>>(),
-                )),
-                decimals(
-                    households
-                        .iter()
-                        .map(|h| std_of(h).params.max_residential_area_per_capita_m2)
-                        .collect(),
-                    2,
-                )?,
-                Arc::new(BooleanArray::from(
-                    households
-                        .iter()
-                        .map(|h| std_of(h).params.commercial_property_disqualifies)
-                        .collect::<Vec<_>>(),
-                )),
-                decimals(
-                    households
-                        .iter()
-                        .map(|h| std_of(h).params.vehicle_value_limit)
-                        .collect(),
-                    2,
-                )?,
-                Arc::new(BooleanArray::from(
-                    households
-                        .iter()
-                        .map(|h| std_of(h).params.count_housing_fund_as_asset)
-                        .collect::<Vec<_>>(),
-                )),
-            ],
-        )?,
-    ));
+        vec![
+            strings(household_ids(households)),
+            Arc::new(Date32Array::from(vec![days(as_of); n])),
+            Arc::new(Date32Array::from(
+                windows.iter().map(|w| days(w.0)).collect::<Vec<_>>(),
+            )),
+            Arc::new(Date32Array::from(
+                windows.iter().map(|w| days(w.1)).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                households
+                    .iter()
+                    .map(|h| i64::from(std_of(h).params.income_months))
+                    .collect::<Vec<_>>(),
+            )),
+            decimals(
+                households
+                    .iter()
+                    .map(|h| std_of(h).monthly(h.area_type))
+                    .collect(),
+                2,
+            )?,
+            decimals(
+                households
+                    .iter()
+                    .map(|h| {
+                        std_of(h)
+                            .params
+                            .income_multiplier
+                            .get(&h.aid_type)
+                            .copied()
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+                FACTOR_SCALE,
+            )?,
+            decimals(
+                households
+                    .iter()
+                    .map(|h| {
+                        std_of(h)
+                            .params
+                            .asset_months
+                            .get(&h.aid_type)
+                            .copied()
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+                FACTOR_SCALE,
+            )?,
+            Arc::new(Int64Array::from(
+                households
+                    .iter()
+                    .map(|h| std_of(h).params.max_residential_properties)
+                    .collect::<Vec<_>>(),
+            )),
+            decimals(
+                households
+                    .iter()
+                    .map(|h| std_of(h).params.max_residential_area_per_capita_m2)
+                    .collect(),
+                2,
+            )?,
+            Arc::new(BooleanArray::from(
+                households
+                    .iter()
+                    .map(|h| std_of(h).params.commercial_property_disqualifies)
+                    .collect::<Vec<_>>(),
+            )),
+            decimals(
+                households
+                    .iter()
+                    .map(|h| std_of(h).params.vehicle_value_limit)
+                    .collect(),
+                2,
+            )?,
+            Arc::new(BooleanArray::from(
+                households
+                    .iter()
+                    .map(|h| std_of(h).params.count_housing_fund_as_asset)
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )
+}
 
+/// The list parameters as tables of (household_id, value): excluded hr kinds and tax
+/// categories, exempt vehicle types.
+fn list_tables(
+    households: &[Household],
+    policy: &Policy,
+) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
+    let std_of = |h: &Household| &policy.standards[h.standard];
     let lists: [(&'static str, fn(&crate::policy::Params) -> &Vec<String>); 3] = [
         ("param_excluded_hr_kinds", |p| &p.excluded_hr_kinds),
         ("param_excluded_tax_categories", |p| {
@@ -304,6 +343,7 @@ pub fn input_tables(
         }),
         ("param_exempt_vehicle_types", |p| &p.exempt_vehicle_types),
     ];
+    let mut out = Vec::new();
     for (name, get) in lists {
         let pairs: Vec<(String, String)> = households
             .iter()
@@ -324,20 +364,6 @@ pub fn input_tables(
             )?,
         ));
     }
-    out.push((
-        "present_tables",
-        batch("present_tables", vec![strings(present.to_vec())])?,
-    ));
-    out.push((
-        "run_sources",
-        batch(
-            "run_sources",
-            vec![
-                strings(sources.iter().map(|s| s.0.clone()).collect()),
-                strings(sources.iter().map(|s| s.1.clone()).collect()),
-            ],
-        )?,
-    ));
     Ok(out)
 }
 
