@@ -108,6 +108,8 @@ pub struct TableSchema {
     pub source: String,
     /// What the table holds.
     pub description: String,
+    /// Its name for people, in Chinese (reports, pages): `车辆登记`.
+    pub label: String,
     /// Sort order of stored snapshots.
     #[serde(default)]
     pub order_by: Vec<String>,
@@ -234,6 +236,10 @@ mod tests {
         for (file, _) in SCHEMA_FILES {
             let t = table(file.trim_end_matches(".toml")).expect("table named after its file");
             assert!(t.column("id_number").is_some(), "{file} has id_number");
+            assert!(
+                !t.label.trim().is_empty() && !t.label.is_ascii(),
+                "{file} has a Chinese label for people"
+            );
             for c in &t.columns {
                 assert_eq!(
                     c.ty == ColumnType::Enum,

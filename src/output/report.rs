@@ -37,18 +37,13 @@ fn verdict_zh(v: &str) -> &'static str {
     }
 }
 
+/// A cited table's name for people: its schema's label (`schemas/*.toml`), the
+/// applicant batch's for batch rules.
 fn table_zh(t: &str) -> &'static str {
-    match t {
-        "hr_income" => "人社收入",
-        "tax_income" => "税务收入",
-        "property" => "不动产登记",
-        "residents" => "公安户籍",
-        "vehicles" => "车辆登记",
-        "financial" => "金融资产",
-        "housing_fund" => "公积金",
-        "applicants" => "申请名单",
-        _ => "其他",
+    if t == crate::engine::queries::APPLICANTS_TABLE {
+        return "申请名单";
     }
+    hedui_connectors::schema::table(t).map_or("其他", |s| s.label.as_str())
 }
 
 fn source_zh(s: &str) -> &'static str {
