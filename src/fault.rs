@@ -10,24 +10,24 @@ pub const BEFORE_COMMIT: &str = "HEDUI_PAUSE_BEFORE_COMMIT_MS";
 /// Before a run with outputs is recorded done (a reconciliation, a server job).
 pub const BEFORE_RUN_DONE: &str = "HEDUI_PAUSE_BEFORE_RUN_DONE_MS";
 
-/// How long `var` asks to pause, if it is set to a number of milliseconds.
-fn pause_of(var: &str) -> Option<u64> {
-    std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok())
+/// How long `var` asks to pause, if it is set to a number of milliseconds; says so on
+/// stderr as `{done}, pausing {ms} ms before {next}` (the text the crash tests wait for).
+fn announced(var: &str, done: &str, next: &str) -> Option<std::time::Duration> {
+    let ms = std::env::var(var).ok()?.parse::<u64>().ok()?;
+    eprintln!("{done}, pausing {ms} ms before {next}");
+    Some(std::time::Duration::from_millis(ms))
 }
 
-/// Pauses the async task as `var` asks, first saying on stderr
-/// `{done}, pausing {ms} ms before {next}`.
+/// Pauses the async task as `var` asks (see [`announced`]).
 pub async fn pause(var: &str, done: &str, next: &str) {
-    if let Some(ms) = pause_of(var) {
-        eprintln!("{done}, pausing {ms} ms before {next}");
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    if let Some(d) = announced(var, done, next) {
+        tokio::time::sleep(d).await;
     }
 }
 
 /// [`pause`] for a thread (a run's tail, which holds no async lock).
 pub fn pause_thread(var: &str, done: &str, next: &str) {
-    if let Some(ms) = pause_of(var) {
-        eprintln!("{done}, pausing {ms} ms before {next}");
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+    if let Some(d) = announced(var, done, next) {
+        std::thread::sleep(d);
     }
 }

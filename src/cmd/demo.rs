@@ -5,8 +5,8 @@ use crate::check::{run, CheckOptions};
 use crate::cli::{DemoArgs, SourceFormat};
 use crate::error::Error;
 use crate::generate::{generate, CitySpec};
-use crate::output;
 use crate::progress::Progress;
+use crate::publish::{publish, Record, Tail};
 use crate::sources::SourceInput;
 
 /// Runs `demo`.
@@ -39,7 +39,11 @@ pub async fn execute(args: &DemoArgs, progress: &Progress, quiet: bool) -> Resul
     };
     let out = args.dir.join("out");
     let result = run(&opts, progress).await?;
-    let summary = output::write_all(&out, &result, progress)?;
+    // The demo's run ends like any other (no state folder: not audited).
+    let tail = Tail::new(Some(&out), "demo", "check");
+    let summary = publish(&result, &tail, Record::Nowhere, progress)?
+        .summary
+        .ok_or_else(|| Error::Internal("a check with an output folder wrote no summary".into()))?;
     if !quiet {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| Error::Internal(format!("cannot print the summary: {e}")))?;

@@ -5,7 +5,7 @@
 //! - [`parquet`]: `results.parquet` (the same rows, for analysts)
 //! - [`summary`]: `summary.json`
 //! - [`report`]: `report.html` (templates/report.html)
-//! - here: [`write_all`], every output of a run
+//! - here: [`write_all_with`], every output of a run (called by `crate::publish` only)
 
 pub mod files;
 pub mod parquet;
@@ -21,16 +21,7 @@ pub use files::{write_atomic, write_jsonl, OutputError};
 pub use report::Compared;
 
 /// Writes every output file of a check run into `dir` (created if needed); returns the
-/// summary it wrote.
-pub fn write_all(
-    dir: &Path,
-    run: &CheckRun,
-    progress: &Progress,
-) -> Result<summary::Summary, OutputError> {
-    write_all_with(dir, run, None, progress)
-}
-
-/// [`write_all`] for a reconciliation: the report leads with `compared`'s changes.
+/// summary it wrote. A reconciliation's report leads with `compared`'s changes.
 pub fn write_all_with(
     dir: &Path,
     run: &CheckRun,
