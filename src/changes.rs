@@ -96,60 +96,114 @@ fn without_severity<S: serde::Serializer>(flags: &[Flag], s: S) -> Result<S::Ok,
     }))
 }
 
+/// The changes a run wrote to `changes.jsonl`, one per line (each line as the state
+/// keeps it), and the household and region of each line, in the same order.
+#[derive(Debug, Clone, Copy)]
+pub struct Written<'a> {
+    /// The file.
+    pub file: &'a std::path::Path,
+    /// Each line's household_id and region code.
+    pub households: &'a [(String, String)],
+}
+
 /// The changes from `previous` (household → kept, of the last completed run) to
-/// `current` (this run's results), sorted by household_id; unchanged households are left
-/// out, so unchanged inputs give no line at all.
+/// `current` (this run's results, sorted by household_id), sorted by household_id;
+/// unchanged households are left out, so unchanged inputs give no line at all.
 pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -> Vec<Change> {
-    let mut out = Vec::new();
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    for r in current {
-        seen.insert(&r.household_id);
-        let before = previous.get(&r.household_id);
-        let now = Kept::of(r);
-        if before.is_some_and(|b| b.same_findings(&now)) {
-            continue;
-        }
-        let old: BTreeSet<&FlagRef> = before.map(|k| k.flags.iter().collect()).unwrap_or_default();
-        let new: BTreeSet<&FlagRef> = now.flags.iter().collect();
-        let added_flags = r
-            .flags
-            .iter()
-            .filter(|f| {
-                !old.contains(&FlagRef {
-                    rule: f.rule.clone(),
-                    member: f.member.clone(),
-                })
-            })
-            .cloned()
-            .collect();
-        let removed_flags = old
-            .iter()
-            .filter(|f| !new.contains(*f))
-            .map(|f| (*f).clone())
-            .collect();
-        out.push(Change {
-            household_id: r.household_id.clone(),
-            region_code: r.region_code.clone(),
-            previous_verdict: before.map(|k| k.verdict.clone()),
-            verdict: Some(r.verdict.clone()),
-            added_flags,
-            removed_flags,
-        });
-    }
-    for (hid, k) in previous {
-        if !seen.contains(hid.as_str()) {
-            out.push(Change {
-                household_id: hid.clone(),
-                region_code: k.region_code.clone(),
-                previous_verdict: Some(k.verdict.clone()),
-                verdict: None,
-                added_flags: vec![],
-                removed_flags: k.flags.clone(),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+    let mut c = Comparer::new(previous);
+    let mut out = c.next(current);
+    out.extend(c.finish());
     out
+}
+
+/// The changes from a previous run, found as this run's results come in household_id
+/// order: each call gives the changes of the households up to the last result given
+/// (those that left the list included), in household_id order.
+pub struct Comparer<'a> {
+    previous: &'a BTreeMap<String, Kept>,
+    rest: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, Kept>>,
+}
+
+impl<'a> Comparer<'a> {
+    /// Compares with `previous`.
+    pub fn new(previous: &'a BTreeMap<String, Kept>) -> Comparer<'a> {
+        Comparer {
+            previous,
+            rest: previous.iter().peekable(),
+        }
+    }
+
+    /// The changes up to the last of `current` (sorted by household_id, after the
+    /// results given before).
+    pub fn next(&mut self, current: &[HouseholdResult]) -> Vec<Change> {
+        let mut out = Vec::new();
+        for r in current {
+            // Households of the previous run before this one: gone from the list.
+            while let Some((hid, k)) = self
+                .rest
+                .next_if(|(h, _)| h.as_str() < r.household_id.as_str())
+            {
+                out.push(gone(hid, k));
+            }
+            self.rest
+                .next_if(|(h, _)| h.as_str() == r.household_id.as_str());
+            if let Some(c) = change_of(self.previous.get(&r.household_id), r) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// The changes of the households of the previous run after the last result: gone.
+    pub fn finish(mut self) -> Vec<Change> {
+        self.rest.by_ref().map(|(hid, k)| gone(hid, k)).collect()
+    }
+}
+
+/// A household of the previous run that is no longer on the list.
+fn gone(hid: &str, k: &Kept) -> Change {
+    Change {
+        household_id: hid.to_owned(),
+        region_code: k.region_code.clone(),
+        previous_verdict: Some(k.verdict.clone()),
+        verdict: None,
+        added_flags: vec![],
+        removed_flags: k.flags.clone(),
+    }
+}
+
+/// The change of household `r` from `before` (none: new to the list), if any.
+fn change_of(before: Option<&Kept>, r: &HouseholdResult) -> Option<Change> {
+    let now = Kept::of(r);
+    if before.is_some_and(|b| b.same_findings(&now)) {
+        return None;
+    }
+    let old: BTreeSet<&FlagRef> = before.map(|k| k.flags.iter().collect()).unwrap_or_default();
+    let new: BTreeSet<&FlagRef> = now.flags.iter().collect();
+    let added_flags = r
+        .flags
+        .iter()
+        .filter(|f| {
+            !old.contains(&FlagRef {
+                rule: f.rule.clone(),
+                member: f.member.clone(),
+            })
+        })
+        .cloned()
+        .collect();
+    let removed_flags = old
+        .iter()
+        .filter(|f| !new.contains(*f))
+        .map(|f| (*f).clone())
+        .collect();
+    Some(Change {
+        household_id: r.household_id.clone(),
+        region_code: r.region_code.clone(),
+        previous_verdict: before.map(|k| k.verdict.clone()),
+        verdict: Some(r.verdict.clone()),
+        added_flags,
+        removed_flags,
+    })
 }
 
 #[cfg(test)]

@@ -11,13 +11,15 @@ use crate::config::cluster::ClusterAddress;
 use crate::engine::cluster::Scratch;
 use crate::engine::inputs::input_tables;
 use crate::engine::planned::Planned;
+use crate::engine::queries::evidence_queries;
 use crate::engine::queries::{FLAG_ROWS, HOUSEHOLD_RESULTS};
 use crate::engine::{self, Engine, Runner};
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::sources::{self, SourceInput, Sources};
-use crate::verdict::{assemble, evidence};
+use crate::verdict::spill::{Spill, SpillError};
+use crate::verdict::Answer;
 
 pub use crate::verdict::CheckRun;
 
@@ -173,47 +175,34 @@ async fn run_in(
     let data = std::mem::take(&mut src.data);
     let mut runner = start(&ctx, setup, scratch, planned, data, inputs, &src, progress).await?;
     progress.step("rules: running");
-    let flags = collect_flags(&runner).await?;
-    progress.step(&format!(
-        "rules: {} flag rows",
-        flags.iter().map(RecordBatch::num_rows).sum::<usize>()
-    ));
-    tracing::debug!(
-        bytes = flags
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum::<usize>(),
-        "flag rows held"
-    );
-    let flag_schema = match flags.first() {
-        Some(b) => b.schema(),
-        None => runner.schema(FLAG_ROWS).await?,
-    };
-    runner
-        .add(engine::FLAGS_FOUND, flag_schema, flags.clone())
-        .await?;
-    let figures = runner.collect(HOUSEHOLD_RESULTS).await?;
+    let spill = Spill::start(
+        &batch.households,
+        &src.missing,
+        &src.stale,
+        &std::env::temp_dir(),
+    )?;
+    let spill = gather_flags(&mut runner, spill).await?;
+    progress.step(&format!("rules: {} flag rows", spill.flag_rows()));
+    let spill = each_batch(&runner, HOUSEHOLD_RESULTS, spill, |s, b| s.add_figures(b)).await?;
     progress.step("rules: household figures");
     if let Runner::Session(..) = runner {
         // The views and the results computed once (engine::create_views) have served:
         // only what the evidence reads stays held.
         engine::release_all_but(&ctx, &engine::queries::tables_read())?;
     }
-    let evidence = evidence::fetch(&runner).await?;
+    let mut spill = spill;
+    for (label, sql, columns) in evidence_queries() {
+        let columns: std::sync::Arc<[_]> = columns.into();
+        spill = each_batch(&runner, &sql, spill, move |s, b| {
+            s.add_evidence(&label, &columns, b)
+        })
+        .await?;
+    }
     progress.step("rules: flags, figures and evidence collected");
-    // The departments' rows of this run are no longer needed: their memory is the
-    // results' now.
+    // The departments' rows of this run are no longer needed.
     drop(runner);
     engine::release_all(&ctx)?;
-    let results = assemble(
-        &batch.households,
-        &figures,
-        &flags,
-        &evidence,
-        &src.missing,
-        &src.stale,
-    );
-    progress.step("results assembled");
+    let answer = Answer::spilled(spill.finish()?);
     let region_labels = region_labels(&batch, policy);
     Ok(CheckRun {
         as_of,
@@ -221,7 +210,7 @@ async fn run_in(
         policy_file: policy.file.clone(),
         sources: sources_label.to_owned(),
         batch,
-        results,
+        answer,
         tables: src.tables,
         missing_sources: src.missing,
         stale_sources: src.stale,
@@ -327,20 +316,61 @@ async fn start<'a>(
     })
 }
 
-/// The rows of `flag_rows`. A whole batch: one rule view after the other — the same
-/// rows, but the engine's memory is one rule's joins at a time, not all nine side by
-/// side (each query runs all its branches at once).
-async fn collect_flags(runner: &Runner<'_>) -> Result<Vec<RecordBatch>, Error> {
-    Ok(match runner {
-        Runner::Session(..) | Runner::Cluster(..) => {
-            let mut all = Vec::new();
-            for view in engine::rule_views() {
-                all.extend(runner.collect(&format!("SELECT * FROM {view}")).await?);
-            }
-            all
-        }
-        Runner::Planned { .. } => runner.collect(FLAG_ROWS).await?,
-    })
+/// Gathers the rows of `flag_rows` into `spill` and gives them to the queries that
+/// read the flags found. A whole batch: one rule view after the other — the same rows,
+/// but the engine's memory is one rule's joins at a time, not all nine side by side
+/// (each query runs all its branches at once).
+async fn gather_flags(runner: &mut Runner<'_>, mut spill: Spill) -> Result<Spill, Error> {
+    let schema = engine::plain_strings(&RecordBatch::new_empty(runner.schema(FLAG_ROWS).await?))
+        .map_err(|e| Error::Internal(format!("the flags' schema: {e}")))?
+        .schema();
+    spill.set_flag_schema(schema.clone());
+    let queries: Vec<String> = match runner {
+        Runner::Session(..) | Runner::Cluster(..) => engine::rule_views()
+            .iter()
+            .map(|v| format!("SELECT * FROM {v}"))
+            .collect(),
+        Runner::Planned { .. } => vec![FLAG_ROWS.to_owned()],
+    };
+    for q in queries {
+        spill = each_batch(runner, &q, spill, |s, b| s.add_flags(b)).await?;
+    }
+    let (spill, kept) = off_thread(spill, |s| s.flags_found()).await?;
+    runner.flags_found(schema, kept).await?;
+    Ok(spill)
+}
+
+/// Runs `sql` and gives each batch it yields to `add` with `spill`, off the async
+/// threads (rendering and writing are blocking work).
+async fn each_batch<F>(
+    runner: &Runner<'_>,
+    sql: &str,
+    mut spill: Spill,
+    add: F,
+) -> Result<Spill, Error>
+where
+    F: Fn(&mut Spill, &RecordBatch) -> Result<(), SpillError> + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    let add = std::sync::Arc::new(add);
+    let mut stream = runner.stream(sql).await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let add = add.clone();
+        spill = off_thread(spill, move |s| add(s, &batch)).await?.0;
+    }
+    Ok(spill)
+}
+
+/// `f` on `spill` on a blocking thread; the spill back with what `f` made.
+async fn off_thread<T: Send + 'static>(
+    mut spill: Spill,
+    f: impl FnOnce(&mut Spill) -> Result<T, SpillError> + Send + 'static,
+) -> Result<(Spill, T), Error> {
+    tokio::task::spawn_blocking(move || f(&mut spill).map(|t| (spill, t)))
+        .await
+        .map_err(|e| Error::Internal(format!("keeping the run's results failed: {e}")))?
+        .map_err(Error::from)
 }
 
 /// How the report names each region code of the batch: `新郑市（410184）`, or

@@ -176,6 +176,20 @@ impl From<crate::output::OutputError> for Error {
     }
 }
 
+impl From<crate::verdict::SpillError> for Error {
+    fn from(e: crate::verdict::SpillError) -> Error {
+        use crate::verdict::SpillError as S;
+        match e {
+            // The temporary folder (TMPDIR) full or not writable.
+            S::Io { path, source } => Error::Output {
+                path: format!("the temporary folder {path} (TMPDIR)"),
+                source,
+            },
+            e @ (S::Arrow(_) | S::Record { .. }) => Error::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::ingest::IngestError> for Error {
     fn from(e: crate::ingest::IngestError) -> Error {
         use crate::ingest::IngestError as I;

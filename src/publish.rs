@@ -4,16 +4,22 @@
 //! database, its audit entry and the completion of the reconciliation run and of the
 //! server's job it is. A run killed between the two is neither done nor audited: a job
 //! is run again, a reconciliation is never a baseline.
+//!
+//! The tail reads the run's answer once, a chunk of households at a time, and gives
+//! each chunk to everything that needs it — the result files, the summary's counts, the
+//! report's small selection, a reconciliation's comparison (its changes written as
+//! found), the audit entry's list of verdicts — so that what it holds does not grow
+//! with the evidence.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::applicants::Household;
-use crate::changes::{Change, Kept};
+use crate::changes::{Change, Comparer, Kept, Written};
 use crate::error::Error;
 use crate::fault;
 use crate::output::summary::Summary;
-use crate::output::{self, Compared};
+use crate::output::{Compared, Outputs};
 use crate::progress::Progress;
 use crate::state::audit::{AuditDetail, AuditedHousehold};
 use crate::state::{Completion, RunDone, State};
@@ -58,8 +64,9 @@ pub struct Reconciled<'a> {
     pub run_id: i64,
     /// The previous completed run, if any.
     pub previous: Option<i64>,
-    /// What changed (`changes.jsonl`; the report leads with them).
-    pub changes: &'a [Change],
+    /// What the previous run found, by household (empty: no previous run); the
+    /// changes from it go to `changes.jsonl`, and the report leads with them.
+    pub before: &'a BTreeMap<String, Kept>,
 }
 
 /// What publishing did.
@@ -72,6 +79,8 @@ pub struct Published {
     /// Whether the job (if any) was done now (`false`: it was queued again meanwhile
     /// and runs again; it is audited then).
     pub job_done: bool,
+    /// A reconciliation's changes: households changed, lines of `changes.jsonl`.
+    pub changes: usize,
 }
 
 /// Where a run is recorded.
@@ -91,15 +100,7 @@ pub fn publish(
     record: Record<'_>,
     progress: &Progress,
 ) -> Result<Published, Error> {
-    let summary = match tail.out {
-        Some(out) => Some(write_outputs(
-            run,
-            out,
-            tail.reconciliation.as_ref(),
-            progress,
-        )?),
-        None => None,
-    };
+    let read = read_answer(run, tail, progress)?;
     let mut opened;
     let state = match record {
         Record::In(state) => Some(state),
@@ -111,9 +112,10 @@ pub fn publish(
     };
     let Some(state) = state else {
         return Ok(Published {
-            summary,
+            summary: read.summary,
             audit_seq: None,
             job_done: false,
+            changes: read.changed.len(),
         });
     };
     if tail.out.is_some() && (tail.job.is_some() || tail.reconciliation.is_some()) {
@@ -124,21 +126,17 @@ pub fn publish(
         );
     }
     let hasher = state.id_hasher()?;
-    let detail = match tail.household {
-        Some(h) => audit_detail_of(run, h, hasher),
-        None => audit_detail(run, hasher),
-    };
-    let kept: BTreeMap<String, Kept> = match &tail.reconciliation {
-        Some(_) => run
-            .results
-            .iter()
-            .map(|r| (r.household_id.clone(), Kept::of(r)))
-            .collect(),
-        None => BTreeMap::new(),
-    };
+    let detail = audit_detail(run, &read.verdicts, hasher);
+    let changes_file = tail.out.map(|o| o.join("changes.jsonl"));
     let job_summary = tail
         .job
-        .map(|_| job_summary(summary.as_ref(), tail.reconciliation.as_ref()))
+        .map(|_| {
+            job_summary(
+                read.summary.as_ref(),
+                tail.reconciliation.as_ref(),
+                read.changed.len(),
+            )
+        })
         .transpose()?;
     let done = state.complete(&Completion {
         actor: tail.actor,
@@ -146,16 +144,109 @@ pub fn publish(
         detail: &detail,
         run: tail.reconciliation.as_ref().map(|r| RunDone {
             id: r.run_id,
-            households: &kept,
-            changes: r.changes,
+            households: &read.kept,
+            changes: changes_file
+                .as_deref()
+                .filter(|_| !read.changed.is_empty())
+                .map(|file| Written {
+                    file,
+                    households: &read.changed,
+                }),
         }),
         job: tail.job.zip(job_summary.as_ref()),
     })?;
     Ok(Published {
-        summary,
+        summary: read.summary,
         audit_seq: done.audit_seq,
         job_done: done.job_done,
+        changes: read.changed.len(),
     })
+}
+
+/// What the tail keeps of a run's answer once it has read it.
+struct Read {
+    /// The summary written (when files were).
+    summary: Option<Summary>,
+    /// Each audited household's id, region and verdict, in household_id order.
+    verdicts: Vec<(String, String, String)>,
+    /// A reconciliation's findings by household, for the next run.
+    kept: BTreeMap<String, Kept>,
+    /// A reconciliation's changed households (id, region), in `changes.jsonl` order.
+    changed: Vec<(String, String)>,
+}
+
+/// Reads `run`'s answer once, chunk by chunk, into its outputs (if `tail` writes any)
+/// and what the audit entry and a reconciliation's completion need.
+fn read_answer(run: &CheckRun, tail: &Tail<'_>, progress: &Progress) -> Result<Read, Error> {
+    let reconciliation = tail.reconciliation.as_ref();
+    if reconciliation.is_some() && tail.out.is_none() {
+        return Err(Error::Internal(
+            "a reconciliation run has no output folder for its changes".into(),
+        ));
+    }
+    let mut outputs = tail
+        .out
+        .map(|out| Outputs::create(out, reconciliation.is_some()))
+        .transpose()?;
+    let mut comparer = reconciliation.map(|r| Comparer::new(r.before));
+    let mut read = Read {
+        summary: None,
+        verdicts: Vec::new(),
+        kept: BTreeMap::new(),
+        changed: Vec::new(),
+    };
+    let changes = |found: Vec<Change>, read: &mut Read, outputs: &mut Option<Outputs>| {
+        read.changed.extend(
+            found
+                .iter()
+                .map(|c| (c.household_id.clone(), c.region_code.clone())),
+        );
+        match outputs {
+            Some(o) => o.add_changes(&found),
+            None => Ok(()),
+        }
+    };
+    run.answer.each_chunk(|chunk| {
+        if let Some(o) = &mut outputs {
+            o.add(chunk)?;
+        }
+        if let Some(c) = &mut comparer {
+            let found = c.next(chunk);
+            changes(found, &mut read, &mut outputs)?;
+            read.kept
+                .extend(chunk.iter().map(|r| (r.household_id.clone(), Kept::of(r))));
+        }
+        read.verdicts.extend(
+            chunk
+                .iter()
+                .filter(|r| tail.household.is_none_or(|h| h == r.household_id))
+                .map(|r| {
+                    (
+                        r.household_id.clone(),
+                        r.region_code.clone(),
+                        r.verdict.clone(),
+                    )
+                }),
+        );
+        Ok::<(), Error>(())
+    })?;
+    if let Some(c) = comparer {
+        changes(c.finish(), &mut read, &mut outputs)?;
+    }
+    if let Some(o) = outputs {
+        let compared = reconciliation.map(|r| Compared {
+            run_id: r.run_id,
+            previous: r.previous,
+        });
+        read.summary = Some(o.finish(run, compared.as_ref(), progress)?);
+        if reconciliation.is_some() {
+            progress.step(&format!(
+                "changes.jsonl: {} households changed",
+                read.changed.len()
+            ));
+        }
+    }
+    Ok(read)
 }
 
 impl Tail<'_> {
@@ -169,35 +260,12 @@ impl Tail<'_> {
     }
 }
 
-/// Writes every output file of `run` into `out`; a reconciliation's report leads with
-/// its changes, which also go to `changes.jsonl`.
-fn write_outputs(
-    run: &CheckRun,
-    out: &Path,
-    reconciliation: Option<&Reconciled<'_>>,
-    progress: &Progress,
-) -> Result<Summary, Error> {
-    let compared = reconciliation.map(|r| Compared {
-        run_id: r.run_id,
-        previous: r.previous,
-        changes: r.changes,
-    });
-    let summary = output::write_all_with(out, run, compared.as_ref(), progress)?;
-    if let Some(r) = reconciliation {
-        output::write_jsonl(out, "changes.jsonl", r.changes)?;
-        progress.step(&format!(
-            "changes.jsonl: {} households changed",
-            r.changes.len()
-        ));
-    }
-    Ok(summary)
-}
-
 /// What a job's submitter is shown of its run: a batch's summary without the server's
 /// paths; a reconciliation's run, previous run, changes and counts.
 fn job_summary(
     summary: Option<&Summary>,
     reconciliation: Option<&Reconciled<'_>>,
+    changes: usize,
 ) -> Result<serde_json::Value, Error> {
     let Some(summary) = summary else {
         return Ok(serde_json::json!({}));
@@ -206,7 +274,7 @@ fn job_summary(
         return Ok(serde_json::json!({
             "run_id": r.run_id,
             "previous_run": r.previous,
-            "changes": r.changes.len(),
+            "changes": changes,
             "verdicts": summary.verdicts,
             "households_accepted": summary.applicants.households_accepted,
             "households_rejected": summary.applicants.households_rejected,
@@ -222,25 +290,12 @@ fn job_summary(
     Ok(shown)
 }
 
-/// What a check run read and decided, with members' ID numbers hashed by `hash`.
-/// Households rejected before any data was read are not in it.
-pub fn audit_detail(run: &CheckRun, hash: impl Fn(&str) -> String) -> AuditDetail {
-    of_households(run, |_| true, hash)
-}
-
-/// [`audit_detail`] for the one household `household_id` of `run` (an API
-/// request whose household was checked in a run with others).
-pub fn audit_detail_of(
+/// What a check run read and decided — each of `verdicts` (household, region, verdict)
+/// with its members' ID numbers hashed by `hash`. Households rejected before any data
+/// was read are not in it.
+fn audit_detail(
     run: &CheckRun,
-    household_id: &str,
-    hash: impl Fn(&str) -> String,
-) -> AuditDetail {
-    of_households(run, |h| h == household_id, hash)
-}
-
-fn of_households(
-    run: &CheckRun,
-    keep: impl Fn(&str) -> bool,
+    verdicts: &[(String, String, String)],
     hash: impl Fn(&str) -> String,
 ) -> AuditDetail {
     let declared: std::collections::HashMap<&str, &Household> = run
@@ -249,20 +304,18 @@ fn of_households(
         .iter()
         .map(|h| (h.household_id.as_str(), h))
         .collect();
-    let households = run
-        .results
+    let households = verdicts
         .iter()
-        .filter(|r| keep(&r.household_id))
-        .map(|r| {
-            let h = declared.get(r.household_id.as_str());
+        .map(|(hid, region, verdict)| {
+            let h = declared.get(hid.as_str());
             AuditedHousehold {
-                household_id: r.household_id.clone(),
-                region_code: r.region_code.clone(),
+                household_id: hid.clone(),
+                region_code: region.clone(),
                 authorization_id: h.map(|h| h.authorization_id.clone()).unwrap_or_default(),
                 members: h
                     .map(|h| h.members.iter().map(|m| hash(&m.id_number)).collect())
                     .unwrap_or_default(),
-                verdict: r.verdict.clone(),
+                verdict: verdict.clone(),
             }
         })
         .collect();

@@ -9,7 +9,6 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use crate::applicants;
-use crate::changes;
 use crate::check::run_batch;
 use crate::check::Setup;
 use crate::error::Error;
@@ -100,13 +99,12 @@ async fn reconcile(
         Some(p) => state.households(p.id)?,
         None => BTreeMap::new(),
     };
-    let found = changes::between(&before, &checked.results);
     let tail = Tail {
         job: r.job,
         reconciliation: Some(Reconciled {
             run_id,
             previous: previous.as_ref().map(|p| p.id),
-            changes: &found,
+            before: &before,
         }),
         ..Tail::new(Some(r.out), r.actor, r.audit_kind)
     };
@@ -118,6 +116,6 @@ async fn reconcile(
         run_id,
         previous: previous.map(|p| p.id),
         summary,
-        changes: found.len(),
+        changes: done.changes,
     })
 }

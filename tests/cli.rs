@@ -690,3 +690,113 @@ fn demo_does_the_whole_job() {
     let results = std::fs::read_to_string(dir.path().join("out/results.jsonl")).unwrap();
     assert!(results.lines().count() > 100);
 }
+
+/// The rows of a Parquet file, whatever its row groups.
+fn parquet_rows(path: &std::path::Path) -> datafusion::arrow::array::RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap();
+    let schema = reader.schema().clone();
+    let batches: Vec<_> = reader.build().unwrap().map(Result::unwrap).collect();
+    datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+/// A batch answered in many chunks of households — each chunk's flags and evidence
+/// kept in the temporary folder until its results are written — gives exactly what one
+/// chunk gives: the same `results.jsonl`, the same rows of `results.parquet`, the same
+/// counts and report; the temporary folder is left empty. A temporary folder that cannot
+/// be written stops the run with a message naming it, and no result file appears.
+#[test]
+fn a_batch_in_many_chunks_gives_the_same_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |r: &str| dir.path().join(r);
+    let out = hedui(&[
+        "generate",
+        "--people",
+        "20000",
+        "--households",
+        "2000",
+        "--seed",
+        "5",
+        "--as-of",
+        "2026-11-30",
+        "--out",
+        &p("city").display().to_string(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tmp = p("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let check_in = |out: &str, chunk: Option<&str>, temp: &std::path::Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hedui"));
+        c.arg("check")
+            .arg("--applicants")
+            .arg(p("city/applicants.csv"))
+            .arg("--sources")
+            .arg(p("city/sources"))
+            .arg("--policy")
+            .arg(p("city/policy.toml"))
+            .args(["--as-of", "2026-11-30", "--quiet", "--out"])
+            .arg(p(out))
+            .env("TMPDIR", temp);
+        if let Some(n) = chunk {
+            c.env("HEDUI_CHUNK_HOUSEHOLDS", n);
+        }
+        c.output().unwrap()
+    };
+    let check = |out: &str, chunk: Option<&str>| check_in(out, chunk, &tmp);
+    let one = check("one", None);
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    let many = check("many", Some("170"));
+    assert_eq!(many.status.code(), Some(0), "{}", stderr(&many));
+    let read = |out: &str, f: &str| std::fs::read_to_string(p(out).join(f)).unwrap();
+    let results = read("one", "results.jsonl");
+    assert!(
+        results.lines().count() > 1_500,
+        "most households are checked"
+    );
+    assert!(
+        results.contains("\"evidence\":[{"),
+        "some flags carry evidence records"
+    );
+    assert!(
+        read("many", "results.jsonl") == results,
+        "results.jsonl differs"
+    );
+    assert_eq!(
+        parquet_rows(&p("one/results.parquet")),
+        parquet_rows(&p("many/results.parquet"))
+    );
+    // The same counts and report, but for the time each run was made.
+    let summary = |out: &str| {
+        let mut s: Value = serde_json::from_str(&read(out, "summary.json")).unwrap();
+        let at = s["checked_at"].as_str().unwrap().to_owned();
+        s["checked_at"] = Value::Null;
+        (s, at)
+    };
+    let ((s1, at1), (s2, at2)) = (summary("one"), summary("many"));
+    assert_eq!(s1, s2);
+    let report = |out: &str, at: &str| read(out, "report.html").replace(at, "");
+    assert!(
+        report("one", &at1) == report("many", &at2),
+        "report.html differs"
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the run's temporary files are removed"
+    );
+
+    // A temporary folder that is not there.
+    let gone = p("no-such-tmp");
+    let o = check_in("broken", Some("170"), &gone);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("hedui: 无法写入结果"), "{err}");
+    assert!(
+        err.contains(&format!("the temporary folder {} (TMPDIR)", gone.display())),
+        "{err}"
+    );
+    assert!(!p("broken/results.jsonl").exists());
+}

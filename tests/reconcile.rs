@@ -52,9 +52,13 @@ impl Recon {
         .to_vec()
     }
 
+    /// Runs a reconciliation a household at a time: every household its own chunk,
+    /// kept on disk until written, the comparison carried across chunks (households
+    /// that left the list among them) — the path of a large list, on a small one.
     fn run(&self) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_hedui"))
             .args(self.args())
+            .env("HEDUI_CHUNK_HOUSEHOLDS", "1")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -17,7 +17,9 @@ pub const FLAGS_FOUND: &str = "flags_found";
 pub const APPLICANTS_TABLE: &str = "applicants";
 
 /// The evidence queries: per table (its label in flags, the table, its canonical
-/// columns), the join of the flags' references with the table.
+/// columns), the join of the flags' references with the table — each cited record's
+/// canonical columns, `src_file`, `src_row`, then the household citing it (a record
+/// cited by two households comes twice, once for each).
 pub fn evidence_queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
     let mut tables: Vec<(String, String, Vec<(String, ColumnType)>)> = schema::tables()
         .iter()
@@ -42,8 +44,8 @@ pub fn evidence_queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
         .map(|(label, table, columns)| {
             let cols: Vec<String> = columns.iter().map(|(c, _)| format!("t.{c}")).collect();
             let sql = format!(
-                "SELECT {}, t.{SRC_FILE}, t.{SRC_ROW} FROM {table} t \
-                 JOIN (SELECT DISTINCT ev_file, ev_row FROM {FLAGS_FOUND} WHERE ev_table = '{label}') e \
+                "SELECT {}, t.{SRC_FILE}, t.{SRC_ROW}, e.household_id AS cited_by FROM {table} t \
+                 JOIN (SELECT DISTINCT household_id, ev_file, ev_row FROM {FLAGS_FOUND} WHERE ev_table = '{label}') e \
                  ON t.{SRC_FILE} = e.ev_file AND t.{SRC_ROW} = e.ev_row",
                 cols.join(", ")
             );

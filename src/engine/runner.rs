@@ -11,8 +11,17 @@ use super::cluster::Scratch;
 use super::error::{df, EngineError};
 use super::planned::{Planned, RunRows};
 use super::queries::FLAGS_FOUND;
-use super::session::{collect, register};
+use super::session::{collect, plain_strings, register};
 use super::views::LateTable;
+
+/// The flags a run found, as it kept them: held, or in Arrow IPC files.
+#[derive(Debug)]
+pub enum FlagsKept {
+    /// In memory.
+    Batches(Vec<RecordBatch>),
+    /// In these files.
+    Files(Vec<std::path::PathBuf>),
+}
 
 /// Where a run's queries execute: a session with the run's tables registered and the
 /// views created, or the process's [`Planned`] pipelines fed with the
@@ -58,6 +67,75 @@ impl Runner<'_> {
         match self {
             Runner::Session(ctx, _) | Runner::Cluster(ctx, _) => collect(ctx, sql).await,
             Runner::Planned { planned, task, .. } => planned.run(sql, task.clone()).await,
+        }
+    }
+
+    /// Runs `sql` and gives its batches as the engine yields them (string columns as
+    /// plain `Utf8`): on a session or a cluster one batch at a time; the planned
+    /// pipelines (a few households) collect theirs first.
+    pub async fn stream(
+        &self,
+        sql: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch, EngineError>>, EngineError>
+    {
+        use futures::StreamExt;
+        let what = format!("run query {sql}");
+        match self {
+            Runner::Session(ctx, _) | Runner::Cluster(ctx, _) => {
+                let stream = ctx
+                    .sql(sql)
+                    .await
+                    .map_err(df(format!("plan query {sql}")))?
+                    .execute_stream()
+                    .await
+                    .map_err(df(what.clone()))?;
+                Ok(stream
+                    .map(move |b| b.and_then(|b| plain_strings(&b)).map_err(df(what.clone())))
+                    .boxed())
+            }
+            Runner::Planned { .. } => {
+                let batches = self.collect(sql).await?;
+                Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
+            }
+        }
+    }
+
+    /// Gives the flags found (the rows of `flag_rows`) to the queries that read
+    /// [`FLAGS_FOUND`]: held batches, or the Arrow IPC files they were written to.
+    pub async fn flags_found(
+        &mut self,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+        rows: FlagsKept,
+    ) -> Result<(), EngineError> {
+        match (self, rows) {
+            (Runner::Session(_, Some(late)), FlagsKept::Files(files)) => {
+                late.set_files(schema, files)
+            }
+            (runner, FlagsKept::Batches(batches)) => runner.add(FLAGS_FOUND, schema, batches).await,
+            (runner, FlagsKept::Files(files)) => {
+                // Only a run's own session reads them from the files; the others are given
+                // the rows.
+                let mut batches = Vec::new();
+                for f in &files {
+                    let file = std::fs::File::open(f).map_err(|e| EngineError::DataFusion {
+                        what: format!("read {}", f.display()),
+                        source: DataFusionError::IoError(e),
+                    })?;
+                    let reader =
+                        datafusion::arrow::ipc::reader::FileReader::try_new_buffered(file, None)
+                            .map_err(|e| EngineError::DataFusion {
+                                what: format!("read {}", f.display()),
+                                source: e.into(),
+                            })?;
+                    for b in reader {
+                        batches.push(b.map_err(|e| EngineError::DataFusion {
+                            what: format!("read {}", f.display()),
+                            source: e.into(),
+                        })?);
+                    }
+                }
+                runner.add(FLAGS_FOUND, schema, batches).await
+            }
         }
     }
 

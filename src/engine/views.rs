@@ -143,23 +143,63 @@ pub async fn create_views(
 }
 
 /// A table whose rows are given after the views reading it were created (the flags a
-/// run found, see [`FlagsFound`]).
+/// run found, see [`FlagsFound`]): held batches, or the Arrow IPC files a large run
+/// wrote them to.
 #[derive(Debug)]
 pub struct LateTable {
     schema: datafusion::arrow::datatypes::SchemaRef,
     /// `None` until the run gives them: reading the table before is an error, never
     /// an empty table (the verdicts would then see no flag).
-    rows: std::sync::RwLock<Option<Vec<RecordBatch>>>,
+    rows: std::sync::RwLock<Option<Arc<dyn TableProvider>>>,
 }
 
 impl LateTable {
-    pub(super) fn set(&self, rows: Vec<RecordBatch>) -> Result<(), EngineError> {
+    fn give(&self, table: Arc<dyn TableProvider>) -> Result<(), EngineError> {
         let mut r = self.rows.write().map_err(|_| EngineError::DataFusion {
             what: "keep the flags found".into(),
             source: DataFusionError::Internal("flags_found lock poisoned".into()),
         })?;
-        *r = Some(rows);
+        *r = Some(table);
         Ok(())
+    }
+
+    /// The rows, held.
+    pub(super) fn set(&self, rows: Vec<RecordBatch>) -> Result<(), EngineError> {
+        let partitions = if rows.is_empty() {
+            vec![vec![]]
+        } else {
+            split(rows)
+        };
+        let table = MemTable::try_new(self.schema.clone(), partitions)
+            .map_err(df("keep the flags found"))?;
+        self.give(Arc::new(table))
+    }
+
+    /// The rows, in these Arrow IPC files (`schema` theirs).
+    pub(super) fn set_files(
+        &self,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+        files: Vec<std::path::PathBuf>,
+    ) -> Result<(), EngineError> {
+        use datafusion::datasource::file_format::arrow::ArrowFormat;
+        use datafusion::datasource::listing::{
+            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+        };
+        if files.is_empty() {
+            return self.set(Vec::new());
+        }
+        let urls = files
+            .iter()
+            .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(df("read the flags found"))?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(
+                ListingOptions::new(Arc::new(ArrowFormat)).with_file_extension(".arrow"),
+            )
+            .with_schema(schema);
+        let table = ListingTable::try_new(config).map_err(df("read the flags found"))?;
+        self.give(Arc::new(table))
     }
 }
 
@@ -180,7 +220,7 @@ impl TableProvider for LateTable {
         filters: &[datafusion::logical_expr::Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        let rows = self
+        let table = self
             .rows
             .read()
             .map_err(|_| DataFusionError::Internal("flags_found lock poisoned".into()))?
@@ -190,14 +230,7 @@ impl TableProvider for LateTable {
                     "flags_found read before the run's flags were collected".into(),
                 )
             })?;
-        let partitions = if rows.is_empty() {
-            vec![vec![]]
-        } else {
-            split(rows)
-        };
-        MemTable::try_new(self.schema.clone(), partitions)?
-            .scan(state, projection, filters, limit)
-            .await
+        table.scan(state, projection, filters, limit).await
     }
 }
 

@@ -9,7 +9,6 @@
 //! shows (`"84464.05"`, `"2"`, or a text value; null when it has none); an evidence
 //! `record` is the record as a JSON object in text (each table has its own fields).
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,7 +24,7 @@ use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use super::files::{write_atomic, OutputError};
+use super::files::{AtomicFile, OutputError};
 use crate::verdict::{Evidence, Flag, HouseholdResult};
 
 /// Money figures: yuan with 2 fraction digits.
@@ -205,45 +204,52 @@ pub fn batch(results: &[HouseholdResult]) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new(Arc::new(schema()), columns)
 }
 
-/// Rows per write to the Parquet file (one row group each).
-const ROWS_PER_GROUP: usize = 16 * 1024;
+/// `results.parquet` being written: a row group per chunk of households, written out
+/// as it comes (the writer never holds more than one chunk).
+pub struct Writer(ArrowWriter<AtomicFile>);
 
-/// Writes `results.parquet` into `dir`.
-pub fn write(dir: &Path, results: &[HouseholdResult]) -> Result<(), OutputError> {
-    write_atomic(dir, "results.parquet", |w| {
-        let io = |e: ArrowError| std::io::Error::other(e.to_string());
+impl Writer {
+    /// Starts `dir/results.parquet`.
+    pub fn create(dir: &Path) -> Result<Writer, OutputError> {
+        let file = AtomicFile::create(dir, "results.parquet")?;
         let props = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
             .build();
-        let mut writer = ArrowWriter::try_new(Sink(w), Arc::new(schema()), Some(props))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        for chunk in results.chunks(ROWS_PER_GROUP) {
-            writer
-                .write(&batch(chunk).map_err(io)?)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            // A row group per chunk, written out now: the writer never holds more than
-            // one chunk's households (by default it would gather a million rows).
-            writer
-                .flush()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
-        writer
-            .close()
-            .map(|_| ())
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    })
-}
-
-/// `ArrowWriter` wants a sized `Write + Send`; the output's writer is a `dyn Write`.
-struct Sink<'a>(&'a mut (dyn Write + Send));
-
-impl Write for Sink<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
+        let path = dir.join("results.parquet");
+        ArrowWriter::try_new(file, Arc::new(schema()), Some(props))
+            .map(Writer)
+            .map_err(|e| parquet_error(&path, e))
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+    /// Adds one row group of `results`.
+    pub fn add(&mut self, results: &[HouseholdResult]) -> Result<(), OutputError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let io = |e: ArrowError| std::io::Error::other(e.to_string());
+        let b = batch(results).map_err(|e| self.0.inner().error(io(e)))?;
+        self.0
+            .write(&b)
+            .map_err(|e| self.0.inner().error(std::io::Error::other(e.to_string())))?;
+        self.0
+            .flush()
+            .map_err(|e| self.0.inner().error(std::io::Error::other(e.to_string())))
+    }
+
+    /// Ends the file and gives it its name.
+    pub fn commit(self) -> Result<(), OutputError> {
+        let file = self.0.into_inner().map_err(|e| OutputError::Write {
+            path: "results.parquet".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        file.commit()
+    }
+}
+
+fn parquet_error(path: &Path, e: datafusion::parquet::errors::ParquetError) -> OutputError {
+    OutputError::Write {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
     }
 }
 

@@ -12,8 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::files::{write_atomic, OutputError};
+use super::gathered::{Gathered, REPORT_HOUSEHOLDS};
 use super::summary::{Summary, VERDICTS};
 use crate::applicants::Household;
+use crate::changes::Change;
 use crate::policy::{AidType, AreaType};
 use crate::verdict::CheckRun;
 use crate::verdict::{Flag, HouseholdResult, Rule};
@@ -197,53 +199,21 @@ struct ChangeView {
     removed: Vec<String>,
 }
 
-/// The changes of a reconciliation: those that became ineligible first, then other
-/// changes of verdict, then findings alone, then households new to or gone from the list.
+/// The changes of a reconciliation as the report lists them (see [`Gathered`]).
 fn change_views(
-    changes: &[crate::changes::Change],
+    ordered: Vec<&Change>,
     run: &CheckRun,
     declared: &HashMap<&str, &Household>,
 ) -> Vec<ChangeView> {
-    let results: HashMap<&str, &HouseholdResult> = run
-        .results
-        .iter()
-        .map(|r| (r.household_id.as_str(), r))
-        .collect();
-    let rank = |c: &crate::changes::Change| match (&c.previous_verdict, &c.verdict) {
-        (Some(p), Some(v)) if v == "ineligible" && p != v => 0,
-        (Some(p), Some(v)) if p != v => 1,
-        (Some(_), Some(_)) => 2,
-        _ => 3,
-    };
-    let mut ordered: Vec<&crate::changes::Change> = changes.iter().collect();
-    ordered.sort_by(|a, b| (rank(a), &a.household_id).cmp(&(rank(b), &b.household_id)));
     ordered
         .into_iter()
-        .take(REPORT_HOUSEHOLDS)
         .map(|c| {
             let h = declared.get(c.household_id.as_str()).copied();
-            let current = results.get(c.household_id.as_str());
+            // An added flag is one of the household's flags now, severity and all.
             let added = c
                 .added_flags
                 .iter()
-                .map(|a| {
-                    let severity = current
-                        .and_then(|r| {
-                            r.flags
-                                .iter()
-                                .find(|f| f.rule == a.rule && f.member == a.member)
-                        })
-                        .map_or_else(|| "review".to_owned(), |f| f.severity.clone());
-                    let f = Flag {
-                        rule: a.rule.clone(),
-                        severity,
-                        member: a.member.clone(),
-                        value: a.value.clone(),
-                        limit: a.limit.clone(),
-                        evidence: a.evidence.clone(),
-                    };
-                    flag_view(&f, &member_label(h, &a.member))
-                })
+                .map(|a| flag_view(a, &member_label(h, &a.member)))
                 .collect();
             let removed = c
                 .removed_flags
@@ -263,10 +233,12 @@ fn change_views(
                 .unwrap_or(2);
             ChangeView {
                 id: c.household_id.clone(),
-                region: current.map_or_else(
-                    || c.region_code.clone(),
-                    |r| region_label(&run.region_labels, &r.region_code),
-                ),
+                // A household still on the list is named as the report names its
+                // region; one that left it by its code.
+                region: match c.verdict {
+                    Some(_) => region_label(&run.region_labels, &c.region_code),
+                    None => c.region_code.clone(),
+                },
                 before: c
                     .previous_verdict
                     .as_deref()
@@ -326,15 +298,16 @@ fn household_view(
 }
 
 /// Bars of the chart: verdict counts per (region, aid type), the 30 largest groups.
-fn bars(results: &[HouseholdResult], labels: &BTreeMap<String, String>) -> Vec<Bar> {
+fn bars(
+    counted: &BTreeMap<(String, String), [u64; 4]>,
+    labels: &BTreeMap<String, String>,
+) -> Vec<Bar> {
     let mut groups: BTreeMap<(String, String), [u64; 4]> = BTreeMap::new();
-    for r in results {
-        let aid = AidType::parse(&r.aid_type)
-            .map_or("", AidType::chinese)
-            .to_owned();
-        let c = groups.entry((r.region_code.clone(), aid)).or_default();
-        if let Some(i) = VERDICTS.iter().position(|v| *v == r.verdict) {
-            c[i] += 1;
+    for ((region, aid), counts) in counted {
+        let aid = AidType::parse(aid).map_or("", AidType::chinese).to_owned();
+        let c = groups.entry((region.clone(), aid)).or_default();
+        for (sum, n) in c.iter_mut().zip(counts) {
+            *sum += n;
         }
     }
     let mut groups: Vec<((String, String), [u64; 4])> = groups.into_iter().collect();
@@ -378,53 +351,17 @@ fn bars(results: &[HouseholdResult], labels: &BTreeMap<String, String>) -> Vec<B
         .collect()
 }
 
-/// Households shown in detail at most (and rejected rows, changes listed): beyond, a
-/// report would be too large to open or print; the full lists are in the JSON Lines
-/// files beside it.
-pub const REPORT_HOUSEHOLDS: usize = 1000;
-
-/// The order in which households need a person: ineligible first, then review, then
-/// incomplete; eligible ones last.
-fn attention(verdict: &str) -> u8 {
-    match verdict {
-        "ineligible" => 0,
-        "review" => 1,
-        "incomplete" => 2,
-        _ => 3,
-    }
-}
-
-/// The households the report shows in detail, and how many need a person: all of them
-/// (in household_id order) when there are at most `cap`; otherwise those needing a
-/// person — ineligible, review, incomplete, each in household_id order — up to `cap`.
-fn detailed(results: &[HouseholdResult], cap: usize) -> (Vec<&HouseholdResult>, usize) {
-    let need = results.iter().filter(|r| attention(&r.verdict) < 3).count();
-    if results.len() <= cap {
-        return (results.iter().collect(), need);
-    }
-    let mut shown: Vec<&HouseholdResult> = results
-        .iter()
-        .filter(|r| attention(&r.verdict) < 3)
-        .collect();
-    // Stable: household_id order within a verdict (results are sorted by it).
-    shown.sort_by_key(|r| attention(&r.verdict));
-    shown.truncate(cap);
-    (shown, need)
-}
-
 /// Chinese numerals of the report's sections, in order.
 const SECTION_NUMERALS: [&str; 8] = ["一", "二", "三", "四", "五", "六", "七", "八"];
 
 /// A reconciliation run's changes against its previous completed run, which its report
 /// leads with.
 #[derive(Debug, Clone, Copy)]
-pub struct Compared<'a> {
+pub struct Compared {
     /// This run.
     pub run_id: i64,
     /// The run compared with, if any.
     pub previous: Option<i64>,
-    /// What changed, by household.
-    pub changes: &'a [crate::changes::Change],
 }
 
 /// Writes `report.html` into `dir`; a reconciliation's report leads with its changes.
@@ -432,7 +369,8 @@ pub fn write(
     dir: &Path,
     run: &CheckRun,
     summary: &Summary,
-    compared: Option<&Compared<'_>>,
+    gathered: &Gathered,
+    compared: Option<&Compared>,
 ) -> Result<(), OutputError> {
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)
@@ -440,7 +378,7 @@ pub fn write(
     let tmpl = env
         .get_template("report.html")
         .map_err(|e| OutputError::Template(e.to_string()))?;
-    let bars = bars(&run.results, &run.region_labels);
+    let bars = bars(gathered.groups(), &run.region_labels);
     let legend: Vec<(&str, &str)> = VERDICTS
         .iter()
         .zip(COLOURS)
@@ -495,7 +433,7 @@ pub fn write(
         .iter()
         .map(|h| (h.household_id.as_str(), h))
         .collect();
-    let (shown, need_person) = detailed(&run.results, REPORT_HOUSEHOLDS);
+    let (shown, need_person) = gathered.detailed();
     let households: Vec<HouseholdView> = shown
         .into_iter()
         .map(|r| {
@@ -506,8 +444,8 @@ pub fn write(
             )
         })
         .collect();
-    let changes = compared.map(|c| change_views(c.changes, run, &declared));
-    let changes_total = compared.map_or(0, |c| c.changes.len());
+    let changes = compared.map(|_| change_views(gathered.listed_changes(), run, &declared));
+    let changes_total = gathered.changes_total();
     let mut sections: Vec<&str> = Vec::new();
     if compared.is_some() {
         sections.push("changes");
@@ -531,13 +469,13 @@ pub fn write(
         verdict_counts,
         legend,
         bars,
-        chart_height => bars_height(&run.results),
+        chart_height => gathered.chart_height(),
         sources,
         missing => run.missing_sources.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
         stale => run.stale_sources.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
         rejections_total => run.batch.rejections.len(),
         rejections,
-        households_total => run.results.len(),
+        households_total => gathered.total(),
         need_person,
         cap => REPORT_HOUSEHOLDS,
         households,
@@ -548,55 +486,4 @@ pub fn write(
             .map(|_| ())
             .map_err(|e| std::io::Error::other(e.to_string()))
     })
-}
-
-fn bars_height(results: &[HouseholdResult]) -> usize {
-    let mut groups: Vec<(&str, &str)> = results
-        .iter()
-        .map(|r| (r.region_code.as_str(), r.aid_type.as_str()))
-        .collect();
-    groups.sort();
-    groups.dedup();
-    groups.len().min(30) * 22 + 10
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn result(id: &str, verdict: &str) -> HouseholdResult {
-        crate::verdict::results::sample(id, verdict)
-    }
-
-    /// A batch within the cap is shown whole, in household_id order; a larger one shows
-    /// the households needing a person, ineligible first, up to the cap.
-    #[test]
-    fn large_batches_show_who_needs_a_person_first() {
-        let results: Vec<HouseholdResult> = [
-            ("H1", "eligible"),
-            ("H2", "incomplete"),
-            ("H3", "review"),
-            ("H4", "ineligible"),
-            ("H5", "eligible"),
-            ("H6", "ineligible"),
-        ]
-        .into_iter()
-        .map(|(id, v)| result(id, v))
-        .collect();
-        fn ids((shown, need): (Vec<&HouseholdResult>, usize)) -> (Vec<&str>, usize) {
-            (
-                shown.iter().map(|r| r.household_id.as_str()).collect(),
-                need,
-            )
-        }
-        assert_eq!(
-            ids(detailed(&results, 6)),
-            (vec!["H1", "H2", "H3", "H4", "H5", "H6"], 4)
-        );
-        assert_eq!(
-            ids(detailed(&results, 5)),
-            (vec!["H4", "H6", "H3", "H2"], 4)
-        );
-        assert_eq!(ids(detailed(&results, 3)), (vec!["H4", "H6", "H3"], 4));
-    }
 }

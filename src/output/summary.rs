@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::sources::TableStatus;
-use crate::verdict::CheckRun;
+use crate::verdict::{CheckRun, HouseholdResult};
 
 /// Verdicts in the order of SPEC §5.7.
 pub const VERDICTS: [&str; 4] = ["eligible", "review", "incomplete", "ineligible"];
@@ -98,23 +98,41 @@ pub struct Summary {
     pub data_quality_problems: usize,
 }
 
-/// Builds the summary of a run.
-pub fn build(run: &CheckRun) -> Summary {
-    let mut verdicts: BTreeMap<String, u64> =
-        VERDICTS.iter().map(|v| ((*v).to_owned(), 0)).collect();
-    let mut rules: BTreeMap<String, RuleCount> = BTreeMap::new();
-    for r in &run.results {
-        *verdicts.entry(r.verdict.clone()).or_default() += 1;
-        let mut seen: Vec<&str> = Vec::new();
-        for f in &r.flags {
-            let c = rules.entry(f.rule.clone()).or_default();
-            c.flags += 1;
-            if !seen.contains(&f.rule.as_str()) {
-                c.households += 1;
-                seen.push(&f.rule);
+/// The counts of a run's results, gathered chunk by chunk.
+#[derive(Debug, Default)]
+pub struct Tally {
+    verdicts: BTreeMap<String, u64>,
+    rules: BTreeMap<String, RuleCount>,
+    households: usize,
+}
+
+impl Tally {
+    /// Counts `results`.
+    pub fn add(&mut self, results: &[HouseholdResult]) {
+        for r in results {
+            self.households += 1;
+            *self.verdicts.entry(r.verdict.clone()).or_default() += 1;
+            let mut seen: Vec<&str> = Vec::new();
+            for f in &r.flags {
+                let c = self.rules.entry(f.rule.clone()).or_default();
+                c.flags += 1;
+                if !seen.contains(&f.rule.as_str()) {
+                    c.households += 1;
+                    seen.push(&f.rule);
+                }
             }
         }
     }
+}
+
+/// Builds the summary of a run whose results counted `tally`.
+pub fn build(run: &CheckRun, tally: Tally) -> Summary {
+    let mut verdicts: BTreeMap<String, u64> =
+        VERDICTS.iter().map(|v| ((*v).to_owned(), 0)).collect();
+    for (v, n) in tally.verdicts {
+        *verdicts.entry(v).or_default() += n;
+    }
+    let rules = tally.rules;
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
     for t in &run.tables {
         let s = sources
@@ -160,7 +178,7 @@ pub fn build(run: &CheckRun) -> Summary {
             encoding: run.batch.encoding.clone(),
             rows_read: run.batch.rows_read,
             ignored_columns: run.batch.ignored_columns.clone(),
-            households_accepted: run.results.len(),
+            households_accepted: tally.households,
             households_rejected: run.batch.rejected_households.len(),
             rejections: run.batch.rejections.len(),
         },

@@ -501,7 +501,7 @@ mod tests {
                 run: Some(RunDone {
                     id: run,
                     households: &kept,
-                    changes: &[],
+                    changes: None,
                 }),
                 ..Completion::audit("os:t", "reconcile", &detail())
             })

@@ -20,8 +20,8 @@ pub struct RunDone<'a> {
     pub id: i64,
     /// What it found, by household.
     pub households: &'a BTreeMap<String, Kept>,
-    /// What it reported as changed.
-    pub changes: &'a [crate::changes::Change],
+    /// What it reported as changed (`None`: nothing).
+    pub changes: Option<crate::changes::Written<'a>>,
 }
 
 /// Marks run `done.id` done with what it found, within the write transaction `tx`: it
@@ -49,14 +49,23 @@ pub(super) fn finish_in(
             "INSERT INTO run_changes (run_id, household_id, region_code, change) VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(q("store the run's changes"))?;
-    for c in done.changes {
-        let text = serde_json::to_string(c).map_err(|e| StateError::Corrupt {
+    if let Some(written) = done.changes {
+        // Read back line by line from the file the run wrote: never held whole.
+        let unreadable = |why: String| StateError::Corrupt {
             path: path.to_owned(),
             run: done.id,
-            why: e.to_string(),
-        })?;
-        stmt.execute(params![done.id, c.household_id, c.region_code, text])
-            .map_err(q("store the run's changes"))?;
+            why: format!("{}: {why}", written.file.display()),
+        };
+        let file = std::fs::File::open(written.file).map_err(|e| unreadable(e.to_string()))?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(file));
+        for (hid, region) in written.households {
+            let line = lines
+                .next()
+                .ok_or_else(|| unreadable("fewer lines than changes".into()))?
+                .map_err(|e| unreadable(e.to_string()))?;
+            stmt.execute(params![done.id, hid, region, line])
+                .map_err(q("store the run's changes"))?;
+        }
     }
     drop(stmt);
     tx.execute(

@@ -1,12 +1,13 @@
-//! Flags → the source records they rest on: one set-based join per source table between
-//! the flags' evidence references (table, file, row) and the table, turned into JSON
-//! records of the canonical columns (SPEC §7 `evidence`).
+//! The source records flags rest on (SPEC §7 `evidence`): each cited record rendered
+//! once as the JSON object of its canonical columns, straight from the Arrow row the
+//! engine's evidence join gave (see `engine::queries::evidence_queries`), and the index
+//! by table, file and row through which a chunk's flags find theirs.
 
 use std::sync::Arc;
 
 use datafusion::common::HashMap;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
 use hedui_connectors::decimal::format_decimal;
 use hedui_connectors::schema::ColumnType;
@@ -14,9 +15,6 @@ use hedui_connectors::validate::days_to_date;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-
-use crate::engine::queries::evidence_queries;
-use crate::engine::{EngineError, Runner};
 
 /// Source records by table, file and row (looked up by borrowed names; the names kept
 /// once, shared by every piece of evidence that cites them).
@@ -35,7 +33,8 @@ impl EvidenceIndex {
         Some((t, f, rows.get(&row)?))
     }
 
-    fn insert(&mut self, table: &str, file: &str, row: i64, record: Record) {
+    /// Keeps `record` as `table`'s `file` at `row`.
+    pub fn insert(&mut self, table: &str, file: &str, row: i64, record: Record) {
         let files = match self.0.get_mut(table) {
             Some(f) => f,
             None => self.0.entry(Arc::from(table)).or_default(),
@@ -80,6 +79,12 @@ impl PartialEq for Record {
     }
 }
 
+impl From<Box<RawValue>> for Record {
+    fn from(raw: Box<RawValue>) -> Record {
+        Record(Arc::from(raw))
+    }
+}
+
 impl std::fmt::Debug for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -92,97 +97,9 @@ impl Serialize for Record {
     }
 }
 
-/// A batch of cited records: its table's label, the table's canonical columns, the
-/// records (those columns, then `src_file` and `src_row`).
-type Fetched = (String, Arc<[(String, ColumnType)]>, RecordBatch);
-
-/// Fetches every record referenced by the run's `flags_found` table.
-pub async fn fetch(runner: &Runner<'_>) -> Result<EvidenceIndex, EngineError> {
-    let mut index = EvidenceIndex::default();
-    for (label, sql, columns) in evidence_queries() {
-        let columns: Arc<[(String, ColumnType)]> = columns.into();
-        let fetched: Vec<Fetched> = runner
-            .collect(&sql)
-            .await?
-            .into_iter()
-            .map(|batch| (label.clone(), columns.clone(), batch))
-            .collect();
-        // Rendering the records is most of the work: on every core, off the async
-        // threads; one table at a time, so only its records are held twice.
-        index = tokio::task::spawn_blocking(move || index_into(index, &fetched))
-            .await
-            .map_err(|e| EngineError::DataFusion {
-                what: "render the evidence records".into(),
-                source: datafusion::error::DataFusionError::Internal(e.to_string()),
-            })??;
-    }
-    Ok(index)
-}
-
-/// `index` with `fetched` (table label, its columns, a batch of its records) added: the
-/// batches rendered on every core, a share each, then indexed.
-fn index_into(mut index: EvidenceIndex, fetched: &[Fetched]) -> Result<EvidenceIndex, EngineError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rendered: Vec<Result<Vec<Record>, EngineError>> = std::thread::scope(|scope| {
-        let parts: Vec<_> = (0..cores)
-            .map(|k| {
-                scope.spawn(move || {
-                    fetched
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| i % cores == k)
-                        .map(|(i, (label, columns, batch))| (i, render(label, columns, batch)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut all: Vec<(usize, Result<Vec<Record>, EngineError>)> = parts
-            .into_iter()
-            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect();
-        all.sort_by_key(|(i, _)| *i);
-        all.into_iter().map(|(_, r)| r).collect()
-    });
-    for ((label, columns, batch), records) in fetched.iter().zip(rendered) {
-        insert_records(&mut index, label, columns.len(), batch, records?);
-    }
-    Ok(index)
-}
-
-#[cfg(test)]
-fn add_records(
-    index: &mut EvidenceIndex,
-    table: &str,
-    columns: &[(String, ColumnType)],
-    batch: &RecordBatch,
-) -> Result<(), EngineError> {
-    let records = render(table, columns, batch)?;
-    insert_records(index, table, columns.len(), batch, records);
-    Ok(())
-}
-
-/// Indexes `records`, rendered from `batch` (its canonical columns, then `src_file` and
-/// `src_row`), by file and row.
-fn insert_records(
-    index: &mut EvidenceIndex,
-    table: &str,
-    n: usize,
-    batch: &RecordBatch,
-    records: Vec<Record>,
-) {
-    let files = batch.column(n).as_string::<i32>();
-    let rows = batch.column(n + 1).as_primitive::<Int64Type>();
-    for (r, record) in records.into_iter().enumerate() {
-        index.insert(table, files.value(r), rows.value(r), record);
-    }
-}
-
-/// Each record of `batch` rendered as the JSON object of its canonical `columns`.
-fn render(
-    table: &str,
-    columns: &[(String, ColumnType)],
-    batch: &RecordBatch,
-) -> Result<Vec<Record>, EngineError> {
+/// Each record of `batch` rendered as the JSON object of its canonical `columns` (the
+/// batch's first columns), as text.
+pub fn render_text(columns: &[(String, ColumnType)], batch: &RecordBatch) -> StringArray {
     // `{"name":` / `,"name":` of every column, escaped once.
     let keys: Vec<Vec<u8>> = columns
         .iter()
@@ -195,7 +112,7 @@ fn render(
             k
         })
         .collect();
-    let mut out = Vec::with_capacity(batch.num_rows());
+    let mut out = StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 160);
     let mut buf: Vec<u8> = Vec::with_capacity(256);
     for r in 0..batch.num_rows() {
         buf.clear();
@@ -204,15 +121,29 @@ fn render(
             write_cell(&mut buf, batch.column(i).as_ref(), r, *ty);
         }
         buf.push(b'}');
-        let bad = |e: String| EngineError::DataFusion {
-            what: format!("render an evidence record of {table}"),
-            source: datafusion::error::DataFusionError::Internal(e),
-        };
-        let text = String::from_utf8(buf.clone()).map_err(|e| bad(e.to_string()))?;
-        let record = RawValue::from_string(text).map_err(|e| bad(e.to_string()))?;
-        out.push(Record(Arc::from(record)));
+        // Every piece written is UTF-8: the keys and strings as serde_json escapes
+        // them, the rest ASCII.
+        out.append_value(String::from_utf8_lossy(&buf));
     }
-    Ok(out)
+    out.finish()
+}
+
+#[cfg(test)]
+fn add_records(
+    index: &mut EvidenceIndex,
+    table: &str,
+    columns: &[(String, ColumnType)],
+    batch: &RecordBatch,
+) -> Result<(), String> {
+    let n = columns.len();
+    let text = render_text(columns, batch);
+    let files = batch.column(n).as_string::<i32>();
+    let rows = batch.column(n + 1).as_primitive::<Int64Type>();
+    for r in 0..batch.num_rows() {
+        let raw = RawValue::from_string(text.value(r).to_owned()).map_err(|e| e.to_string())?;
+        index.insert(table, files.value(r), rows.value(r), Record::from(raw));
+    }
+    Ok(())
 }
 
 /// A cell as JSON: text as strings, decimals as exact strings, dates `YYYY-MM-DD`,

@@ -15,6 +15,31 @@ use serde_json::Value;
 use super::evidence::{EvidenceIndex, Record};
 use crate::applicants::Household;
 
+/// What a result says of the household it answers, from the batch.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    /// Application id.
+    pub household_id: String,
+    /// 6-digit region code.
+    pub region_code: String,
+    /// `urban` or `rural`.
+    pub area_type: &'static str,
+    /// `dibao`, `tekun` or `low_income`.
+    pub aid_type: &'static str,
+}
+
+impl Declared {
+    /// What `h` declares.
+    pub fn of(h: &Household) -> Declared {
+        Declared {
+            household_id: h.household_id.clone(),
+            region_code: h.region_code.clone(),
+            area_type: h.area_type.code(),
+            aid_type: h.aid_type.code(),
+        }
+    }
+}
+
 /// Scale of the pipelines' exact fractions (`DECIMAL(38, 6)`).
 const FRACTION_SCALE: u32 = 6;
 
@@ -234,7 +259,7 @@ fn household_flags(
 
 /// Assembles results from the `household_results` and `flags_found` batches.
 pub fn assemble(
-    households: &[Household],
+    households: &[Declared],
     figures: &[RecordBatch],
     flags: &[RecordBatch],
     evidence: &EvidenceIndex,
@@ -282,7 +307,7 @@ pub fn assemble(
             );
         }
     }
-    let one = |h: &Household| {
+    let one = |h: &Declared| {
         let (verdict, members, pci, assets, standard) = figures_by.get(h.household_id.as_str())?;
         let rows = by_household
             .get(h.household_id.as_str())
@@ -291,8 +316,8 @@ pub fn assemble(
         Some(HouseholdResult {
             household_id: h.household_id.clone(),
             region_code: h.region_code.clone(),
-            area_type: h.area_type.code().to_owned(),
-            aid_type: h.aid_type.code().to_owned(),
+            area_type: h.area_type.to_owned(),
+            aid_type: h.aid_type.to_owned(),
             verdict: (*verdict).to_owned(),
             members: *members,
             per_capita_monthly_income: pci.clone(),

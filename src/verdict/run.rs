@@ -7,7 +7,7 @@ use hedui_connectors::Problem;
 use crate::applicants::Batch;
 use crate::sources::TableStatus;
 
-use super::results::HouseholdResult;
+use super::answer::Answer;
 
 /// A finished run, ready to be written.
 #[derive(Debug)]
@@ -22,8 +22,8 @@ pub struct CheckRun {
     pub sources: String,
     /// The validated batch.
     pub batch: Batch,
-    /// One result per accepted household, sorted by household_id.
-    pub results: Vec<HouseholdResult>,
+    /// One result per accepted household, in household_id order, a chunk at a time.
+    pub answer: Answer,
     /// Per-table status, in SPEC §2 order.
     pub tables: Vec<TableStatus>,
     /// Sources missing, sorted.

@@ -196,7 +196,11 @@ pub async fn check(
         Err(Refused::Busy) => return Err(ApiError::busy()),
         Err(Refused::Stopped) => return Err(ApiError::stopping()),
     };
-    let Some(result) = run.results.iter().find(|r| r.household_id == hid) else {
+    let found = run
+        .answer
+        .find(&hid)
+        .map_err(|e| ApiError::internal(&crate::error::Error::from(e)))?;
+    let Some(result) = found else {
         return Err(ApiError::internal(&crate::error::Error::Internal(
             "no result for the household".into(),
         )));
