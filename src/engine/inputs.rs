@@ -14,7 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use hedui_connectors::validate::date_to_days;
 
 use crate::applicants::Household;
-use crate::policy::{Policy, FACTOR_SCALE};
+use crate::policy::{Given, Policy, PARAM_COLUMNS};
 
 fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, false)
@@ -50,39 +50,49 @@ pub fn input_schemas() -> Vec<(&'static str, SchemaRef)> {
                 Field::new("src_row", DataType::Int64, false),
             ]),
         ),
-        (
-            "params",
-            s(vec![
-                utf8("household_id"),
-                Field::new("as_of", DataType::Date32, false),
-                Field::new("window_start", DataType::Date32, false),
-                Field::new("window_end", DataType::Date32, false),
-                Field::new("income_months", DataType::Int64, false),
-                dec("standard_monthly", 2),
-                dec("income_multiplier", FACTOR_SCALE),
-                dec("asset_months", FACTOR_SCALE),
-                Field::new("max_residential_properties", DataType::Int64, false),
-                dec("max_residential_area_per_capita_m2", 2),
-                Field::new("commercial_property_disqualifies", DataType::Boolean, false),
-                dec("vehicle_value_limit", 2),
-                Field::new("count_housing_fund_as_asset", DataType::Boolean, false),
-            ]),
-        ),
-        (
-            "param_excluded_hr_kinds",
-            s(vec![utf8("household_id"), utf8("kind")]),
-        ),
-        (
-            "param_excluded_tax_categories",
-            s(vec![utf8("household_id"), utf8("category")]),
-        ),
-        (
-            "param_exempt_vehicle_types",
-            s(vec![utf8("household_id"), utf8("vehicle_type")]),
-        ),
+        ("params", params_schema()),
+    ]
+    .into_iter()
+    .chain(list_schemas())
+    .chain([
         ("present_tables", s(vec![utf8("table_name")])),
         ("run_sources", s(vec![utf8("source"), utf8("status")])),
-    ]
+    ])
+    .collect()
+}
+
+/// The `params` table's columns: the household, its check date and income window, then
+/// every scalar of [`PARAM_COLUMNS`] in order.
+fn params_schema() -> SchemaRef {
+    let mut fields = vec![
+        utf8("household_id"),
+        Field::new("as_of", DataType::Date32, false),
+        Field::new("window_start", DataType::Date32, false),
+        Field::new("window_end", DataType::Date32, false),
+    ];
+    for c in PARAM_COLUMNS {
+        match c.given {
+            Given::Count(_) => fields.push(Field::new(c.key, DataType::Int64, false)),
+            Given::Figure(scale, _) => fields.push(dec(c.key, scale)),
+            Given::Yes(_) => fields.push(Field::new(c.key, DataType::Boolean, false)),
+            Given::List(..) => {}
+        }
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The list tables of [`PARAM_COLUMNS`]: (household_id, value).
+fn list_schemas() -> Vec<(&'static str, SchemaRef)> {
+    PARAM_COLUMNS
+        .iter()
+        .filter_map(|c| match c.given {
+            Given::List(table, column, _) => Some((
+                table,
+                Arc::new(Schema::new(vec![utf8("household_id"), utf8(column)])),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 fn schema_of(name: &str) -> SchemaRef {
@@ -227,8 +237,8 @@ fn members_table(
     )
 }
 
-/// The `params` table: one row per household, its check date, income window, standard
-/// and every scalar rule parameter of the standard in force for it.
+/// The `params` table: one row per household, its check date, income window, and every
+/// scalar of [`PARAM_COLUMNS`] for the standard in force for it.
 fn params_table(
     households: &[Household],
     policy: &Policy,
@@ -241,110 +251,48 @@ fn params_table(
         .map(|h| income_window(as_of, std_of(h).params.income_months))
         .collect();
     let n = households.len();
-    batch(
-        "params",
-        vec![
-            strings(household_ids(households)),
-            Arc::new(Date32Array::from(vec![days(as_of); n])),
-            Arc::new(Date32Array::from(
-                windows.iter().map(|w| days(w.0)).collect::<Vec<_>>(),
+    let mut columns: Vec<ArrayRef> = vec![
+        strings(household_ids(households)),
+        Arc::new(Date32Array::from(vec![days(as_of); n])),
+        Arc::new(Date32Array::from(
+            windows.iter().map(|w| days(w.0)).collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            windows.iter().map(|w| days(w.1)).collect::<Vec<_>>(),
+        )),
+    ];
+    for c in PARAM_COLUMNS {
+        let each = households.iter();
+        columns.push(match c.given {
+            Given::Count(get) => Arc::new(Int64Array::from(
+                each.map(|h| get(&std_of(h).params)).collect::<Vec<_>>(),
             )),
-            Arc::new(Date32Array::from(
-                windows.iter().map(|w| days(w.1)).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                households
-                    .iter()
-                    .map(|h| i64::from(std_of(h).params.income_months))
-                    .collect::<Vec<_>>(),
-            )),
-            decimals(
-                households
-                    .iter()
-                    .map(|h| std_of(h).monthly(h.area_type))
+            Given::Figure(scale, get) => decimals(
+                each.map(|h| get(std_of(h), h.area_type, h.aid_type))
                     .collect(),
-                2,
+                scale,
             )?,
-            decimals(
-                households
-                    .iter()
-                    .map(|h| {
-                        std_of(h)
-                            .params
-                            .income_multiplier
-                            .get(&h.aid_type)
-                            .copied()
-                            .unwrap_or_default()
-                    })
-                    .collect(),
-                FACTOR_SCALE,
-            )?,
-            decimals(
-                households
-                    .iter()
-                    .map(|h| {
-                        std_of(h)
-                            .params
-                            .asset_months
-                            .get(&h.aid_type)
-                            .copied()
-                            .unwrap_or_default()
-                    })
-                    .collect(),
-                FACTOR_SCALE,
-            )?,
-            Arc::new(Int64Array::from(
-                households
-                    .iter()
-                    .map(|h| std_of(h).params.max_residential_properties)
-                    .collect::<Vec<_>>(),
+            Given::Yes(get) => Arc::new(BooleanArray::from(
+                each.map(|h| get(&std_of(h).params)).collect::<Vec<_>>(),
             )),
-            decimals(
-                households
-                    .iter()
-                    .map(|h| std_of(h).params.max_residential_area_per_capita_m2)
-                    .collect(),
-                2,
-            )?,
-            Arc::new(BooleanArray::from(
-                households
-                    .iter()
-                    .map(|h| std_of(h).params.commercial_property_disqualifies)
-                    .collect::<Vec<_>>(),
-            )),
-            decimals(
-                households
-                    .iter()
-                    .map(|h| std_of(h).params.vehicle_value_limit)
-                    .collect(),
-                2,
-            )?,
-            Arc::new(BooleanArray::from(
-                households
-                    .iter()
-                    .map(|h| std_of(h).params.count_housing_fund_as_asset)
-                    .collect::<Vec<_>>(),
-            )),
-        ],
-    )
+            Given::List(..) => continue,
+        });
+    }
+    batch("params", columns)
 }
 
-/// The list parameters as tables of (household_id, value): excluded hr kinds and tax
-/// categories, exempt vehicle types.
+/// The list tables of [`PARAM_COLUMNS`] (excluded hr kinds and tax categories, exempt
+/// vehicle types): (household_id, value), a row per value.
 fn list_tables(
     households: &[Household],
     policy: &Policy,
 ) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
     let std_of = |h: &Household| &policy.standards[h.standard];
-    let lists: [(&'static str, fn(&crate::policy::Params) -> &Vec<String>); 3] = [
-        ("param_excluded_hr_kinds", |p| &p.excluded_hr_kinds),
-        ("param_excluded_tax_categories", |p| {
-            &p.excluded_tax_categories
-        }),
-        ("param_exempt_vehicle_types", |p| &p.exempt_vehicle_types),
-    ];
     let mut out = Vec::new();
-    for (name, get) in lists {
+    for c in PARAM_COLUMNS {
+        let Given::List(name, _, get) = c.given else {
+            continue;
+        };
         let pairs: Vec<(String, String)> = households
             .iter()
             .flat_map(|h| {

@@ -11,6 +11,6 @@ pub mod parse;
 mod tests;
 
 pub use model::{
-    AidType, AreaType, NoPolicy, Params, Policy, PolicyError, Standard, FACTOR_SCALE, PARAM_KEYS,
-    SPEC_DEFAULTS,
+    param_keys, AidType, AreaType, Given, NoPolicy, ParamColumn, Params, Policy, PolicyError,
+    Standard, FACTOR_SCALE, PARAM_COLUMNS, SPEC_DEFAULTS,
 };

@@ -184,21 +184,122 @@ excluded_tax_categories = []
 /// [`spec_defaults_toml!`] as a constant.
 pub const SPEC_DEFAULTS: &str = spec_defaults_toml!();
 
-/// The `[defaults]` keys, every one of them required (SPEC §6: all rule parameters come
-/// from the policy file; a missing key is never replaced by a built-in value).
-pub const PARAM_KEYS: [&str; 11] = [
-    "income_months",
-    "income_multiplier",
-    "asset_months",
-    "max_residential_properties",
-    "max_residential_area_per_capita_m2",
-    "commercial_property_disqualifies",
-    "vehicle_value_limit",
-    "exempt_vehicle_types",
-    "count_housing_fund_as_asset",
-    "excluded_hr_kinds",
-    "excluded_tax_categories",
+/// How the pipelines are given one column of the household's parameters (the
+/// standard in force for it, its area and aid types decide the value).
+#[derive(Clone, Copy)]
+pub enum Given {
+    /// A whole number: an `Int64` column of the `params` table.
+    Count(fn(&Params) -> i64),
+    /// An exact figure: a `Decimal128` column of `params` with this scale.
+    Figure(u8, fn(&Standard, AreaType, AidType) -> i128),
+    /// A yes/no: a `Boolean` column of `params`.
+    Yes(fn(&Params) -> bool),
+    /// A list: the table (`param_KEY`) of (household_id, this column), a row per value.
+    List(&'static str, &'static str, fn(&Params) -> &[String]),
+}
+
+/// One column the pipelines read of a household's parameters.
+#[derive(Clone, Copy)]
+pub struct ParamColumn {
+    /// Its name: the column of `params` (or the list table's `param_` suffix), and —
+    /// when `in_file` — the key of `[defaults]` and of a standard's overrides.
+    pub key: &'static str,
+    /// Whether the policy file gives it (all do but the standard S itself).
+    pub in_file: bool,
+    /// How the pipelines get it.
+    pub given: Given,
+}
+
+impl std::fmt::Debug for ParamColumn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key)
+    }
+}
+
+/// The household's parameters as the pipelines read them, in the order of the `params`
+/// table's columns (after its household_id, as_of, window_start, window_end), then the
+/// list tables: the one list of them. The policy file's keys are those `in_file`, every
+/// one of them required (all rule parameters come from the policy file; a missing key is
+/// never replaced by a built-in value).
+pub const PARAM_COLUMNS: [ParamColumn; 12] = [
+    ParamColumn {
+        key: "income_months",
+        in_file: true,
+        given: Given::Count(|p| i64::from(p.income_months)),
+    },
+    ParamColumn {
+        key: "standard_monthly",
+        in_file: false,
+        given: Given::Figure(2, |s, area, _| s.monthly(area)),
+    },
+    ParamColumn {
+        key: "income_multiplier",
+        in_file: true,
+        given: Given::Figure(FACTOR_SCALE, |s, _, aid| {
+            s.params
+                .income_multiplier
+                .get(&aid)
+                .copied()
+                .unwrap_or_default()
+        }),
+    },
+    ParamColumn {
+        key: "asset_months",
+        in_file: true,
+        given: Given::Figure(FACTOR_SCALE, |s, _, aid| {
+            s.params.asset_months.get(&aid).copied().unwrap_or_default()
+        }),
+    },
+    ParamColumn {
+        key: "max_residential_properties",
+        in_file: true,
+        given: Given::Count(|p| p.max_residential_properties),
+    },
+    ParamColumn {
+        key: "max_residential_area_per_capita_m2",
+        in_file: true,
+        given: Given::Figure(2, |s, _, _| s.params.max_residential_area_per_capita_m2),
+    },
+    ParamColumn {
+        key: "commercial_property_disqualifies",
+        in_file: true,
+        given: Given::Yes(|p| p.commercial_property_disqualifies),
+    },
+    ParamColumn {
+        key: "vehicle_value_limit",
+        in_file: true,
+        given: Given::Figure(2, |s, _, _| s.params.vehicle_value_limit),
+    },
+    ParamColumn {
+        key: "exempt_vehicle_types",
+        in_file: true,
+        given: Given::List("param_exempt_vehicle_types", "vehicle_type", |p| {
+            &p.exempt_vehicle_types
+        }),
+    },
+    ParamColumn {
+        key: "count_housing_fund_as_asset",
+        in_file: true,
+        given: Given::Yes(|p| p.count_housing_fund_as_asset),
+    },
+    ParamColumn {
+        key: "excluded_hr_kinds",
+        in_file: true,
+        given: Given::List("param_excluded_hr_kinds", "kind", |p| &p.excluded_hr_kinds),
+    },
+    ParamColumn {
+        key: "excluded_tax_categories",
+        in_file: true,
+        given: Given::List("param_excluded_tax_categories", "category", |p| {
+            &p.excluded_tax_categories
+        }),
+    },
 ];
+
+/// The keys of `[defaults]`, every one required, in [`PARAM_COLUMNS`] order.
+pub fn param_keys() -> impl Iterator<Item = &'static str> {
+    PARAM_COLUMNS.iter().filter(|c| c.in_file).map(|c| c.key)
+}
 
 impl Params {
     /// Parameters before `[defaults]` is applied: every one of them is then set from the

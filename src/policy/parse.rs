@@ -9,7 +9,7 @@ use hedui_connectors::decimal::parse_decimal;
 use hedui_connectors::schema;
 use serde::Deserialize;
 
-use super::model::{AidType, Params, Policy, PolicyError, Standard, FACTOR_SCALE, PARAM_KEYS};
+use super::model::{param_keys, AidType, Params, Policy, PolicyError, Standard, FACTOR_SCALE};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,10 +239,7 @@ impl Policy {
         // the keys that are missing.
         let mut defaults = Params::unset();
         cx.apply("defaults.", d, &mut defaults)?;
-        let missing: Vec<&str> = PARAM_KEYS
-            .into_iter()
-            .filter(|k| !d.contains_key(*k))
-            .collect();
+        let missing: Vec<&str> = param_keys().filter(|k| !d.contains_key(*k)).collect();
         if !missing.is_empty() {
             return Err(cx.err(
                 "defaults",

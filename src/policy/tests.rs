@@ -203,3 +203,31 @@ fn multipliers_are_exact() {
     assert_eq!(s.income_multiplier[&AidType::LowIncome], 11_000);
     assert_eq!(s.asset_months[&AidType::Dibao], 245_000);
 }
+
+/// The one list of parameters: every key of the file is one the parser reads (a key it
+/// did not know would be refused as unknown), and the SPEC's `[defaults]` gives each;
+/// every list table is named `param_KEY`.
+#[test]
+fn every_parameter_column_is_read_from_the_file() {
+    let p = Policy::parse(&policy(), "t.toml");
+    assert!(p.is_ok(), "{p:?}");
+    let keys: Vec<&str> = crate::policy::param_keys().collect();
+    assert_eq!(keys.len(), 11);
+    let defaults: toml::Table = toml::from_str(crate::policy::SPEC_DEFAULTS).unwrap();
+    let given: Vec<&str> = defaults["defaults"]
+        .as_table()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    let mut given_sorted = given.clone();
+    given_sorted.sort_unstable();
+    assert_eq!(sorted, given_sorted, "the SPEC's defaults give every key");
+    for c in crate::policy::PARAM_COLUMNS {
+        if let crate::policy::Given::List(table, _, _) = c.given {
+            assert_eq!(table, format!("param_{}", c.key));
+        }
+    }
+}
