@@ -337,6 +337,28 @@ async fn gather_flags(runner: &mut Runner<'_>, mut spill: Spill) -> Result<Spill
     }
     let (spill, kept) = off_thread(spill, |s| s.flags_found()).await?;
     runner.flags_found(schema, kept).await?;
+    if let Runner::Session(..) | Runner::Cluster(..) = runner {
+        // The verdicts read the flags back: every one of them, or the run stops (a flag
+        // lost would make a household eligible).
+        let counted = runner
+            .collect(&format!(
+                "SELECT COUNT(*) AS n FROM {}",
+                engine::FLAGS_FOUND
+            ))
+            .await?;
+        let n = counted.first().filter(|b| b.num_rows() == 1).and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        });
+        if n != i64::try_from(spill.flag_rows()).ok() {
+            return Err(Error::Internal(format!(
+                "the flags found were not all read back: {} kept, {n:?} read",
+                spill.flag_rows()
+            )));
+        }
+    }
     Ok(spill)
 }
 

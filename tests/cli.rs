@@ -705,8 +705,9 @@ fn parquet_rows(path: &std::path::Path) -> datafusion::arrow::array::RecordBatch
 /// A batch answered in many chunks of households — each chunk's flags and evidence
 /// kept in the temporary folder until its results are written — gives exactly what one
 /// chunk gives: the same `results.jsonl`, the same rows of `results.parquet`, the same
-/// counts and report; the temporary folder is left empty. A temporary folder that cannot
-/// be written stops the run with a message naming it, and no result file appears.
+/// counts and report; the temporary folder is left as it was but for what killed runs left
+/// there days ago. A temporary folder that cannot be written stops the run with a message
+/// naming it, and no result file appears.
 #[test]
 fn a_batch_in_many_chunks_gives_the_same_outputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -726,8 +727,19 @@ fn a_batch_in_many_chunks_gives_the_same_outputs() {
         "--quiet",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let tmp = p("tmp");
+    // A temporary folder whose name looks like a pattern is still that folder.
+    let tmp = p("tmp [1]?*");
     std::fs::create_dir(&tmp).unwrap();
+    // What a run killed two days ago left, and what a run still going has.
+    let stale = tmp.join("hedui-run-killed");
+    let live = tmp.join("hedui-run-live");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::create_dir(&live).unwrap();
+    let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::open(&stale)
+        .unwrap()
+        .set_modified(two_days)
+        .unwrap();
     let check_in = |out: &str, chunk: Option<&str>, temp: &std::path::Path| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hedui"));
         c.arg("check")
@@ -782,10 +794,14 @@ fn a_batch_in_many_chunks_gives_the_same_outputs() {
         report("one", &at1) == report("many", &at2),
         "report.html differs"
     );
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
-        std::fs::read_dir(&tmp).unwrap().count(),
-        0,
-        "the run's temporary files are removed"
+        left,
+        ["hedui-run-live"],
+        "the run's temporary files are removed, a killed run's old ones too"
     );
 
     // A temporary folder that is not there.

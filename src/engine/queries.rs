@@ -19,7 +19,9 @@ pub const APPLICANTS_TABLE: &str = "applicants";
 /// The evidence queries: per table (its label in flags, the table, its canonical
 /// columns), the join of the flags' references with the table — each cited record's
 /// canonical columns, `src_file`, `src_row`, then the household citing it (a record
-/// cited by two households comes twice, once for each).
+/// cited by two households comes twice, once for each). The references come first: with
+/// no statistics to go by (the flags read back from a large run's files), the engine
+/// builds its hash table on the left side — the references, not the table.
 pub fn evidence_queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
     let mut tables: Vec<(String, String, Vec<(String, ColumnType)>)> = schema::tables()
         .iter()
@@ -44,9 +46,9 @@ pub fn evidence_queries() -> Vec<(String, String, Vec<(String, ColumnType)>)> {
         .map(|(label, table, columns)| {
             let cols: Vec<String> = columns.iter().map(|(c, _)| format!("t.{c}")).collect();
             let sql = format!(
-                "SELECT {}, t.{SRC_FILE}, t.{SRC_ROW}, e.household_id AS cited_by FROM {table} t \
-                 JOIN (SELECT DISTINCT household_id, ev_file, ev_row FROM {FLAGS_FOUND} WHERE ev_table = '{label}') e \
-                 ON t.{SRC_FILE} = e.ev_file AND t.{SRC_ROW} = e.ev_row",
+                "SELECT {}, t.{SRC_FILE}, t.{SRC_ROW}, e.household_id AS cited_by \
+                 FROM (SELECT DISTINCT household_id, ev_file, ev_row FROM {FLAGS_FOUND} WHERE ev_table = '{label}') e \
+                 JOIN {table} t ON t.{SRC_FILE} = e.ev_file AND t.{SRC_ROW} = e.ev_row",
                 cols.join(", ")
             );
             (label, sql, columns)

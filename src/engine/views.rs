@@ -188,9 +188,16 @@ impl LateTable {
         if files.is_empty() {
             return self.set(Vec::new());
         }
+        // Each file by its URL, never as a pattern: a temporary folder named with `[`,
+        // `?`, `*` or bytes that are not UTF-8 is still exactly that folder.
         let urls = files
             .iter()
-            .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+            .map(|f| {
+                let url = url::Url::from_file_path(f).map_err(|()| {
+                    DataFusionError::Internal(format!("not an absolute path: {}", f.display()))
+                })?;
+                ListingTableUrl::try_new(url, None)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(df("read the flags found"))?;
         let config = ListingTableConfig::new_with_multi_paths(urls)

@@ -63,8 +63,28 @@ pub(super) fn finish_in(
                 .next()
                 .ok_or_else(|| unreadable("fewer lines than changes".into()))?
                 .map_err(|e| unreadable(e.to_string()))?;
+            // The line must be this run's change of this household (another run writing
+            // to the same folder meanwhile would be stored as this one's otherwise).
+            let of = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| {
+                    v.get("household_id")
+                        .and_then(|h| h.as_str())
+                        .map(str::to_owned)
+                });
+            if of.as_deref() != Some(hid.as_str()) {
+                return Err(unreadable(format!(
+                    "a line is not the change of household {hid} this run found: was the output folder written by another run meanwhile?"
+                )));
+            }
             stmt.execute(params![done.id, hid, region, line])
                 .map_err(q("store the run's changes"))?;
+        }
+        if lines.next().is_some() {
+            return Err(unreadable(
+                "more lines than changes: was the output folder written by another run meanwhile?"
+                    .into(),
+            ));
         }
     }
     drop(stmt);

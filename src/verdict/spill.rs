@@ -1,9 +1,11 @@
 //! Where a run's answer waits between the engine and the tail: the flag rows, the
 //! household figures and the rendered evidence records, partitioned by chunk of
 //! households (household_id order, [`CHUNK_HOUSEHOLDS`] each) as the engine yields them.
-//! A run of one chunk keeps them in memory; a larger one writes each chunk's rows to
-//! Arrow IPC files in a temporary folder (removed with the answer), so that neither
-//! the engine's output nor the assembled results are ever held whole.
+//! A run of one chunk keeps them in memory; a larger one writes each chunk's flag rows
+//! and evidence to Arrow IPC files in a temporary folder of its own (mode 0700: the
+//! evidence holds ID numbers; removed with the answer, and a day after a killed run by
+//! the next large run), so that neither the flags, the evidence nor the assembled
+//! results are held whole. The figures (one small row per household) stay in memory.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -118,14 +120,17 @@ impl Parts {
                 writers,
                 files,
             } => {
+                let path = dir.join(format!("{name}-{k:05}.arrow"));
                 if writers[k].is_none() {
-                    let path = dir.join(format!("{name}-{k:05}.arrow"));
                     let file = File::create(&path).map_err(io(&path))?;
-                    writers[k] = Some(FileWriter::try_new_buffered(file, &batch.schema())?);
-                    files[k] = Some(path);
+                    writers[k] = Some(
+                        FileWriter::try_new_buffered(file, &batch.schema())
+                            .map_err(|e| arrow_io(&path, e))?,
+                    );
+                    files[k] = Some(path.clone());
                 }
                 if let Some(w) = writers[k].as_mut() {
-                    w.write(&batch)?;
+                    w.write(&batch).map_err(|e| arrow_io(&path, e))?;
                 }
             }
         }
@@ -134,10 +139,10 @@ impl Parts {
 
     /// Closes the files; the parts can then be read.
     fn close(&mut self) -> Result<(), SpillError> {
-        if let Parts::Disk { writers, .. } = self {
+        if let Parts::Disk { writers, dir, .. } = self {
             for w in writers.iter_mut().filter_map(Option::take) {
                 let mut w = w;
-                w.finish()?;
+                w.finish().map_err(|e| arrow_io(dir, e))?;
             }
         }
         Ok(())
@@ -151,8 +156,10 @@ impl Parts {
                 Some(path) => {
                     let file = File::open(path).map_err(io(path))?;
                     let reader =
-                        FileReader::try_new_buffered(file, None).map_err(SpillError::Arrow)?;
-                    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+                        FileReader::try_new_buffered(file, None).map_err(|e| arrow_io(path, e))?;
+                    reader
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| arrow_io(path, e))
                 }
             },
         }
@@ -184,6 +191,47 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Spill
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The name every run's temporary folder starts with.
+const SPILL_PREFIX: &str = "hedui-run-";
+
+/// Removes what runs killed before their end left in `temp`: folders of ours untouched
+/// for a day (no run lasts a day). Best effort: what cannot be removed is left.
+fn sweep(temp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for e in entries.flatten() {
+        let ours = e.file_name().to_string_lossy().starts_with(SPILL_PREFIX);
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if ours && old && e.file_type().is_ok_and(|t| t.is_dir()) {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => tracing::info!("removed the temporary folder of an earlier run"),
+                Err(err) => {
+                    tracing::warn!("cannot remove an earlier run's temporary folder: {err}")
+                }
+            }
+        }
+    }
+}
+
+/// An Arrow failure writing or reading `path`: a full or failing disk is the folder's
+/// problem, said as such; anything else a defect.
+fn arrow_io(path: &std::path::Path, e: ArrowError) -> SpillError {
+    match e {
+        ArrowError::IoError(_, source) => SpillError::Io {
+            path: path.display().to_string(),
+            source,
+        },
+        e => SpillError::Arrow(e),
+    }
 }
 
 fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> SpillError + '_ {
@@ -232,12 +280,15 @@ impl Spill {
             .collect();
         let dir = match n {
             1 => None,
-            _ => Some(
-                tempfile::Builder::new()
-                    .prefix("hedui-run-")
-                    .tempdir_in(temp)
-                    .map_err(io(temp))?,
-            ),
+            _ => {
+                sweep(temp);
+                let mut b = tempfile::Builder::new();
+                b.prefix(SPILL_PREFIX);
+                // The evidence holds members' ID numbers: only this user may read it.
+                #[cfg(unix)]
+                b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+                Some(b.tempdir_in(temp).map_err(io(temp))?)
+            }
         };
         let path = dir.as_ref().map(tempfile::TempDir::path);
         Ok(Spill {
