@@ -1,41 +1,23 @@
 //! A run's answer: every accepted household's result, in household_id order, given
-//! chunk by chunk. A small run holds its results; a large one keeps its flags and
-//! evidence on disk, partitioned by chunk of households (see [`super::spill`]), and
-//! assembles one chunk at a time each time it is read — what a run holds of its answer
-//! is one chunk, however heavy the evidence.
+//! chunk by chunk, assembled from what [`super::spill`] kept each time it is read — what
+//! a run holds of its answer is one chunk, however heavy the evidence.
 
 use super::results::HouseholdResult;
-use super::spill::{SpillError, Spilled, CHUNK_HOUSEHOLDS};
+use super::spill::{SpillError, Spilled};
 
 /// Every accepted household's result, in household_id order.
 #[derive(Debug)]
-pub struct Answer(Kind);
-
-#[derive(Debug)]
-enum Kind {
-    /// Held whole (a run of at most one chunk, or a test).
-    Held(Vec<HouseholdResult>),
-    /// On disk, assembled a chunk at a time.
-    Spilled(Spilled),
-}
+pub struct Answer(Spilled);
 
 impl Answer {
-    /// An answer held in memory; `results` sorted by household_id.
-    pub fn held(results: Vec<HouseholdResult>) -> Answer {
-        Answer(Kind::Held(results))
-    }
-
-    /// An answer kept on disk.
+    /// The answer kept by `spilled`.
     pub(crate) fn spilled(spilled: Spilled) -> Answer {
-        Answer(Kind::Spilled(spilled))
+        Answer(spilled)
     }
 
     /// How many households it answers.
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Kind::Held(r) => r.len(),
-            Kind::Spilled(s) => s.households(),
-        }
+        self.0.households()
     }
 
     /// Whether it answers no household.
@@ -49,36 +31,21 @@ impl Answer {
         &self,
         mut each: impl FnMut(&[HouseholdResult]) -> Result<(), E>,
     ) -> Result<(), E> {
-        match &self.0 {
-            Kind::Held(results) => {
-                for chunk in results.chunks(CHUNK_HOUSEHOLDS) {
-                    each(chunk)?;
-                }
-                Ok(())
-            }
-            Kind::Spilled(s) => {
-                for k in 0..s.chunks() {
-                    each(&s.assemble(k)?)?;
-                }
-                Ok(())
-            }
+        for k in 0..self.0.chunks() {
+            each(&self.0.assemble(k)?)?;
         }
+        Ok(())
     }
 
     /// The result of household `household_id`, if the run answered it.
     pub fn find(&self, household_id: &str) -> Result<Option<HouseholdResult>, SpillError> {
-        match &self.0 {
-            Kind::Held(results) => Ok(results
-                .binary_search_by(|r| r.household_id.as_str().cmp(household_id))
-                .ok()
-                .map(|i| results[i].clone())),
-            Kind::Spilled(s) => match s.chunk_of(household_id) {
-                Some(k) => Ok(s
-                    .assemble(k)?
-                    .into_iter()
-                    .find(|r| r.household_id == household_id)),
-                None => Ok(None),
-            },
+        match self.0.chunk_of(household_id) {
+            Some(k) => Ok(self
+                .0
+                .assemble(k)?
+                .into_iter()
+                .find(|r| r.household_id == household_id)),
+            None => Ok(None),
         }
     }
 

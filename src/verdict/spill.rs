@@ -255,8 +255,9 @@ pub struct Spill {
     flag_rows: usize,
     missing: Vec<String>,
     stale: Vec<String>,
-    /// The temporary folder of a run of more than one chunk.
-    dir: Option<tempfile::TempDir>,
+    /// The temporary folder of a run of more than one chunk: held so that it lives as
+    /// long as the answer, removed when the answer is dropped.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Spill {
@@ -301,7 +302,7 @@ impl Spill {
             flag_rows: 0,
             missing: missing.to_vec(),
             stale: stale.to_vec(),
-            dir,
+            _dir: dir,
         })
     }
 
@@ -471,10 +472,5 @@ impl Spilled {
             &s.missing,
             &s.stale,
         ))
-    }
-
-    /// The temporary folder of the answer, if it is on disk.
-    pub fn dir(&self) -> Option<&std::path::Path> {
-        self.0.dir.as_ref().map(tempfile::TempDir::path)
     }
 }
