@@ -1,13 +1,17 @@
 //! Applicant batches (SPEC §3): a file of household members → accepted households, or
 //! rejections naming household, row, field, reason and a message a clerk understands.
 //!
+//! - [`limits`]: what a batch file may hold at most.
 //! - [`model`]: the columns, households, members, rejections and the validated batch.
-//! - [`read`]: CSV (UTF-8 or GBK), XLSX and JSON Lines files → raw rows, within limits.
+//! - [`read`]: CSV (UTF-8 or GBK), XLSX and JSON Lines files → raw rows, within limits;
+//!   [`xlsx`]: the workbook's first sheet, its zip checked first, read cell by cell.
 //! - [`validate`]: raw rows → households or rejections.
 
+pub mod limits;
 pub mod model;
 pub mod read;
 pub mod validate;
+pub mod xlsx;
 
 use std::path::Path;
 

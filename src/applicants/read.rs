@@ -4,41 +4,15 @@
 //! error, never allowed to exhaust memory.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read};
 use std::path::Path;
 
-use calamine::{DataRef, Reader, Xlsx};
 use hedui_connectors::text::{decode_text, fold_trim};
 use serde_json::value::RawValue;
 
+pub use super::limits::Limits;
+use super::limits::{too_many_rows, Rows, NO_ROWS};
 use super::model::{ApplicantsError, BatchFormat, Column};
-
-/// What a batch file may hold at most; beyond it the file is refused (exit 2).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Data rows (Excel's own sheet limit is 1,048,576 rows).
-    pub max_rows: usize,
-    /// Columns of the header and of any non-empty cell.
-    pub max_columns: usize,
-    /// Non-empty cells of an XLSX sheet.
-    pub max_cells: usize,
-    /// Bytes of an XLSX workbook once decompressed, all its parts together.
-    pub max_xlsx_uncompressed_bytes: u64,
-    /// Parts (files) inside an XLSX workbook.
-    pub max_xlsx_parts: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_rows: 1_048_576,
-            max_columns: 100,
-            max_cells: 16_777_216,
-            max_xlsx_uncompressed_bytes: 512 * 1024 * 1024,
-            max_xlsx_parts: 1_000,
-        }
-    }
-}
+use super::xlsx::read_xlsx;
 
 /// One row: its 1-based number (CSV data row, XLSX sheet row, JSONL line) and raw
 /// values per canonical column (`None` = cell empty or key absent).
@@ -119,8 +93,6 @@ fn detect(path: &Path, bytes: &[u8]) -> Result<BatchFormat, String> {
         None => Err(NO_ROWS.into()),
     }
 }
-
-const NO_ROWS: &str = "文件中没有申请人数据行（the file has no applicant rows）";
 
 /// Maps a header cell (English or Chinese or a clerk's variant, any case, full-width
 /// folded) to its column.
@@ -269,15 +241,6 @@ pub fn read_batch_within(
     })
 }
 
-type Rows = Vec<(u64, Vec<String>)>;
-
-fn too_many_rows(limits: &Limits) -> String {
-    format!(
-        "数据行超过上限{}行，请拆分后分批提交（more than {} data rows: split the batch）",
-        limits.max_rows, limits.max_rows
-    )
-}
-
 fn read_csv(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String), String> {
     let (text, enc) = decode_text(bytes).ok_or_else(|| {
         "它不是CSV、XLSX或JSON Lines文件（文本既不是UTF-8也不是GBK）（it is not a CSV, XLSX or JSON Lines file: the text is neither UTF-8 nor GBK）".to_owned()
@@ -359,126 +322,6 @@ fn read_jsonl(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, Strin
     Ok((keys, rows, enc.to_string()))
 }
 
-/// Decompresses every part of the workbook into nothing, counting bytes, so a zip bomb
-/// is refused before any part of it is held in memory (the declared sizes in a zip
-/// directory can lie; the decompressed stream cannot).
-fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), String> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| format!("不是可读的XLSX工作簿（not a readable XLSX workbook: {e}）"))?;
-    if zip.len() > limits.max_xlsx_parts {
-        return Err(format!(
-            "工作簿内部文件过多（the workbook holds {} parts, more than {}）",
-            zip.len(),
-            limits.max_xlsx_parts
-        ));
-    }
-    let mut total: u64 = 0;
-    for i in 0..zip.len() {
-        let part = zip
-            .by_index(i)
-            .map_err(|e| format!("不是可读的XLSX工作簿（not a readable XLSX workbook: {e}）"))?;
-        let room = limits.max_xlsx_uncompressed_bytes - total;
-        let n = std::io::copy(&mut part.take(room + 1), &mut std::io::sink())
-            .map_err(|e| format!("工作簿已损坏（the workbook is damaged: {e}）"))?;
-        total += n;
-        if total > limits.max_xlsx_uncompressed_bytes {
-            return Err(format!(
-                "工作簿解压后超过{} MB，可能是压缩炸弹或过大的表格，请拆分后分批提交（the workbook decompresses to more than {} MB: split the batch）",
-                limits.max_xlsx_uncompressed_bytes >> 20,
-                limits.max_xlsx_uncompressed_bytes >> 20
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A cell reference as Excel shows it (`XFD1048576`) from 0-based row and column.
-fn cell_ref(row: u32, col: u32) -> String {
-    let mut letters = Vec::new();
-    let mut c = col + 1;
-    while c > 0 {
-        let rem = (c - 1) % 26;
-        letters.push(b'A' + rem as u8);
-        c = (c - 1) / 26;
-    }
-    letters.reverse();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&letters),
-        u64::from(row) + 1
-    )
-}
-
-/// Reads the first sheet cell by cell, never as a dense range: a sheet whose used area
-/// runs from A1 to XFD1048576 costs what its non-empty cells cost.
-fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows), String> {
-    check_zip(bytes, limits)?;
-    let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
-        .map_err(|e| format!("不是可读的XLSX工作簿（not a readable XLSX workbook: {e}）"))?;
-    let first = wb
-        .sheet_names()
-        .first()
-        .cloned()
-        .ok_or_else(|| "工作簿中没有工作表（the workbook has no sheet）".to_owned())?;
-    let mut cells = wb
-        .worksheet_cells_reader(&first)
-        .map_err(|e| format!("无法读取第一个工作表（cannot read the first sheet: {e}）"))?;
-    let mut sheet: BTreeMap<u32, Vec<(u32, String)>> = BTreeMap::new();
-    let mut count = 0usize;
-    while let Some(cell) = cells
-        .next_cell()
-        .map_err(|e| format!("无法读取第一个工作表（cannot read the first sheet: {e}）"))?
-    {
-        let (r, c) = cell.get_position();
-        let text = data_text(cell.get_value());
-        if text.trim().is_empty() {
-            continue;
-        }
-        if c as usize >= limits.max_columns {
-            return Err(format!(
-                "单元格{}超出前{}列，请删除表格右侧多余的内容（cell {} is beyond the first {} columns: remove what lies to the right of the table）",
-                cell_ref(r, c),
-                limits.max_columns,
-                cell_ref(r, c),
-                limits.max_columns
-            ));
-        }
-        count += 1;
-        if count > limits.max_cells {
-            return Err(format!(
-                "非空单元格超过{}个（more than {} non-empty cells）",
-                limits.max_cells, limits.max_cells
-            ));
-        }
-        if !sheet.contains_key(&r) && sheet.len() > limits.max_rows {
-            return Err(too_many_rows(limits));
-        }
-        sheet.entry(r).or_default().push((c, text));
-    }
-    let width = sheet
-        .values()
-        .flat_map(|cells| cells.iter().map(|(c, _)| *c as usize + 1))
-        .max()
-        .unwrap_or(0);
-    let mut it = sheet.into_iter();
-    let Some((_, header_cells)) = it.next() else {
-        return Err(NO_ROWS.into());
-    };
-    let dense = |cells: Vec<(u32, String)>| {
-        let mut v = vec![String::new(); width];
-        for (c, t) in cells {
-            v[c as usize] = t;
-        }
-        v
-    };
-    let header = dense(header_cells);
-    // Sheet rows are 1-based as the clerk sees them.
-    let rows = it
-        .map(|(r, cells)| (u64::from(r) + 1, dense(cells)))
-        .collect();
-    Ok((header, rows))
-}
-
 fn json_text(raw: &str) -> String {
     if raw.starts_with('"') {
         serde_json::from_str::<String>(raw).unwrap_or_default()
@@ -486,31 +329,6 @@ fn json_text(raw: &str) -> String {
         String::new()
     } else {
         raw.to_owned()
-    }
-}
-
-fn data_text(d: &DataRef<'_>) -> String {
-    match d {
-        DataRef::Empty => String::new(),
-        DataRef::String(s) => s.clone(),
-        DataRef::SharedString(s) => (*s).to_owned(),
-        DataRef::Int(i) => i.to_string(),
-        DataRef::Float(f) => {
-            if f.fract() == 0.0 && f.abs() < 1e15 {
-                format!("{}", *f as i64)
-            } else if f.abs() >= 1e15 {
-                // Excel keeps 15 significant digits: an 18-digit ID typed as a number
-                // has lost its last digits. Keep Excel's own notation so the clerk is
-                // told so (see `applicants::excel_number_message`).
-                format!("{f:E}")
-            } else {
-                format!("{f}")
-            }
-        }
-        DataRef::Bool(b) => b.to_string(),
-        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
-        DataRef::DateTime(dt) => dt.to_string(),
-        DataRef::Error(e) => format!("#{e:?}"),
     }
 }
 
@@ -523,15 +341,6 @@ mod tests {
 
     fn csv(text: &str) -> Result<RawBatch, String> {
         read_batch(Path::new("b.csv"), text.as_bytes()).map_err(|e| e.to_string())
-    }
-
-    /// Excel column letters as Excel writes them.
-    #[test]
-    fn cell_references() {
-        assert_eq!(cell_ref(0, 0), "A1");
-        assert_eq!(cell_ref(9, 25), "Z10");
-        assert_eq!(cell_ref(0, 26), "AA1");
-        assert_eq!(cell_ref(1_048_575, 16_383), "XFD1048576");
     }
 
     /// Clerks' header variants are read as the canonical columns.

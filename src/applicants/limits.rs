@@ -1,0 +1,43 @@
+//! What an applicant batch file may hold at most, and the words for a file beyond it or
+//! without rows: shared by every format's reader ([`super::read`], [`super::xlsx`]).
+
+/// What a batch file may hold at most; beyond it the file is refused (exit 2).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Data rows (Excel's own sheet limit is 1,048,576 rows).
+    pub max_rows: usize,
+    /// Columns of the header and of any non-empty cell.
+    pub max_columns: usize,
+    /// Non-empty cells of an XLSX sheet.
+    pub max_cells: usize,
+    /// Bytes of an XLSX workbook once decompressed, all its parts together.
+    pub max_xlsx_uncompressed_bytes: u64,
+    /// Parts (files) inside an XLSX workbook.
+    pub max_xlsx_parts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_rows: 1_048_576,
+            max_columns: 100,
+            max_cells: 16_777_216,
+            max_xlsx_uncompressed_bytes: 512 * 1024 * 1024,
+            max_xlsx_parts: 1_000,
+        }
+    }
+}
+
+/// Rows read: each row's number and its cells' text, by column.
+pub(super) type Rows = Vec<(u64, Vec<String>)>;
+
+/// Said of a file with more data rows than `limits` allow.
+pub(super) fn too_many_rows(limits: &Limits) -> String {
+    format!(
+        "数据行超过上限{}行，请拆分后分批提交（more than {} data rows: split the batch）",
+        limits.max_rows, limits.max_rows
+    )
+}
+
+/// Said of a file without a data row.
+pub(super) const NO_ROWS: &str = "文件中没有申请人数据行（the file has no applicant rows）";
