@@ -18,9 +18,12 @@ SELECT hi.household_id,
        r.ev_table,
        r.ev_file,
        r.ev_row
-FROM household_income hi
-JOIN income_records r ON r.household_id = hi.household_id
-JOIN member_income mi ON mi.household_id = r.household_id AND mi.id_number = r.id_number
+-- The members (one row each) come first and the income records last: the engine builds
+-- its hash table on the left side, so it holds the members of the households over the
+-- limit, never every income record of theirs (on heavy evidence, millions).
+FROM member_income mi
+JOIN household_income hi ON hi.household_id = mi.household_id
+JOIN income_records r ON r.household_id = mi.household_id AND r.id_number = mi.id_number
 WHERE hi.income_total > hi.income_limit_total
   AND (r.part = 'other'
        OR (r.part = 'hr_wage' AND mi.hr_wage >= mi.tax_wage)

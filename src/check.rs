@@ -152,6 +152,7 @@ async fn run_in(
     }
     // On a cluster the executors read the lake: nothing is narrowed here.
     let narrow = setup.engine.cluster().is_none();
+    let mut spill = Spill::start(&batch.households, &std::env::temp_dir())?;
     let mut src = sources::read(&setup.sources, as_of, &batch.households, narrow, progress).await?;
     warn_missing(&src, progress);
     let applicants_label = Path::new(&batch.file)
@@ -175,12 +176,7 @@ async fn run_in(
     let data = std::mem::take(&mut src.data);
     let mut runner = start(&ctx, setup, scratch, planned, data, inputs, &src, progress).await?;
     progress.step("rules: running");
-    let spill = Spill::start(
-        &batch.households,
-        &src.missing,
-        &src.stale,
-        &std::env::temp_dir(),
-    )?;
+    spill.set_sources(&src.missing, &src.stale);
     let spill = gather_flags(&mut runner, spill).await?;
     progress.step(&format!("rules: {} flag rows", spill.flag_rows()));
     let spill = each_batch(&runner, HOUSEHOLD_RESULTS, spill, |s, b| s.add_figures(b)).await?;
@@ -190,14 +186,7 @@ async fn run_in(
         // only what the evidence reads stays held.
         engine::release_all_but(&ctx, &engine::queries::tables_read())?;
     }
-    let mut spill = spill;
-    for (label, sql, columns) in evidence_queries() {
-        let columns: std::sync::Arc<[_]> = columns.into();
-        spill = each_batch(&runner, &sql, spill, move |s, b| {
-            s.add_evidence(&label, &columns, b)
-        })
-        .await?;
-    }
+    let spill = gather_evidence(&mut runner, spill).await?;
     progress.step("rules: flags, figures and evidence collected");
     // The departments' rows of this run are no longer needed.
     drop(runner);
@@ -357,6 +346,55 @@ async fn gather_flags(runner: &mut Runner<'_>, mut spill: Spill) -> Result<Spill
                 "the flags found were not all read back: {} kept, {n:?} read",
                 spill.flag_rows()
             )));
+        }
+    }
+    Ok(spill)
+}
+
+/// Flag rows whose references one round of the evidence queries looks up (a round is
+/// whole chunks, so it may hold one chunk's flags more): the engine holds the distinct
+/// references of a round and their hash table, so a large run's evidence is looked up
+/// in rounds of consecutive chunks. Each round reads the departments' rows again; on the
+/// 10 M province with heavy evidence (6.3 M flags, 6 rounds) the peak was 3.5 GiB, with
+/// rounds of 2 M flags 3.8 GiB, in one round 4.6 GiB; a 1 M-person city's 1.1 M flags
+/// take one round (docs/PERFORMANCE.md).
+const EVIDENCE_FLAGS_PER_ROUND: usize = 1_250_000;
+
+/// [`EVIDENCE_FLAGS_PER_ROUND`], or the tests' `HEDUI_EVIDENCE_ROUND_FLAGS` (at least 1):
+/// a small batch looked up in many rounds.
+fn evidence_flags_per_round() -> usize {
+    std::env::var("HEDUI_EVIDENCE_ROUND_FLAGS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(EVIDENCE_FLAGS_PER_ROUND)
+}
+
+/// Gathers the records the flags cite into `spill`: every evidence query, over the
+/// flags of one round of chunks at a time in a run's own session (the flags on disk,
+/// see [`EVIDENCE_FLAGS_PER_ROUND`]), over all of them otherwise. Each household is in
+/// one chunk, so the rounds find exactly the records one query over every flag finds.
+async fn gather_evidence(runner: &mut Runner<'_>, mut spill: Spill) -> Result<Spill, Error> {
+    let rounds = match (&*runner, spill.flag_schema()) {
+        (Runner::Session(..), Some(schema)) => spill
+            .flag_groups(evidence_flags_per_round())
+            .into_iter()
+            .map(|g| Some((schema.clone(), g)))
+            .collect(),
+        _ => vec![None],
+    };
+    let many = rounds.len() > 1;
+    tracing::debug!(rounds = rounds.len(), "evidence looked up in rounds");
+    for round in rounds {
+        if let (true, Some((schema, flags))) = (many, round) {
+            runner.flags_found(schema, flags).await?;
+        }
+        for (label, sql, columns) in evidence_queries() {
+            let columns: std::sync::Arc<[_]> = columns.into();
+            spill = each_batch(runner, &sql, spill, move |s, b| {
+                s.add_evidence(&label, &columns, b)
+            })
+            .await?;
         }
     }
     Ok(spill)

@@ -57,6 +57,15 @@ pub enum Error {
         /// the cause
         source: std::io::Error,
     },
+    /// The temporary folder a large run keeps its results in (`TMPDIR`) is missing,
+    /// not writable or full.
+    #[error("cannot use the temporary folder {path} (TMPDIR): {source}")]
+    TempFolder {
+        /// The folder or the file in it.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// Any other internal fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -92,6 +101,12 @@ impl Error {
             Error::Lake(crate::lake::LakeError::NotFound { .. }) => "找不到数据湖",
             Error::Lake(_) => "数据湖出错",
             Error::Output { .. } => "无法写入结果",
+            Error::TempFolder { .. } => {
+                "临时文件夹不可用，请确认 TMPDIR 所指的文件夹存在、可写且有足够空间"
+            }
+            Error::State(crate::state::StateError::ChangesFile { .. }) => {
+                "对账变更文件与本次对账不符（是否有另一次对账同时写入同一输出文件夹？），请换一个输出文件夹重新对账"
+            }
             Error::State(_) => "状态数据库出错",
             Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",
@@ -124,7 +139,11 @@ impl Error {
             // A place the user named that cannot be written (no such folder, a file where
             // a folder should be, no permission) is the user's to fix; a disk that fails
             // or fills up is a fault.
-            Error::Output { source, .. } if user_fixable(source) => 2,
+            Error::Output { source, .. } | Error::TempFolder { source, .. }
+                if user_fixable(source) =>
+            {
+                2
+            }
             // A lake the user may not read (credentials, permissions) likewise.
             Error::Lake(crate::lake::LakeError::Store {
                 source:
@@ -137,6 +156,7 @@ impl Error {
             Error::Engine(_)
             | Error::AuditBroken { .. }
             | Error::Output { .. }
+            | Error::TempFolder { .. }
             | Error::Internal(_)
             | Error::Lake(_)
             | Error::State(_)
@@ -181,10 +201,7 @@ impl From<crate::verdict::SpillError> for Error {
         use crate::verdict::SpillError as S;
         match e {
             // The temporary folder (TMPDIR) full or not writable.
-            S::Io { path, source } => Error::Output {
-                path: format!("the temporary folder {path} (TMPDIR)"),
-                source,
-            },
+            S::Io { path, source } => Error::TempFolder { path, source },
             e @ (S::Arrow(_) | S::Record { .. }) => Error::Internal(e.to_string()),
         }
     }

@@ -753,7 +753,10 @@ fn a_batch_in_many_chunks_gives_the_same_outputs() {
             .arg(p(out))
             .env("TMPDIR", temp);
         if let Some(n) = chunk {
-            c.env("HEDUI_CHUNK_HOUSEHOLDS", n);
+            // Many chunks, and their evidence looked up a few chunks at a time.
+            c.env("HEDUI_CHUNK_HOUSEHOLDS", n)
+                .env("HEDUI_EVIDENCE_ROUND_FLAGS", "300")
+                .env("HEDUI_LOG", "hedui::check=debug");
         }
         c.output().unwrap()
     };
@@ -762,6 +765,18 @@ fn a_batch_in_many_chunks_gives_the_same_outputs() {
     assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
     let many = check("many", Some("170"));
     assert_eq!(many.status.code(), Some(0), "{}", stderr(&many));
+    let rounds: usize = stderr(&many)
+        .lines()
+        .find(|l| l.contains("evidence looked up in rounds"))
+        .and_then(|l| l.split("rounds=").nth(1))
+        .and_then(|n| n.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        rounds > 2,
+        "the evidence in several rounds: {}",
+        stderr(&many)
+    );
     let read = |out: &str, f: &str| std::fs::read_to_string(p(out).join(f)).unwrap();
     let results = read("one", "results.jsonl");
     assert!(
@@ -809,9 +824,17 @@ fn a_batch_in_many_chunks_gives_the_same_outputs() {
     let o = check_in("broken", Some("170"), &gone);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.starts_with("hedui: 无法写入结果"), "{err}");
     assert!(
-        err.contains(&format!("the temporary folder {} (TMPDIR)", gone.display())),
+        err.lines()
+            .any(|l| l.starts_with("hedui: 临时文件夹不可用")),
+        "{err}"
+    );
+    assert!(err.contains("TMPDIR"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot use the temporary folder {}",
+            gone.display()
+        )),
         "{err}"
     );
     assert!(!p("broken/results.jsonl").exists());

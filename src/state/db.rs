@@ -43,6 +43,19 @@ pub enum StateError {
         /// Why.
         why: String,
     },
+    /// The changes file a reconciliation wrote is not what the run found (another run
+    /// wrote the same folder meanwhile, or it cannot be read back).
+    #[error("state database {path}: run {run}: cannot store the changes written to {file}: {why}")]
+    ChangesFile {
+        /// The database file.
+        path: String,
+        /// The run.
+        run: i64,
+        /// The changes file.
+        file: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// The error of a failed query on the database at `path`, while doing `what`.

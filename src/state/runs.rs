@@ -51,10 +51,11 @@ pub(super) fn finish_in(
         .map_err(q("store the run's changes"))?;
     if let Some(written) = done.changes {
         // Read back line by line from the file the run wrote: never held whole.
-        let unreadable = |why: String| StateError::Corrupt {
+        let unreadable = |why: String| StateError::ChangesFile {
             path: path.to_owned(),
             run: done.id,
-            why: format!("{}: {why}", written.file.display()),
+            file: written.file.display().to_string(),
+            why,
         };
         let file = std::fs::File::open(written.file).map_err(|e| unreadable(e.to_string()))?;
         let mut lines = std::io::BufRead::lines(std::io::BufReader::new(file));
@@ -317,4 +318,52 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
         started_at: r.get(2)?,
         as_of: r.get(3)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state::audit::AuditDetail;
+    use crate::state::complete::Completion;
+
+    /// A changes file whose line is not the change of the household the run found (a
+    /// second run wrote the same folder) is refused with its own error: the run stays
+    /// `running` (never a baseline) and nothing is audited.
+    #[test]
+    fn a_changes_file_written_by_another_run_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(dir.path()).unwrap();
+        let run = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();
+        let file = dir.path().join("changes.jsonl");
+        std::fs::write(&file, "{\"household_id\":\"H9\",\"change\":\"new\"}\n").unwrap();
+        let kept = BTreeMap::new();
+        let households = [("H1".to_owned(), "410102".to_owned())];
+        let detail = AuditDetail {
+            households: vec![],
+            sources: BTreeMap::new(),
+            as_of: "2026-11-30".into(),
+        };
+        let err = s
+            .complete(&Completion {
+                run: Some(RunDone {
+                    id: run,
+                    households: &kept,
+                    changes: Some(crate::changes::Written {
+                        file: &file,
+                        households: &households,
+                    }),
+                }),
+                ..Completion::audit("os:t", "reconcile", &detail)
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, StateError::ChangesFile { run: r, .. } if *r == run),
+            "{err}"
+        );
+        assert!(err.to_string().contains("another run"), "{err}");
+        assert_eq!(s.run(run).unwrap().unwrap().status, "running");
+        assert!(s.audit_entries().unwrap().is_empty());
+    }
 }

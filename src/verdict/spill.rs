@@ -253,6 +253,8 @@ pub struct Spill {
     evidence: Parts,
     flag_schema: Option<SchemaRef>,
     flag_rows: usize,
+    /// The flag rows of each chunk.
+    chunk_flags: Vec<usize>,
     missing: Vec<String>,
     stale: Vec<String>,
     /// The temporary folder of a run of more than one chunk: held so that it lives as
@@ -262,13 +264,10 @@ pub struct Spill {
 
 impl Spill {
     /// Starts gathering the answer to `households` (sorted by household_id); a run of
-    /// more than one chunk keeps its rows in a new folder of `temp`.
-    pub fn start(
-        households: &[Household],
-        missing: &[String],
-        stale: &[String],
-        temp: &std::path::Path,
-    ) -> Result<Spill, SpillError> {
+    /// more than one chunk keeps its rows in a new folder of `temp`, made here — before
+    /// the run reads any source, so a temporary folder that cannot be used stops it at
+    /// once.
+    pub fn start(households: &[Household], temp: &std::path::Path) -> Result<Spill, SpillError> {
         let chunks: Vec<Vec<Declared>> = households
             .chunks(chunk_households())
             .map(|c| c.iter().map(Declared::of).collect())
@@ -300,10 +299,17 @@ impl Spill {
             chunk_of,
             flag_schema: None,
             flag_rows: 0,
-            missing: missing.to_vec(),
-            stale: stale.to_vec(),
+            chunk_flags: vec![0; n],
+            missing: Vec::new(),
+            stale: Vec::new(),
             _dir: dir,
         })
+    }
+
+    /// The sources missing and stale in this run (every result says them).
+    pub fn set_sources(&mut self, missing: &[String], stale: &[String]) {
+        self.missing = missing.to_vec();
+        self.stale = stale.to_vec();
     }
 
     /// `batch`'s rows by the chunk of the household in column `col`; rows of no
@@ -352,9 +358,44 @@ impl Spill {
         };
         self.flag_rows += batch.num_rows();
         for (k, part) in self.split(&batch, 0)? {
+            self.chunk_flags[k] += part.num_rows();
             self.flags.add(k, part)?;
         }
         Ok(())
+    }
+
+    /// The schema the flag rows are kept in (once set).
+    pub fn flag_schema(&self) -> Option<SchemaRef> {
+        self.flag_schema.clone()
+    }
+
+    /// The flags kept, in groups of consecutive chunks of at most about `rows` flag rows
+    /// each (a chunk with more is a group of its own; call after [`Spill::flags_found`]):
+    /// the evidence is looked up a group at a time, so the engine's tables of the
+    /// records cited hold one group's references, not every flag's. One group when the
+    /// flags are held in memory.
+    pub fn flag_groups(&self, rows: usize) -> Vec<FlagsKept> {
+        let Parts::Disk { files, .. } = &self.flags else {
+            return vec![self.flags.all()];
+        };
+        let mut groups: Vec<Vec<PathBuf>> = Vec::new();
+        let mut in_last = usize::MAX;
+        for (k, file) in files.iter().enumerate() {
+            let Some(file) = file else { continue };
+            let n = self.chunk_flags[k];
+            if in_last.saturating_add(n) > rows.max(1) {
+                groups.push(Vec::new());
+                in_last = 0;
+            }
+            in_last += n;
+            if let Some(g) = groups.last_mut() {
+                g.push(file.clone());
+            }
+        }
+        match groups.is_empty() {
+            true => vec![FlagsKept::Files(Vec::new())],
+            false => groups.into_iter().map(FlagsKept::Files).collect(),
+        }
     }
 
     /// The flag rows added so far.
