@@ -363,11 +363,7 @@ const EVIDENCE_FLAGS_PER_ROUND: usize = 1_250_000;
 /// [`EVIDENCE_FLAGS_PER_ROUND`], or the tests' `HEDUI_EVIDENCE_ROUND_FLAGS` (at least 1):
 /// a small batch looked up in many rounds.
 fn evidence_flags_per_round() -> usize {
-    std::env::var("HEDUI_EVIDENCE_ROUND_FLAGS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(EVIDENCE_FLAGS_PER_ROUND)
+    crate::fault::positive("HEDUI_EVIDENCE_ROUND_FLAGS", EVIDENCE_FLAGS_PER_ROUND)
 }
 
 /// Gathers the records the flags cite into `spill`: every evidence query, over the
@@ -376,26 +372,37 @@ fn evidence_flags_per_round() -> usize {
 /// one chunk, so the rounds find exactly the records one query over every flag finds.
 async fn gather_evidence(runner: &mut Runner<'_>, mut spill: Spill) -> Result<Spill, Error> {
     let rounds = match (&*runner, spill.flag_schema()) {
-        (Runner::Session(..), Some(schema)) => spill
-            .flag_groups(evidence_flags_per_round())
-            .into_iter()
-            .map(|g| Some((schema.clone(), g)))
-            .collect(),
-        _ => vec![None],
+        (Runner::Session(..), Some(schema)) => {
+            Some((schema, spill.flag_groups(evidence_flags_per_round())))
+                .filter(|(_, groups)| groups.len() > 1)
+        }
+        _ => None,
     };
-    let many = rounds.len() > 1;
-    tracing::debug!(rounds = rounds.len(), "evidence looked up in rounds");
-    for round in rounds {
-        if let (true, Some((schema, flags))) = (many, round) {
-            runner.flags_found(schema, flags).await?;
-        }
-        for (label, sql, columns) in evidence_queries() {
-            let columns: std::sync::Arc<[_]> = columns.into();
-            spill = each_batch(runner, &sql, spill, move |s, b| {
-                s.add_evidence(&label, &columns, b)
-            })
-            .await?;
-        }
+    tracing::debug!(
+        rounds = rounds.as_ref().map_or(1, |(_, g)| g.len()),
+        "evidence looked up in rounds"
+    );
+    let Some((schema, groups)) = rounds else {
+        return evidence_round(runner, spill).await;
+    };
+    for flags in groups {
+        runner.flags_found(schema.clone(), flags).await?;
+        spill = evidence_round(runner, spill).await?;
+    }
+    // flags_found holds every flag again, as it did before the rounds.
+    let (spill, all) = off_thread(spill, |s| s.flags_found()).await?;
+    runner.flags_found(schema, all).await?;
+    Ok(spill)
+}
+
+/// Every evidence query once, over the flags `flags_found` holds now.
+async fn evidence_round(runner: &Runner<'_>, mut spill: Spill) -> Result<Spill, Error> {
+    for (label, sql, columns) in evidence_queries() {
+        let columns: std::sync::Arc<[_]> = columns.into();
+        spill = each_batch(runner, &sql, spill, move |s, b| {
+            s.add_evidence(&label, &columns, b)
+        })
+        .await?;
     }
     Ok(spill)
 }

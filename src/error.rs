@@ -260,6 +260,37 @@ mod tests {
         assert_eq!(e.exit_code(), 1);
     }
 
+    /// A reconciliation whose changes file another run wrote says what to do (another
+    /// output folder), a fault (exit 1); a temporary folder that is not there is the
+    /// user's to fix (exit 2), one that is full a fault.
+    #[test]
+    fn changes_file_and_temporary_folder_say_what_to_do() {
+        let e = Error::State(crate::state::StateError::ChangesFile {
+            path: "state/hedui.db".into(),
+            run: 3,
+            file: "out/changes.jsonl".into(),
+            why: "a line is not the change of household H1".into(),
+        });
+        assert!(
+            e.user_message().starts_with("对账变更文件与本次对账不符"),
+            "{}",
+            e.user_message()
+        );
+        assert!(e.user_message().contains("请换一个输出文件夹重新对账"));
+        assert_eq!(e.exit_code(), 1);
+        let gone = Error::TempFolder {
+            path: "/no/tmp".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(gone.user_message().starts_with("临时文件夹不可用"));
+        assert_eq!(gone.exit_code(), 2);
+        let full = Error::TempFolder {
+            path: "/tmp/hedui-run-x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        assert_eq!(full.exit_code(), 1);
+    }
+
     /// A department that failed (HTTPS or object store) is exit 1; credentials or
     /// certificates that cannot be used are bad configuration, exit 2.
     #[test]

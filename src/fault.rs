@@ -1,8 +1,13 @@
+//! The tests' hooks, read from the environment in one way.
+//!
 //! Fault injection for the crash tests, the one hook: with the environment variable
 //! named set to a number of milliseconds, the process says what it is about to do on
 //! stderr and waits that long first, so a test can kill it at the worst moment (after a
 //! snapshot's files are written and before its manifest is committed; after a run's
 //! outputs are written and before the run is done). Unset, nothing happens.
+//!
+//! Size knobs ([`number`], [`positive`]): a test makes a small run take the path of a
+//! large one (parts of a few rows, chunks of a few households, evidence in many rounds).
 
 /// Before a snapshot's manifest is committed (`hedui ingest`).
 pub const BEFORE_COMMIT: &str = "HEDUI_PAUSE_BEFORE_COMMIT_MS";
@@ -30,4 +35,14 @@ pub fn pause_thread(var: &str, done: &str, next: &str) {
     if let Some(d) = announced(var, done, next) {
         std::thread::sleep(d);
     }
+}
+
+/// The number `var` is set to, if it is set to one (surrounding blanks allowed).
+pub fn number(var: &str) -> Option<usize> {
+    std::env::var(var).ok()?.trim().parse().ok()
+}
+
+/// The number `var` is set to if it is at least 1, `default` otherwise.
+pub fn positive(var: &str, default: usize) -> usize {
+    number(var).filter(|n| *n > 0).unwrap_or(default)
 }

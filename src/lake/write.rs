@@ -59,11 +59,7 @@ fn writer_properties() -> WriterProperties {
 /// The rows per part file: [`PART_ROWS`], or `HEDUI_LAKE_PART_ROWS` when set (smaller
 /// parts hold less in memory and let an interrupted pull resume from nearer its end).
 pub fn part_rows() -> usize {
-    std::env::var("HEDUI_LAKE_PART_ROWS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(PART_ROWS)
+    crate::fault::positive("HEDUI_LAKE_PART_ROWS", PART_ROWS)
 }
 
 /// What of a table is durably written: its parts and the malformed records beside them.

@@ -250,10 +250,7 @@ pub const NARROW_TO_MEMBERS_UP_TO: usize = 512;
 /// [`NARROW_TO_MEMBERS_UP_TO`], or `HEDUI_NARROW_MEMBERS` when set (0: never narrow —
 /// the tests compare both ways of reading).
 pub(super) fn narrow_limit() -> usize {
-    std::env::var("HEDUI_NARROW_MEMBERS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(NARROW_TO_MEMBERS_UP_TO)
+    crate::fault::number("HEDUI_NARROW_MEMBERS").unwrap_or(NARROW_TO_MEMBERS_UP_TO)
 }
 
 /// The rows of the snapshot table `t` (stored in `files`) whose id_number is one of

@@ -58,11 +58,7 @@ pub const CHUNK_HOUSEHOLDS: usize = 16 * 1024;
 /// [`CHUNK_HOUSEHOLDS`], or the tests' `HEDUI_CHUNK_HOUSEHOLDS` (at least 1): a test
 /// makes a small batch take the path of a large one (many chunks, on disk).
 pub fn chunk_households() -> usize {
-    std::env::var("HEDUI_CHUNK_HOUSEHOLDS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(CHUNK_HOUSEHOLDS)
+    crate::fault::positive("HEDUI_CHUNK_HOUSEHOLDS", CHUNK_HOUSEHOLDS)
 }
 
 /// The schema of a spilled evidence batch: the citing household, the cited record's
