@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::applicants::RejectedHousehold;
 use crate::verdict::{Evidence, Flag, HouseholdResult};
 
 /// A flag's identity across runs: its rule and, for per-member rules, the member.
@@ -66,8 +67,12 @@ pub struct Change {
     pub region_code: String,
     /// Its verdict in the previous completed run; null when new to the list.
     pub previous_verdict: Option<String>,
-    /// Its verdict now; null when it left the list.
+    /// Its verdict now; null when it left the list; `rejected` when it is on the list
+    /// but its rows were refused this run.
     pub verdict: Option<String>,
+    /// Why a `rejected` household was refused: its reason codes, sorted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<&'static str>>,
     /// Flags raised now and not before (written without their severity, which the
     /// verdict already says).
     #[serde(serialize_with = "without_severity")]
@@ -106,30 +111,59 @@ pub struct Written<'a> {
     pub households: &'a [(String, String)],
 }
 
+/// The verdict a household rejected this run is given in `changes.jsonl` and kept as.
+pub const REJECTED: &str = "rejected";
+
 /// The changes from `previous` (household → kept, of the last completed run) to
-/// `current` (this run's results, sorted by household_id), sorted by household_id;
-/// unchanged households are left out, so unchanged inputs give no line at all.
-pub fn between(previous: &BTreeMap<String, Kept>, current: &[HouseholdResult]) -> Vec<Change> {
-    let mut c = Comparer::new(previous);
+/// `current` (this run's results, sorted by household_id) and `rejected` (the list's
+/// households refused this run, sorted), sorted by household_id; unchanged households
+/// are left out, so unchanged inputs give no line at all.
+pub fn between(
+    previous: &BTreeMap<String, Kept>,
+    current: &[HouseholdResult],
+    rejected: &[RejectedHousehold],
+) -> Vec<Change> {
+    let mut c = Comparer::new(previous, rejected);
     let mut out = c.next(current);
     out.extend(c.finish());
     out
 }
 
+/// What a household rejected this run keeps for the next run: `rejected`, with the
+/// flags of the last run that checked it (so that when it is checked again, its flags
+/// are compared with those).
+pub fn kept_rejected(previous: Option<&Kept>, h: &RejectedHousehold) -> Kept {
+    Kept {
+        verdict: REJECTED.to_owned(),
+        flags: previous.map(|k| k.flags.clone()).unwrap_or_default(),
+        region_code: if h.region_code.is_empty() {
+            previous.map(|k| k.region_code.clone()).unwrap_or_default()
+        } else {
+            h.region_code.clone()
+        },
+    }
+}
+
 /// The changes from a previous run, found as this run's results come in household_id
 /// order: each call gives the changes of the households up to the last result given
-/// (those that left the list included), in household_id order.
+/// (those that left the list and those rejected included), in household_id order.
 pub struct Comparer<'a> {
     previous: &'a BTreeMap<String, Kept>,
     rest: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, Kept>>,
+    rejected: std::iter::Peekable<std::slice::Iter<'a, RejectedHousehold>>,
 }
 
 impl<'a> Comparer<'a> {
-    /// Compares with `previous`.
-    pub fn new(previous: &'a BTreeMap<String, Kept>) -> Comparer<'a> {
+    /// Compares with `previous`; `rejected` (sorted by household_id) are the list's
+    /// households refused this run.
+    pub fn new(
+        previous: &'a BTreeMap<String, Kept>,
+        rejected: &'a [RejectedHousehold],
+    ) -> Comparer<'a> {
         Comparer {
             previous,
             rest: previous.iter().peekable(),
+            rejected: rejected.iter().peekable(),
         }
     }
 
@@ -138,13 +172,7 @@ impl<'a> Comparer<'a> {
     pub fn next(&mut self, current: &[HouseholdResult]) -> Vec<Change> {
         let mut out = Vec::new();
         for r in current {
-            // Households of the previous run before this one: gone from the list.
-            while let Some((hid, k)) = self
-                .rest
-                .next_if(|(h, _)| h.as_str() < r.household_id.as_str())
-            {
-                out.push(gone(hid, k));
-            }
+            self.before(Some(&r.household_id), &mut out);
             self.rest
                 .next_if(|(h, _)| h.as_str() == r.household_id.as_str());
             if let Some(c) = change_of(self.previous.get(&r.household_id), r) {
@@ -154,9 +182,53 @@ impl<'a> Comparer<'a> {
         out
     }
 
-    /// The changes of the households of the previous run after the last result: gone.
+    /// The changes of the households after the last result: gone, or rejected.
     pub fn finish(mut self) -> Vec<Change> {
-        self.rest.by_ref().map(|(hid, k)| gone(hid, k)).collect()
+        let mut out = Vec::new();
+        self.before(None, &mut out);
+        out
+    }
+
+    /// The households of the previous run and the rejected ones before `bound` (all of
+    /// them without one), in household_id order.
+    fn before(&mut self, bound: Option<&str>, out: &mut Vec<Change>) {
+        let below = |h: &str| bound.is_none_or(|b| h < b);
+        loop {
+            let prev = self
+                .rest
+                .peek()
+                .map(|(h, _)| h.as_str())
+                .filter(|h| below(h));
+            let rej = self
+                .rejected
+                .peek()
+                .map(|h| h.household_id.as_str())
+                .filter(|h| below(h));
+            let rejected_first = match (prev, rej) {
+                (None, None) => return,
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(p), Some(r)) => r <= p,
+            };
+            if !rejected_first {
+                if let Some((hid, k)) = self.rest.next() {
+                    out.push(gone(hid, k));
+                }
+                continue;
+            }
+            let before = if prev == rej {
+                self.rest.next().map(|(_, k)| k)
+            } else {
+                None
+            };
+            if let Some(h) = self.rejected.next() {
+                // Rows without a household_id belong to no household of the list; a
+                // household rejected again is unchanged.
+                if !h.household_id.is_empty() && before.is_none_or(|k| k.verdict != REJECTED) {
+                    out.push(rejected_change(before, h));
+                }
+            }
+        }
     }
 }
 
@@ -167,8 +239,22 @@ fn gone(hid: &str, k: &Kept) -> Change {
         region_code: k.region_code.clone(),
         previous_verdict: Some(k.verdict.clone()),
         verdict: None,
+        reasons: None,
         added_flags: vec![],
         removed_flags: k.flags.clone(),
+    }
+}
+
+/// A household on the list whose rows were refused this run: not gone, not compared.
+fn rejected_change(before: Option<&Kept>, h: &RejectedHousehold) -> Change {
+    Change {
+        household_id: h.household_id.clone(),
+        region_code: kept_rejected(before, h).region_code,
+        previous_verdict: before.map(|k| k.verdict.clone()),
+        verdict: Some(REJECTED.to_owned()),
+        reasons: Some(h.reasons.iter().map(|r| r.code()).collect()),
+        added_flags: vec![],
+        removed_flags: vec![],
     }
 }
 
@@ -201,6 +287,7 @@ fn change_of(before: Option<&Kept>, r: &HouseholdResult) -> Option<Change> {
         region_code: r.region_code.clone(),
         previous_verdict: before.map(|k| k.verdict.clone()),
         verdict: Some(r.verdict.clone()),
+        reasons: None,
         added_flags,
         removed_flags,
     })
@@ -209,6 +296,7 @@ fn change_of(before: Option<&Kept>, r: &HouseholdResult) -> Option<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::applicants::Reason;
 
     fn result(hid: &str, verdict: &str, flags: &[(&str, Option<&str>)]) -> HouseholdResult {
         HouseholdResult {
@@ -240,13 +328,13 @@ mod tests {
             .iter()
             .map(|r| (r.household_id.clone(), Kept::of(r)))
             .collect();
-        assert!(between(&kept, &first).is_empty());
+        assert!(between(&kept, &first, &[]).is_empty());
         let second = [
             result("H1", "ineligible", &[("vehicle_owned", None)]),
             result("H2", "eligible", &[]),
             result("H4", "eligible", &[]),
         ];
-        let c = between(&kept, &second);
+        let c = between(&kept, &second, &[]);
         let lines: Vec<String> = c
             .iter()
             .map(|c| serde_json::to_string(c).unwrap())
@@ -258,6 +346,73 @@ mod tests {
                 r#"{"household_id":"H2","previous_verdict":"review","verdict":"eligible","added_flags":[],"removed_flags":[{"rule":"member_deceased","member":"P2"}]}"#,
                 r#"{"household_id":"H3","previous_verdict":"eligible","verdict":null,"added_flags":[],"removed_flags":[]}"#,
                 r#"{"household_id":"H4","previous_verdict":null,"verdict":"eligible","added_flags":[],"removed_flags":[]}"#,
+            ]
+        );
+    }
+
+    fn refused(hid: &str, reasons: &[Reason]) -> RejectedHousehold {
+        RejectedHousehold {
+            household_id: hid.into(),
+            region_code: "410184".into(),
+            reasons: reasons.to_vec(),
+        }
+    }
+
+    fn lines(c: &[Change]) -> Vec<String> {
+        c.iter()
+            .map(|c| serde_json::to_string(c).unwrap())
+            .collect()
+    }
+
+    /// A recipient whose rows are refused has not left the list: `rejected` with its
+    /// reasons (a new one too), nothing on a second refusal, and when it is checked
+    /// again its flags are compared with those of the last run that checked it.
+    #[test]
+    fn a_rejected_recipient_is_not_gone() {
+        let first = [
+            result("H1", "review", &[("member_deceased", Some("P1"))]),
+            result("H2", "eligible", &[]),
+        ];
+        let kept: BTreeMap<String, Kept> = first
+            .iter()
+            .map(|r| (r.household_id.clone(), Kept::of(r)))
+            .collect();
+        let refused_now = [
+            refused("H1", &[Reason::InvalidIdNumber, Reason::MissingField]),
+            refused("H0", &[Reason::InvalidValue]),
+            refused("", &[Reason::MissingField]),
+        ];
+        let mut sorted = refused_now.to_vec();
+        sorted.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+        let second = [result("H2", "eligible", &[])];
+        assert_eq!(
+            lines(&between(&kept, &second, &sorted)),
+            [
+                r#"{"household_id":"H0","previous_verdict":null,"verdict":"rejected","reasons":["invalid_value"],"added_flags":[],"removed_flags":[]}"#,
+                r#"{"household_id":"H1","previous_verdict":"review","verdict":"rejected","reasons":["invalid_id_number","missing_field"],"added_flags":[],"removed_flags":[]}"#,
+            ]
+        );
+        // What the rejected run keeps: `rejected` with the flags last found.
+        let mut kept2 = kept.clone();
+        for h in &sorted[1..] {
+            let k = kept_rejected(kept.get(&h.household_id), h);
+            kept2.insert(h.household_id.clone(), k);
+        }
+        assert_eq!(kept2["H1"].verdict, "rejected");
+        assert_eq!(kept2["H1"].flags, kept["H1"].flags);
+        // Refused again: unchanged.
+        assert!(between(&kept2, &second, &sorted[1..]).is_empty());
+        // Checked again with the same flag: only the verdict changed.
+        let third = [
+            result("H0", "eligible", &[]),
+            result("H1", "review", &[("member_deceased", Some("P1"))]),
+            result("H2", "eligible", &[]),
+        ];
+        assert_eq!(
+            lines(&between(&kept2, &third, &[])),
+            [
+                r#"{"household_id":"H0","previous_verdict":"rejected","verdict":"eligible","added_flags":[],"removed_flags":[]}"#,
+                r#"{"household_id":"H1","previous_verdict":"rejected","verdict":"review","added_flags":[],"removed_flags":[]}"#,
             ]
         );
     }

@@ -165,6 +165,7 @@ async fn run_in(
         &applicants_label,
         &src.present(),
         &src.statuses(),
+        &src.reach(),
     )
     .map_err(|e| Error::Internal(format!("cannot build the input tables: {e}")))?;
     // A few households on the lake (their members' rows read): the pipelines planned

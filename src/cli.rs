@@ -34,14 +34,14 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// The audit log: `hedui audit verify`.
     Audit(AuditArgs),
-    /// The HTTPS API for case-management systems (SPEC §8).
+    /// The HTTPS API for case-management systems.
     Serve(ServeArgs),
 }
 
 /// `hedui serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Deployment config with `[server]` and `[[token]]` (SPEC §10).
+    /// Deployment config with `[server]` and `[[token]]`.
     #[arg(long)]
     pub config: PathBuf,
 }
@@ -75,7 +75,7 @@ pub struct AuditVerifyArgs {
 /// `hedui sources`.
 #[derive(Debug, clap::Args)]
 pub struct SourcesArgs {
-    /// Deployment config (TOML, SPEC §9).
+    /// Deployment config (TOML).
     #[arg(long)]
     pub config: PathBuf,
     /// Count ages to this date, YYYY-MM-DD (default: today).
@@ -86,7 +86,7 @@ pub struct SourcesArgs {
 /// `hedui ingest`.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// Deployment config (TOML, SPEC §9).
+    /// Deployment config (TOML).
     #[arg(long)]
     pub config: PathBuf,
     /// Only these sources (hr, housing, police, tax, bank, fund); default: all.
@@ -104,7 +104,7 @@ pub struct DataArgs {
     /// Lake made by `hedui ingest`: a local path, file:///path or s3://bucket/prefix.
     #[arg(long)]
     pub lake: Option<String>,
-    /// Deployment config (SPEC §9): read its lake, and ask its lookup-mode sources for
+    /// Deployment config: read its lake, and ask its lookup-mode sources for
     /// the batch's members.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -152,9 +152,15 @@ pub struct CheckArgs {
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
+    /// Do not record this check in an audit log (trials on made-up data only). Without
+    /// it, a check is audited in the deployment's state folder (`--config`), the folder
+    /// HEDUI_STATE names, or the user's own ($XDG_DATA_HOME/hedui, else
+    /// ~/.local/share/hedui).
+    #[arg(long)]
+    pub no_audit: bool,
 }
 
-/// `hedui reconcile` (SPEC §7): re-check every current recipient household and say what
+/// `hedui reconcile`: re-check every current recipient household and say what
 /// changed since the previous completed run kept in `--state`.
 #[derive(Debug, clap::Args)]
 #[command(group(

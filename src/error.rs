@@ -66,6 +66,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The user interrupted the run (Ctrl-C, SIGTERM).
+    #[error("interrupted (Ctrl-C or SIGTERM): nothing was published or audited")]
+    Interrupted,
     /// Any other internal fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -107,9 +110,16 @@ impl Error {
             Error::State(crate::state::StateError::ChangesFile { .. }) => {
                 "对账变更文件与本次对账不符（是否有另一次对账同时写入同一输出文件夹？），请换一个输出文件夹重新对账"
             }
+            Error::State(crate::state::StateError::RunNotRunning { .. }) => {
+                "这次对账已被中止或标记为失败，不能再完成；请重新运行对账"
+            }
+            Error::State(crate::state::StateError::AuditKeyMissing { .. }) => {
+                "审计密钥缺失，不能记录审计日志：请从备份恢复审计密钥（不会另建新密钥）"
+            }
             Error::State(_) => "状态数据库出错",
             Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",
+            Error::Interrupted => "已中断：本次运行没有写出结果，也没有记入审计日志",
             Error::ClusterUrl(_) => "计算集群地址有误",
             Error::Cluster(_) => "计算集群不可用",
         }
@@ -118,6 +128,8 @@ impl Error {
     /// Exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
+            // As a shell reports a run stopped by Ctrl-C.
+            Error::Interrupted => 130,
             // A department that failed (after its retries) is not bad input.
             Error::Source(
                 ConnectorError::Arrow { .. }
@@ -181,6 +193,7 @@ impl From<crate::sources::SourcesError> for Error {
         match e {
             S::Source(e) => Error::Source(e),
             S::Lake(e) => Error::Lake(e),
+            e @ S::NoTables { .. } => Error::Usage(e.to_string()),
             S::Query { what, source } => Error::Engine(EngineError::DataFusion { what, source }),
         }
     }
@@ -191,6 +204,7 @@ impl From<crate::output::OutputError> for Error {
         use crate::output::OutputError as O;
         match e {
             O::Write { path, source } => Error::Output { path, source },
+            e @ O::Busy { .. } => Error::Usage(e.to_string()),
             e @ (O::Template(_) | O::Panicked) => Error::Internal(e.to_string()),
         }
     }

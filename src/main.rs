@@ -16,8 +16,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // HEDUI_LOG as RUST_LOG (`info`, `hedui=debug`, …); by default errors, and the
+    // server's one line per request and per job.
+    let filter = match std::env::var("HEDUI_LOG") {
+        Ok(v) if !v.trim().is_empty() => tracing_subscriber::EnvFilter::new(v),
+        _ => tracing_subscriber::EnvFilter::new("error,hedui::server=info"),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HEDUI_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colours for a terminal only: logs kept in files or journals stay plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::applicants::Household;
-use crate::changes::{Change, Comparer, Kept, Written};
+use crate::changes::{kept_rejected, Change, Comparer, Kept, Written};
 use crate::error::Error;
 use crate::fault;
 use crate::output::summary::Summary;
-use crate::output::{Compared, Outputs};
+use crate::output::{Compared, Outputs, Ready};
 use crate::progress::Progress;
 use crate::state::audit::{AuditDetail, AuditedHousehold};
 use crate::state::{Completion, RunDone, State};
@@ -87,8 +87,9 @@ pub struct Published {
 pub enum Record<'a> {
     /// In this open state database.
     In(&'a mut State),
-    /// In the state database of this folder, opened once the outputs are written.
-    At(&'a Path),
+    /// In the state database of this folder (its audit files where the second says),
+    /// opened before any output is written.
+    At(&'a Path, &'a crate::state::AuditFiles),
     /// Nowhere: a command-line check without a state folder (not audited).
     Nowhere,
 }
@@ -100,19 +101,25 @@ pub fn publish(
     record: Record<'_>,
     progress: &Progress,
 ) -> Result<Published, Error> {
-    let read = read_answer(run, tail, progress)?;
     let mut opened;
     let state = match record {
         Record::In(state) => Some(state),
-        Record::At(dir) => {
-            opened = State::open(dir)?;
+        Record::At(dir, audit) => {
+            opened = State::open_with(dir, audit.clone())?;
             Some(&mut opened)
         }
         Record::Nowhere => None,
     };
+    // A run that cannot be audited (its key gone) writes nothing: no result leaves the
+    // hub unrecorded.
+    if let Some(state) = &state {
+        state.ready_to_audit()?;
+    }
+    let mut read = read_answer(run, tail, progress)?;
     let Some(state) = state else {
+        let summary = read.ready.take().map(Ready::publish).transpose()?;
         return Ok(Published {
-            summary: read.summary,
+            summary,
             audit_seq: None,
             job_done: false,
             changes: read.changed.len(),
@@ -127,12 +134,14 @@ pub fn publish(
     }
     let hasher = state.id_hasher()?;
     let detail = audit_detail(run, &read.verdicts, hasher);
-    let changes_file = tail.out.map(|o| o.join("changes.jsonl"));
+    // The run's own changes file, still under its temporary name: what the state
+    // stores is what this run wrote.
+    let changes_file = read.ready.as_ref().and_then(Ready::changes_file);
     let job_summary = tail
         .job
         .map(|_| {
             job_summary(
-                read.summary.as_ref(),
+                read.ready.as_ref().map(|r| &r.summary),
                 tail.reconciliation.as_ref(),
                 read.changed.len(),
             )
@@ -146,7 +155,6 @@ pub fn publish(
             id: r.run_id,
             households: &read.kept,
             changes: changes_file
-                .as_deref()
                 .filter(|_| !read.changed.is_empty())
                 .map(|file| Written {
                     file,
@@ -155,8 +163,15 @@ pub fn publish(
         }),
         job: tail.job.zip(job_summary.as_ref()),
     })?;
+    // Recorded: the outputs become visible. A job queued again meanwhile recorded
+    // nothing, and its attempt's files are dropped (the next attempt writes its own).
+    let summary = match (read.ready.take(), done.audit_seq) {
+        (Some(ready), Some(_)) => Some(ready.publish()?),
+        (Some(ready), None) => Some(ready.summary.clone()),
+        (None, _) => None,
+    };
     Ok(Published {
-        summary: read.summary,
+        summary,
         audit_seq: done.audit_seq,
         job_done: done.job_done,
         changes: read.changed.len(),
@@ -165,8 +180,8 @@ pub fn publish(
 
 /// What the tail keeps of a run's answer once it has read it.
 struct Read {
-    /// The summary written (when files were).
-    summary: Option<Summary>,
+    /// The output files written, not yet visible (when the tail writes files).
+    ready: Option<Ready>,
     /// Each audited household's id, region and verdict, in household_id order.
     verdicts: Vec<(String, String, String)>,
     /// A reconciliation's findings by household, for the next run.
@@ -188,9 +203,10 @@ fn read_answer(run: &CheckRun, tail: &Tail<'_>, progress: &Progress) -> Result<R
         .out
         .map(|out| Outputs::create(out, reconciliation.is_some()))
         .transpose()?;
-    let mut comparer = reconciliation.map(|r| Comparer::new(r.before));
+    let rejected = &run.batch.rejected_households;
+    let mut comparer = reconciliation.map(|r| Comparer::new(r.before, rejected));
     let mut read = Read {
-        summary: None,
+        ready: None,
         verdicts: Vec::new(),
         kept: BTreeMap::new(),
         changed: Vec::new(),
@@ -233,12 +249,20 @@ fn read_answer(run: &CheckRun, tail: &Tail<'_>, progress: &Progress) -> Result<R
     if let Some(c) = comparer {
         changes(c.finish(), &mut read, &mut outputs)?;
     }
+    if let Some(r) = reconciliation {
+        // A recipient refused this run is still on the list: kept as `rejected`, with
+        // the flags of the run that last checked it.
+        for h in rejected.iter().filter(|h| !h.household_id.is_empty()) {
+            let k = kept_rejected(r.before.get(&h.household_id), h);
+            read.kept.insert(h.household_id.clone(), k);
+        }
+    }
     if let Some(o) = outputs {
         let compared = reconciliation.map(|r| Compared {
             run_id: r.run_id,
             previous: r.previous,
         });
-        read.summary = Some(o.finish(run, compared.as_ref(), progress)?);
+        read.ready = Some(o.finish(run, compared.as_ref(), progress)?);
         if reconciliation.is_some() {
             progress.step(&format!(
                 "changes.jsonl: {} households changed",
@@ -308,10 +332,16 @@ fn audit_detail(
         .iter()
         .map(|(hid, region, verdict)| {
             let h = declared.get(hid.as_str());
+            // An ID number typed into a free-text field is stored as ID numbers are:
+            // hashed.
+            let hide = |text: &str| {
+                hedui_connectors::idnum::replace_ids_in(text, |run| format!("#{}", hash(run)))
+                    .into_owned()
+            };
             AuditedHousehold {
-                household_id: hid.clone(),
+                household_id: hide(hid),
                 region_code: region.clone(),
-                authorization_id: h.map(|h| h.authorization_id.clone()).unwrap_or_default(),
+                authorization_id: h.map(|h| hide(&h.authorization_id)).unwrap_or_default(),
                 members: h
                     .map(|h| h.members.iter().map(|m| hash(&m.id_number)).collect())
                     .unwrap_or_default(),

@@ -38,6 +38,9 @@ pub struct Reconciliation<'a> {
     pub audit_kind: &'a str,
     /// The server's job this run is, if any: completed in the run's transaction.
     pub job: Option<&'a str>,
+    /// Told the run's id once it is recorded `running` (so that a run interrupted from
+    /// the terminal can be failed).
+    pub begun: Option<&'a std::sync::OnceLock<i64>>,
 }
 
 /// What a reconciliation did.
@@ -65,6 +68,9 @@ pub async fn run(
         &r.recipients.display().to_string(),
         r.sources_label,
     )?;
+    if let Some(begun) = r.begun {
+        let _ = begun.set(run_id);
+    }
     if let Some(job) = r.job {
         state.job_run(job, run_id)?;
     }

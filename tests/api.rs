@@ -45,6 +45,18 @@ struct Server {
     ca: reqwest::Certificate,
     /// Everything the server wrote on stderr (its logs at debug level).
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The certificate file it serves.
+    cert: std::path::PathBuf,
+}
+
+impl Server {
+    /// `HOST:PORT` the server listens on.
+    fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned()
+    }
 }
 
 impl Drop for Server {
@@ -170,6 +182,7 @@ impl Site {
             url,
             ca,
             log,
+            cert: self.dir.path().join("server.pem"),
         }
     }
 }
@@ -498,6 +511,248 @@ async fn requests_beyond_the_rate_get_429() {
     assert_eq!(post(&c, &server, Some(ADMIN), &body).await.0, 403);
 }
 
+/// A TLS stream to the server of `s`, trusting its test certificate.
+async fn tls_stream(s: &Server) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&s.cert).unwrap();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect("127.0.0.1".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Everything `io` sends until it closes, or `None` if it is still open after `within`.
+async fn until_closed<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    within: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    match tokio::time::timeout(within, io.read_to_end(&mut got)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// Clients that connect and stall hold nothing (`header_timeout_s`, `body_idle_timeout_s`
+/// at 1 s here): a TCP connection that never starts TLS, a request head sent by half, a
+/// body that stops halfway (408, JSON) and an idle kept-alive connection are all closed
+/// by the server, and the server answers others meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let site = Site::new();
+    site.config_variant(
+        "slow.toml",
+        "header_timeout_s = 1\nbody_idle_timeout_s = 1\n",
+        "",
+    );
+    let s = site.serve_with("slow.toml", &[]);
+    // Far longer than the timeouts: a server that never closes fails the test here.
+    let patience = std::time::Duration::from_secs(20);
+
+    let mut silent = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    assert!(
+        until_closed(&mut silent, patience).await.is_some(),
+        "a connection that never started its TLS handshake was kept open"
+    );
+
+    let mut half = tls_stream(&s).await;
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    half.flush().await.unwrap();
+    assert!(
+        until_closed(&mut half, patience).await.is_some(),
+        "a connection with half a request head was kept open"
+    );
+
+    let mut stalled = tls_stream(&s).await;
+    let head = format!(
+        "POST /api/v1/checks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"household_id\": "
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.flush().await.unwrap();
+    let answer = until_closed(&mut stalled, patience)
+        .await
+        .expect("a body that stopped halfway was waited for");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"body_timeout\""), "{answer}");
+    assert!(answer.contains("请求体传输中断或过慢"), "{answer}");
+
+    let mut idle = tls_stream(&s).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    idle.flush().await.unwrap();
+    let answer = until_closed(&mut idle, patience)
+        .await
+        .expect("an idle kept-alive connection was kept open");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let c = client(&s);
+    let health = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // Each request is one log line: route, status, who.
+    wait_log(&s, "request method=POST route=/api/v1/checks status=408").await;
+    let log = s.log.lock().unwrap().clone();
+    assert!(log.contains("token=admin"), "{log}");
+}
+
+/// The state database is used off the async threads: while another process holds its
+/// write lock, the checks (which must append to the audit log) wait for it, and the
+/// rest of the server answers meanwhile — the OpenAPI document, `/healthz`; once the
+/// lock is released the waiting checks are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_state_database_stalls_only_what_needs_it() {
+    let site = Site::new();
+    let s = site.serve();
+    let c = client(&s);
+    let db = rusqlite::Connection::open(site.dir.path().join("state/hedui.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let waiting: Vec<_> = bodies(&site)
+        .into_iter()
+        .take(4)
+        .map(|(_, body)| {
+            let (c, url) = (c.clone(), s.url.clone());
+            tokio::spawn(async move {
+                c.post(format!("{url}/api/v1/checks"))
+                    .bearer_auth(ADMIN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    // No signal says the checks reached the database: they are given a moment to.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let patience = std::time::Duration::from_secs(15);
+    for path in ["/api/v1/openapi.json", "/healthz"] {
+        let resp = tokio::time::timeout(patience, c.get(format!("{}{path}", s.url)).send())
+            .await
+            .unwrap_or_else(|_| panic!("{path} waited for the locked database"))
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+    }
+    db.execute_batch("COMMIT").unwrap();
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), 200);
+    }
+}
+
+/// An ID number a clerk typed as the household id is masked in the staff's answer and
+/// in the server's log, and stored hashed in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_number_typed_as_household_id_is_never_shown_in_full() {
+    let site = Site::new();
+    let s = site.serve();
+    let c = client(&s);
+    let (_, mut body) = bodies(&site)
+        .into_iter()
+        .find(|(_, b)| b["region_code"].as_str().unwrap().starts_with("4101"))
+        .unwrap();
+    let id = body["members"][0]["id_number"].as_str().unwrap().to_owned();
+    body["household_id"] = Value::from(id.clone());
+    let (status, v) = post(&c, &s, Some(STAFF_4101), &body).await;
+    assert_eq!(status, 200, "{v}");
+    let shown = v["household_id"].as_str().unwrap();
+    assert!(shown.contains('*') && !shown.contains(&id), "{shown}");
+    wait_log(&s, "request method=POST route=/api/v1/checks status=200").await;
+    assert!(
+        !s.log.lock().unwrap().contains(&id),
+        "the full ID in the log"
+    );
+    let audit: Value = get_as(&c, &s, AUDITOR, "/api/v1/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = audit.to_string();
+    assert!(!text.contains(&id), "the full ID in the audit log");
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e["households"].as_array().unwrap())
+            .any(|h| h["household_id"].as_str().unwrap().starts_with('#')),
+        "{audit}"
+    );
+}
+
+/// Beyond the caps a request is 422 in words: a household beyond
+/// `max_household_members` (`invalid_value`), a check date in the future or more than
+/// `max_backdate_days` back — over the API as in a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_caps_are_422() {
+    let site = Site::new();
+    site.config_variant(
+        "capped.toml",
+        "max_household_members = 2\nmax_backdate_days = 30\n",
+        "",
+    );
+    let s = site.serve_with("capped.toml", &[]);
+    let c = client(&s);
+    let (_, mut body) = bodies(&site).into_iter().next().unwrap();
+    let today = chrono::Local::now().date_naive();
+    for (d, said) in [
+        (today + chrono::Duration::days(1), "晚于今天"),
+        (today - chrono::Duration::days(31), "早于今天 30 天以上"),
+    ] {
+        let mut dated = body.clone();
+        dated["as_of"] = Value::from(d.to_string());
+        let (status, v) = post(&c, &s, Some(ADMIN), &dated).await;
+        assert_eq!(status, 422, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(said), "{v}");
+        let resp = c
+            .post(format!("{}/api/v1/batches?as_of={d}", s.url))
+            .header("content-type", "text/csv")
+            .bearer_auth(ADMIN)
+            .body(rows_of(&site, &["4101"]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 422);
+    }
+    let first = body["members"][0].clone();
+    let members: Vec<Value> = (0..3)
+        .map(|i| {
+            let mut m = first.clone();
+            m["name"] = Value::from(format!("成员{i}"));
+            m
+        })
+        .collect();
+    body["members"] = Value::from(members);
+    let (status, v) = post(&c, &s, Some(ADMIN), &body).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["rejections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reason"] == "invalid_value"
+                && r["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("该户申报3名成员，超过上限2名")),
+        "{v}"
+    );
+}
+
 /// Reconciliation runs over the API: a token sees the runs that checked households of
 /// its regions and only those households' changes (IDs masked for staff); a run it may
 /// not see is 404 like one that does not exist; auditors read no runs.
@@ -616,6 +871,19 @@ fn expected_region(site: &Site, hid: &str) -> String {
         .into_iter()
         .find(|r| r["household_id"] == hid)
         .map(|r| r["region_code"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| listed_region(site, hid))
+}
+
+/// The region a household's rows give in the city's applicant list (GBK, household id
+/// and region code first): that of a household the run rejected.
+fn listed_region(site: &Site, hid: &str) -> String {
+    let bytes = std::fs::read(site.dir.path().join("city/applicants.csv")).unwrap();
+    let (text, _, _) = encoding_rs::GBK.decode(&bytes);
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .find(|r| &r[0] == hid)
+        .map(|r| r[1].to_owned())
         .unwrap_or_default()
 }
 
@@ -1113,7 +1381,7 @@ async fn batch_jobs_survive_kill_and_the_queue_is_bounded() {
     let site = Site::new();
     site.config_variant(
         "bounded.toml",
-        "max_queued_jobs = 2\nshutdown_grace_s = 1\n",
+        "max_queued_jobs = 3\nmax_queued_jobs_per_token = 2\nshutdown_grace_s = 1\n",
         "",
     );
     let zz = rows_of(&site, &["4101"]);
@@ -1138,17 +1406,33 @@ async fn batch_jobs_survive_kill_and_the_queue_is_bounded() {
         assert_eq!(status, 202, "{v}");
         queued.push(v["batch_id"].as_str().unwrap().to_owned());
     }
-    let resp = c
-        .post(format!("{}/api/v1/batches", server.url))
-        .header("content-type", "text/csv")
-        .bearer_auth(ADMIN)
-        .body(zz.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    assert_eq!(resp.headers()["retry-after"], "60");
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "queue_full");
+    // One token's share of the queue is full: 503 for it, not for another token, until
+    // the queue itself is full.
+    let refused = |token: &'static str| {
+        let (c, url, body) = (c.clone(), server.url.clone(), zz.clone());
+        async move {
+            let resp = c
+                .post(format!("{url}/api/v1/batches"))
+                .header("content-type", "text/csv")
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 503);
+            assert_eq!(resp.headers()["retry-after"], "60");
+            let v = resp.json::<Value>().await.unwrap();
+            assert_eq!(v["error"], "queue_full");
+            v["message"].as_str().unwrap().to_owned()
+        }
+    };
+    let why = refused(ADMIN).await;
+    assert!(why.contains("该令牌已有 2 个批次在排队"), "{why}");
+    let (status, v) = submit(&c, &server, STAFF_4101, "text/csv", "d.csv", zz.clone()).await;
+    assert_eq!(status, 202, "{v}");
+    queued.push(v["batch_id"].as_str().unwrap().to_owned());
+    let why = refused(STAFF_4101).await;
+    assert!(why.contains("已有 3 个批次在排队"), "{why}");
     let m = c
         .get(format!("{}/metrics", server.url))
         .send()
@@ -1157,7 +1441,7 @@ async fn batch_jobs_survive_kill_and_the_queue_is_bounded() {
         .text()
         .await
         .unwrap();
-    assert!(m.contains("hedui_job_queue_depth 2"), "{m}");
+    assert!(m.contains("hedui_job_queue_depth 3"), "{m}");
     assert!(m.contains("hedui_jobs{status=\"running\"} 1"), "{m}");
 
     // kill -9 in the worst moment: outputs written, not yet done.
@@ -1189,7 +1473,7 @@ async fn batch_jobs_survive_kill_and_the_queue_is_bounded() {
         .iter()
         .filter(|e| e["kind"] == "batch")
         .count();
-    assert_eq!(n, 3, "A, B and C are each audited once");
+    assert_eq!(n, 4, "A, B, C and D are each audited once");
     drop(server);
 
     // SIGTERM while a batch runs: the server waits a second, queues it again and stops;
@@ -1339,7 +1623,22 @@ async fn scheduled_reconciliation_survives_kill_and_reports_changes() {
     .await
     .unwrap();
     let changes = changes["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), expected.len());
+    // Every household is new: the checked ones, and those whose rows were refused
+    // (`rejected`: on the list, not checked).
+    let refused: std::collections::BTreeSet<String> =
+        lines(&site.dir.path().join("recipients-out/rejected.jsonl"))
+            .iter()
+            .map(|r| r["household_id"].as_str().unwrap().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect();
+    assert_eq!(changes.len(), expected.len() + refused.len());
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c["verdict"] == "rejected")
+            .count(),
+        refused.len()
+    );
     assert!(changes.iter().all(|c| c["previous_verdict"].is_null()));
     // The run's report, changes first.
     let report = get_as(
@@ -1593,7 +1892,14 @@ async fn role_by_region_matrix() {
                 let want: Vec<String> = lines(&site.dir.path().join(out).join("changes.jsonl"))
                     .iter()
                     .map(|c| c["household_id"].as_str().unwrap().to_owned())
-                    .filter(|h| covers(regions, &region[h]))
+                    // A household rejected in every run has its region from the list.
+                    .filter(|h| {
+                        let r = region
+                            .get(h)
+                            .cloned()
+                            .unwrap_or_else(|| listed_region(&site, h));
+                        covers(regions, &r)
+                    })
                     .collect();
                 assert_eq!(got, want, "run {id} changes as {role} {regions:?}");
             }

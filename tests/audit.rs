@@ -165,3 +165,96 @@ fn tampering_is_found_and_named() {
         assert!(stderr(&out).contains(said), "{what}: {}", stderr(&out));
     }
 }
+
+/// Lists the names in folder `dir`, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The log proves its end: removing its last entry or emptying the table fails
+/// `audit verify` (the anchor says where the chain ended). Verifying writes nothing (no
+/// key made, no journal files), so a copy is checked as it is. A missing key is never
+/// replaced: verify says so, and the next check refuses to run unaudited, writing no
+/// output.
+#[test]
+fn the_log_proves_its_end_and_keeps_its_key() {
+    let (fx, state) = audited(2);
+    let out = verify(&state);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 entries"));
+    let pristine = std::fs::read(fx.path("state/hedui.db")).unwrap();
+    let restore = || {
+        let _ = std::fs::remove_file(fx.path("state/hedui.db-wal"));
+        let _ = std::fs::remove_file(fx.path("state/hedui.db-shm"));
+        std::fs::write(fx.path("state/hedui.db"), &pristine).unwrap();
+    };
+    for (what, sql) in [
+        ("the last entry removed", "DELETE FROM audit WHERE seq = 3"),
+        ("the table emptied", "DELETE FROM audit"),
+    ] {
+        restore();
+        db(&state).execute_batch(sql).unwrap();
+        let out = verify(&state);
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert!(
+            stderr(&out).contains("entries were removed from its end"),
+            "{what}: {}",
+            stderr(&out)
+        );
+    }
+    restore();
+
+    // A copy (database, key, anchor) verified as it is: nothing is added to it.
+    let copy = fx.path("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["hedui.db", "audit.key", "audit.anchor"] {
+        std::fs::copy(fx.path("state").join(f), copy.join(f)).unwrap();
+    }
+    let before = names(&copy);
+    let out = verify(&copy.display().to_string());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(&copy), before);
+
+    // The key removed: verify refuses, no new key; a check refuses and writes nothing.
+    std::fs::remove_file(fx.path("state/audit.key")).unwrap();
+    let out = verify(&state);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("审计密钥缺失"), "{}", stderr(&out));
+    assert!(!fx.path("state/audit.key").exists(), "verify made a key");
+    let p = |r: &str| fx.path(r).display().to_string();
+    let out = hedui_in(
+        &state,
+        &[
+            "check",
+            "--applicants",
+            &p("applicants.csv"),
+            "--sources",
+            &p("sources"),
+            "--policy",
+            &p("policy.toml"),
+            "--as-of",
+            AS_OF,
+            "--out",
+            &p("unaudited"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("hedui: 审计密钥缺失"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !fx.path("state/audit.key").exists(),
+        "a check made a new key"
+    );
+    assert!(
+        !fx.path("unaudited/results.jsonl").exists(),
+        "results left unaudited"
+    );
+}

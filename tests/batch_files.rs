@@ -267,12 +267,60 @@ fn household_agreement_is_judged_on_every_row() {
     assert_eq!(
         rej,
         [
-            (1, "aid_type".into(), "invalid_value".into()),
-            (3, "aid_type".into(), "inconsistent_household".into()),
+            (2, "aid_type".into(), "invalid_value".into()),
+            (4, "aid_type".into(), "inconsistent_household".into()),
         ]
     );
     assert!(fx.jsonl("rejected.jsonl")[1]["message"]
         .as_str()
         .unwrap()
-        .contains("differs from row 2"));
+        .contains("differs from row 3"));
+}
+
+/// A household declaring more members than the cap (the server's
+/// `max_household_members`) is rejected as a whole, `invalid_value` on its first row
+/// with the count in words; the other households of the batch go on.
+#[test]
+fn households_beyond_the_member_cap_are_rejected() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    let policy = hedui::policy::Policy::load(&fx.path("policy.toml")).unwrap();
+    let mut rows: Vec<Vec<String>> = applicant_rows().into_iter().map(Vec::from).collect();
+    // H001 has two members; three more make five.
+    for seq in 1..=3 {
+        let mut r = rows[0].clone();
+        r[5] = id("410184", "20100101", 500 + seq);
+        r[6] = format!("子女{seq}");
+        r[7] = "子女".into();
+        rows.push(r);
+    }
+    write_batch(&fx.path("big.csv"), &HEADERS_ZH, &rows);
+    let bytes = std::fs::read(fx.path("big.csv")).unwrap();
+    let capped = Limits {
+        max_members: 4,
+        ..Limits::default()
+    };
+    let as_of = chrono::NaiveDate::parse_from_str(AS_OF, "%Y-%m-%d").unwrap();
+    let batch = hedui::applicants::batch_of("big.csv", &bytes, &capped, &policy, as_of).unwrap();
+    let h001: Vec<_> = batch
+        .rejections
+        .iter()
+        .filter(|r| r.household_id == "H001")
+        .collect();
+    assert_eq!(h001.len(), 1, "{h001:?}");
+    assert_eq!((h001[0].row, h001[0].field), (2, "household_id"));
+    assert_eq!(h001[0].reason.code(), "invalid_value");
+    assert!(
+        h001[0].message.contains("该户申报5名成员，超过上限4名"),
+        "{}",
+        h001[0].message
+    );
+    assert!(batch.households.iter().any(|h| h.household_id == "H002"));
+    assert!(!batch.households.iter().any(|h| h.household_id == "H001"));
+    // Without a cap (the command line) the same household is checked.
+    let free =
+        hedui::applicants::batch_of("big.csv", &bytes, &Limits::default(), &policy, as_of).unwrap();
+    assert!(free
+        .households
+        .iter()
+        .any(|h| h.household_id == "H001" && h.members.len() == 5));
 }

@@ -69,7 +69,8 @@ fn gbk_batch_gets_verdicts_with_evidence() {
             )
         })
         .collect();
-    assert_eq!(ev, [("property.csv".into(), 3), ("property.csv".into(), 4)]);
+    // Rows as a spreadsheet shows the file: the header is row 1.
+    assert_eq!(ev, [("property.csv".into(), 4), ("property.csv".into(), 5)]);
     assert_eq!(f["evidence"][0]["record"]["cert_no"], "C-2");
     assert_eq!(f["evidence"][0]["record"]["share"], "1.00");
     // The 15-digit legacy ID was converted and matched the deceased registration.
@@ -104,19 +105,19 @@ fn bad_rows_reject_their_household_only() {
         [
             (
                 "H005".into(),
-                6,
+                7,
                 "id_number".into(),
                 "invalid_id_number".into()
             ),
             (
                 "H006".into(),
-                7,
+                8,
                 "authorization_id".into(),
                 "missing_authorization".into()
             ),
             (
                 "H007".into(),
-                8,
+                9,
                 "region_code".into(),
                 "no_policy_for_region".into()
             ),
@@ -146,7 +147,7 @@ fn malformed_source_records_are_listed() {
     assert_eq!(dq.len(), 1);
     assert_eq!(dq[0]["table"], "hr_income");
     assert_eq!(dq[0]["file"], "hr_income.csv");
-    assert_eq!(dq[0]["row"], 13);
+    assert_eq!(dq[0]["row"], 14);
     assert_eq!(dq[0]["field"], "amount");
     assert_eq!(dq[0]["reason"], "invalid_number");
     assert_eq!(dq[0]["value"], "N/A");
@@ -182,7 +183,7 @@ fn a_folder_is_counted_whole_whatever_the_batch() {
     let dq = fx.jsonl("data_quality.jsonl");
     assert_eq!(
         (dq.len(), dq[0]["table"].clone(), dq[0]["row"].clone()),
-        (1, "hr_income".into(), 13.into())
+        (1, "hr_income".into(), 14.into())
     );
     let results = fx.jsonl("results.jsonl");
     assert_eq!(verdicts(&results), [("H002".into(), "ineligible".into())]);
@@ -191,7 +192,18 @@ fn a_folder_is_counted_whole_whatever_the_batch() {
 /// Parquet and JSON Lines sources give the same results as CSV ones.
 #[test]
 fn source_formats_agree() {
-    let normalise = |rs: Vec<Value>| {
+    // The same records in every format; a CSV's rows are numbered from 2 (its header
+    // is row 1, as a spreadsheet shows it), a Parquet file's and a JSON Lines file's
+    // from 1.
+    let normalise = |rs: Vec<Value>, header: i64| {
+        let mut rs = rs;
+        for r in &mut rs {
+            for f in r["flags"].as_array_mut().unwrap() {
+                for e in f["evidence"].as_array_mut().unwrap() {
+                    e["row"] = Value::from(e["row"].as_i64().unwrap() - header);
+                }
+            }
+        }
         serde_json::to_string(&rs)
             .unwrap()
             .replace(".parquet", ".csv")
@@ -204,8 +216,8 @@ fn source_formats_agree() {
         let out = fx.check();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert_eq!(
-            normalise(fx.results()),
-            normalise(csv.results()),
+            normalise(fx.results(), 0),
+            normalise(csv.results(), 1),
             "{format:?}"
         );
     }
@@ -573,6 +585,30 @@ fn unusable_input_exits_2() {
 
     let out = hedui(&["check", "--applicants", "a"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // The fixture's own folder (holding `sources/`) instead of `sources/`: no table file
+    // at all is the wrong folder, not a check on absent data.
+    let p = |r: &str| fx.path(r).display().to_string();
+    let out = hedui(&[
+        "check",
+        "--applicants",
+        &p("applicants.csv"),
+        "--sources",
+        &fx.dir.path().display().to_string(),
+        "--policy",
+        &p("policy.toml"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        &p("out"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("hedui: 命令参数有误：")
+            && err.contains("中没有任何部门数据表（hr_income.csv"),
+        "{err}"
+    );
 }
 
 /// An --out that cannot be written (a file where the folder should be) is the user's
@@ -837,4 +873,55 @@ fn a_batch_in_many_chunks_gives_the_same_outputs() {
         "{err}"
     );
     assert!(!p("broken/results.jsonl").exists());
+
+    // Interrupted (SIGTERM, as Ctrl-C does): exit 130 and nothing left behind — no
+    // temporary folder (it holds members' ID numbers), no output file.
+    let int_tmp = p("tmp-interrupted");
+    std::fs::create_dir(&int_tmp).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .arg("check")
+        .arg("--applicants")
+        .arg(p("city/applicants.csv"))
+        .arg("--sources")
+        .arg(p("city/sources"))
+        .arg("--policy")
+        .arg(p("city/policy.toml"))
+        .args(["--as-of", "2026-11-30", "--quiet", "--out"])
+        .arg(p("interrupted"))
+        .env("TMPDIR", &int_tmp)
+        .env("HEDUI_CHUNK_HOUSEHOLDS", "170")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run's temporary folder is made before any source is read: it is running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_dir(&int_tmp).unwrap().next().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.starts_with("hedui: 已中断"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&int_tmp).unwrap().count(),
+        0,
+        "temporary files left"
+    );
+    let left: Vec<String> = std::fs::read_dir(p("interrupted"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".hedui.lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

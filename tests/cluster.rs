@@ -215,9 +215,16 @@ fn a_check_on_ballista_equals_the_local_engine() {
         "reconcile on the cluster"
     );
     let changes = support::lines(&c.dir.path().join("recon/changes.jsonl"));
+    // Every household is new: those checked, and those whose rows were refused.
+    let refused: std::collections::BTreeSet<String> =
+        support::lines(&c.dir.path().join("recon/rejected.jsonl"))
+            .iter()
+            .map(|r| r["household_id"].as_str().unwrap().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect();
     assert_eq!(
         changes.len(),
-        local.0.iter().filter(|b| **b == b'\n').count(),
+        local.0.iter().filter(|b| **b == b'\n').count() + refused.len(),
         "a first reconciliation lists every household as new"
     );
     assert!(changes.iter().all(|ch| ch["previous_verdict"].is_null()));

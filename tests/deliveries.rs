@@ -142,7 +142,8 @@ fn negative_money_is_malformed() {
         .filter(|p| p["table"] == "financial")
         .collect();
     assert_eq!(neg.len(), 1);
-    assert_eq!(neg[0]["row"], rows as u64 + 1);
+    // The row a spreadsheet shows: the header is row 1.
+    assert_eq!(neg[0]["row"], rows as u64 + 2);
     assert_eq!(neg[0]["field"], "balance");
     assert_eq!(neg[0]["reason"], "out_of_range");
     assert!(neg[0]["message"].as_str().unwrap().contains("negative"));

@@ -447,3 +447,56 @@ fn the_crate_layout_lists_every_module_in_order() {
         .collect();
     assert_eq!(layout, LAYERS, "the # Layout of src/lib.rs");
 }
+
+/// The shipped binary carries no debug info (with line tables it was 856 MB); profiling
+/// builds have a profile of their own.
+#[test]
+fn the_release_build_ships_without_debug_info() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let manifest: toml::Value = toml::from_str(&text).unwrap();
+    let release = &manifest["profile"]["release"];
+    assert_eq!(release.get("debug").and_then(|v| v.as_bool()), Some(false));
+    assert_eq!(
+        release.get("strip").and_then(|v| v.as_str()),
+        Some("debuginfo")
+    );
+    assert_eq!(
+        manifest["profile"]["profiling"]["inherits"].as_str(),
+        Some("release")
+    );
+}
+
+/// Messages for people never cite the contract's sections (users do not have it): the
+/// OpenAPI document and every command's `--help`.
+#[test]
+fn no_message_cites_the_contract() {
+    let doc = serde_json::to_string(&<hedui::server::routes::ApiDoc as utoipa::OpenApi>::openapi())
+        .unwrap();
+    assert!(
+        !doc.contains("SPEC"),
+        "the OpenAPI document cites the contract"
+    );
+    let commands: [&[&str]; 10] = [
+        &[],
+        &["check"],
+        &["reconcile"],
+        &["serve"],
+        &["ingest"],
+        &["sources"],
+        &["audit"],
+        &["audit", "verify"],
+        &["generate"],
+        &["demo"],
+    ];
+    for args in commands {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hedui"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(!help.is_empty(), "{args:?}");
+        assert!(!help.contains("SPEC"), "hedui {args:?} --help: {help}");
+    }
+}

@@ -122,9 +122,19 @@ fn reconciliation_reports_exactly_what_changed() {
     let first = r.changes();
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
-        ["H001", "H002", "H003", "H004"]
+        ["H001", "H002", "H003", "H004", "H005", "H006", "H007"]
     );
     assert!(first.values().all(|c| c["previous_verdict"].is_null()));
+    // Recipients whose rows are refused are on the list, not gone: `rejected`, why.
+    for h in ["H005", "H006", "H007"] {
+        assert_eq!(first[h]["verdict"], "rejected", "{h}");
+        assert!(!first[h]["reasons"].as_array().unwrap().is_empty(), "{h}");
+    }
+    assert_eq!(
+        first["H005"]["reasons"],
+        serde_json::json!(["invalid_id_number"])
+    );
+    assert!(first["H001"].get("reasons").is_none());
     assert_eq!(rules(&first["H002"]["added_flags"]).len(), 3);
 
     r.run();
@@ -259,7 +269,7 @@ fn reconciliation_reports_exactly_what_changed() {
     let h1_part = &report[h1..at("申请编号 H004　不符合条件 → ")];
     assert!(h1_part.contains("新发现【否决项】家庭月人均收入 1333.33 元，超过上限 720.00 元"));
     assert!(
-        h1_part.contains("依据：人社收入（hr_income.csv 第1行）"),
+        h1_part.contains("依据：人社收入（hr_income.csv 第2行）"),
         "{h1_part}"
     );
     assert!(h1_part.contains("另有 5 条依据记录"), "{h1_part}");
@@ -269,6 +279,40 @@ fn reconciliation_reports_exactly_what_changed() {
         !report.contains(p.a.as_str()),
         "a full ID number in the report"
     );
+
+    // H004's row is refused next run: rejected, its flags not compared (nor removed);
+    // fixed again, it is compared with the last run that checked it.
+    let good = std::fs::read_to_string(r.fx.path("recipients.csv")).unwrap();
+    std::fs::write(
+        r.fx.path("recipients.csv"),
+        good.replace(&format!("{},刘洋", p.e), ",刘洋"),
+    )
+    .unwrap();
+    r.run();
+    let c = r.changes();
+    assert_eq!(c.keys().collect::<Vec<_>>(), ["H004"]);
+    assert_eq!(
+        (
+            c["H004"]["previous_verdict"].as_str(),
+            c["H004"]["verdict"].as_str()
+        ),
+        (Some("review"), Some("rejected"))
+    );
+    assert_eq!(c["H004"]["reasons"], serde_json::json!(["missing_field"]));
+    assert_eq!(c["H004"]["removed_flags"], serde_json::json!([]));
+    std::fs::write(r.fx.path("recipients.csv"), &good).unwrap();
+    r.run();
+    let c = r.changes();
+    assert_eq!(c.keys().collect::<Vec<_>>(), ["H004"]);
+    assert_eq!(
+        (
+            c["H004"]["previous_verdict"].as_str(),
+            c["H004"]["verdict"].as_str()
+        ),
+        (Some("rejected"), Some("review"))
+    );
+    assert_eq!(c["H004"]["added_flags"], serde_json::json!([]));
+    assert_eq!(c["H004"]["removed_flags"], serde_json::json!([]));
 }
 
 /// A run killed after writing its outputs, and a run that fails, are never the
@@ -301,10 +345,14 @@ fn killed_or_failed_runs_are_never_the_baseline() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(
-        r.changes()["H001"]["added_flags"][0]["rule"],
-        "commercial_property"
-    );
+    // Killed before it was recorded, it published nothing: the folder still shows run
+    // 1, where every household was new.
+    assert!(r.changes()["H001"]["previous_verdict"].is_null());
+    assert!(r.changes()["H001"]["added_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["rule"] != "commercial_property"));
 
     // Run 3 fails (a policy that does not parse).
     let policy = std::fs::read_to_string(r.fx.path("policy.toml")).unwrap();

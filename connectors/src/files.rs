@@ -44,6 +44,11 @@ impl FilesConnector {
         })
     }
 
+    /// The folder read.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Reads the department's own field names and codes (SPEC §9) through `mapping`.
     pub fn with_mapping(mut self, mapping: SourceMapping) -> Self {
         self.mapping = mapping;
@@ -193,7 +198,7 @@ pub fn load_files(
             }
         }
     }
-    let (usable, latest) = (b.usable, b.latest);
+    let (usable, latest, earliest) = (b.usable, b.latest, b.earliest);
     let (batches, problems, rows_read) = b.finish().map_err(|e| ConnectorError::Arrow {
         table: table.table.clone(),
         message: e.to_string(),
@@ -206,6 +211,7 @@ pub fn load_files(
         rows_read,
         usable,
         latest,
+        earliest,
     })
 }
 
@@ -287,10 +293,19 @@ pub fn load_csv_text(b: &mut TableBuilder, text: &str, label: &str) -> Result<()
         })
         .collect();
     let mut record = csv::StringRecord::new();
-    let mut row: u64 = 0;
+    // Rows as a spreadsheet shows the file: the header is row 1, the first record row 2,
+    // an empty line (which the reader skips) a row too.
+    let mut row: u64 = 1;
+    let mut lines = crate::text::Lines::new(text);
     loop {
-        row += 1;
-        match rdr.read_record(&mut record) {
+        let read = rdr.read_record(&mut record);
+        let at = match &read {
+            Ok(true) => record.position().map(|p| p.byte()),
+            Err(e) => e.position().map(|p| p.byte()),
+            Ok(false) => None,
+        };
+        row = at.map_or(row + 1, |b| lines.line_of(b));
+        match read {
             Ok(false) => break,
             Ok(true) => {
                 if record.len() > headers.len() {

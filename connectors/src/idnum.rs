@@ -125,6 +125,19 @@ pub fn mask_id(id: &str) -> String {
 /// 15 digits (a legacy ID) their first 6 and last 3. Longer or shorter digit runs (an
 /// account number, a phone number) are left as they are.
 pub fn mask_ids_in(text: &str) -> std::borrow::Cow<'_, str> {
+    replace_ids_in(text, |run| {
+        let keep_end = if run.len() == 18 { 4 } else { 3 };
+        let mut out = String::with_capacity(run.len());
+        out.push_str(&run[..6]);
+        out.extend(std::iter::repeat_n('*', run.len() - 6 - keep_end));
+        out.push_str(&run[run.len() - keep_end..]);
+        out
+    })
+}
+
+/// `text` with every ID-shaped run (as [`mask_ids_in`] finds them) replaced by
+/// `with(run)` — its mask, or its keyed hash where a log must still tell people apart.
+pub fn replace_ids_in(text: &str, with: impl Fn(&str) -> String) -> std::borrow::Cow<'_, str> {
     let b = text.as_bytes();
     let mut runs: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
@@ -155,11 +168,7 @@ pub fn mask_ids_in(text: &str) -> std::borrow::Cow<'_, str> {
     let mut last = 0;
     for (start, end) in runs {
         out.push_str(&text[last..start]);
-        let run = &text[start..end];
-        let keep_end = if run.len() == 18 { 4 } else { 3 };
-        out.push_str(&run[..6]);
-        out.extend(std::iter::repeat_n('*', run.len() - 6 - keep_end));
-        out.push_str(&run[run.len() - keep_end..]);
+        out.push_str(&with(&text[start..end]));
         last = end;
     }
     out.push_str(&text[last..]);

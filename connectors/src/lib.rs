@@ -178,6 +178,9 @@ pub struct LoadedTable {
     /// The latest date of the table's [`TableSchema::latest_column`] among the valid
     /// records (days since 1970-01-01).
     pub latest: Option<i32>,
+    /// The earliest date of that column among the valid records (how far back the
+    /// delivery reaches).
+    pub earliest: Option<i32>,
 }
 
 impl LoadedTable {
@@ -191,15 +194,23 @@ impl LoadedTable {
         rows_read: u64,
     ) -> Self {
         let usable = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let latest = schema.latest_column().and_then(|(i, _)| {
-            batches
-                .iter()
-                .filter_map(|b| {
-                    let a = b.column(i).as_primitive_opt::<Date32Type>()?;
-                    datafusion::arrow::compute::max(a)
-                })
-                .max()
-        });
+        let dates: Vec<_> = schema
+            .latest_column()
+            .map(|(i, _)| {
+                batches
+                    .iter()
+                    .filter_map(|b| b.column(i).as_primitive_opt::<Date32Type>())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let latest = dates
+            .iter()
+            .filter_map(|a| datafusion::arrow::compute::max(*a))
+            .max();
+        let earliest = dates
+            .iter()
+            .filter_map(|a| datafusion::arrow::compute::min(*a))
+            .min();
         LoadedTable {
             schema,
             batches,
@@ -208,6 +219,7 @@ impl LoadedTable {
             rows_read,
             usable,
             latest,
+            earliest,
         }
     }
 

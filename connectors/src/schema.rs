@@ -15,7 +15,8 @@ pub const DECIMAL_SCALE: u8 = 2;
 pub const DECIMAL_PRECISION: u8 = 18;
 /// Provenance column: the file a record came from, relative to its source.
 pub const SRC_FILE: &str = "src_file";
-/// Provenance column: the 1-based data row (CSV, header excluded), line (JSONL) or row (Parquet).
+/// Provenance column: the row as a spreadsheet shows it (CSV: header = row 1, first record
+/// = 2), the line (JSONL) or the 1-based record (Parquet).
 pub const SRC_ROW: &str = "src_row";
 
 /// The raw TOML files, one per canonical table.

@@ -101,3 +101,41 @@ mod tests {
         assert!(decode_text(&[0x80, 0xFF, 0xFF, 0x00, 0x81]).is_none());
     }
 }
+
+/// Line numbers of byte offsets into one text, asked for in increasing order (each
+/// record of a CSV file in turn): the line a text editor or a spreadsheet shows.
+pub struct Lines<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    /// Counts over `text`, from line 1.
+    pub fn new(text: &'a str) -> Lines<'a> {
+        Lines {
+            text: text.as_bytes(),
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the first character at or after byte `offset` that does not end a
+    /// line (a reader's record position can stand before the empty lines it skipped).
+    pub fn line_of(&mut self, offset: u64) -> u64 {
+        let mut to = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while to < self.text.len() && matches!(self.text[to], b'\n' | b'\r') {
+            to += 1;
+        }
+        if to > self.at {
+            self.line += self.text[self.at..to]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            self.at = to;
+        }
+        self.line
+    }
+}

@@ -73,7 +73,8 @@ pub struct Problem {
     pub table: String,
     /// File, relative to its source.
     pub file: String,
-    /// 1-based data row (CSV, header excluded), line (JSONL) or row (Parquet).
+    /// The row as a spreadsheet shows it (CSV: header = row 1, first record = 2), the line
+    /// (JSONL) or the 1-based record (Parquet).
     pub row: u64,
     /// The first field found wrong ("" when the record as a whole is unreadable).
     pub field: String,
@@ -337,6 +338,15 @@ enum ColBuilder {
     Date(Date32Builder),
 }
 
+/// The earlier of two dates, either possibly unknown.
+pub fn earlier(a: Option<i32>, b: Option<i32>) -> Option<i32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 /// Builds canonical record batches from raw rows, collecting problems.
 pub struct TableBuilder {
     schema: &'static TableSchema,
@@ -356,6 +366,9 @@ pub struct TableBuilder {
     /// The latest date of the table's [`TableSchema::latest_column`] among the valid
     /// records (days since 1970-01-01).
     pub latest: Option<i32>,
+    /// The earliest date of that column among the valid records: how far back the
+    /// delivery reaches.
+    pub earliest: Option<i32>,
     /// Finished batches.
     pub batches: Vec<RecordBatch>,
     /// Malformed records found so far.
@@ -386,6 +399,7 @@ impl TableBuilder {
             latest_column: schema.latest_column().map(|(i, _)| i),
             usable: 0,
             latest: None,
+            earliest: None,
             batches: Vec::new(),
             problems: Vec::new(),
             rows_read: 0,
@@ -439,6 +453,7 @@ impl TableBuilder {
         self.flush()?;
         self.usable += part.usable;
         self.latest = self.latest.max(part.latest);
+        self.earliest = earlier(self.earliest, part.earliest);
         let (batches, problems, rows_read) = part.finish()?;
         self.batches.extend(batches);
         self.problems.extend(problems);
@@ -596,6 +611,7 @@ impl TableBuilder {
         self.usable += 1;
         if let Some(Typed::Date(d)) = self.latest_column.and_then(|c| values.get(c)) {
             self.latest = self.latest.max(Some(*d));
+            self.earliest = earlier(self.earliest, Some(*d));
         }
         if let (Some(keep), Some(c)) = (&self.keep, self.id_column) {
             let kept = matches!(values.get(c), Some(Typed::Str(id)) if keep.contains(id.as_ref()));

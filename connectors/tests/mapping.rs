@@ -83,7 +83,7 @@ async fn department_fields_and_codes_become_canonical() {
             hr.problems[0].field.as_str(),
             hr.problems[0].reason
         ),
-        (3, "kind", "invalid_enum")
+        (4, "kind", "invalid_enum")
     );
     assert_eq!(hr.problems[0].value, "09");
     // Tables without a mapping are read under their canonical names.

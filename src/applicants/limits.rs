@@ -14,6 +14,10 @@ pub struct Limits {
     pub max_xlsx_uncompressed_bytes: u64,
     /// Parts (files) inside an XLSX workbook.
     pub max_xlsx_parts: usize,
+    /// Members of one household; a household declaring more is rejected as a whole
+    /// (`invalid_value`). No cap from the command line; the server's is
+    /// `[server] max_household_members`.
+    pub max_members: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +28,7 @@ impl Default for Limits {
             max_cells: 16_777_216,
             max_xlsx_uncompressed_bytes: 512 * 1024 * 1024,
             max_xlsx_parts: 1_000,
+            max_members: usize::MAX,
         }
     }
 }

@@ -20,10 +20,11 @@ use chrono::NaiveDate;
 use crate::policy::Policy;
 
 pub use model::{
-    ApplicantsError, Batch, BatchFormat, Column, Household, Member, Reason, Rejection, Relation,
+    ApplicantsError, Batch, BatchFormat, Column, Household, Member, Reason, RejectedHousehold,
+    Rejection, Relation,
 };
 pub use read::{read_batch, read_batch_within, Limits, RawBatch, RawRow};
-pub use validate::validate;
+pub use validate::{validate, validate_within};
 
 /// Reads and validates a batch file against the policy on check date `as_of`.
 pub fn load(path: &Path, policy: &Policy, as_of: NaiveDate) -> Result<Batch, ApplicantsError> {
@@ -50,5 +51,11 @@ pub fn batch_of(
     as_of: NaiveDate,
 ) -> Result<Batch, ApplicantsError> {
     let raw = read_batch_within(Path::new(file), bytes, limits)?;
-    Ok(validate(file, raw, policy, as_of))
+    Ok(validate_within(
+        file,
+        raw,
+        policy,
+        as_of,
+        limits.max_members,
+    ))
 }

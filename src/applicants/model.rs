@@ -152,7 +152,7 @@ impl Reason {
 pub struct Rejection {
     /// The household rejected.
     pub household_id: String,
-    /// 1-based data row (XLSX: sheet row; JSONL: line).
+    /// The row as a spreadsheet shows it (header = row 1, first data row = 2); JSONL: line.
     pub row: u64,
     /// Canonical field name.
     pub field: &'static str,
@@ -291,8 +291,19 @@ pub struct Batch {
     pub households: Vec<Household>,
     /// Problems of rejected households, by household then row.
     pub rejections: Vec<Rejection>,
-    /// Rejected household ids.
-    pub rejected_households: Vec<String>,
+    /// Rejected households, sorted by household_id.
+    pub rejected_households: Vec<RejectedHousehold>,
+}
+
+/// A household rejected as a whole: who, where, and why (each reason code once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedHousehold {
+    /// Its household_id as written (may be empty when the rows had none).
+    pub household_id: String,
+    /// Its region as its rows give it (empty when none was valid).
+    pub region_code: String,
+    /// The reason codes of its rejections, sorted.
+    pub reasons: Vec<Reason>,
 }
 
 impl Batch {

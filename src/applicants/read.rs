@@ -14,7 +14,8 @@ use super::limits::{too_many_rows, Rows, NO_ROWS};
 use super::model::{ApplicantsError, BatchFormat, Column};
 use super::xlsx::read_xlsx;
 
-/// One row: its 1-based number (CSV data row, XLSX sheet row, JSONL line) and raw
+/// One row: its number as the clerk sees it (CSV and XLSX: the spreadsheet row, the
+/// header being row 1; JSONL: the line) and raw
 /// values per canonical column (`None` = cell empty or key absent).
 #[derive(Debug, Clone)]
 pub struct RawRow {
@@ -245,6 +246,12 @@ fn read_csv(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String)
     let (text, enc) = decode_text(bytes).ok_or_else(|| {
         "它不是CSV、XLSX或JSON Lines文件（文本既不是UTF-8也不是GBK）（it is not a CSV, XLSX or JSON Lines file: the text is neither UTF-8 nor GBK）".to_owned()
     })?;
+    if let Some(row) = first_too_wide(&text, limits.max_columns) {
+        return Err(format!(
+            "第{row}行的字段超过{max}个，请确认文件是申请人名单并删除多余的分隔符（row {row} has more than {max} fields）",
+            max = limits.max_columns
+        ));
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -256,21 +263,74 @@ fn read_csv(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String)
         None => return Err(NO_ROWS.into()),
     };
     let mut rows = Vec::new();
+    let mut lines = hedui_connectors::text::Lines::new(&text);
     for (i, rec) in it.enumerate() {
-        let row = i as u64 + 1;
+        // As a spreadsheet shows the file: the header is row 1, the first data row 2,
+        // an empty line a row too (the reader skips it, its position keeps it).
+        let at = match &rec {
+            Ok(r) => r.position().map(|p| p.byte()),
+            Err(e) => e.position().map(|p| p.byte()),
+        };
+        let row = at.map_or(i as u64 + 2, |b| lines.line_of(b));
         if rows.len() >= limits.max_rows {
             return Err(too_many_rows(limits));
         }
         match rec {
-            Ok(r) => rows.push((row, r.iter().map(str::to_owned).collect())),
+            // A row of empty cells (a spreadsheet's export often ends with some) holds
+            // no member.
+            Ok(r) if r.iter().all(|f| f.trim().is_empty()) => continue,
+            Ok(r) => {
+                // Trailing empty fields (a spreadsheet's export) are nothing; a value
+                // beyond the header has no column to go to and is not dropped unsaid.
+                if let Some(extra) = r
+                    .iter()
+                    .skip(header.len())
+                    .position(|f| !f.trim().is_empty())
+                {
+                    let col = header.len() + extra + 1;
+                    return Err(format!(
+                        "第{row}行第{col}列有内容，但表头只有{}列：请删除多余的内容或为该列加上表头（row {row} has a value in field {col}, beyond the header's {} columns: remove it or give it a header）",
+                        header.len(),
+                        header.len()
+                    ));
+                }
+                rows.push((
+                    row,
+                    r.iter().take(header.len()).map(str::to_owned).collect(),
+                ));
+            }
             Err(e) => {
                 return Err(format!(
-                    "第{row}行不是有效的CSV（data row {row} is not valid CSV: {e}）"
+                    "第{row}行不是有效的CSV（row {row} is not valid CSV: {e}）"
                 ))
             }
         }
     }
     Ok((header, rows, enc.to_string()))
+}
+
+/// The spreadsheet row of the first CSV record with more than `max` fields, counted on
+/// the text before it is parsed (a row of millions of empty fields is refused without
+/// building them).
+fn first_too_wide(text: &str, max: usize) -> Option<u64> {
+    let (mut record, mut fields, mut quoted) = (1u64, 1usize, false);
+    for b in text.bytes() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                fields += 1;
+                if fields > max {
+                    return Some(record);
+                }
+            }
+            b'\n' if !quoted => {
+                record += 1;
+                fields = 1;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn read_jsonl(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String), String> {
@@ -408,6 +468,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("save it as .xlsx"), "{e}");
+    }
+
+    /// A row is numbered as a spreadsheet shows it, in CSV as in XLSX: the header is
+    /// row 1, the first data row is 2.
+    #[test]
+    fn rows_are_numbered_as_a_spreadsheet_shows_them() {
+        let row = "H1,410184,城市,低保,A1,11010519491231002X,张三,本人\n";
+        let b = csv(&format!("{HEADER}\n{row}{row}")).unwrap();
+        assert_eq!(b.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [2, 3]);
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (r, line) in [HEADER, row.trim(), row.trim()].iter().enumerate() {
+            for (c, v) in line.split(',').enumerate() {
+                ws.write_string(r as u32, c as u16, v).unwrap();
+            }
+        }
+        let bytes = wb.save_to_buffer().unwrap();
+        let b = read_batch(Path::new("b.xlsx"), &bytes).unwrap();
+        assert_eq!(b.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [2, 3]);
+    }
+
+    /// An empty line is a row as a spreadsheet shows it (later rows keep their number),
+    /// and a row of empty cells (an export's tail) holds nobody.
+    #[test]
+    fn empty_lines_and_rows_of_empty_cells() {
+        let row = "H1,410184,城市,低保,A1,11010519491231002X,张三,本人";
+        let b = csv(&format!("{HEADER}\n\n{row}\n,,,,,,,\n{row}\n,,,,,,,\n")).unwrap();
+        assert_eq!(b.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [3, 5]);
+    }
+
+    /// A value beyond the header is refused in words (trailing empty fields are not); a
+    /// record of millions of fields is refused before it is built; a workbook cell right
+    /// of the header is refused, and rows are never widened to it.
+    #[test]
+    fn values_beyond_the_header_are_refused() {
+        let row = "H1,410184,城市,低保,A1,11010519491231002X,张三,本人";
+        assert_eq!(csv(&format!("{HEADER}\n{row},,,\n")).unwrap().rows.len(), 1);
+        let e = csv(&format!("{HEADER}\n{row}\n{row},,备注\n")).unwrap_err();
+        assert!(e.contains("第3行第10列有内容，但表头只有8列"), "{e}");
+        let wide = format!("{HEADER}\n{row}{}\n", ",".repeat(5_000_000));
+        let e = csv(&wide).unwrap_err();
+        assert!(e.contains("第2行的字段超过100个"), "{e}");
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (c, v) in HEADER.split(',').enumerate() {
+            ws.write_string(0, c as u16, v).unwrap();
+        }
+        for r in 1..20_000u32 {
+            ws.write_string(r, 0, "H1").unwrap();
+        }
+        ws.write_string(7, 98, "x").unwrap();
+        let e = read_batch(Path::new("b.xlsx"), &wb.save_to_buffer().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("单元格CU8在表头之外（表头只到H列）"), "{e}");
     }
 
     /// Rows beyond the cap are refused, not read on.

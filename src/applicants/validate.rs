@@ -11,7 +11,9 @@ use hedui_connectors::text::fold_trim;
 
 use crate::policy::{AidType, AreaType, NoPolicy, Policy};
 
-use super::model::{Batch, Column, Household, Member, Reason, Rejection, Relation};
+use super::model::{
+    Batch, Column, Household, Member, Reason, RejectedHousehold, Rejection, Relation,
+};
 use super::read::{RawBatch, RawRow};
 
 /// Canonical household-level values of one row (None where the row's value is bad).
@@ -29,8 +31,20 @@ struct RowOut {
     member: Option<Member>,
 }
 
-/// Validates rows into households and rejections.
+/// Validates rows into households and rejections, with no cap on a household's members.
 pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) -> Batch {
+    validate_within(file, raw, policy, as_of, usize::MAX)
+}
+
+/// Validates rows into households and rejections; a household of more than
+/// `max_members` rows is rejected as a whole.
+pub fn validate_within(
+    file: &str,
+    raw: RawBatch,
+    policy: &Policy,
+    as_of: NaiveDate,
+    max_members: usize,
+) -> Batch {
     let mut groups: BTreeMap<String, Vec<RowOut>> = BTreeMap::new();
     let mut rejections: Vec<Rejection> = Vec::new();
     let rows_read = raw.rows.len() as u64;
@@ -40,7 +54,13 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
     }
     let row_rejected: HashSet<String> = rejections.iter().map(|r| r.household_id.clone()).collect();
     let mut households = Vec::new();
+    // Each household's region as its rows give it (the first valid one), so that a
+    // rejected household is still shown to those who may see its region.
+    let mut regions: HashMap<String, String> = HashMap::new();
     for (hid, rows) in groups {
+        if let Some(region) = rows.iter().find_map(|r| r.hv.region.clone()) {
+            regions.insert(hid.clone(), region);
+        }
         let before = rejections.len();
         let mut reject = |row: u64, field: Column, reason: Reason, message: String| {
             rejections.push(Rejection {
@@ -51,6 +71,18 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
                 message,
             });
         };
+        if rows.len() > max_members {
+            reject(
+                rows[0].row,
+                Column::HouseholdId,
+                Reason::InvalidValue,
+                format!(
+                    "该户申报{}名成员，超过上限{max_members}名：请核对申请编号是否填错（the household declares {} members, more than the {max_members} allowed: check its household_id）",
+                    rows.len(),
+                    rows.len()
+                ),
+            );
+        }
         let (agreed, region_row) = check_agreement(&rows, &mut reject);
         check_duplicates(&rows, &mut reject);
         let standard = find_standard(&agreed, region_row, policy, as_of, &mut reject);
@@ -75,9 +107,24 @@ pub fn validate(file: &str, raw: RawBatch, policy: &Policy, as_of: NaiveDate) ->
             r.message = m;
         }
     }
-    let mut rejected_households: Vec<String> =
-        rejections.iter().map(|r| r.household_id.clone()).collect();
-    rejected_households.dedup();
+    let mut rejected_households: Vec<RejectedHousehold> = Vec::new();
+    for r in &rejections {
+        match rejected_households.last_mut() {
+            Some(h) if h.household_id == r.household_id => {
+                if !h.reasons.contains(&r.reason) {
+                    h.reasons.push(r.reason);
+                }
+            }
+            _ => rejected_households.push(RejectedHousehold {
+                household_id: r.household_id.clone(),
+                region_code: regions.get(&r.household_id).cloned().unwrap_or_default(),
+                reasons: vec![r.reason],
+            }),
+        }
+    }
+    for h in &mut rejected_households {
+        h.reasons.sort_by_key(|r| r.code());
+    }
     Batch {
         file: file.to_owned(),
         format: raw.format,

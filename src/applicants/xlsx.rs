@@ -43,21 +43,22 @@ fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), String> {
     Ok(())
 }
 
-/// A cell reference as Excel shows it (`XFD1048576`) from 0-based row and column.
-pub(super) fn cell_ref(row: u32, col: u32) -> String {
+/// A column's letters as Excel shows them (`XFD`) from its 0-based index.
+fn column_letters(col: u32) -> String {
     let mut letters = Vec::new();
-    let mut c = col + 1;
+    let mut c = u64::from(col) + 1;
     while c > 0 {
         let rem = (c - 1) % 26;
         letters.push(b'A' + rem as u8);
         c = (c - 1) / 26;
     }
     letters.reverse();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&letters),
-        u64::from(row) + 1
-    )
+    String::from_utf8_lossy(&letters).into_owned()
+}
+
+/// A cell reference as Excel shows it (`XFD1048576`) from 0-based row and column.
+pub(super) fn cell_ref(row: u32, col: u32) -> String {
+    format!("{}{}", column_letters(col), u64::from(row) + 1)
 }
 
 /// Reads the first sheet cell by cell, never as a dense range: a sheet whose used area
@@ -106,15 +107,17 @@ pub(super) fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, R
         }
         sheet.entry(r).or_default().push((c, text));
     }
-    let width = sheet
-        .values()
-        .flat_map(|cells| cells.iter().map(|(c, _)| *c as usize + 1))
-        .max()
-        .unwrap_or(0);
     let mut it = sheet.into_iter();
     let Some((_, header_cells)) = it.next() else {
         return Err(NO_ROWS.into());
     };
+    // Rows are as wide as the header, never the sheet: a cell far to the right would
+    // otherwise widen every one of a million rows.
+    let width = header_cells
+        .iter()
+        .map(|(c, _)| *c as usize + 1)
+        .max()
+        .unwrap_or(0);
     let dense = |cells: Vec<(u32, String)>| {
         let mut v = vec![String::new(); width];
         for (c, t) in cells {
@@ -123,10 +126,19 @@ pub(super) fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, R
         v
     };
     let header = dense(header_cells);
-    // Sheet rows are 1-based as the clerk sees them.
-    let rows = it
-        .map(|(r, cells)| (u64::from(r) + 1, dense(cells)))
-        .collect();
+    let mut rows = Vec::new();
+    for (r, cells) in it {
+        if let Some((c, _)) = cells.iter().find(|(c, _)| *c as usize >= width) {
+            let last = column_letters(width.saturating_sub(1) as u32);
+            return Err(format!(
+                "单元格{}在表头之外（表头只到{last}列），请删除表格右侧多余的内容，或为该列加上表头（cell {} lies right of the header, which ends at column {last}: remove it or give its column a header）",
+                cell_ref(r, *c),
+                cell_ref(r, *c)
+            ));
+        }
+        // Sheet rows are 1-based as the clerk sees them.
+        rows.push((u64::from(r) + 1, dense(cells)));
+    }
     Ok((header, rows))
 }
 

@@ -3,16 +3,22 @@
 
 use crate::cli::AuditVerifyArgs;
 use crate::error::Error;
-use crate::state::State;
+use crate::state::{AuditFiles, State};
 
 /// Verifies the chain; the line to print when it is whole.
 pub fn verify(args: &AuditVerifyArgs) -> Result<String, Error> {
-    let dir = match (&args.config, &args.state) {
-        (Some(file), _) => crate::config::Deployment::load(file)?.state_path,
-        (None, Some(dir)) => dir.clone(),
+    let (dir, audit) = match (&args.config, &args.state) {
+        (Some(file), _) => {
+            let d = crate::config::Deployment::load(file)?;
+            let audit = AuditFiles::of(&d);
+            (d.state_path, audit)
+        }
+        (None, Some(dir)) => (dir.clone(), AuditFiles::beside(dir)),
         (None, None) => return Err(Error::Usage("give --config FILE or --state DIR".into())),
     };
-    let state = State::open_existing(&dir)?;
+    // Read only: verifying never makes a key, never writes, and works on a copy on
+    // read-only media.
+    let state = State::open_read_only(&dir, audit)?;
     let path = state.path().display().to_string();
     match state.verify_audit()? {
         Ok(n) => {

@@ -8,6 +8,7 @@ use crate::output::summary::Summary;
 use crate::progress::Progress;
 use crate::publish::{publish, Record, Tail};
 use crate::state::audit::os_actor;
+use crate::state::AuditFiles;
 
 /// Runs `check` and writes its outputs; returns the run's summary.
 pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, Error> {
@@ -21,25 +22,41 @@ pub async fn execute(args: &CheckArgs, progress: &Progress) -> Result<Summary, E
         memory_limit: data.memory_limit,
         cluster: data.cluster,
     };
+    // The audit log: who looked at whose data, under which authorization, on which
+    // snapshots — the deployment's [state], else HEDUI_STATE, else the user's own.
+    let state = match (args.no_audit, config_state) {
+        (true, _) => None,
+        (false, Some(s)) => Some(s),
+        (false, None) => {
+            let dir = match std::env::var_os("HEDUI_STATE") {
+                Some(dir) => std::path::PathBuf::from(dir),
+                None => default_state_dir()?,
+            };
+            Some((dir.clone(), AuditFiles::beside(&dir)))
+        }
+    };
+    // Where the run will publish and be recorded is checked before any work: an --out
+    // that cannot be written, one another run is writing, or an audit log that cannot
+    // take an entry is refused at once, not after the whole check.
+    crate::output::FolderLock::probe(&args.out)?;
+    if let Some((dir, audit)) = &state {
+        crate::state::State::open_with(dir, audit.clone())?.ready_to_audit()?;
+    }
     let run = run(&opts, progress).await?;
-    // The audit log of the deployment's [state] (or HEDUI_STATE): who looked at whose
-    // data, under which authorization, on which snapshots.
-    let state_dir =
-        config_state.or_else(|| std::env::var_os("HEDUI_STATE").map(std::path::PathBuf::from));
-    let record = match &state_dir {
-        Some(dir) => Record::At(dir),
+    let record = match &state {
+        Some((dir, audit)) => Record::At(dir, audit),
         None => Record::Nowhere,
     };
     let actor = os_actor();
     let tail = Tail::new(Some(&args.out), &actor, "check");
     let done = publish(&run, &tail, record, progress)?;
     progress.step(&format!("results written to {}", args.out.display()));
-    match (done.audit_seq, &state_dir) {
-        (Some(seq), Some(dir)) => {
+    match (done.audit_seq, &state) {
+        (Some(seq), Some((dir, _))) => {
             progress.step(&format!("audit log entry {seq} in {}", dir.display()))
         }
         _ => progress.warn(
-            "本次核对未记入审计日志（用 --config 或设置 HEDUI_STATE）— this check is not in an audit log: run it with --config, or set HEDUI_STATE to the state folder",
+            "本次核对按 --no-audit 未记入审计日志，仅可用于试算 — this check is not in any audit log (--no-audit): use it for trials only",
         ),
     }
     done.summary
@@ -89,4 +106,19 @@ pub fn describe(s: &Summary, out: &std::path::Path) -> String {
         out.join("report.html").display()
     ));
     text
+}
+
+/// The user's own state folder for checks run without a deployment: `$XDG_DATA_HOME/hedui`,
+/// else `~/.local/share/hedui`.
+fn default_state_dir() -> Result<std::path::PathBuf, Error> {
+    let nonempty = |v: std::ffi::OsString| (!v.is_empty()).then(|| std::path::PathBuf::from(v));
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").and_then(nonempty) {
+        return Ok(d.join("hedui"));
+    }
+    match std::env::var_os("HOME").and_then(nonempty) {
+        Some(home) => Ok(home.join(".local/share/hedui")),
+        None => Err(Error::Usage(
+            "找不到记录审计日志的文件夹（未设置 HOME）：请用 --config 指定部署配置，或设置 HEDUI_STATE；仅试算时可加 --no-audit — no folder for the audit log (HOME is not set): give --config, set HEDUI_STATE, or add --no-audit for a trial".into(),
+        )),
+    }
 }

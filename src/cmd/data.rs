@@ -65,7 +65,7 @@ pub fn resolve_data(args: &DataArgs) -> Result<Data, Error> {
             let d = crate::config::Deployment::load(file)?;
             Ok(data(
                 SourceInput::of_deployment(&d, at),
-                Some(d.state_path.clone()),
+                Some((d.state_path.clone(), crate::state::AuditFiles::of(&d))),
                 d.memory_limit,
                 d.cluster.clone(),
             ))
@@ -81,8 +81,8 @@ pub fn resolve_data(args: &DataArgs) -> Result<Data, Error> {
 pub struct Data {
     /// Where the departments' data is.
     pub input: crate::sources::SourceInput,
-    /// The deployment's `[state]` folder (`--config`).
-    pub state: Option<PathBuf>,
+    /// The deployment's `[state]` folder and audit files (`--config`).
+    pub state: Option<(PathBuf, crate::state::AuditFiles)>,
     /// Bytes DataFusion's operators may hold (half the machine when `None`).
     pub memory_limit: Option<u64>,
     /// The cluster the rules run on (`--engine`, or else the config's `[engine] url`).

@@ -1,4 +1,5 @@
-//! One file per subcommand: arguments in, files and a printed summary out; [`run`]
+//! One file per subcommand: arguments in, files and a printed summary out ([`signal`]:
+//! the interruption they share); [`run`]
 //! dispatches a parsed command line to them.
 
 pub mod audit;
@@ -9,11 +10,13 @@ pub mod generate;
 pub mod ingest;
 pub mod reconcile;
 pub mod serve;
+pub mod signal;
 pub mod sources;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::progress::Progress;
+use signal::interruptible;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
@@ -25,7 +28,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     runtime.block_on(async {
         match &cli.command {
             Command::Check(args) => {
-                let summary = check::execute(args, &progress).await?;
+                let summary = interruptible(check::execute(args, &progress)).await?;
                 if !cli.quiet {
                     println!("{}", check::describe(&summary, &args.out));
                 }

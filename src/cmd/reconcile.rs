@@ -15,9 +15,13 @@ pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Outcom
     let as_of = crate::check::as_of(args.as_of.as_deref())?;
     // The policy is validated before any data is read or any run recorded.
     let policy = Policy::load(&args.policy)?;
-    let setup = crate::check::open(&input, data.memory_limit, data.cluster.as_ref()).await?;
+    // The output folder and the audit log are checked before any work.
+    crate::output::FolderLock::probe(&args.out)?;
     let mut state = State::open(&args.state)?;
+    state.ready_to_audit()?;
+    let setup = crate::check::open(&input, data.memory_limit, data.cluster.as_ref()).await?;
     let actor = os_actor();
+    let begun = std::sync::OnceLock::new();
     let r = Reconciliation {
         recipients: &args.recipients,
         policy: &policy,
@@ -28,8 +32,14 @@ pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Outcom
         actor: &actor,
         audit_kind: "reconcile",
         job: None,
+        begun: Some(&begun),
     };
-    run(&r, &mut state, progress).await
+    let outcome = super::signal::interruptible(run(&r, &mut state, progress)).await;
+    if let (Err(Error::Interrupted), Some(id)) = (&outcome, begun.get()) {
+        // Never a baseline, and not left `running`.
+        let _ = state.fail_run(*id, "interrupted (Ctrl-C or SIGTERM)");
+    }
+    outcome
 }
 
 /// The closing lines for the terminal, in Chinese and English.

@@ -19,7 +19,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let policy = Policy::load(&config.policy)?;
     let input = crate::sources::SourceInput::of_deployment(&d, None);
     let setup = crate::check::open(&input, d.memory_limit, d.cluster.as_ref()).await?;
-    let mut state = State::open(&d.state_path)?;
+    let mut state = State::open_with(&d.state_path, crate::state::AuditFiles::of(&d))?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls_config(cert, key).map_err(|why| {
             Error::Config(crate::config::ConfigError {
@@ -72,7 +72,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let schedule = tokio::spawn(work::schedule::run_schedule(app.clone(), shutdown.clone()));
     let retention = tokio::spawn(work::schedule::run_retention(app.clone(), shutdown.clone()));
     let signal = tokio::spawn(async move {
-        shutdown_signal().await;
+        super::signal::interrupted().await;
         let _ = stop.send(true);
     });
     let mut server_stop = shutdown.clone();
@@ -87,26 +87,4 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let _ = tokio::join!(schedule, retention);
     eprintln!("hedui: stopped");
     Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -34,7 +34,7 @@ pub async fn execute(args: &SourcesArgs, today: NaiveDate) -> Result<String, Err
                 let _ = writeln!(out, "{name}: no snapshot — missing for every check");
             }
             Some(m) => {
-                let age = (today - m.pulled_at.date_naive()).num_days();
+                let age = m.age_on(today, &chrono::Local);
                 let _ = writeln!(
                     out,
                     "{name}: {}snapshot {} pulled {} ({age} days ago, freshness {} days){}",

@@ -214,6 +214,10 @@ pub struct Deployment {
     pub state_path: PathBuf,
     /// `[state] retention_days`.
     pub retention_days: u32,
+    /// `[state] audit_key`, when not `audit.key` in the state folder.
+    pub audit_key: Option<PathBuf>,
+    /// `[state] audit_anchor`, when not `audit.anchor` in the state folder.
+    pub audit_anchor: Option<PathBuf>,
     /// `[[source]]`, in file order.
     pub sources: Vec<SourceConfig>,
     /// `[server]` (validated by `serve`).
@@ -405,6 +409,15 @@ ca_file = "certs/bank-ca.pem"
                 && e.contains("expected df://HOST:PORT"),
             "{e}"
         );
+    }
+
+    /// A config named relative to the working directory gives absolute paths: a server
+    /// restarted from another directory finds the same state folder and job inputs.
+    #[test]
+    fn relative_config_paths_are_made_absolute() {
+        let d = Deployment::parse(EXAMPLE, Path::new("hedui.toml")).unwrap();
+        assert!(d.state_path.is_absolute(), "{}", d.state_path.display());
+        assert_eq!(d.state_path, std::env::current_dir().unwrap().join("state"));
     }
 
     #[test]

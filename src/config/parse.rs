@@ -65,6 +65,11 @@ struct RawState {
     /// Days results, jobs and runs are kept (default [`DEFAULT_RETENTION_DAYS`], at
     /// least 1).
     retention_days: Option<u32>,
+    /// The audit key's file (default `audit.key` in the state folder).
+    audit_key: Option<PathBuf>,
+    /// The audit anchor's file (default `audit.anchor` in the state folder); another
+    /// volume than the database's proves the log's end even to someone who can write it.
+    audit_anchor: Option<PathBuf>,
 }
 
 /// One `[[source]]`: a department, how it delivers, and its field and code mappings.
@@ -126,12 +131,15 @@ impl Cx<'_> {
         }
     }
 
+    /// `p` against the config file's folder, made absolute once here: a server started
+    /// from another working directory finds the same state, lake and job inputs.
     fn resolve(&self, p: PathBuf) -> PathBuf {
-        if p.is_relative() {
+        let joined = if p.is_relative() {
             self.base.join(p)
         } else {
             p
-        }
+        };
+        std::path::absolute(&joined).unwrap_or(joined)
     }
 }
 
@@ -178,6 +186,8 @@ impl Deployment {
             cluster,
             file: path.to_owned(),
             lake,
+            audit_key: raw.state.audit_key.map(|p| cx.resolve(p)),
+            audit_anchor: raw.state.audit_anchor.map(|p| cx.resolve(p)),
             state_path: cx.resolve(raw.state.path),
             retention_days,
             sources,

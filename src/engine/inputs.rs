@@ -57,6 +57,15 @@ pub fn input_schemas() -> Vec<(&'static str, SchemaRef)> {
     .chain([
         ("present_tables", s(vec![utf8("table_name")])),
         ("run_sources", s(vec![utf8("source"), utf8("status")])),
+        (
+            "table_reach",
+            s(vec![
+                utf8("source"),
+                utf8("table_name"),
+                utf8("reach"),
+                Field::new("earliest", DataType::Date32, false),
+            ]),
+        ),
     ])
     .collect()
 }
@@ -122,7 +131,8 @@ fn decimals(v: Vec<i128>, scale: u8) -> Result<ArrayRef, ArrowError> {
 
 /// Builds every input table for `households` (accepted, each with its standard) checked
 /// on `as_of`; `applicants_file` labels the members' evidence rows; `present` lists the
-/// canonical tables delivered; `sources` gives each source's status.
+/// canonical tables delivered; `sources` gives each source's status; `reach` how far
+/// back each dated table reaches (see `Sources::reach`).
 pub fn input_tables(
     households: &[Household],
     policy: &Policy,
@@ -130,6 +140,7 @@ pub fn input_tables(
     applicants_file: &str,
     present: &[String],
     sources: &[(String, String)],
+    reach: &[(String, String, &'static str, i32)],
 ) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
     let mut out = vec![
         ("households", households_table(households)?),
@@ -148,6 +159,20 @@ pub fn input_tables(
             vec![
                 strings(sources.iter().map(|s| s.0.clone()).collect()),
                 strings(sources.iter().map(|s| s.1.clone()).collect()),
+            ],
+        )?,
+    ));
+    out.push((
+        "table_reach",
+        batch(
+            "table_reach",
+            vec![
+                strings(reach.iter().map(|r| r.0.clone()).collect()),
+                strings(reach.iter().map(|r| r.1.clone()).collect()),
+                strings(reach.iter().map(|r| r.2.to_owned()).collect()),
+                Arc::new(Date32Array::from(
+                    reach.iter().map(|r| r.3).collect::<Vec<_>>(),
+                )),
             ],
         )?,
     ));

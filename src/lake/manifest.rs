@@ -64,9 +64,17 @@ pub enum SnapshotMode {
 }
 
 impl Manifest {
-    /// Whether the snapshot is stale on `d` (SPEC §9).
-    pub fn stale_on(&self, d: chrono::NaiveDate) -> bool {
-        (d - self.pulled_at.date_naive()).num_days() > i64::from(self.freshness_days)
+    /// Whether the snapshot is stale on `d`: pulled more than `freshness_days` days
+    /// before it, days counted on the calendar of `zone` (the deployment's local time,
+    /// as D is): a pull at 01:00 Beijing time belongs to that day, not to the UTC day
+    /// before.
+    pub fn stale_on<Z: chrono::TimeZone>(&self, d: chrono::NaiveDate, zone: &Z) -> bool {
+        self.age_on(d, zone) > i64::from(self.freshness_days)
+    }
+
+    /// Days from the pull to `d`, on the calendar of `zone`.
+    pub fn age_on<Z: chrono::TimeZone>(&self, d: chrono::NaiveDate, zone: &Z) -> i64 {
+        (d - self.pulled_at.with_timezone(zone).date_naive()).num_days()
     }
 }
 
@@ -113,4 +121,33 @@ pub fn snapshot_id(pulled_at: DateTime<Utc>, suffix: &str) -> String {
 /// The object name of manifest `seq`.
 pub(super) fn manifest_name(seq: u64) -> String {
     format!("{seq:020}.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pulled(at: &str, freshness_days: u32) -> Manifest {
+        Manifest {
+            pulled_at: DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .with_timezone(&Utc),
+            freshness_days,
+            ..crate::lake::tests::manifest("hr", "x")
+        }
+    }
+
+    /// Freshness counts local calendar days: a pull at 01:00 Beijing time (17:00 UTC the
+    /// day before) is of that Beijing day; stale one day past `freshness_days`, not at it.
+    #[test]
+    fn freshness_counts_local_days() {
+        let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let m = pulled("2026-11-01T17:00:00Z", 35);
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // 2026-11-02 (Beijing) + 35 days = 2026-12-07: still fresh; the day after, stale.
+        assert!(!m.stale_on(d("2026-12-07"), &beijing));
+        assert!(m.stale_on(d("2026-12-08"), &beijing));
+        // Counted on the UTC calendar it would already be stale on 12-07.
+        assert!(m.stale_on(d("2026-12-07"), &Utc));
+    }
 }

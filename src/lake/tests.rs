@@ -222,7 +222,7 @@ fn lake(dir: &std::path::Path) -> Lake {
     Lake::open(&cfg).unwrap()
 }
 
-fn manifest(source: &str, id: &str) -> Manifest {
+pub(super) fn manifest(source: &str, id: &str) -> Manifest {
     Manifest {
         source: source.into(),
         seq: 0,

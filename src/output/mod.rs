@@ -20,13 +20,28 @@ use crate::changes::Change;
 use crate::progress::Progress;
 use crate::verdict::{CheckRun, HouseholdResult};
 
-pub use files::{write_atomic, write_jsonl, AtomicFile, OutputError};
+pub use files::{write_atomic, write_jsonl, AtomicFile, FolderLock, OutputError, Staged};
 pub use report::Compared;
 
+/// Every file a run may write into its output folder (a file of these names that this
+/// run did not write — a reconciliation's `changes.jsonl` under a later check — is
+/// removed when it publishes: the folder shows one run).
+pub const OUTPUT_FILES: [&str; 7] = [
+    "results.jsonl",
+    "results.parquet",
+    "rejected.jsonl",
+    "data_quality.jsonl",
+    "summary.json",
+    "report.html",
+    "changes.jsonl",
+];
+
 /// The output files of a run being written: give it the results chunk by chunk (and a
-/// reconciliation's changes), then [`Outputs::finish`].
+/// reconciliation's changes), then [`Outputs::finish`] and, once the run is recorded,
+/// [`Ready::publish`].
 pub struct Outputs {
     dir: PathBuf,
+    lock: FolderLock,
     results: AtomicFile,
     parquet: parquet::Writer,
     changes: Option<AtomicFile>,
@@ -38,12 +53,10 @@ impl Outputs {
     /// Starts the outputs in `dir` (created if needed); `changes`: a reconciliation's,
     /// with `changes.jsonl`.
     pub fn create(dir: &Path, changes: bool) -> Result<Outputs, OutputError> {
-        std::fs::create_dir_all(dir).map_err(|source| OutputError::Write {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        let lock = FolderLock::take(dir)?;
         Ok(Outputs {
             dir: dir.to_path_buf(),
+            lock,
             results: AtomicFile::create(dir, "results.jsonl")?,
             parquet: parquet::Writer::create(dir)?,
             changes: match changes {
@@ -83,32 +96,79 @@ impl Outputs {
         Ok(())
     }
 
-    /// Makes the results visible and writes the rest — `rejected.jsonl`,
-    /// `data_quality.jsonl`, `summary.json`, `report.html` (a reconciliation's leading
-    /// with `compared`'s changes); returns the summary.
+    /// Ends the results and writes the rest — `rejected.jsonl`, `data_quality.jsonl`,
+    /// `summary.json`, `report.html` (a reconciliation's leading with `compared`'s
+    /// changes) — all under temporary names, synced, none visible yet.
     pub fn finish(
         self,
         run: &CheckRun,
         compared: Option<&Compared>,
         progress: &Progress,
-    ) -> Result<summary::Summary, OutputError> {
+    ) -> Result<Ready, OutputError> {
         let dir = self.dir.as_path();
-        self.results.commit()?;
+        let mut files = vec![self.results.finish()?];
         progress.step("results.jsonl written");
-        self.parquet.commit()?;
+        files.push(self.parquet.finish()?);
         progress.step("results.parquet written");
-        if let Some(f) = self.changes {
-            f.commit()?;
-        }
-        write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?;
-        write_jsonl(dir, "data_quality.jsonl", &run.problems)?;
+        let changes = match self.changes {
+            Some(f) => Some(f.finish()?),
+            None => None,
+        };
+        files.push(write_jsonl(dir, "rejected.jsonl", &run.batch.rejections)?);
+        files.push(write_jsonl(dir, "data_quality.jsonl", &run.problems)?);
         let summary = summary::build(run, self.tally);
-        write_atomic(dir, "summary.json", |w| {
+        files.push(write_atomic(dir, "summary.json", |w| {
             serde_json::to_writer_pretty(&mut *w, &summary)?;
             w.write_all(b"\n")
-        })?;
-        report::write(dir, run, &summary, &self.gathered, compared)?;
+        })?);
+        files.push(report::write(dir, run, &summary, &self.gathered, compared)?);
         progress.step("report.html written");
-        Ok(summary)
+        Ok(Ready {
+            dir: self.dir,
+            _lock: self.lock,
+            files,
+            changes,
+            summary,
+        })
+    }
+}
+
+/// A run's output files written and synced under temporary names, the folder still
+/// locked: made visible by [`Ready::publish`] once the run is recorded (audited, its
+/// job or reconciliation done). Dropped unpublished, every temporary file is removed.
+pub struct Ready {
+    dir: PathBuf,
+    _lock: FolderLock,
+    files: Vec<Staged>,
+    changes: Option<Staged>,
+    /// The run's summary.
+    pub summary: summary::Summary,
+}
+
+impl Ready {
+    /// Where the run's `changes.jsonl` is until published (its own bytes, which the
+    /// state stores).
+    pub fn changes_file(&self) -> Option<&Path> {
+        self.changes.as_ref().map(Staged::temp_path)
+    }
+
+    /// Gives every file its name, results first, and removes the outputs of an earlier
+    /// run that this one does not write.
+    pub fn publish(self) -> Result<summary::Summary, OutputError> {
+        let mut written: Vec<PathBuf> = Vec::new();
+        for f in self.files.into_iter().chain(self.changes) {
+            written.push(f.path().to_path_buf());
+            f.publish()?;
+        }
+        for name in OUTPUT_FILES {
+            let path = self.dir.join(name);
+            if !written.contains(&path) && path.exists() {
+                std::fs::remove_file(&path).map_err(|source| OutputError::Write {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        Ok(self.summary)
     }
 }

@@ -24,7 +24,7 @@ use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use super::files::{AtomicFile, OutputError};
+use super::files::{AtomicFile, OutputError, Staged};
 use crate::verdict::{Evidence, Flag, HouseholdResult};
 
 /// Money figures: yuan with 2 fraction digits.
@@ -236,13 +236,13 @@ impl Writer {
             .map_err(|e| self.0.inner().error(std::io::Error::other(e.to_string())))
     }
 
-    /// Ends the file and gives it its name.
-    pub fn commit(self) -> Result<(), OutputError> {
+    /// Ends the file, synced, to be published.
+    pub fn finish(self) -> Result<Staged, OutputError> {
         let file = self.0.into_inner().map_err(|e| OutputError::Write {
             path: "results.parquet".into(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        file.commit()
+        file.finish()
     }
 }
 

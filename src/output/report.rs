@@ -11,7 +11,7 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::files::{write_atomic, OutputError};
+use super::files::{write_atomic, OutputError, Staged};
 use super::gathered::{Gathered, REPORT_HOUSEHOLDS};
 use super::summary::{Summary, VERDICTS};
 use crate::applicants::Household;
@@ -35,6 +35,7 @@ fn verdict_zh(v: &str) -> &'static str {
         "review" => "需人工复核",
         "incomplete" => "数据不全",
         "ineligible" => "不符合条件",
+        crate::changes::REJECTED => "名单行有误，未核对",
         _ => "未知",
     }
 }
@@ -364,15 +365,30 @@ pub struct Compared {
     pub previous: Option<i64>,
 }
 
-/// Writes `report.html` into `dir`; a reconciliation's report leads with its changes.
+/// Writes `report.html` into `dir`, to be published; a reconciliation's report leads
+/// with its changes.
 pub fn write(
     dir: &Path,
     run: &CheckRun,
     summary: &Summary,
     gathered: &Gathered,
     compared: Option<&Compared>,
-) -> Result<(), OutputError> {
+) -> Result<Staged, OutputError> {
     let mut env = Environment::new();
+    // Every value printed is masked where it holds an ID number (or an 18-digit account
+    // number), whatever field a clerk typed it into: the report is for staff.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) => {
+            let masked = hedui_connectors::idnum::mask_ids_in(text);
+            let shown = if value.is_safe() {
+                minijinja::Value::from_safe_string(masked.into_owned())
+            } else {
+                minijinja::Value::from(masked.into_owned())
+            };
+            minijinja::escape_formatter(out, state, &shown)
+        }
+        None => minijinja::escape_formatter(out, state, value),
+    });
     env.add_template("report.html", TEMPLATE)
         .map_err(|e| OutputError::Template(e.to_string()))?;
     let tmpl = env

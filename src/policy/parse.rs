@@ -193,7 +193,7 @@ impl Ctx<'_> {
         if list.iter().any(|k| k == "wage") {
             return Err(self.err(
                 key,
-                "\"wage\" cannot be excluded: wages are always counted (SPEC §5.2)",
+                "\"wage\" cannot be excluded: wages are always counted; remove it from the list",
             ));
         }
         Ok(list)
@@ -244,7 +244,7 @@ impl Policy {
             return Err(cx.err(
                 "defaults",
                 format!(
-                    "missing {}: every rule parameter comes from the policy file, none has a built-in value (SPEC §6); add {} under [defaults]",
+                    "missing {}: every rule parameter comes from the policy file, none has a built-in value; add {} under [defaults]",
                     missing.join(", "),
                     if missing.len() == 1 { "it" } else { "them" }
                 ),

@@ -171,7 +171,7 @@ fn every_parameter_comes_from_the_file() {
     let e = Policy::parse(&without, "p.toml").unwrap_err().to_string();
     assert_eq!(
         e,
-        "invalid policy file p.toml: defaults: missing vehicle_value_limit: every rule parameter comes from the policy file, none has a built-in value (SPEC §6); add it under [defaults]"
+        "invalid policy file p.toml: defaults: missing vehicle_value_limit: every rule parameter comes from the policy file, none has a built-in value; add it under [defaults]"
     );
     let e = Policy::parse("", "p.toml").unwrap_err().to_string();
     assert!(

@@ -45,7 +45,27 @@ pub struct AppState {
     pub checks: Checker,
 }
 
+/// How long `/healthz` waits for the state database before saying it does not answer.
+pub const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl AppState {
+    /// Runs `f` on the state database on a blocking thread, never on the async ones: a
+    /// slow or locked database (a long write, another process holding its lock) delays
+    /// the requests that need it, never the others (`/healthz`, the OpenAPI document,
+    /// checks being answered).
+    pub async fn db<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        f: impl FnOnce(&mut State) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
+            f(&mut state)
+        })
+        .await
+        .map_err(|_| ApiError::unavailable())?
+    }
+
     /// The token of a request, admitted by the rate limit: 401 or 429 otherwise.
     pub fn caller(&self, headers: &axum::http::HeaderMap) -> Result<&Token, ApiError> {
         let token = auth::authenticate(headers, &self.config.tokens)?;

@@ -64,6 +64,17 @@ impl Permit for MayAudit {
         "只有审计员和管理员可以查看审计日志（only auditor and admin tokens read the audit log）";
 }
 
+/// Where the request log finds who called: set by [`Caller`] once the token is known.
+#[derive(Debug, Clone, Default)]
+pub struct CallerName(Arc<std::sync::OnceLock<String>>);
+
+impl CallerName {
+    /// The caller's token name, once authenticated.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
 /// The caller of a request whose role `P` permits: 401 without a valid token, 429
 /// beyond its rate, 403 for a role `P` refuses.
 pub struct Caller<P>(pub Token, pub PhantomData<fn() -> P>);
@@ -76,6 +87,9 @@ impl<P: Permit> FromRequestParts<Arc<AppState>> for Caller<P> {
         app: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let token = app.caller(&parts.headers)?;
+        if let Some(name) = parts.extensions.get::<CallerName>() {
+            let _ = name.0.set(token.name.clone());
+        }
         if !P::allows(token.role) {
             return Err(ApiError::forbidden(P::REFUSED));
         }

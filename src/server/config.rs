@@ -30,10 +30,57 @@ pub struct ServerSection {
     /// Batches waiting at most; beyond it 503 with Retry-After.
     #[serde(default = "default_max_queued_jobs")]
     pub max_queued_jobs: usize,
+    /// Batches one token may have waiting at most (its share of `max_queued_jobs`;
+    /// default a quarter of it, at least 1).
+    pub max_queued_jobs_per_token: Option<usize>,
     /// Seconds a stopping server waits for the running job before leaving it to be run
     /// again at the next start.
     #[serde(default = "default_shutdown_grace_s")]
     pub shutdown_grace_s: u64,
+    /// Data rows a batch may hold at most (API and uploads).
+    #[serde(default = "default_max_batch_rows")]
+    pub max_batch_rows: usize,
+    /// Days before today a request's check date may lie at most (422 beyond, and for a
+    /// date in the future).
+    #[serde(default = "default_max_backdate_days")]
+    pub max_backdate_days: u32,
+    /// Members one household may declare at most; beyond it 422 / `invalid_value`.
+    #[serde(default = "default_max_household_members")]
+    pub max_household_members: usize,
+    /// Seconds a connection has to finish its TLS handshake, and to send each request's
+    /// head (an idle keep-alive connection is closed after as long).
+    #[serde(default = "default_header_timeout_s")]
+    pub header_timeout_s: u64,
+    /// Seconds a request body may pause between two pieces before it is refused (408).
+    #[serde(default = "default_body_idle_timeout_s")]
+    pub body_idle_timeout_s: u64,
+    /// Seconds a whole request body may take (408 beyond).
+    #[serde(default = "default_body_timeout_s")]
+    pub body_timeout_s: u64,
+}
+
+fn default_max_batch_rows() -> usize {
+    200_000
+}
+
+fn default_max_backdate_days() -> u32 {
+    366
+}
+
+fn default_max_household_members() -> usize {
+    30
+}
+
+fn default_header_timeout_s() -> u64 {
+    10
+}
+
+fn default_body_idle_timeout_s() -> u64 {
+    30
+}
+
+fn default_body_timeout_s() -> u64 {
+    600
 }
 
 fn default_max_queued_jobs() -> usize {
@@ -140,14 +187,37 @@ pub struct ServerConfig {
     pub tokens: Vec<Token>,
     /// The state folder (`[state] path`): jobs, runs, audit log.
     pub state_dir: PathBuf,
+    /// The audit key and anchor (`[state] audit_key`, `audit_anchor`).
+    pub audit_files: crate::state::AuditFiles,
     /// Days results are kept (`[state] retention_days`).
     pub retention_days: u32,
     /// Batches waiting at most.
     pub max_queued_jobs: usize,
+    /// Batches of one token waiting at most.
+    pub max_queued_jobs_per_token: usize,
     /// How long a stopping server waits for the running job.
     pub shutdown_grace: std::time::Duration,
     /// `[schedule]`, if any.
     pub schedule: Option<Schedule>,
+    /// How long clients may take over their connection and request bodies.
+    pub timeouts: Timeouts,
+    /// Days a request's check date may lie before today.
+    pub max_backdate_days: u32,
+    /// What a batch (or a one-household check) may hold: the file caps with
+    /// `max_batch_rows` and `max_household_members`.
+    pub batch_limits: crate::applicants::Limits,
+}
+
+/// How long a client may take (`[server] header_timeout_s`, `body_idle_timeout_s`,
+/// `body_timeout_s`): a client that connects and stalls holds nothing for longer.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// The TLS handshake, and each request head (idle keep-alive connections included).
+    pub header: std::time::Duration,
+    /// The longest pause inside a request body.
+    pub body_idle: std::time::Duration,
+    /// A whole request body.
+    pub body: std::time::Duration,
 }
 
 fn parse_hex32(s: &str) -> Option<[u8; 32]> {
@@ -162,33 +232,60 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Makes a [`ConfigError`] of the config file being validated.
+struct Fail<'a>(&'a str);
+
+impl Fail<'_> {
+    fn at(&self, key: impl Into<String>, why: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.0.to_owned(),
+            key: key.into(),
+            why: why.into(),
+        }
+    }
+
+    /// `v` of `server.KEY` unless it is outside `range`.
+    fn within<T: PartialOrd + std::fmt::Display>(
+        &self,
+        key: &str,
+        v: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError> {
+        if range.contains(&v) {
+            return Ok(v);
+        }
+        let (lo, hi) = (range.start(), range.end());
+        Err(self.at(
+            format!("server.{key}"),
+            format!("{v} 超出 {lo}–{hi}（{v} is outside {lo}–{hi}）"),
+        ))
+    }
+}
+
 impl ServerConfig {
     /// Validates `[server]` and `[[token]]` of `d`; messages name the file and the key.
     pub fn from_deployment(d: &Deployment) -> Result<ServerConfig, ConfigError> {
         let file = d.file.display().to_string();
-        let fail = |key: String, why: String| ConfigError {
-            file: file.clone(),
-            key,
-            why,
-        };
+        let fail = Fail(&file);
         let base = d.file.parent().unwrap_or(Path::new("."));
         let resolve = |p: &PathBuf| {
-            if p.is_relative() {
+            let joined = if p.is_relative() {
                 base.join(p)
             } else {
                 p.clone()
-            }
+            };
+            std::path::absolute(&joined).unwrap_or(joined)
         };
         let table = d
             .server
             .clone()
-            .ok_or_else(|| fail("server".into(), "hedui serve needs a [server] table".into()))?;
+            .ok_or_else(|| fail.at("server", "hedui serve needs a [server] table"))?;
         let s: ServerSection = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| fail("server".into(), e.message().to_owned()))?;
+            .map_err(|e: toml::de::Error| fail.at("server", e.message()))?;
         let listen: SocketAddr = s.listen.trim().parse().map_err(|_| {
-            fail(
-                "server.listen".into(),
+            fail.at(
+                "server.listen",
                 format!("\"{}\" is not an address such as 0.0.0.0:8443", s.listen),
             )
         })?;
@@ -196,100 +293,18 @@ impl ServerConfig {
             (Some(c), Some(k)) => Some((resolve(c), resolve(k))),
             (None, None) if listen.ip().is_loopback() => None,
             (None, None) => {
-                return Err(fail(
-                    "server.tls_cert".into(),
+                return Err(fail.at(
+                    "server.tls_cert",
                     format!(
                     "{listen} is not a loopback address: TLS is required (tls_cert and tls_key)"
                 ),
                 ))
             }
-            _ => {
-                return Err(fail(
-                    "server.tls_key".into(),
-                    "tls_cert and tls_key go together".into(),
-                ))
-            }
+            _ => return Err(fail.at("server.tls_key", "tls_cert and tls_key go together")),
         };
-        if !(1..=1024).contains(&s.max_body_mb) {
-            return Err(fail(
-                "server.max_body_mb".into(),
-                format!("{} is outside 1–1024", s.max_body_mb),
-            ));
-        }
-        if s.requests_per_minute == 0 {
-            return Err(fail(
-                "server.requests_per_minute".into(),
-                "must be at least 1".into(),
-            ));
-        }
-        if !(1..=10_000).contains(&s.max_queued_jobs) {
-            return Err(fail(
-                "server.max_queued_jobs".into(),
-                format!("{} is outside 1–10000", s.max_queued_jobs),
-            ));
-        }
-        if s.shutdown_grace_s > 3600 {
-            return Err(fail(
-                "server.shutdown_grace_s".into(),
-                format!("{} is more than 3600", s.shutdown_grace_s),
-            ));
-        }
-        let schedule = match &d.schedule {
-            None => None,
-            Some(table) => {
-                let sc: ScheduleSection = toml::Value::Table(table.clone()).try_into().map_err(
-                    |e: toml::de::Error| fail("schedule".into(), e.message().to_owned()),
-                )?;
-                let cron = super::cron::Cron::parse(&sc.reconcile)
-                    .map_err(|why| fail("schedule.reconcile".into(), why))?;
-                let recipients = resolve(&sc.recipients);
-                if !recipients.is_file() {
-                    return Err(fail(
-                        "schedule.recipients".into(),
-                        format!("{} is not a file", recipients.display()),
-                    ));
-                }
-                Some(Schedule {
-                    cron,
-                    expression: sc.reconcile.trim().to_owned(),
-                    recipients,
-                })
-            }
-        };
-        let mut tokens = Vec::new();
-        for (i, t) in d.tokens.iter().enumerate() {
-            let key = |k: &str| format!("token[{i}].{k}");
-            let mut t: Token =
-                toml::Value::Table(t.clone())
-                    .try_into()
-                    .map_err(|e: toml::de::Error| {
-                        fail(format!("token[{i}]"), e.message().to_owned())
-                    })?;
-            t.hash = parse_hex32(&t.sha256).ok_or_else(|| {
-                fail(
-                    key("sha256"),
-                    "expected the 64 hex digits of the token's SHA-256 (plaintext tokens are never stored)".into(),
-                )
-            })?;
-            if t.regions.is_empty() {
-                return Err(fail(
-                    key("regions"),
-                    "needs at least one region prefix".into(),
-                ));
-            }
-            for r in &t.regions {
-                if r.is_empty() || r.len() > 6 || !r.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(fail(
-                        key("regions"),
-                        format!("\"{r}\" is not a region-code prefix (1–6 digits)"),
-                    ));
-                }
-            }
-            if tokens.iter().any(|o: &Token| o.hash == t.hash) {
-                return Err(fail(key("sha256"), "the same token twice".into()));
-            }
-            tokens.push(t);
-        }
+        let bounded = Bounded::of(&s, &fail)?;
+        let schedule = schedule(d, &resolve, &fail)?;
+        let tokens = tokens(d, &fail)?;
         Ok(ServerConfig {
             listen,
             tls,
@@ -298,10 +313,215 @@ impl ServerConfig {
             requests_per_minute: s.requests_per_minute,
             tokens,
             state_dir: d.state_path.clone(),
+            audit_files: crate::state::AuditFiles::of(d),
             retention_days: d.retention_days,
             max_queued_jobs: s.max_queued_jobs,
+            max_queued_jobs_per_token: bounded.per_token,
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_s),
             schedule,
+            timeouts: bounded.timeouts,
+            batch_limits: bounded.batch_limits,
+            max_backdate_days: s.max_backdate_days,
         })
+    }
+}
+
+/// The numbers of `[server]`, each checked against its bounds.
+struct Bounded {
+    per_token: usize,
+    timeouts: Timeouts,
+    batch_limits: crate::applicants::Limits,
+}
+
+impl Bounded {
+    fn of(s: &ServerSection, fail: &Fail<'_>) -> Result<Bounded, ConfigError> {
+        fail.within("max_body_mb", s.max_body_mb, 1..=1024)?;
+        fail.within("requests_per_minute", s.requests_per_minute, 1..=u32::MAX)?;
+        fail.within("max_queued_jobs", s.max_queued_jobs, 1..=10_000)?;
+        let per_token = fail.within(
+            "max_queued_jobs_per_token",
+            s.max_queued_jobs_per_token
+                .unwrap_or((s.max_queued_jobs / 4).max(1)),
+            1..=s.max_queued_jobs,
+        )?;
+        fail.within("shutdown_grace_s", s.shutdown_grace_s, 0..=3600)?;
+        let seconds = |key: &str, v: u64| {
+            fail.within(key, v, 1..=3600)
+                .map(std::time::Duration::from_secs)
+        };
+        let timeouts = Timeouts {
+            header: seconds("header_timeout_s", s.header_timeout_s)?,
+            body_idle: seconds("body_idle_timeout_s", s.body_idle_timeout_s)?,
+            body: seconds("body_timeout_s", s.body_timeout_s)?,
+        };
+        let batch_limits = crate::applicants::Limits {
+            max_rows: fail.within("max_batch_rows", s.max_batch_rows, 1..=1_048_576)?,
+            max_members: fail.within("max_household_members", s.max_household_members, 1..=1000)?,
+            ..crate::applicants::Limits::default()
+        };
+        Ok(Bounded {
+            per_token,
+            timeouts,
+            batch_limits,
+        })
+    }
+}
+
+/// `[schedule]`, validated (its recipients file must be there).
+fn schedule(
+    d: &Deployment,
+    resolve: &dyn Fn(&PathBuf) -> PathBuf,
+    fail: &Fail<'_>,
+) -> Result<Option<Schedule>, ConfigError> {
+    let Some(table) = &d.schedule else {
+        return Ok(None);
+    };
+    let sc: ScheduleSection = toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| fail.at("schedule", e.message()))?;
+    let cron = super::cron::Cron::parse(&sc.reconcile)
+        .map_err(|why| fail.at("schedule.reconcile", why))?;
+    let recipients = resolve(&sc.recipients);
+    if !recipients.is_file() {
+        return Err(fail.at(
+            "schedule.recipients",
+            format!("{} is not a file", recipients.display()),
+        ));
+    }
+    Ok(Some(Schedule {
+        cron,
+        expression: sc.reconcile.trim().to_owned(),
+        recipients,
+    }))
+}
+
+/// `[[token]]`, validated: hashes, regions, and names and hashes unique.
+fn tokens(d: &Deployment, fail: &Fail<'_>) -> Result<Vec<Token>, ConfigError> {
+    let mut tokens: Vec<Token> = Vec::new();
+    for (i, t) in d.tokens.iter().enumerate() {
+        let key = |k: &str| format!("token[{i}].{k}");
+        let mut t: Token = toml::Value::Table(t.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| fail.at(format!("token[{i}]"), e.message()))?;
+        t.hash = parse_hex32(&t.sha256).ok_or_else(|| {
+            fail.at(
+                key("sha256"),
+                "expected the 64 hex digits of the token's SHA-256 (plaintext tokens are never stored)",
+            )
+        })?;
+        if t.regions.is_empty() {
+            return Err(fail.at(key("regions"), "needs at least one region prefix"));
+        }
+        if let Some(r) = t
+            .regions
+            .iter()
+            .find(|r| r.is_empty() || r.len() > 6 || !r.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(fail.at(
+                key("regions"),
+                format!("\"{r}\" is not a region-code prefix (1–6 digits)"),
+            ));
+        }
+        if tokens.iter().any(|o| o.hash == t.hash) {
+            return Err(fail.at(key("sha256"), "the same token twice"));
+        }
+        // The name is who the audit log, the rate limit and batch ownership say called:
+        // two tokens of one name would read each other's batches.
+        t.name = t.name.trim().to_owned();
+        if t.name.is_empty() {
+            return Err(fail.at(key("name"), "令牌需要一个名称（a token needs a name）"));
+        }
+        if tokens.iter().any(|o| o.name == t.name) {
+            return Err(fail.at(
+                key("name"),
+                format!(
+                    "令牌名称“{}”重复：每个令牌的名称必须唯一（two tokens are named \"{}\"; names must be unique）",
+                    t.name, t.name
+                ),
+            ));
+        }
+        tokens.push(t);
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(server: &str, tokens: &str) -> Result<ServerConfig, String> {
+        let text = format!(
+            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n[server]\nlisten = \"127.0.0.1:0\"\npolicy = \"policy.toml\"\n{server}\n{tokens}"
+        );
+        let d = Deployment::parse(&text, Path::new("/etc/hedui/hedui.toml"))
+            .map_err(|e| e.to_string())?;
+        ServerConfig::from_deployment(&d).map_err(|e| e.to_string())
+    }
+
+    fn token(name: &str, hash_digit: char, regions: &str) -> String {
+        let hash: String = std::iter::repeat_n(hash_digit, 64).collect();
+        format!("[[token]]\nname = \"{name}\"\nsha256 = \"{hash}\"\nrole = \"staff\"\nregions = {regions}\n")
+    }
+
+    /// Two tokens of one name would share batches, rate and audit actor: refused.
+    #[test]
+    fn token_names_are_unique() {
+        let e = config(
+            "",
+            &format!(
+                "{}{}",
+                token("zhengzhou", 'a', "[\"4101\"]"),
+                token("zhengzhou", 'b', "[\"5120\"]")
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("token[1].name") && e.contains("令牌名称“zhengzhou”重复"),
+            "{e}"
+        );
+        let e = config("", &token(" ", 'a', "[\"41\"]")).unwrap_err();
+        assert!(
+            e.contains("token[0].name") && e.contains("令牌需要一个名称"),
+            "{e}"
+        );
+        let ok = config(
+            "",
+            &format!(
+                "{}{}",
+                token("a", 'a', "[\"41\"]"),
+                token("b", 'b', "[\"41\"]")
+            ),
+        );
+        assert_eq!(ok.map(|c| c.tokens.len()), Ok(2));
+    }
+
+    /// Batches and households are capped by default.
+    #[test]
+    fn batch_caps_default() {
+        let c = config("", "").unwrap();
+        assert_eq!(c.batch_limits.max_rows, 200_000);
+        assert_eq!(c.batch_limits.max_members, 30);
+        assert_eq!((c.max_queued_jobs, c.max_queued_jobs_per_token), (20, 5));
+        let c = config("max_household_members = 5\nmax_batch_rows = 10", "").unwrap();
+        assert_eq!(
+            (c.batch_limits.max_rows, c.batch_limits.max_members),
+            (10, 5)
+        );
+        let e = config("max_household_members = 0", "").unwrap_err();
+        assert!(e.contains("server.max_household_members"), "{e}");
+    }
+
+    /// The client timeouts have defaults and bounds.
+    #[test]
+    fn timeouts_default_and_bounded() {
+        let c = config("", "").unwrap();
+        assert_eq!(c.timeouts.header.as_secs(), 10);
+        assert_eq!(c.timeouts.body_idle.as_secs(), 30);
+        assert_eq!(c.timeouts.body.as_secs(), 600);
+        let e = config("header_timeout_s = 0", "").unwrap_err();
+        assert!(
+            e.contains("server.header_timeout_s") && e.contains("0 超出 1–3600"),
+            "{e}"
+        );
     }
 }

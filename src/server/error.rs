@@ -71,6 +71,17 @@ impl ApiError {
         )
     }
 
+    /// 408: the body stopped arriving (`limit`: the `[server]` key it ran past).
+    pub fn body_stalled(limit: &str) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "请求体传输中断或过慢，请检查网络后重新提交（the request body stalled past {limit}; send it again）"
+            ),
+        )
+    }
+
     /// 400: query parameters that cannot be read.
     pub fn bad_query(e: axum::extract::rejection::QueryRejection) -> Self {
         Self::new(
@@ -122,8 +133,17 @@ impl ApiError {
         )
     }
 
-    /// 500 for a fault: the details go to the log (masked), not to the client.
+    /// 500 for a fault: the details go to the log (masked), not to the client. A
+    /// missing audit key is 503: nothing is checked until it is restored.
     pub fn internal(e: &crate::error::Error) -> Self {
+        if let crate::error::Error::State(crate::state::StateError::AuditKeyMissing { .. }) = e {
+            tracing::error!("{e}");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "审计密钥缺失，核对已暂停：请管理员从备份恢复审计密钥（the audit key is missing: checks are paused until an administrator restores it）",
+            );
+        }
         tracing::error!(
             "request failed: {}",
             hedui_connectors::idnum::mask_ids_in(&e.to_string())

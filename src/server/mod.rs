@@ -6,6 +6,7 @@
 //! - [`auth`]: bearer tokens by SHA-256, compared in constant time; [`caller`]: the one
 //!   extractor of a request's caller, its role checked for the route.
 //! - [`routes`]: the route table; [`handlers`]: one file per group of routes.
+//! - [`body`]: request bodies bounded by time (408);
 //! - [`error`]: the JSON error shape; [`limit`]: requests per minute per token;
 //!   [`metrics`]: Prometheus counters and histograms.
 //! - [`checker`]: the queue of one-household checks; [`jobs`]: the jobs' files and ids;
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod caller;
 pub mod checker;
 pub mod config;
@@ -43,6 +45,7 @@ pub async fn run(
     app: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let timeouts = app.config.timeouts;
     let router = routes::router(app);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -58,7 +61,16 @@ pub async fn run(
         };
         let (tcp, _) = tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors (or another passing failure): retrying at
+                    // once would spin a core; wait for connections to close.
+                    tracing::warn!(error = %e, "accepting a connection failed; retrying in 100 ms");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
         };
         let router = router.clone();
         let acceptor = acceptor.clone();
@@ -67,13 +79,14 @@ pub async fn run(
             let _permit = permit;
             match acceptor {
                 Some(a) => {
-                    // A client that does not complete the handshake ends here.
-                    let Ok(stream) = a.accept(tcp).await else {
+                    // A client that does not complete the handshake in time ends here.
+                    let Ok(Ok(stream)) = tokio::time::timeout(timeouts.header, a.accept(tcp)).await
+                    else {
                         return;
                     };
-                    serve_connection(stream, router, stop).await;
+                    serve_connection(stream, router, stop, timeouts.header).await;
                 }
-                None => serve_connection(tcp, router, stop).await,
+                None => serve_connection(tcp, router, stop, timeouts.header).await,
             }
         });
     }
@@ -86,19 +99,27 @@ pub async fn run(
     .await;
 }
 
-/// Serves one connection until it ends, or until `stop` says so: then the request in
-/// progress is answered and the connection closed.
+/// How long the accept loop waits after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Serves one HTTP/1.1 connection until it ends, or until `stop` says so: then the
+/// request in progress is answered and the connection closed. Each request head must
+/// arrive within `header_timeout` of the server waiting for it — the first, and each
+/// next one on a kept-alive connection — or the connection is closed. (HTTP/1 only:
+/// hyper's protocol-detecting builder reads the first bytes with no timer at all.)
 async fn serve_connection<I>(
     io: I,
     router: axum::Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    header_timeout: std::time::Duration,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper_util::service::TowerToHyperService::new(router);
-    let builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,

@@ -12,7 +12,7 @@ use super::handlers::{audit, batches, checks, health, metrics, reconciliations};
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "hedui", description = "Household economic-status verification (SPEC §8)"),
+    info(title = "hedui", description = "Household economic-status verification"),
     paths(
         checks::check,
         batches::submit,
@@ -82,6 +82,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::body::bound,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             refuse_oversized,

@@ -72,6 +72,7 @@ pub(super) async fn read(
                     rows: usize::try_from(lt.usable).unwrap_or(usize::MAX),
                     problems: lt.problems.len(),
                     latest_as_of: latest_text(t, lt.latest),
+                    earliest: lt.earliest,
                     ..TableStatus::absent(t)
                 });
                 s.problems.extend(lt.problems);
@@ -90,6 +91,19 @@ pub(super) async fn read(
                 s.tables.push(TableStatus::absent(t));
             }
         }
+    }
+    if s.tables.iter().all(|t| !t.present && t.files.is_empty()) {
+        let names: Vec<String> = schema::tables()
+            .iter()
+            .map(|t| format!("{}.csv", t.table))
+            .collect();
+        return Err(SourcesError::NoTables {
+            path: connector.root().display().to_string(),
+            expected: format!(
+                "{} …，或 .parquet / .jsonl，或同名文件夹 (or .parquet / .jsonl files, or folders of that name)",
+                names.iter().take(4).cloned().collect::<Vec<_>>().join("、")
+            ),
+        });
     }
     Ok(s)
 }

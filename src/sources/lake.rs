@@ -33,7 +33,7 @@ const CACHED_SNAPSHOT_TABLES: usize = 256;
 #[derive(Debug, Default)]
 pub struct SnapshotCache {
     problems: std::sync::Mutex<HashMap<String, Arc<Vec<Problem>>>>,
-    latest: std::sync::Mutex<HashMap<(String, String), Option<String>>>,
+    dates: std::sync::Mutex<HashMap<(String, String), Dates>>,
     footers: crate::lake::rows::FooterCache,
 }
 
@@ -51,12 +51,12 @@ impl SnapshotCache {
         }
     }
 
-    fn get_latest(&self, key: &(String, String)) -> Option<Option<String>> {
-        self.latest.lock().ok()?.get(key).cloned()
+    fn get_dates(&self, key: &(String, String)) -> Option<Dates> {
+        self.dates.lock().ok()?.get(key).copied()
     }
 
-    fn put_latest(&self, key: (String, String), v: Option<String>) {
-        if let Ok(mut m) = self.latest.lock() {
+    fn put_dates(&self, key: (String, String), v: Dates) {
+        if let Ok(mut m) = self.dates.lock() {
             if m.len() >= CACHED_SNAPSHOT_TABLES {
                 m.clear();
             }
@@ -92,7 +92,7 @@ pub(super) async fn read(
                     m.seq,
                     m.pulled_at.to_rfc3339()
                 ));
-                if m.stale_on(as_of) {
+                if m.stale_on(as_of, &chrono::Local) {
                     s.stale.push(source.to_owned());
                 }
             }
@@ -230,16 +230,18 @@ async fn table_of(
         rows: usize::try_from(entry.rows).unwrap_or(usize::MAX),
         ..read
     };
-    // The whole snapshot's latest date (never changes: once per process).
+    // The whole snapshot's first and latest dates (never change: once per process).
     let key = (m.snapshot_id.clone(), t.table.clone());
-    status.latest_as_of = match cache.get_latest(&key) {
+    let dates = match cache.get_dates(&key) {
         Some(v) => v,
         None => {
-            let v = latest_date(lake, t, &entry.files).await?;
-            cache.put_latest(key, v.clone());
+            let v = table_dates(lake, t, &entry.files).await?;
+            cache.put_dates(key, v);
             v
         }
     };
+    status.latest_as_of = latest_text(t, dates.latest);
+    status.earliest = dates.earliest;
     s.tables.push(status);
     Ok(Some(entry.files.clone()))
 }
@@ -319,18 +321,25 @@ async fn read_problems(lake: &Lake, rel: &str) -> Result<Vec<Problem>, LakeError
     Ok(out)
 }
 
-/// The latest date of snapshot table `t` stored in `files` (its
+/// The first and the latest date of a snapshot table (days since 1970-01-01).
+#[derive(Debug, Clone, Copy, Default)]
+struct Dates {
+    earliest: Option<i32>,
+    latest: Option<i32>,
+}
+
+/// The first and latest dates of snapshot table `t` stored in `files` (its
 /// [`TableSchema::latest_column`]), read by a query of its own over the files.
-async fn latest_date(
+async fn table_dates(
     lake: &Lake,
     t: &TableSchema,
     files: &[String],
-) -> Result<Option<String>, SourcesError> {
+) -> Result<Dates, SourcesError> {
     let Some((_, col)) = t.latest_column() else {
-        return Ok(None);
+        return Ok(Dates::default());
     };
     let query = |source| SourcesError::Query {
-        what: format!("read the latest date of {}", t.table),
+        what: format!("read the first and latest dates of {}", t.table),
         source,
     };
     let ctx = SessionContext::new();
@@ -339,20 +348,25 @@ async fn latest_date(
     let table = crate::lake::table::parquet_table(&urls, t.arrow_schema()).map_err(query)?;
     ctx.register_table(t.table.as_str(), table).map_err(query)?;
     let batches = ctx
-        .sql(&format!("SELECT MAX({}) FROM {}", col.name, t.table))
+        .sql(&format!(
+            "SELECT MIN({c}), MAX({c}) FROM {}",
+            t.table,
+            c = col.name
+        ))
         .await
         .map_err(query)?
         .collect()
         .await
         .map_err(query)?;
-    let Some(a) = batches.first().map(|b| b.column(0)) else {
-        return Ok(None);
+    let day = |i: usize| {
+        let a = batches.first()?.column(i);
+        if a.data_type() != &DataType::Date32 || a.is_empty() || a.is_null(0) {
+            return None;
+        }
+        Some(a.as_primitive::<Date32Type>().value(0))
     };
-    if a.data_type() != &DataType::Date32 || a.is_empty() || a.is_null(0) {
-        return Ok(None);
-    }
-    Ok(latest_text(
-        t,
-        Some(a.as_primitive::<Date32Type>().value(0)),
-    ))
+    Ok(Dates {
+        earliest: day(0),
+        latest: day(1),
+    })
 }

@@ -22,6 +22,17 @@ pub enum SourcesError {
     /// The lake failed.
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// A source folder holding no table file at all (the city folder given instead of
+    /// its `sources/`, say): not a check on absent data, the wrong folder.
+    #[error(
+        "{path} 中没有任何部门数据表（{expected}）：--sources 应指向存放这些文件的文件夹 — {path} holds none of the department tables ({expected}): point --sources at the folder that does"
+    )]
+    NoTables {
+        /// The folder.
+        path: String,
+        /// What was looked for.
+        expected: String,
+    },
     /// A query over a snapshot's files failed.
     #[error("cannot {what}: {source}")]
     Query {
@@ -102,6 +113,10 @@ pub struct TableStatus {
     pub problems: usize,
     /// Latest date in the table (as_of, period or registered_on), if any.
     pub latest_as_of: Option<String>,
+    /// The earliest date of the same column (days since 1970-01-01): how far back the
+    /// delivery reaches.
+    #[serde(skip)]
+    pub earliest: Option<i32>,
     /// Lake reads: the snapshot's commit sequence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<u64>,
@@ -128,6 +143,7 @@ impl TableStatus {
             rows: 0,
             problems: 0,
             latest_as_of: None,
+            earliest: None,
             snapshot: None,
             snapshot_id: None,
             committed_at: None,
@@ -170,6 +186,27 @@ impl Sources {
             .iter()
             .filter(|t| t.present)
             .map(|t| t.table.clone())
+            .collect()
+    }
+
+    /// How far back each present dated table reaches: (source, table, what its first
+    /// date must reach — `window` for the income tables, whose periods must reach the
+    /// first month of a household's income window, `as_of` for the balances, which must
+    /// reach D — and that first date, days since 1970-01-01). A table that does not
+    /// reach back far enough for a household makes its source stale for it.
+    pub fn reach(&self) -> Vec<(String, String, &'static str, i32)> {
+        self.tables
+            .iter()
+            .filter(|t| t.present)
+            .filter_map(|t| {
+                let schema = schema::table(&t.table)?;
+                let kind = match schema.latest_column() {
+                    Some((_, c)) if c.name == "period" => "window",
+                    Some((_, c)) if c.name == "as_of" => "as_of",
+                    _ => return None,
+                };
+                Some((t.source.clone(), t.table.clone(), kind, t.earliest?))
+            })
             .collect()
     }
 

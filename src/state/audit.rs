@@ -5,15 +5,19 @@
 //! deleting, inserting or reordering entries breaks the chain at the first entry touched;
 //! [`State::verify_audit`] recomputes it and names that entry.
 //!
-//! Entry hashes and ID numbers are HMAC-SHA-256 under a key kept in `audit.key` beside
-//! the database (created once, readable by the owner only): the same person gets the
-//! same hash in every entry, nobody without the key can test guesses against the log, and
-//! nobody without it can recompute the chain after changing an entry. (Removing entries
-//! from the end leaves a shorter chain that still verifies; keep the last `seq` and hash
-//! that `hedui audit verify` prints elsewhere to detect that.)
+//! Entry hashes and ID numbers are HMAC-SHA-256 under a key kept in `audit.key` (beside
+//! the database unless `[state] audit_key` places it elsewhere; created once, for a new
+//! log only, readable by the owner only): the same person gets the same hash in every
+//! entry, nobody without the key can test guesses against the log, and nobody without it
+//! can recompute the chain after changing an entry. A key that goes missing while the log
+//! has entries is an error — appending and verifying stop — never a new key.
+//!
+//! The log proves its end too: after every entry the chain's head (its `seq` and hash,
+//! keyed) is written to the anchor file (`audit.anchor`, or `[state] audit_anchor` on
+//! another volume), and verifying compares the chain with it, so removing the last
+//! entries or emptying the table is detected.
 
 use std::io::Write as _;
-use std::path::Path;
 
 use ring::{hmac, rand::SecureRandom};
 use rusqlite::{params, OptionalExtension};
@@ -21,8 +25,37 @@ use serde::Serialize;
 
 use super::db::{query_err, State, StateError};
 
-/// The key file of the ID hashes, in the state folder.
-pub const KEY_FILE: &str = "audit.key";
+pub use super::db::{ANCHOR_FILE, KEY_FILE};
+
+/// The chain's head as the anchor file keeps it: the last entry's `seq` and hash, and a
+/// keyed MAC of both (an anchor cannot be rewritten to fit a shortened chain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Anchor {
+    /// The last entry's sequence number.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+    /// HMAC-SHA-256 of `seq` and `hash` under the audit key.
+    pub mac: String,
+}
+
+impl Anchor {
+    fn mac(key: &hmac::Key, seq: i64, hash: &str) -> String {
+        let mut ctx = hmac::Context::with_key(key);
+        ctx.update(b"hedui audit anchor");
+        ctx.update(&seq.to_be_bytes());
+        ctx.update(hash.as_bytes());
+        hex(ctx.sign().as_ref())
+    }
+
+    fn new(key: &hmac::Key, seq: i64, hash: &str) -> Anchor {
+        Anchor {
+            seq,
+            hash: hash.to_owned(),
+            mac: Anchor::mac(key, seq, hash),
+        }
+    }
+}
 
 /// The previous hash of the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -54,6 +87,31 @@ pub struct AuditDetail {
     pub as_of: String,
 }
 
+/// A read that returned household data (results, rejections, reports, changes): who
+/// read what, and which households.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReadDetail {
+    /// What was read: `batch_results`, `batch_rejected`, `batch_report`,
+    /// `reconciliation_changes`, `reconciliation_report`.
+    pub read: String,
+    /// Of what: `batch:ID`, `run:N`.
+    pub of: String,
+    /// The regions of the households returned (the log is filtered by region).
+    pub regions: Vec<String>,
+    /// The households returned, when the read names them one by one (a batch's own
+    /// check entry lists its households).
+    pub households: Vec<ReadHousehold>,
+}
+
+/// One household a read returned.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReadHousehold {
+    /// The application id (an ID-shaped one hashed as ID numbers are).
+    pub household_id: String,
+    /// Its region code.
+    pub region_code: String,
+}
+
 /// An entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -74,15 +132,15 @@ pub struct AuditEntry {
 }
 
 /// Appends an entry within the write transaction `tx` (begun IMMEDIATE, so the chain's
-/// last entry cannot change under it); returns its sequence number.
+/// last entry cannot change under it); returns its sequence number and hash.
 pub(super) fn append_in(
     tx: &rusqlite::Transaction<'_>,
     path: &str,
     key: &hmac::Key,
     actor: &str,
     kind: &str,
-    detail: &AuditDetail,
-) -> Result<i64, StateError> {
+    detail: &impl Serialize,
+) -> Result<(i64, String), StateError> {
     let q = |what: &str| query_err(path, what);
     let detail = serde_json::to_string(detail).map_err(|e| StateError::Open {
         path: path.to_owned(),
@@ -108,7 +166,7 @@ pub(super) fn append_in(
         params![seq, at, actor, kind, detail, prev, hash],
     )
     .map_err(q("append to the audit log"))?;
-    Ok(seq)
+    Ok((seq, hash))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -143,42 +201,120 @@ pub fn os_actor() -> String {
 }
 
 impl State {
-    /// The key of the ID hashes, created on first use (owner-only file).
+    /// Whether the log has no entry and no anchor: a new log, the only one that may
+    /// get a new key.
+    fn audit_is_new(&self) -> Result<bool, StateError> {
+        let entries: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+            .map_err(self.err("read the audit log"))?;
+        Ok(entries == 0 && !self.audit.anchor.exists())
+    }
+
+    /// The key of the chain and the ID hashes, to append with: created for a new log
+    /// (owner-only file), an error when it is missing for an existing one.
     pub(super) fn audit_key(&self) -> Result<hmac::Key, StateError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let path = dir.join(KEY_FILE);
+        match self.read_audit_key()? {
+            Some(k) => Ok(k),
+            None if self.audit_is_new()? => self.create_audit_key(),
+            None => Err(StateError::AuditKeyMissing {
+                path: self.audit.key.display().to_string(),
+            }),
+        }
+    }
+
+    /// Whether an entry can be appended now (its key there, or a new log that gets
+    /// one): checked before a run writes anything.
+    pub fn ready_to_audit(&self) -> Result<(), StateError> {
+        self.audit_key().map(|_| ())
+    }
+
+    /// The key if its file is there.
+    fn read_audit_key(&self) -> Result<Option<hmac::Key>, StateError> {
+        let path = &self.audit.key;
         let fail = |why: String| StateError::Open {
             path: path.display().to_string(),
             why,
         };
-        let bytes = match std::fs::read(&path) {
-            Ok(b) if b.len() == 32 => b,
-            Ok(_) => return Err(fail("the audit key is not 32 bytes long".into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                ring::rand::SystemRandom::new()
-                    .fill(&mut key)
-                    .map_err(|_| fail("no system randomness for the audit key".into()))?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                match opts.open(&path) {
-                    Ok(mut f) => {
-                        f.write_all(&key).map_err(|e| fail(e.to_string()))?;
-                        f.sync_all().map_err(|e| fail(e.to_string()))?;
-                        key.to_vec()
-                    }
-                    // Another process made it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        std::fs::read(&path).map_err(|e| fail(e.to_string()))?
-                    }
-                    Err(e) => return Err(fail(e.to_string())),
-                }
+        match std::fs::read(path) {
+            Ok(b) if b.len() == 32 => Ok(Some(hmac::Key::new(hmac::HMAC_SHA256, &b))),
+            Ok(_) => Err(fail("the audit key is not 32 bytes long".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    fn create_audit_key(&self) -> Result<hmac::Key, StateError> {
+        let path = &self.audit.key;
+        let fail = |why: String| StateError::Open {
+            path: path.display().to_string(),
+            why,
+        };
+        let mut key = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| fail("no system randomness for the audit key".into()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let bytes = match opts.open(path) {
+            Ok(mut f) => {
+                f.write_all(&key).map_err(|e| fail(e.to_string()))?;
+                f.sync_all().map_err(|e| fail(e.to_string()))?;
+                key.to_vec()
+            }
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::read(path).map_err(|e| fail(e.to_string()))?
             }
             Err(e) => return Err(fail(e.to_string())),
         };
         Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+    }
+
+    /// Rewrites the anchor with the chain's head (after its entry is committed): written
+    /// to a temporary file beside it, synced, then renamed over it.
+    pub(super) fn write_anchor(
+        &self,
+        key: &hmac::Key,
+        seq: i64,
+        hash: &str,
+    ) -> Result<(), StateError> {
+        let path = &self.audit.anchor;
+        let fail = |why: String| StateError::Open {
+            path: path.display().to_string(),
+            why,
+        };
+        let text =
+            serde_json::to_string(&Anchor::new(key, seq, hash)).map_err(|e| fail(e.to_string()))?;
+        let tmp = path.with_extension("anchor.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(|e| fail(e.to_string()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
+        f.sync_all().map_err(|e| fail(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The anchor, if its file is there.
+    fn read_anchor(&self) -> Result<Option<Anchor>, String> {
+        match std::fs::read_to_string(&self.audit.anchor) {
+            Ok(t) => serde_json::from_str(&t).map(Some).map_err(|e| {
+                format!(
+                    "the anchor {} cannot be read: {e}",
+                    self.audit.anchor.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!(
+                "the anchor {} cannot be read: {e}",
+                self.audit.anchor.display()
+            )),
+        }
     }
 
     /// A hasher of ID numbers for audit entries.
@@ -210,11 +346,23 @@ impl State {
             .map_err(self.err("read the audit log"))
     }
 
-    /// Recomputes the chain: `Ok(n)` with the number of entries when it is whole, or
-    /// `Err((seq, why))` naming the first entry that breaks it.
+    /// Recomputes the chain and compares its end with the anchor: `Ok(n)` with the
+    /// number of entries when it is whole, or `Err((seq, why))` naming the first entry
+    /// that breaks it. Never writes: no key is made, nothing is appended.
     pub fn verify_audit(&self) -> Result<Result<usize, (i64, String)>, StateError> {
         let entries = self.audit_entries()?;
-        let key = self.audit_key()?;
+        let anchor = match self.read_anchor() {
+            Ok(a) => a,
+            Err(why) => return Ok(Err((entries.len() as i64, why))),
+        };
+        let Some(key) = self.read_audit_key()? else {
+            if entries.is_empty() && anchor.is_none() {
+                return Ok(Ok(0));
+            }
+            return Err(StateError::AuditKeyMissing {
+                path: self.audit.key.display().to_string(),
+            });
+        };
         let mut prev = GENESIS.to_owned();
         for (i, e) in entries.iter().enumerate() {
             let expected_seq = i as i64 + 1;
@@ -250,6 +398,42 @@ impl State {
                 )));
             }
             prev = e.hash.clone();
+        }
+        let last = entries.len() as i64;
+        let Some(anchor) = anchor else {
+            if entries.is_empty() {
+                return Ok(Ok(0));
+            }
+            return Ok(Err((
+                last,
+                format!(
+                    "the anchor {} is missing: the end of the log cannot be proven (was it deleted, or is [state] audit_anchor wrong?)",
+                    self.audit.anchor.display()
+                ),
+            )));
+        };
+        if anchor.mac != Anchor::mac(&key, anchor.seq, &anchor.hash) {
+            return Ok(Err((
+                anchor.seq,
+                "the anchor does not match its key (it was changed)".into(),
+            )));
+        }
+        // Entries after the anchor are those appended while it was being rewritten (a
+        // crash in between); entries before it must all be there, its own one unchanged.
+        if anchor.seq > last {
+            return Ok(Err((
+                last + 1,
+                format!(
+                    "the log ends at entry {last} but its anchor says {}: entries were removed from its end",
+                    anchor.seq
+                ),
+            )));
+        }
+        if anchor.seq >= 1 && entries[(anchor.seq - 1) as usize].hash != anchor.hash {
+            return Ok(Err((
+                anchor.seq,
+                "it is not the entry the anchor recorded (the log was rewritten)".into(),
+            )));
         }
         Ok(Ok(entries.len()))
     }

@@ -3,10 +3,10 @@
 //! done with its summary. All or nothing: a run is never audited without being done,
 //! nor done without being audited.
 
-use super::audit::{append_in, AuditDetail};
+use super::audit::{append_in, AuditDetail, ReadDetail};
 use super::db::{State, StateError};
 use super::jobs::mark_done_in;
-use super::runs::{finish_in, RunDone};
+use super::runs::{fail_in, finish_in, RunDone};
 
 /// What completes a run.
 #[derive(Debug, Clone, Copy)]
@@ -41,9 +41,9 @@ impl<'a> Completion<'a> {
 pub struct Completed {
     /// The audit entry's sequence number (`None`: not audited, see `job_done`).
     pub audit_seq: Option<i64>,
-    /// Whether the job (if any) was still running and is now done. A batch job that
-    /// is no longer running (queued again meanwhile, to be run again) is left alone and
-    /// not audited: it is audited when it is done.
+    /// Whether the job (if any) was still running and is now done. A job that is no
+    /// longer running (queued again meanwhile, to be run again) is left alone and not
+    /// audited — it is audited when it is done — and the run it had begun is failed.
     pub job_done: bool,
 }
 
@@ -57,25 +57,61 @@ impl State {
             (None, None) => "append to the audit log",
         };
         self.write(what, |tx, path| {
-            if let Some(run) = &c.run {
-                finish_in(tx, path, run)?;
-            }
             let job_done = match c.job {
                 Some((id, summary)) => mark_done_in(tx, path, id, summary)?,
                 None => false,
             };
-            // A job alone that another worker got to first: nothing to record.
-            if c.run.is_none() && c.job.is_some() && !job_done {
-                return Ok(Completed {
-                    audit_seq: None,
-                    job_done,
-                });
+            // A job that is no longer running (queued again by a stopping server, to be
+            // run again): this attempt records nothing, and the run it had begun is
+            // failed — the next attempt makes its own.
+            if c.job.is_some() && !job_done {
+                if let Some(run) = &c.run {
+                    fail_in(tx, path, run.id, "superseded: its job was queued again")?;
+                }
+                return Ok((
+                    Completed {
+                        audit_seq: None,
+                        job_done,
+                    },
+                    None,
+                ));
             }
-            let seq = append_in(tx, path, &key, c.actor, c.kind, c.detail)?;
-            Ok(Completed {
-                audit_seq: Some(seq),
-                job_done,
-            })
+            if let Some(run) = &c.run {
+                finish_in(tx, path, run)?;
+            }
+            let (seq, hash) = append_in(tx, path, &key, c.actor, c.kind, c.detail)?;
+            Ok((
+                Completed {
+                    audit_seq: Some(seq),
+                    job_done,
+                },
+                Some(hash),
+            ))
         })
+        .map(|(done, hash)| {
+            if let (Some(seq), Some(hash)) = (done.audit_seq, hash) {
+                self.anchor_after(&key, seq, &hash);
+            }
+            done
+        })
+    }
+
+    /// Appends the entry of a read that returned household data (kind `read`).
+    pub fn audit_read(&mut self, actor: &str, detail: &ReadDetail) -> Result<i64, StateError> {
+        let key = self.audit_key()?;
+        let (seq, hash) = self.write("append to the audit log", |tx, path| {
+            append_in(tx, path, &key, actor, "read", detail)
+        })?;
+        self.anchor_after(&key, seq, &hash);
+        Ok(seq)
+    }
+
+    /// Rewrites the anchor once entry `seq` is committed. After the commit: an anchor
+    /// behind the log (a crash just here) still proves every entry up to it; one ahead of
+    /// it would accuse a whole log.
+    fn anchor_after(&self, key: &ring::hmac::Key, seq: i64, hash: &str) {
+        if let Err(e) = self.write_anchor(key, seq, hash) {
+            tracing::error!(error = %e, "the audit anchor could not be rewritten; the log's end is proven only up to the previous entry");
+        }
     }
 }

@@ -12,6 +12,44 @@ use super::schema;
 /// The database file inside a state folder.
 pub const DB_FILE: &str = "hedui.db";
 
+/// The audit key's file, in the state folder unless placed elsewhere.
+pub const KEY_FILE: &str = "audit.key";
+
+/// The audit anchor's file (the chain's head), in the state folder unless placed
+/// elsewhere.
+pub const ANCHOR_FILE: &str = "audit.anchor";
+
+/// Where the audit log keeps what is not in the database: its key, and its anchor (the
+/// chain's last entry, keyed), each by default in the state folder, each placeable on
+/// another volume (`[state] audit_key`, `audit_anchor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFiles {
+    /// The key of the chain and of the ID hashes.
+    pub key: PathBuf,
+    /// The chain's head, rewritten after every entry.
+    pub anchor: PathBuf,
+}
+
+impl AuditFiles {
+    /// The files a deployment names (`[state] audit_key`, `audit_anchor`), else those in
+    /// its state folder.
+    pub fn of(d: &crate::config::Deployment) -> AuditFiles {
+        let beside = AuditFiles::beside(&d.state_path);
+        AuditFiles {
+            key: d.audit_key.clone().unwrap_or(beside.key),
+            anchor: d.audit_anchor.clone().unwrap_or(beside.anchor),
+        }
+    }
+
+    /// The files in state folder `dir`: `audit.key` and `audit.anchor`.
+    pub fn beside(dir: &Path) -> AuditFiles {
+        AuditFiles {
+            key: dir.join(KEY_FILE),
+            anchor: dir.join(ANCHOR_FILE),
+        }
+    }
+}
+
 /// Failures of the state database.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -43,6 +81,24 @@ pub enum StateError {
         /// Why.
         why: String,
     },
+    /// A reconciliation run that is no longer running (failed, or its job queued again
+    /// meanwhile) cannot be completed: it is never done, nor audited, twice.
+    #[error("state database {path}: run {run} is {status}, not running: it cannot be completed")]
+    RunNotRunning {
+        /// The database file.
+        path: String,
+        /// The run.
+        run: i64,
+        /// Its status now.
+        status: String,
+    },
+    /// The audit key is gone while the log has entries (or an anchor): nothing can be
+    /// appended or verified until it is put back — a new key would break the chain.
+    #[error("the audit key {path} is missing, but the audit log has entries: put the key back (from its backup); a new key is never made for an existing log")]
+    AuditKeyMissing {
+        /// Where the key was looked for.
+        path: String,
+    },
     /// The changes file a reconciliation wrote is not what the run found (another run
     /// wrote the same folder meanwhile, or it cannot be read back).
     #[error("state database {path}: run {run}: cannot store the changes written to {file}: {why}")]
@@ -68,6 +124,7 @@ pub(crate) fn query_err(path: &str, what: &str) -> impl FnOnce(rusqlite::Error) 
 pub struct State {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
+    pub(super) audit: AuditFiles,
 }
 
 impl State {
@@ -96,8 +153,52 @@ impl State {
         &self.path
     }
 
-    /// Opens (creating if needed) the database in folder `dir`.
+    /// Opens (creating if needed) the database in folder `dir`, its audit files beside it.
     pub fn open(dir: &Path) -> Result<State, StateError> {
+        State::open_with(dir, AuditFiles::beside(dir))
+    }
+
+    /// Opens the database in folder `dir` only to read it — never created, never
+    /// written (a backup copy on read-only media can be verified).
+    pub fn open_read_only(dir: &Path, audit: AuditFiles) -> Result<State, StateError> {
+        use rusqlite::OpenFlags;
+        let path = dir.join(DB_FILE);
+        let open_err = |why: String| StateError::Open {
+            path: path.display().to_string(),
+            why,
+        };
+        if !path.is_file() {
+            return Err(open_err(
+                "there is no state database there (is the folder right?)".into(),
+            ));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        // A database being written has its write-ahead log beside it: read it with the
+        // log. One without (nobody has it open: a copy, a backup) is read as the file
+        // it is, without making the log's shared-memory file — on read-only media too.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let live = Path::new(&wal).exists();
+        let conn = if live {
+            Connection::open_with_flags(&path, flags)
+        } else {
+            let escaped = path
+                .display()
+                .to_string()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)
+        }
+        .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(State { conn, path, audit })
+    }
+
+    /// Opens (creating if needed) the database in folder `dir`, with its audit files
+    /// where `audit` says.
+    pub fn open_with(dir: &Path, audit: AuditFiles) -> Result<State, StateError> {
         let path = dir.join(DB_FILE);
         let open_err = |why: String| StateError::Open {
             path: path.display().to_string(),
@@ -129,7 +230,7 @@ impl State {
             conn.execute_batch("ALTER TABLE runs ADD COLUMN regions TEXT")
                 .map_err(|e| open_err(e.to_string()))?;
         }
-        Ok(State { conn, path })
+        Ok(State { conn, path, audit })
     }
 
     /// The error of a failed query on this database, while doing `what`.

@@ -160,26 +160,50 @@ pub struct Requeued {
     pub failed: Vec<String>,
 }
 
+/// How many jobs may wait: in all, and of one submitter (so that one token cannot fill
+/// the queue every other one shares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBound {
+    /// Jobs waiting at most.
+    pub total: usize,
+    /// Jobs of one actor waiting at most.
+    pub per_actor: usize,
+}
+
+/// What [`State::submit_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Queued.
+    Queued,
+    /// Refused: the queue is full.
+    QueueFull,
+    /// Refused: this submitter's share of the queue is full.
+    ShareFull,
+}
+
 impl State {
-    /// Queues `job` unless `max_queued` jobs are already waiting (`Ok(false)`), checked
-    /// and inserted in one write transaction.
+    /// Queues `job` unless `bound` says the queue or its submitter's share is full,
+    /// checked and inserted in one write transaction (no bound: the schedule's own job).
     pub fn submit_job(
         &mut self,
         job: &NewJob,
-        max_queued: Option<usize>,
-    ) -> Result<bool, StateError> {
+        bound: Option<QueueBound>,
+    ) -> Result<Admission, StateError> {
         self.write("queue a job", |tx, path| {
         let q = |what: &str| query_err(path, what);
-        if let Some(max) = max_queued {
-            let queued: i64 = tx
+        if let Some(bound) = bound {
+            let (queued, mine): (i64, i64) = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM jobs WHERE status = 'queued'",
-                    [],
-                    |r| r.get(0),
+                    "SELECT COUNT(*), COALESCE(SUM(actor = ?1), 0) FROM jobs WHERE status = 'queued'",
+                    params![job.actor],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .map_err(q("count queued jobs"))?;
-            if usize::try_from(queued).unwrap_or(usize::MAX) >= max {
-                return Ok(false);
+            if usize::try_from(mine).unwrap_or(usize::MAX) >= bound.per_actor {
+                return Ok(Admission::ShareFull);
+            }
+            if usize::try_from(queued).unwrap_or(usize::MAX) >= bound.total {
+                return Ok(Admission::QueueFull);
             }
         }
         let regions = serde_json::to_string(&job.regions).unwrap_or_else(|_| "[]".into());
@@ -198,11 +222,12 @@ impl State {
             ],
         )
         .map_err(q("queue a job"))?;
-        Ok(true)
+        Ok(Admission::Queued)
         })
     }
 
-    /// Takes the oldest queued job and marks it running (one atomic update).
+    /// Takes the oldest queued job — a scheduled reconciliation before any upload — and
+    /// marks it running (one atomic update).
     pub fn claim_job(&self) -> Result<Option<Job>, StateError> {
         self.conn
             .query_row(
@@ -210,7 +235,7 @@ impl State {
                     "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1,
                             stage = NULL, steps = 0
                      WHERE id = (SELECT id FROM jobs WHERE status = 'queued'
-                                 ORDER BY submitted_at, rowid LIMIT 1)
+                                 ORDER BY kind = 'reconcile' DESC, submitted_at, rowid LIMIT 1)
                      RETURNING {COLUMNS}"
                 ),
                 params![now()],
@@ -242,11 +267,13 @@ impl State {
         Ok(())
     }
 
-    /// Fails a job with `error` (ID numbers masked).
+    /// Fails a running job with `error` (ID numbers masked); one queued again meanwhile
+    /// (by a stopping server) is left to run again.
     pub fn fail_job(&self, id: &str, error: &str) -> Result<(), StateError> {
         self.conn
             .execute(
-                "UPDATE jobs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+                "UPDATE jobs SET status = 'failed', finished_at = ?2, error = ?3
+                 WHERE id = ?1 AND status = 'running'",
                 params![id, now(), hedui_connectors::idnum::mask_ids_in(error)],
             )
             .map_err(self.err("fail a job"))?;
@@ -254,17 +281,37 @@ impl State {
     }
 
     /// Puts a running job back in the queue (a shutdown that could not wait for it); the
-    /// attempt is not counted against [`MAX_ATTEMPTS`].
-    pub fn requeue_job(&self, id: &str) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE jobs SET status = 'queued', stage = NULL, steps = 0,
+    /// attempt is not counted against [`MAX_ATTEMPTS`]. The reconciliation run it had
+    /// begun is failed in the same transaction: the next attempt makes its own, and this
+    /// one can no longer be completed.
+    pub fn requeue_job(&mut self, id: &str) -> Result<(), StateError> {
+        self.write("queue a job again", |tx, path| {
+            let run: Option<i64> = tx
+                .query_row(
+                    "SELECT run_id FROM jobs WHERE id = ?1 AND status = 'running'",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(query_err(path, "queue a job again"))?
+                .flatten();
+            if let Some(run) = run {
+                super::runs::fail_in(
+                    tx,
+                    path,
+                    run,
+                    "interrupted: the server stopped during the run",
+                )?;
+            }
+            tx.execute(
+                "UPDATE jobs SET status = 'queued', stage = NULL, steps = 0, run_id = NULL,
                         attempts = MAX(attempts - 1, 0)
                  WHERE id = ?1 AND status = 'running'",
                 params![id],
             )
-            .map_err(self.err("queue a job again"))?;
-        Ok(())
+            .map_err(query_err(path, "queue a job again"))?;
+            Ok(())
+        })
     }
 
     /// At start: every job left `running` by a previous process is queued again, or
@@ -402,121 +449,5 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::state::audit::AuditDetail;
-    use crate::state::complete::Completion;
-    use crate::state::runs::RunDone;
-
-    fn job(id: &str) -> NewJob {
-        NewJob {
-            id: id.into(),
-            kind: JobKind::Batch,
-            actor: "token:t".into(),
-            regions: vec!["410102".into()],
-            file_name: "a.csv".into(),
-            input: "/nowhere/a.csv".into(),
-            as_of: "2026-11-30".into(),
-        }
-    }
-
-    fn detail() -> AuditDetail {
-        AuditDetail {
-            households: vec![],
-            sources: BTreeMap::new(),
-            as_of: "2026-11-30".into(),
-        }
-    }
-
-    /// The queue is bounded; a job interrupted MAX_ATTEMPTS times is failed, not run
-    /// again; one interrupted fewer times is queued again with its run failed.
-    #[test]
-    fn queue_bound_and_interrupted_jobs() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open(dir.path()).unwrap();
-        assert!(s.submit_job(&job("a"), Some(2)).unwrap());
-        assert!(s.submit_job(&job("b"), Some(2)).unwrap());
-        assert!(!s.submit_job(&job("c"), Some(2)).unwrap(), "third refused");
-        assert!(s.job("c").unwrap().is_none());
-        // A is claimed and interrupted, with a run begun: queued again, run failed.
-        assert_eq!(s.claim_job().unwrap().unwrap().id, "a");
-        let run = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();
-        s.job_run("a", run).unwrap();
-        let r = s.requeue_interrupted().unwrap();
-        assert_eq!((r.queued, r.failed), (vec!["a".to_owned()], vec![]));
-        assert_eq!(s.run(run).unwrap().unwrap().status, "failed");
-        // Interrupted twice more: the third interruption fails it.
-        for attempt in 2..=MAX_ATTEMPTS {
-            let j = s.claim_job().unwrap().unwrap();
-            assert_eq!((j.id.as_str(), j.attempts), ("a", attempt));
-            let r = s.requeue_interrupted().unwrap();
-            if attempt < MAX_ATTEMPTS {
-                assert_eq!(r.queued, vec!["a".to_owned()]);
-            } else {
-                assert_eq!(r.failed, vec!["a".to_owned()]);
-            }
-        }
-        let a = s.job("a").unwrap().unwrap();
-        assert_eq!(a.status, "failed");
-        assert!(a.error.unwrap().contains("interrupted 3 times"));
-        // A shutdown's re-queue does not count as an attempt; done happens once.
-        let b = s.claim_job().unwrap().unwrap();
-        assert_eq!((b.id.as_str(), b.attempts), ("b", 1));
-        s.requeue_job("b").unwrap();
-        assert_eq!(s.claim_job().unwrap().unwrap().attempts, 1);
-        let summary = serde_json::json!({});
-        let done = |s: &mut State| {
-            s.complete(&Completion {
-                job: Some(("b", &summary)),
-                ..Completion::audit("token:t", "batch", &detail())
-            })
-            .unwrap()
-            .job_done
-        };
-        assert!(done(&mut s));
-        assert!(!done(&mut s));
-        assert_eq!(s.audit_entries().unwrap().len(), 1, "audited once");
-    }
-
-    /// Retention deletes old runs with their households, but never the latest done run
-    /// (the next run's baseline).
-    #[test]
-    fn retention_keeps_the_baseline() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open(dir.path()).unwrap();
-        let mut done = Vec::new();
-        for _ in 0..2 {
-            let run = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();
-            let kept = BTreeMap::from([(
-                "H1".to_owned(),
-                crate::changes::Kept {
-                    verdict: "eligible".into(),
-                    flags: vec![],
-                    region_code: "410102".into(),
-                },
-            )]);
-            s.complete(&Completion {
-                run: Some(RunDone {
-                    id: run,
-                    households: &kept,
-                    changes: None,
-                }),
-                ..Completion::audit("os:t", "reconcile", &detail())
-            })
-            .unwrap();
-            done.push(run);
-        }
-        let failed = s.begin_run("2026-11-30", "r.csv", "lake").unwrap();
-        s.fail_run(failed, "boom").unwrap();
-        // Everything ended before a time in the future: all old.
-        let n = s.expire_runs("9999-01-01T00:00:00Z").unwrap();
-        assert_eq!(n, 2, "the first done run and the failed one");
-        assert!(s.run(done[0]).unwrap().is_none());
-        assert!(s.households(done[0]).unwrap().is_empty());
-        assert!(s.run(failed).unwrap().is_none());
-        assert_eq!(s.previous_done(i64::MAX).unwrap().unwrap().id, done[1]);
-        assert_eq!(s.households(done[1]).unwrap().len(), 1);
-    }
-}
+#[path = "jobs_tests.rs"]
+mod tests;

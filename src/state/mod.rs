@@ -16,5 +16,5 @@ pub mod runs;
 pub mod schema;
 
 pub use complete::{Completed, Completion};
-pub use db::{State, StateError, DB_FILE};
+pub use db::{AuditFiles, State, StateError, DB_FILE};
 pub use runs::{Run, RunDone};

@@ -89,11 +89,48 @@ pub(super) fn finish_in(
         }
     }
     drop(stmt);
+    let finished = tx
+        .execute(
+            "UPDATE runs SET status = 'done', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
+            params![done.id, chrono::Utc::now().to_rfc3339()],
+        )
+        .map_err(q("finish the run"))?;
+    if finished == 0 {
+        let status: String = tx
+            .query_row(
+                "SELECT status FROM runs WHERE id = ?1",
+                params![done.id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("finish the run"))?
+            .unwrap_or_else(|| "gone".into());
+        return Err(StateError::RunNotRunning {
+            path: path.to_owned(),
+            run: done.id,
+            status,
+        });
+    }
+    Ok(())
+}
+
+/// Marks run `run` failed with `error` within `tx`, if it is still running.
+pub(super) fn fail_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &str,
+    run: i64,
+    error: &str,
+) -> Result<(), StateError> {
     tx.execute(
-        "UPDATE runs SET status = 'done', finished_at = ?2 WHERE id = ?1",
-        params![done.id, chrono::Utc::now().to_rfc3339()],
+        "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3
+         WHERE id = ?1 AND status = 'running'",
+        params![
+            run,
+            chrono::Utc::now().to_rfc3339(),
+            hedui_connectors::idnum::mask_ids_in(error)
+        ],
     )
-    .map_err(q("finish the run"))?;
+    .map_err(query_err(path, "mark the run failed"))?;
     Ok(())
 }
 
@@ -181,18 +218,10 @@ impl State {
 
     /// Marks run `run` failed with `error` (best effort: the run is never a baseline
     /// either way).
-    pub fn fail_run(&self, run: i64, error: &str) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
-                params![
-                    run,
-                    chrono::Utc::now().to_rfc3339(),
-                    hedui_connectors::idnum::mask_ids_in(error)
-                ],
-            )
-            .map_err(self.err("mark the run failed"))?;
-        Ok(())
+    pub fn fail_run(&mut self, run: i64, error: &str) -> Result<(), StateError> {
+        self.write("mark the run failed", |tx, path| {
+            fail_in(tx, path, run, error)
+        })
     }
 
     /// The changes a completed run reported: (region_code, change as JSON), by household.

@@ -4,7 +4,7 @@
 use datafusion::arrow::array::{
     Array, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
 };
-use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type};
 use std::sync::Arc;
 
 use datafusion::common::HashMap;
@@ -278,7 +278,8 @@ pub fn assemble(
         }
     }
     #[allow(clippy::type_complexity)]
-    let mut figures_by: HashMap<&str, (&str, i64, String, String, String)> = HashMap::new();
+    let mut figures_by: HashMap<&str, (&str, i64, String, String, String, Vec<String>)> =
+        HashMap::new();
     for b in figures {
         let hid = b.column(0).as_string::<i32>();
         let verdict = b.column(1).as_string::<i32>();
@@ -289,7 +290,24 @@ pub fn assemble(
         let standard = b.column(6).as_primitive::<Decimal128Type>();
         let income_scale = scale_of(b, 3);
         let assets_scale = scale_of(b, 5);
+        // The sources stale for a household alone (its data does not reach back to D).
+        let stale_here = b
+            .columns()
+            .get(7)
+            .and_then(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8).ok());
+        let stale_here = stale_here.as_ref().map(|c| c.as_string::<i32>());
         for r in 0..b.num_rows() {
+            let mut stale_for: Vec<String> = stale.to_vec();
+            if let Some(c) = stale_here.filter(|c| c.is_valid(r)) {
+                stale_for.extend(
+                    c.value(r)
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
+                stale_for.sort();
+                stale_for.dedup();
+            }
             let per_capita = div_round_half_away(
                 income.value(r) * 100,
                 i128::from(den.value(r).max(1)) * 10i128.pow(income_scale),
@@ -303,12 +321,14 @@ pub fn assemble(
                     format_decimal(per_capita, 2),
                     format_decimal(assets, 2),
                     format_decimal(standard.value(r), 2),
+                    stale_for,
                 ),
             );
         }
     }
     let one = |h: &Declared| {
-        let (verdict, members, pci, assets, standard) = figures_by.get(h.household_id.as_str())?;
+        let (verdict, members, pci, assets, standard, stale_for) =
+            figures_by.get(h.household_id.as_str())?;
         let rows = by_household
             .get(h.household_id.as_str())
             .cloned()
@@ -324,7 +344,7 @@ pub fn assemble(
             financial_assets: assets.clone(),
             standard_monthly: standard.clone(),
             missing_sources: missing.to_vec(),
-            stale_sources: stale.to_vec(),
+            stale_sources: stale_for.clone(),
             flags: household_flags(&cols, rows, evidence),
         })
     };

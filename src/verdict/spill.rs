@@ -275,7 +275,12 @@ impl Spill {
             .flat_map(|(k, c)| c.iter().map(move |d| (d.household_id.clone(), k as u32)))
             .collect();
         let dir = match n {
-            1 => None,
+            // One chunk is held in memory, but the engine spills into the same folder:
+            // it is tried here too, so that it fails now, in words, not mid-run.
+            1 => {
+                tempfile::tempfile_in(temp).map_err(io(temp))?;
+                None
+            }
             _ => {
                 sweep(temp);
                 let mut b = tempfile::Builder::new();

@@ -69,12 +69,13 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let (from, to) = (bound(&q.from, "from")?, bound(&q.to, "to")?);
-    let entries = {
-        let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-        state
-            .audit_entries()
-            .map_err(|e| ApiError::internal(&e.into()))?
-    };
+    let entries = app
+        .db(|state| {
+            state
+                .audit_entries()
+                .map_err(|e| ApiError::internal(&e.into()))
+        })
+        .await?;
     let mut out = Vec::new();
     for e in entries {
         if from.as_ref().is_some_and(|f| e.at.as_str() < f.as_str())
@@ -95,7 +96,13 @@ pub async fn list(
                     .collect()
             })
             .unwrap_or_default();
-        if households.is_empty() {
+        // A read that names no household one by one is shown by its regions.
+        let by_region = detail["regions"].as_array().is_some_and(|rs| {
+            rs.iter()
+                .filter_map(Value::as_str)
+                .any(|r| token.covers(r) && q.region.as_deref().is_none_or(|p| r.starts_with(p)))
+        });
+        if households.is_empty() && !by_region {
             continue;
         }
         out.push(json!({
@@ -106,6 +113,8 @@ pub async fn list(
             "as_of": detail["as_of"],
             "households": households,
             "sources": detail["sources"],
+            "read": detail["read"],
+            "of": detail["of"],
             "prev_hash": e.prev_hash,
             "hash": e.hash,
         }));

@@ -20,13 +20,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::applicants::{read_batch_within, BatchFormat, Column, Limits};
+use crate::applicants::{read_batch_within, BatchFormat, Column};
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayBatch};
 use crate::server::config::Token;
 use crate::server::error::ApiError;
 use crate::server::jobs::{is_job_id, job_dir, new_id, out_dir};
-use crate::state::jobs::{Job, JobKind, NewJob};
+use crate::state::audit::ReadDetail;
+use crate::state::jobs::{Admission, Job, JobKind, NewJob, QueueBound};
 
 /// Query parameters of a submission.
 #[derive(Debug, Deserialize)]
@@ -95,7 +96,7 @@ pub fn visible(token: &Token, job: &Job) -> bool {
 #[utoipa::path(
     post,
     path = "/api/v1/batches",
-    description = "An applicant batch as the body (CSV in UTF-8 or GBK, XLSX, JSON Lines; SPEC §3). The format comes from Content-Type (text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, application/x-ndjson), else from file_name's extension, else from the content.",
+    description = "An applicant batch as the body (CSV in UTF-8 or GBK, XLSX, JSON Lines, one row per household member). The format comes from Content-Type (text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, application/x-ndjson), else from file_name's extension, else from the content.",
     params(
         ("as_of" = Option<String>, Query, description = "Check date D, YYYY-MM-DD (default: today)"),
         ("file_name" = Option<String>, Query, description = "The file's name, for messages and the report"),
@@ -120,13 +121,19 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let body = super::body(&app, body)?;
-    let as_of = super::as_of(q.as_of.as_deref(), StatusCode::BAD_REQUEST, "bad_request")?;
+    let as_of = super::as_of(
+        &app,
+        q.as_of.as_deref(),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )?;
     let name = batch_name(q.file_name.as_deref(), extension_of(&headers));
     // Read it now: an unreadable file is the caller's to fix, not a failed job later.
     let (parsed, body) = {
         let name = name.clone();
+        let limits = app.config.batch_limits;
         tokio::task::spawn_blocking(move || {
-            let r = read_batch_within(FsPath::new(&name), &body, &Limits::default());
+            let r = read_batch_within(FsPath::new(&name), &body, &limits);
             (r, body)
         })
         .await
@@ -188,22 +195,31 @@ pub async fn submit(
         input: input.display().to_string(),
         as_of: as_of.to_string(),
     };
-    let queued = {
-        let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-        state
-            .submit_job(&job, Some(app.config.max_queued_jobs))
-            .map_err(|e| ApiError::internal(&e.into()))?
+    let bound = QueueBound {
+        total: app.config.max_queued_jobs,
+        per_actor: app.config.max_queued_jobs_per_token,
     };
-    if !queued {
+    let queued = app
+        .db(move |state| {
+            state
+                .submit_job(&job, Some(bound))
+                .map_err(|e| ApiError::internal(&e.into()))
+        })
+        .await?;
+    let refused = match queued {
+        Admission::Queued => None,
+        Admission::QueueFull => Some(format!(
+            "已有 {n} 个批次在排队，请稍后再提交（{n} batches are waiting; submit again later）",
+            n = app.config.max_queued_jobs
+        )),
+        Admission::ShareFull => Some(format!(
+            "该令牌已有 {n} 个批次在排队，请等它们完成后再提交（this token has {n} batches waiting, its share of the queue; submit again when they are done）",
+            n = app.config.max_queued_jobs_per_token
+        )),
+    };
+    if let Some(why) = refused {
         let _ = std::fs::remove_dir_all(&dir);
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_full",
-            format!(
-                "已有 {} 个批次在排队，请稍后再提交（{} batches are waiting; submit again later）",
-                app.config.max_queued_jobs, app.config.max_queued_jobs
-            ),
-        );
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", why);
         e.retry_after_s = Some(60);
         return Err(e);
     }
@@ -221,7 +237,7 @@ pub async fn submit(
 }
 
 /// The batch `id` if `token` may see it; 404 otherwise.
-fn find(app: &AppState, token: &Token, id: &str) -> Result<Job, ApiError> {
+async fn find(app: &Arc<AppState>, token: &Token, id: &str) -> Result<Job, ApiError> {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -232,12 +248,10 @@ fn find(app: &AppState, token: &Token, id: &str) -> Result<Job, ApiError> {
     if !is_job_id(id) {
         return Err(not_found());
     }
+    let wanted = id.to_owned();
     let job = app
-        .state
-        .lock()
-        .map_err(|_| ApiError::unavailable())?
-        .job(id)
-        .map_err(|e| ApiError::internal(&e.into()))?
+        .db(move |s| s.job(&wanted).map_err(|e| ApiError::internal(&e.into())))
+        .await?
         .ok_or_else(not_found)?;
     if !visible(token, &job) {
         return Err(not_found());
@@ -263,7 +277,7 @@ pub async fn status(
     Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = find(&app, token, &id)?;
+    let job = find(&app, token, &id).await?;
     Ok(Json(json!({
         "batch_id": job.id,
         "status": job.status,
@@ -279,9 +293,15 @@ pub async fn status(
     })))
 }
 
-/// The output file `name` of a done batch.
-fn output(app: &AppState, token: &Token, id: &str, name: &str) -> Result<PathBuf, ApiError> {
-    let job = find(app, token, id)?;
+/// The output file `name` of a done batch, its read audited as `read`.
+async fn output(
+    app: &Arc<AppState>,
+    token: &Token,
+    id: &str,
+    name: &str,
+    read: &str,
+) -> Result<PathBuf, ApiError> {
+    let job = find(app, token, id).await?;
     if job.status != "done" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -292,6 +312,17 @@ fn output(app: &AppState, token: &Token, id: &str, name: &str) -> Result<PathBuf
             ),
         ));
     }
+    super::audit_read(
+        app,
+        token,
+        ReadDetail {
+            read: read.to_owned(),
+            of: format!("batch:{}", job.id),
+            regions: job.regions.clone(),
+            households: vec![],
+        },
+    )
+    .await?;
     Ok(out_dir(&app.config.state_dir, &job.id).join(name))
 }
 
@@ -368,7 +399,7 @@ pub async fn results(
     Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let path = output(&app, token, &id, "results.jsonl")?;
+    let path = output(&app, token, &id, "results.jsonl", "batch_results").await?;
     let edit: Option<fn(&mut Value)> = if token.role.sees_full_ids() {
         None
     } else {
@@ -396,8 +427,13 @@ pub async fn rejected(
     Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let path = output(&app, token, &id, "rejected.jsonl")?;
-    Ok(stream_jsonl(path, None))
+    let path = output(&app, token, &id, "rejected.jsonl", "batch_rejected").await?;
+    let edit: Option<fn(&mut Value)> = if token.role.sees_full_ids() {
+        None
+    } else {
+        Some(super::checks::mask_household_id)
+    };
+    Ok(stream_jsonl(path, edit))
 }
 
 /// A done batch's `report.html` (ID numbers always masked).
@@ -419,7 +455,7 @@ pub async fn report(
     Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let path = output(&app, token, &id, "report.html")?;
+    let path = output(&app, token, &id, "report.html", "batch_report").await?;
     html_file(&path).await
 }
 

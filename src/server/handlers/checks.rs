@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::applicants::{validate, Column, RawBatch};
+use crate::applicants::{validate_within, Column, RawBatch};
 use crate::progress::Progress;
 use crate::publish::{publish, Record, Tail};
 use crate::server::app::AppState;
@@ -70,8 +70,18 @@ pub fn mask_flag(f: &mut Value) {
 
 /// Masks the ID numbers of a result for roles without full view.
 pub fn mask_result(v: &mut Value) {
+    mask_household_id(v);
     if let Some(flags) = v.get_mut("flags").and_then(Value::as_array_mut) {
         flags.iter_mut().for_each(mask_flag);
+    }
+}
+
+/// A line's `household_id` masked where a clerk typed an ID number into it.
+pub fn mask_household_id(v: &mut Value) {
+    if let Some(Value::String(h)) = v.get_mut("household_id") {
+        if let std::borrow::Cow::Owned(m) = hedui_connectors::idnum::mask_ids_in(h) {
+            *h = m;
+        }
     }
 }
 
@@ -108,12 +118,12 @@ fn snapshots(tables: &[crate::sources::TableStatus]) -> Value {
 #[utoipa::path(
     post,
     path = "/api/v1/checks",
-    description = "One household as JSON (household_id, region_code, area_type, aid_type, authorization_id, members [{id_number, name, relation}], optional as_of; values as SPEC §3 accepts them) → the results.jsonl object of that household.",
+    description = "One household as JSON (household_id, region_code, area_type, aid_type, authorization_id, members [{id_number, name, relation}], optional as_of; values as an applicant batch accepts them, English or Chinese) → the results.jsonl object of that household.",
     responses(
-        (status = 200, description = "The household's result (SPEC §7 results.jsonl object), plus `snapshots`: the lake snapshot of each source it rests on"),
+        (status = 200, description = "The household's result (the object of a results.jsonl line), plus `snapshots`: the lake snapshot of each source it rests on"),
         (status = 400, description = "Not a check request"),
         (status = 413, description = "Body larger than max_body_mb"),
-        (status = 422, description = "The household is rejected: SPEC §3 reason codes in `rejections`"),
+        (status = 422, description = "The household is rejected: the rejection reason codes in `rejections`"),
         (status = 403, description = "The token's role or regions do not allow it"),
         Caller<MayCheck>,
     ),
@@ -142,6 +152,7 @@ pub async fn check(
         )));
     }
     let as_of = super::as_of(
+        &app,
         req.as_of.as_deref(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_value",
@@ -171,7 +182,13 @@ pub async fn check(
         })
         .collect();
     let raw = RawBatch::of_records(records);
-    let batch = validate("api", raw, &app.policy, as_of);
+    let batch = validate_within(
+        "api",
+        raw,
+        &app.policy,
+        as_of,
+        app.config.batch_limits.max_members,
+    );
     if !batch.rejections.is_empty() {
         let reasons = serde_json::to_value(&batch.rejections).unwrap_or(Value::Null);
         let mut e = ApiError::new(
@@ -206,17 +223,26 @@ pub async fn check(
         )));
     };
     {
-        let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
         let actor = format!("token:{}", token.name);
-        let tail = Tail {
-            household: Some(&hid),
-            ..Tail::new(None, &actor, "api")
-        };
-        publish(&run, &tail, Record::In(&mut state), &Progress::silent())
-            .map_err(|e| ApiError::internal(&e))?;
+        let (hid, run) = (hid.clone(), run.clone());
+        app.db(move |state| {
+            let tail = Tail {
+                household: Some(&hid),
+                ..Tail::new(None, &actor, "api")
+            };
+            publish(&run, &tail, Record::In(state), &Progress::silent())
+                .map(|_| ())
+                .map_err(|e| ApiError::internal(&e))
+        })
+        .await?;
     }
     app.metrics.verdict(&result.verdict);
-    tracing::info!(household = %result.household_id, verdict = %result.verdict, token = %token.name, "check");
+    tracing::info!(
+        household = %hedui_connectors::idnum::mask_ids_in(&result.household_id),
+        verdict = %result.verdict,
+        token = %token.name,
+        "check"
+    );
     let mut v = serde_json::to_value(result)
         .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?;
     if !token.role.sees_full_ids() {

@@ -19,7 +19,17 @@ use crate::server::app::AppState;
     )
 )]
 pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
-    let db = app.state.lock().map(|s| s.ping().is_ok()).unwrap_or(false);
+    // On a connection of its own (never behind the requests that write), off the async
+    // threads, and not waited for beyond HEALTH_WAIT: a database that does not answer
+    // makes the server not ready, never a hanging probe.
+    let (dir, audit) = (app.config.state_dir.clone(), app.config.audit_files.clone());
+    let ping = tokio::task::spawn_blocking(move || {
+        crate::state::State::open_read_only(&dir, audit).and_then(|s| s.ping())
+    });
+    let db = matches!(
+        tokio::time::timeout(crate::server::app::HEALTH_WAIT, ping).await,
+        Ok(Ok(Ok(())))
+    );
     let lake = match &app.setup.sources {
         crate::sources::Opened::Lake { lake, .. } => lake.ping().await.is_ok(),
         crate::sources::Opened::Folder(..) => true,

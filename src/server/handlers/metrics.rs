@@ -13,15 +13,28 @@ use crate::server::app::AppState;
 use crate::server::metrics::seconds;
 
 /// Middleware counting every request by its route pattern and status.
-pub async fn track(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn track(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let caller = crate::server::caller::CallerName::default();
+    req.extensions_mut().insert(caller.clone());
     let started = Instant::now();
     let resp = next.run(req).await;
     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     app.metrics.request(&route, resp.status().as_u16(), us);
+    // One line per request: the route as declared (never the path, which may hold a
+    // household id), who called, how it ended and how long it took.
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = resp.status().as_u16(),
+        ms = us / 1000,
+        token = %caller.get().unwrap_or("-"),
+        "request"
+    );
     resp
 }
 
@@ -34,12 +47,17 @@ pub async fn track(State(app): State<Arc<AppState>>, req: Request, next: Next) -
 pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     app.metrics.render(&mut out);
-    let counts = app
-        .state
-        .lock()
-        .ok()
-        .and_then(|s| s.job_counts().ok())
-        .unwrap_or_default();
+    // Off the async threads, and not waited for long: a locked database leaves the job
+    // gauges at 0 for one scrape rather than stalling it.
+    let counts = tokio::time::timeout(
+        crate::server::app::HEALTH_WAIT,
+        app.db(|s| Ok(s.job_counts().ok())),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten()
+    .unwrap_or_default();
     let count = |status: &str| {
         counts
             .iter()

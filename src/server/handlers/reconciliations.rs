@@ -13,6 +13,7 @@ use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayReadRuns};
 use crate::server::config::Token;
 use crate::server::error::ApiError;
+use crate::state::audit::{ReadDetail, ReadHousehold};
 
 /// How many of a run's regions a token must cover to see it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,22 +72,27 @@ pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(ref token, _): Caller<MayReadRuns>,
 ) -> Result<Json<Value>, ApiError> {
-    let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-    let mut out = Vec::new();
-    for run in state.runs().map_err(|e| ApiError::internal(&e.into()))? {
-        let regions = state
-            .run_regions(run.id)
-            .map_err(|e| ApiError::internal(&e.into()))?;
-        if !regions.iter().any(|r| token.covers(r)) {
-            continue;
-        }
-        out.push(json!({
-            "id": run.id,
-            "status": run.status,
-            "started_at": run.started_at,
-            "as_of": run.as_of,
-        }));
-    }
+    let token = token.clone();
+    let out = app
+        .db(move |state| {
+            let mut out = Vec::new();
+            for run in state.runs().map_err(|e| ApiError::internal(&e.into()))? {
+                let regions = state
+                    .run_regions(run.id)
+                    .map_err(|e| ApiError::internal(&e.into()))?;
+                if !regions.iter().any(|r| token.covers(r)) {
+                    continue;
+                }
+                out.push(json!({
+                    "id": run.id,
+                    "status": run.status,
+                    "started_at": run.started_at,
+                    "as_of": run.as_of,
+                }));
+            }
+            Ok(out)
+        })
+        .await?;
     Ok(Json(json!({ "reconciliations": out })))
 }
 
@@ -108,18 +114,56 @@ pub async fn changes(
     Caller(ref token, _): Caller<MayReadRuns>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-    let (run, known) = visible_run(&state, token, &id, Covered::Any)?;
-    let changes: Vec<Value> = state
-        .changes(run)
-        .map_err(|e| ApiError::internal(&e.into()))?
-        .into_iter()
-        .filter(|(region, _)| token.covers(region))
-        .filter_map(|(_, text)| serde_json::from_str(&text).ok())
-        .collect();
-    let mut changes = changes;
-    if !token.role.sees_full_ids() {
+    let (token, masked) = (token.clone(), !token.role.sees_full_ids());
+    let (run, known, mut changes) = app
+        .db(move |state| {
+            let (run, known) = visible_run(state, &token, &id, Covered::Any)?;
+            let hash = state
+                .id_hasher()
+                .map_err(|e| ApiError::internal(&e.into()))?;
+            let mut households = Vec::new();
+            let mut changes: Vec<Value> = Vec::new();
+            for (region, text) in state
+                .changes(run)
+                .map_err(|e| ApiError::internal(&e.into()))?
+                .into_iter()
+                .filter(|(region, _)| token.covers(region))
+            {
+                let Ok(c) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                let hid = c["household_id"].as_str().unwrap_or("");
+                households.push(ReadHousehold {
+                    // An ID number typed as a household id is kept hashed.
+                    household_id: hedui_connectors::idnum::replace_ids_in(hid, |r| {
+                        format!("#{}", hash(r))
+                    })
+                    .into_owned(),
+                    region_code: region,
+                });
+                changes.push(c);
+            }
+            let mut regions: Vec<String> =
+                households.iter().map(|h| h.region_code.clone()).collect();
+            regions.sort();
+            regions.dedup();
+            state
+                .audit_read(
+                    &format!("token:{}", token.name),
+                    &ReadDetail {
+                        read: "reconciliation_changes".into(),
+                        of: format!("run:{run}"),
+                        regions,
+                        households,
+                    },
+                )
+                .map_err(|e| ApiError::internal(&e.into()))?;
+            Ok((run, known, changes))
+        })
+        .await?;
+    if masked {
         for c in &mut changes {
+            super::checks::mask_household_id(c);
             for key in ["added_flags", "removed_flags"] {
                 if let Some(flags) = c.get_mut(key).and_then(Value::as_array_mut) {
                     for f in flags {
@@ -153,24 +197,26 @@ pub async fn report(
     Caller(ref token, _): Caller<MayReadRuns>,
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
-    let (run, job) = {
-        let state = app.state.lock().map_err(|_| ApiError::unavailable())?;
-        // The report shows every household of the run: all of them must be the token's.
-        let (run, _) = visible_run(&state, token, &id, Covered::All)?;
-        let job = state
-            .job_of_run(run)
-            .map_err(|e| ApiError::internal(&e.into()))?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!(
-                        "第 {run} 次复核不是服务端定时运行的，报告在其 --out 目录中（run {run} was not made by the schedule: its report is in its --out folder）"
-                    ),
-                )
-            })?;
-        (run, job)
-    };
+    let who = token.clone();
+    let (run, job) = app
+        .db(move |state| {
+            // The report shows every household of the run: all must be the token's.
+            let (run, _) = visible_run(state, &who, &id, Covered::All)?;
+            let job = state
+                .job_of_run(run)
+                .map_err(|e| ApiError::internal(&e.into()))?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        format!(
+                            "第 {run} 次复核不是服务端定时运行的，报告在其 --out 目录中（run {run} was not made by the schedule: its report is in its --out folder）"
+                        ),
+                    )
+                })?;
+            Ok((run, job))
+        })
+        .await?;
     if job.status != "done" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -178,6 +224,17 @@ pub async fn report(
             format!("第 {run} 次复核尚未完成（run {run} is not done）"),
         ));
     }
+    super::audit_read(
+        &app,
+        token,
+        ReadDetail {
+            read: "reconciliation_report".into(),
+            of: format!("run:{run}"),
+            regions: job.regions.clone(),
+            households: vec![],
+        },
+    )
+    .await?;
     let path = crate::server::jobs::out_dir(&app.config.state_dir, &job.id).join("report.html");
     super::batches::html_file(&path).await
 }

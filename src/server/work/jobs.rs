@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use tokio::runtime::Handle;
 
-use crate::applicants::{batch_of, Limits};
+use crate::applicants::batch_of;
 use crate::error::Error;
 use crate::progress::Progress;
 use crate::publish::{publish, Record, Tail};
@@ -50,15 +50,15 @@ pub async fn stop_worker(app: &AppState, grace: Duration) {
     }
     let running = app.jobs.current.lock().ok().and_then(|c| c.clone());
     if let Some(id) = running {
-        match app.state.lock() {
-            Ok(state) => match state.requeue_job(&id) {
-                Ok(()) => tracing::warn!(job = %id, "job still running at shutdown: queued again"),
-                Err(e) => {
-                    tracing::error!(job = %id, error = %e, "cannot queue the job again; it is queued at the next start")
-                }
-            },
-            Err(_) => {
-                tracing::error!(job = %id, "state database lock poisoned; the job is queued at the next start")
+        // The server is stopping: nothing else waits for this thread.
+        let requeued = match app.state.lock() {
+            Ok(mut state) => state.requeue_job(&id).map_err(|e| e.to_string()),
+            Err(_) => Err("state database lock poisoned".to_owned()),
+        };
+        match requeued {
+            Ok(()) => tracing::warn!(job = %id, "job still running at shutdown: queued again"),
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "cannot queue the job again; it is queued at the next start")
             }
         }
     }
@@ -66,7 +66,7 @@ pub async fn stop_worker(app: &AppState, grace: Duration) {
 
 fn work(app: &AppState, rt: &Handle, mut shutdown: Shutdown) {
     let dir = app.config.state_dir.clone();
-    let mut state = match State::open(&dir) {
+    let mut state = match State::open_with(&dir, app.config.audit_files.clone()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "the job worker cannot open the state database; no job will run");
@@ -96,7 +96,12 @@ fn work(app: &AppState, rt: &Handle, mut shutdown: Shutdown) {
             *c = Some(job.id.clone());
         }
         tracing::info!(job = %job.id, kind = ?job.kind, attempt = job.attempts, "job started");
-        let outcome = run_job(app, &mut state, rt, &job);
+        // A defect in one job fails that job, never the worker (every later batch would
+        // wait until a restart).
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_job(app, &mut state, rt, &job)
+        }))
+        .unwrap_or_else(|_| Err(Error::Internal("the job's run panicked".into())));
         match outcome {
             Ok(()) => tracing::info!(job = %job.id, "job done"),
             Err(e) => {
@@ -141,7 +146,7 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
             let batch = batch_of(
                 &job.file_name,
                 &bytes,
-                &Limits::default(),
+                &app.config.batch_limits,
                 &app.policy,
                 as_of,
             )?;
@@ -181,6 +186,7 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
                 actor: &job.actor,
                 audit_kind: "schedule",
                 job: Some(&job.id),
+                begun: None,
             };
             let done = rt.block_on(reconcile::run(&r, state, &progress))?;
             for (verdict, n) in &done.summary.verdicts {

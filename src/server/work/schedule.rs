@@ -44,6 +44,15 @@ fn queue_reconciliation(app: &AppState, recipients: &Path) -> Result<Option<Stri
     Ok(Some(id))
 }
 
+/// [`queue_reconciliation`] on a blocking thread (the state database is never used on
+/// the async ones).
+async fn queue_off_thread(app: &Arc<AppState>, recipients: &Path) -> Result<Option<String>, Error> {
+    let (app, recipients) = (app.clone(), recipients.to_owned());
+    tokio::task::spawn_blocking(move || queue_reconciliation(&app, &recipients))
+        .await
+        .map_err(|e| Error::Internal(format!("the schedule's thread failed: {e}")))?
+}
+
 /// Runs `[schedule]` until the server stops: at each fire time (local time) a
 /// reconciliation is queued. A fire time missed within the last day while the server
 /// was down is caught up now.
@@ -62,19 +71,19 @@ pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
         latest = Some(n);
         t = n;
     }
+    let last = app
+        .db(|s| Ok(s.last_job_submitted(JobKind::Reconcile).ok().flatten()))
+        .await
+        .ok()
+        .flatten();
     let caught_up = latest.is_some_and(|missed| {
         let missed = missed
             .with_timezone(&chrono::Utc)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let last = app
-            .state
-            .lock()
-            .ok()
-            .and_then(|s| s.last_job_submitted(JobKind::Reconcile).ok().flatten());
         last.is_none_or(|at| at < missed)
     });
     if caught_up {
-        match queue_reconciliation(&app, &schedule.recipients) {
+        match queue_off_thread(&app, &schedule.recipients).await {
             Ok(Some(id)) => tracing::info!(job = %id, "missed scheduled reconciliation queued"),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot queue the scheduled reconciliation"),
@@ -92,7 +101,7 @@ pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(wait) => {},
             _ = stopped(&mut shutdown) => return,
         }
-        match queue_reconciliation(&app, &schedule.recipients) {
+        match queue_off_thread(&app, &schedule.recipients).await {
             Ok(Some(id)) => tracing::info!(job = %id, "scheduled reconciliation queued"),
             Ok(None) => {
                 tracing::warn!("a reconciliation is still waiting or running; this one is skipped")
