@@ -694,6 +694,53 @@ async fn an_id_number_typed_as_household_id_is_never_shown_in_full() {
     );
 }
 
+/// The contract's small print: a route asked with another method is 405 in JSON; the
+/// `Bearer` scheme is read in any case; a check without a region is 422, not 403; every
+/// answer carries `nosniff` and `no-store`; requests without a valid token share one rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_small_print_of_the_api() {
+    let site = Site::new();
+    site.config_variant("small.toml", "requests_per_minute = 3\n", "");
+    let s = site.serve_with("small.toml", &[]);
+    let c = client(&s);
+    let resp = c
+        .get(format!("{}/api/v1/checks", s.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "method_not_allowed"
+    );
+    let (_, mut body) = bodies(&site).into_iter().next().unwrap();
+    body.as_object_mut().unwrap().remove("region_code");
+    let resp = c
+        .post(format!("{}/api/v1/checks", s.url))
+        .header("authorization", format!("bearer {ADMIN}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "missing_field"
+    );
+    // Three token-less requests a minute, then 429 for the fourth.
+    for _ in 0..3 {
+        let (status, _) = post(&c, &s, None, &body).await;
+        assert_eq!(status, 401);
+    }
+    let (status, v) = post(&c, &s, None, &body).await;
+    assert_eq!(status, 429, "{v}");
+    let (status, _) = post(&c, &s, Some("wrong-token"), &body).await;
+    assert_eq!(status, 429);
+}
+
 /// Beyond the caps a request is 422 in words: a household beyond
 /// `max_household_members` (`invalid_value`), a check date in the future or more than
 /// `max_backdate_days` back — over the API as in a batch.

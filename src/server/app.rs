@@ -45,6 +45,9 @@ pub struct AppState {
     pub checks: Checker,
 }
 
+/// The rate limit's key of requests without a valid token (no token name can be it).
+const UNAUTHENTICATED: &str = "\u{0}unauthenticated";
+
 /// How long `/healthz` waits for the state database before saying it does not answer.
 pub const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -68,7 +71,16 @@ impl AppState {
 
     /// The token of a request, admitted by the rate limit: 401 or 429 otherwise.
     pub fn caller(&self, headers: &axum::http::HeaderMap) -> Result<&Token, ApiError> {
-        let token = auth::authenticate(headers, &self.config.tokens)?;
+        let token = match auth::authenticate(headers, &self.config.tokens) {
+            Ok(t) => t,
+            Err(refused) => {
+                // Requests without a valid token share one rate: guessing is slowed too.
+                self.limiter
+                    .admit(UNAUTHENTICATED)
+                    .map_err(ApiError::too_many)?;
+                return Err(refused);
+            }
+        };
         self.limiter
             .admit(&token.name)
             .map_err(ApiError::too_many)?;

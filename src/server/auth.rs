@@ -12,7 +12,12 @@ pub fn authenticate<'a>(headers: &HeaderMap, tokens: &'a [Token]) -> Result<&'a 
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme is case-insensitive (RFC 9110): `bearer`, `BEARER` alike.
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .and_then(|_| v.get(7..))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(ApiError::unauthorized)?;

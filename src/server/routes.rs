@@ -81,6 +81,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -90,6 +91,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             app.clone(),
             refuse_oversized,
         ))
+        .layer(axum::middleware::map_response(harden))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,
@@ -132,6 +134,42 @@ async fn refuse_oversized(
     })
     .await;
     super::error::ApiError::too_large(limit).into_response()
+}
+
+/// The Content-Security-Policy of the HTML the server sends (reports: inline styles and
+/// SVG, no script, nothing fetched).
+const HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Every answer: never sniffed into another type, never cached by the way (they hold
+/// households' data); HTML under a policy that lets it run nothing.
+async fn harden(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(HTML_CSP),
+        );
+    }
+    resp
+}
+
+/// A route asked with a method it does not take: 405 as JSON.
+async fn no_method() -> super::error::ApiError {
+    super::error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "该接口不支持这种请求方法（this route does not take that method; see /api/v1/openapi.json）",
+    )
 }
 
 /// Any path that is not a route: 404 as JSON, told apart from a 404 of a route.

@@ -146,6 +146,13 @@ pub async fn check(
     let region = text(&req.region_code)
         .map(|r| hedui_connectors::text::fold_trim(&r).into_owned())
         .unwrap_or_default();
+    if region.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+            "缺少行政区划代码 region_code（region_code is missing）",
+        ));
+    }
     if !token.covers(&region) {
         return Err(ApiError::forbidden(format!(
             "该令牌无权核对行政区划 {region} 的家庭（this token may not check households of region {region}）"
