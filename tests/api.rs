@@ -487,9 +487,9 @@ async fn requests_beyond_the_rate_get_429() {
     let c = client(&server);
     let body = json!({});
     // Refused requests count too: the limit protects the server, not the answer.
-    // (A body without a region is refused: no token covers it.)
-    assert_eq!(post(&c, &server, Some(SYSTEM_5120), &body).await.0, 403);
-    assert_eq!(post(&c, &server, Some(SYSTEM_5120), &body).await.0, 403);
+    // (A body without a region is refused: 422, region_code missing.)
+    assert_eq!(post(&c, &server, Some(SYSTEM_5120), &body).await.0, 422);
+    assert_eq!(post(&c, &server, Some(SYSTEM_5120), &body).await.0, 422);
     let resp = c
         .post(format!("{}/api/v1/checks", server.url))
         .bearer_auth(SYSTEM_5120)
@@ -508,7 +508,7 @@ async fn requests_beyond_the_rate_get_429() {
         resp.json::<Value>().await.unwrap()["error"],
         "too_many_requests"
     );
-    assert_eq!(post(&c, &server, Some(ADMIN), &body).await.0, 403);
+    assert_eq!(post(&c, &server, Some(ADMIN), &body).await.0, 422);
 }
 
 /// A TLS stream to the server of `s`, trusting its test certificate.
@@ -741,6 +741,145 @@ async fn the_small_print_of_the_api() {
     assert_eq!(status, 429);
 }
 
+/// Follows `path`'s pages of `limit` (items under `key`) to the end: every item once.
+async fn all_pages(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    path: &str,
+    key: &str,
+    limit: usize,
+) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{path}{sep}limit={limit}");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let v: Value = get_as(c, s, token, &url).await.json().await.unwrap();
+        let page = v[key].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert!(page.len() <= limit, "{path}: {} items", page.len());
+        items.extend(page.iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+    panic!("{path}: the pages never end");
+}
+
+/// Every list is read a page at a time (`limit` ≤ 1,000, `cursor`): following the
+/// cursors gives every item exactly once, in the list's order; a limit outside 1–1000
+/// or a cursor the server did not give is 400. `GET /api/v1/batches` lists the caller's
+/// batches, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_paginated() {
+    let site = Site::new();
+    ok(hedui(&[
+        "reconcile",
+        "--recipients",
+        &site.p("city/applicants.csv"),
+        "--lake",
+        &site.p("lake"),
+        "--policy",
+        &site.p("city/policy.toml"),
+        "--state",
+        &site.p("state"),
+        "--as-of",
+        &site.today,
+        "--out",
+        &site.p("recon"),
+    ]));
+    let s = site.serve();
+    let c = client(&s);
+    let ids = |items: &[Value], key: &str| -> Vec<String> {
+        items
+            .iter()
+            .map(|i| {
+                i[key]
+                    .as_str()
+                    .map_or_else(|| i[key].to_string(), str::to_owned)
+            })
+            .collect()
+    };
+    let paged = all_pages(
+        &c,
+        &s,
+        ADMIN,
+        "/api/v1/reconciliations/1/changes",
+        "changes",
+        7,
+    )
+    .await;
+    let whole: Value = get_as(
+        &c,
+        &s,
+        ADMIN,
+        "/api/v1/reconciliations/1/changes?limit=1000",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let whole = whole["changes"].as_array().unwrap();
+    assert!(whole.len() > 20, "{} changes", whole.len());
+    assert_eq!(ids(&paged, "household_id"), ids(whole, "household_id"));
+    let runs = all_pages(
+        &c,
+        &s,
+        ADMIN,
+        "/api/v1/reconciliations",
+        "reconciliations",
+        1,
+    )
+    .await;
+    assert_eq!(runs.len(), 1);
+    for (_, body) in bodies(&site).into_iter().take(5) {
+        assert_eq!(post(&c, &s, Some(ADMIN), &body).await.0, 200);
+    }
+    let whole: Value = get_as(&c, &s, AUDITOR, "/api/v1/audit?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paged = all_pages(&c, &s, AUDITOR, "/api/v1/audit", "entries", 2).await;
+    assert_eq!(
+        ids(&paged, "seq"),
+        ids(whole["entries"].as_array().unwrap(), "seq")
+    );
+    assert!(paged.len() >= 6, "{} entries", paged.len());
+    let zz = rows_of(&site, &["4101"]);
+    let mut submitted = Vec::new();
+    for name in ["a.csv", "b.csv", "c.csv"] {
+        let (status, v) = submit(&c, &s, STAFF_4101, "text/csv", name, zz.clone()).await;
+        assert_eq!(status, 202, "{v}");
+        submitted.push(v["batch_id"].as_str().unwrap().to_owned());
+    }
+    submitted.reverse();
+    let listed = all_pages(&c, &s, STAFF_4101, "/api/v1/batches", "batches", 2).await;
+    assert_eq!(ids(&listed, "batch_id"), submitted, "newest first");
+    // Another region's token sees none of them.
+    let theirs = all_pages(&c, &s, SYSTEM_5120, "/api/v1/batches", "batches", 2).await;
+    assert!(theirs.is_empty(), "{theirs:?}");
+    for bad in ["limit=0", "limit=1001", "cursor=zz", "cursor=-3"] {
+        for path in [
+            "/api/v1/audit",
+            "/api/v1/batches",
+            "/api/v1/reconciliations/1/changes",
+        ] {
+            let token = if path.contains("audit") {
+                AUDITOR
+            } else {
+                ADMIN
+            };
+            let resp = get_as(&c, &s, token, &format!("{path}?{bad}")).await;
+            assert_eq!(resp.status().as_u16(), 400, "{path}?{bad}");
+        }
+    }
+}
+
 /// Beyond the caps a request is 422 in words: a household beyond
 /// `max_household_members` (`invalid_value`), a check date in the future or more than
 /// `max_backdate_days` back — over the API as in a batch.
@@ -960,6 +1099,7 @@ async fn openapi_document_matches_the_routes() {
     routes.sort();
     let want: Vec<(String, String)> = [
         ("get", "/api/v1/audit"),
+        ("get", "/api/v1/batches"),
         ("get", "/api/v1/batches/{id}"),
         ("get", "/api/v1/batches/{id}/rejected"),
         ("get", "/api/v1/batches/{id}/report"),

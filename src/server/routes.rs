@@ -16,6 +16,7 @@ use super::handlers::{audit, batches, checks, health, metrics, reconciliations};
     paths(
         checks::check,
         batches::submit,
+        batches::list,
         batches::status,
         batches::results,
         batches::rejected,
@@ -62,7 +63,7 @@ pub fn router(app: Arc<AppState>) -> Router {
     let limit = app.config.max_body_bytes;
     Router::new()
         .route("/api/v1/checks", post(checks::check))
-        .route("/api/v1/batches", post(batches::submit))
+        .route("/api/v1/batches", get(batches::list).post(batches::submit))
         .route("/api/v1/batches/{id}", get(batches::status))
         .route("/api/v1/batches/{id}/results", get(batches::results))
         .route("/api/v1/batches/{id}/rejected", get(batches::rejected))

@@ -323,6 +323,44 @@ impl State {
         Ok(move |id: &str| hex(hmac::sign(&key, id.as_bytes()).as_ref()))
     }
 
+    /// Up to `n` entries after `after` (a sequence number; 0 for the first), in chain
+    /// order, at or after `from` and before `to` (RFC 3339 texts) when given: a page of
+    /// the log, never the whole of it.
+    pub fn audit_page(
+        &self,
+        after: i64,
+        from: Option<&str>,
+        to: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<AuditEntry>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, at, actor, kind, detail, prev_hash, hash FROM audit
+                 WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3)
+                 ORDER BY seq LIMIT ?4",
+            )
+            .map_err(self.err("read the audit log"))?;
+        let rows = stmt
+            .query_map(
+                params![after, from, to, i64::try_from(n).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(AuditEntry {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        kind: r.get(3)?,
+                        detail: r.get(4)?,
+                        prev_hash: r.get(5)?,
+                        hash: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(self.err("read the audit log"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("read the audit log"))
+    }
+
     /// Every entry, in chain order.
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StateError> {
         let mut stmt = self

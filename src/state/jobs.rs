@@ -107,26 +107,32 @@ const COLUMNS: &str = "id, kind, status, actor, regions, file_name, input, as_of
      started_at, finished_at, attempts, stage, steps, run_id, summary, error";
 
 fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
-    let regions: String = r.get(4)?;
-    let summary: Option<String> = r.get(15)?;
+    job_of_at(r, 0)
+}
+
+/// A job of a row whose [`COLUMNS`] start at column `at`.
+fn job_of_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Job> {
+    let c = |i: usize| at + i;
+    let regions: String = r.get(c(4))?;
+    let summary: Option<String> = r.get(c(15))?;
     Ok(Job {
-        id: r.get(0)?,
-        kind: JobKind::parse(&r.get::<_, String>(1)?),
-        status: r.get(2)?,
-        actor: r.get(3)?,
+        id: r.get(c(0))?,
+        kind: JobKind::parse(&r.get::<_, String>(c(1))?),
+        status: r.get(c(2))?,
+        actor: r.get(c(3))?,
         regions: serde_json::from_str(&regions).unwrap_or_default(),
-        file_name: r.get(5)?,
-        input: r.get(6)?,
-        as_of: r.get(7)?,
-        submitted_at: r.get(8)?,
-        started_at: r.get(9)?,
-        finished_at: r.get(10)?,
-        attempts: r.get(11)?,
-        stage: r.get(12)?,
-        steps: r.get(13)?,
-        run_id: r.get(14)?,
+        file_name: r.get(c(5))?,
+        input: r.get(c(6))?,
+        as_of: r.get(c(7))?,
+        submitted_at: r.get(c(8))?,
+        started_at: r.get(c(9))?,
+        finished_at: r.get(c(10))?,
+        attempts: r.get(c(11))?,
+        stage: r.get(c(12))?,
+        steps: r.get(c(13))?,
+        run_id: r.get(c(14))?,
         summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
-        error: r.get(16)?,
+        error: r.get(c(16))?,
     })
 }
 
@@ -352,6 +358,34 @@ impl State {
             }
         }
         Ok(out)
+    }
+
+    /// Up to `n` jobs of `kind` submitted before the job of row `before` (all when
+    /// `None`), newest first, each with its row number (the cursor of the next page).
+    pub fn jobs_page(
+        &self,
+        kind: JobKind,
+        before: Option<i64>,
+        n: usize,
+    ) -> Result<Vec<(i64, Job)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT rowid, {COLUMNS} FROM jobs WHERE kind = ?1 AND (?2 IS NULL OR rowid < ?2)
+                 ORDER BY rowid DESC LIMIT ?3"
+            ))
+            .map_err(self.err("list jobs"))?;
+        let rows = stmt
+            .query_map(
+                params![kind.as_str(), before, i64::try_from(n).unwrap_or(i64::MAX)],
+                |r| {
+                    let rowid: i64 = r.get(0)?;
+                    Ok((rowid, job_of_at(r, 1)?))
+                },
+            )
+            .map_err(self.err("list jobs"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("list jobs"))
     }
 
     /// One job.

@@ -328,6 +328,50 @@ impl State {
     }
 
     /// Every run, newest first.
+    /// Up to `n` runs with an id below `before` (all when `None`), newest first.
+    pub fn runs_page(&self, before: Option<i64>, n: usize) -> Result<Vec<Run>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, status, started_at, as_of FROM runs WHERE ?1 IS NULL OR id < ?1
+                 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(self.err("list runs"))?;
+        let rows = stmt
+            .query_map(
+                params![before, i64::try_from(n).unwrap_or(i64::MAX)],
+                run_row,
+            )
+            .map_err(self.err("list runs"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("list runs"))
+    }
+
+    /// Up to `n` changes of run `run` after household `after`, in household order:
+    /// (household_id, region_code, change as JSON).
+    pub fn changes_page(
+        &self,
+        run: i64,
+        after: &str,
+        n: usize,
+    ) -> Result<Vec<(String, String, String)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT household_id, region_code, change FROM run_changes
+                 WHERE run_id = ?1 AND household_id > ?2 ORDER BY household_id LIMIT ?3",
+            )
+            .map_err(self.err("read the run's changes"))?;
+        let rows = stmt
+            .query_map(
+                params![run, after, i64::try_from(n).unwrap_or(i64::MAX)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(self.err("read the run's changes"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("read the run's changes"))
+    }
+
     pub fn runs(&self) -> Result<Vec<Run>, StateError> {
         let mut stmt = self
             .conn

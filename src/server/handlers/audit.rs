@@ -24,6 +24,10 @@ pub struct AuditQuery {
     to: Option<String>,
     /// Only households whose region code starts with this.
     region: Option<String>,
+    /// Entries a page (1–1000, default 100).
+    limit: Option<usize>,
+    /// Where the page starts: the `next_cursor` of the page before.
+    cursor: Option<String>,
 }
 
 fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
@@ -49,13 +53,16 @@ fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/v1/audit",
+    operation_id = "list_audit_entries",
     params(
         ("from" = Option<String>, Query, description = "Entries at or after this time (RFC 3339 or YYYY-MM-DD)"),
         ("to" = Option<String>, Query, description = "Entries before this time"),
         ("region" = Option<String>, Query, description = "Only households whose region code starts with this"),
+        ("limit" = Option<usize>, Query, description = "Entries a page, 1–1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
     ),
     responses(
-        (status = 200, description = "`{\"entries\": [...]}`: seq, at, actor, kind, households of the token's regions, sources, hashes"),
+        (status = 200, description = "`{\"entries\": [...], \"next_cursor\"}`: seq, at, actor, kind, households of the token's regions, sources, hashes; next_cursor null on the last page"),
         (status = 400, description = "A bad time"),
         (status = 403, description = "Not an auditor or admin token"),
         Caller<MayAudit>,
@@ -69,55 +76,68 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let (from, to) = (bound(&q.from, "from")?, bound(&q.to, "to")?);
-    let entries = app
-        .db(|state| {
-            state
-                .audit_entries()
-                .map_err(|e| ApiError::internal(&e.into()))
+    let limit = super::page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map_or(Ok(0), super::number_cursor)?;
+    let (token, region) = (token.clone(), q.region.clone());
+    // A page of the log, filtered by time in SQL and by region here, off the async
+    // threads; the database is let go before the answer is built.
+    let (entries, next) = app
+        .db(move |state| {
+            super::collect_page(
+                limit,
+                after,
+                |after, n| {
+                    state
+                        .audit_page(*after, from.as_deref(), to.as_deref(), n)
+                        .map_err(|e| ApiError::internal(&e.into()))
+                },
+                |e| e.seq,
+                |e| shown(e, &token, region.as_deref()),
+            )
         })
         .await?;
-    let mut out = Vec::new();
-    for e in entries {
-        if from.as_ref().is_some_and(|f| e.at.as_str() < f.as_str())
-            || to.as_ref().is_some_and(|t| e.at.as_str() >= t.as_str())
-        {
-            continue;
-        }
-        let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
-        let households: Vec<Value> = detail["households"]
-            .as_array()
-            .map(|hs| {
-                hs.iter()
-                    .filter(|h| {
-                        let r = h["region_code"].as_str().unwrap_or("");
-                        token.covers(r) && q.region.as_deref().is_none_or(|p| r.starts_with(p))
-                    })
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        // A read that names no household one by one is shown by its regions.
-        let by_region = detail["regions"].as_array().is_some_and(|rs| {
-            rs.iter()
-                .filter_map(Value::as_str)
-                .any(|r| token.covers(r) && q.region.as_deref().is_none_or(|p| r.starts_with(p)))
-        });
-        if households.is_empty() && !by_region {
-            continue;
-        }
-        out.push(json!({
-            "seq": e.seq,
-            "at": e.at,
-            "actor": e.actor,
-            "kind": e.kind,
-            "as_of": detail["as_of"],
-            "households": households,
-            "sources": detail["sources"],
-            "read": detail["read"],
-            "of": detail["of"],
-            "prev_hash": e.prev_hash,
-            "hash": e.hash,
-        }));
+    Ok(Json(json!({
+        "entries": entries,
+        "next_cursor": next.map(|seq| seq.to_string()),
+    })))
+}
+
+/// An entry as the token is shown it: its households of the token's regions (and of
+/// `region` when asked), or `None` when it has none (a read naming no household is
+/// shown by its regions).
+fn shown(
+    e: crate::state::audit::AuditEntry,
+    token: &crate::server::config::Token,
+    region: Option<&str>,
+) -> Option<Value> {
+    let wanted = |r: &str| token.covers(r) && region.is_none_or(|p| r.starts_with(p));
+    let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+    let households: Vec<Value> = detail["households"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .filter(|h| wanted(h["region_code"].as_str().unwrap_or("")))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let by_region = detail["regions"]
+        .as_array()
+        .is_some_and(|rs| rs.iter().filter_map(Value::as_str).any(wanted));
+    if households.is_empty() && !by_region {
+        return None;
     }
-    Ok(Json(json!({ "entries": out })))
+    Some(json!({
+        "seq": e.seq,
+        "at": e.at,
+        "actor": e.actor,
+        "kind": e.kind,
+        "as_of": detail["as_of"],
+        "households": households,
+        "sources": detail["sources"],
+        "read": detail["read"],
+        "of": detail["of"],
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }))
 }

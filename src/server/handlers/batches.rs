@@ -236,6 +236,75 @@ pub async fn submit(
     Ok(resp)
 }
 
+/// `limit` and `cursor` of the list of batches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Batches a page (1–1000, default 100).
+    limit: Option<usize>,
+    /// Where the page starts: the `next_cursor` of the page before.
+    cursor: Option<String>,
+}
+
+/// The batches the token may see (its own; admins and auditors' tokens covering all of
+/// a batch's regions, those too), newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/batches",
+    operation_id = "list_batches",
+    params(
+        ("limit" = Option<usize>, Query, description = "Batches a page, 1–1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
+    ),
+    responses(
+        (status = 200, description = "`{\"batches\": [{batch_id, status, file_name, as_of, submitted_at, finished_at}], \"next_cursor\"}` (null on the last page)"),
+        (status = 400, description = "A limit outside 1–1000 or a cursor this server did not give"),
+        (status = 403, description = "The token's role may not read batches"),
+        Caller<MayBatch>,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Caller(ref token, _): Caller<MayBatch>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(ApiError::bad_query)?;
+    let limit = super::page_limit(q.limit)?;
+    let before = q.cursor.as_deref().map(super::number_cursor).transpose()?;
+    let token = token.clone();
+    let (batches, next) = app
+        .db(move |state| {
+            super::collect_page(
+                limit,
+                before,
+                |before, n| {
+                    state
+                        .jobs_page(JobKind::Batch, *before, n)
+                        .map_err(|e| ApiError::internal(&e.into()))
+                },
+                |(rowid, _)| Some(*rowid),
+                |(_, job)| {
+                    visible(&token, &job).then(|| {
+                        json!({
+                            "batch_id": job.id,
+                            "status": job.status,
+                            "file_name": job.file_name,
+                            "as_of": job.as_of,
+                            "submitted_at": job.submitted_at,
+                            "finished_at": job.finished_at,
+                        })
+                    })
+                },
+            )
+        })
+        .await?;
+    Ok(Json(json!({
+        "batches": batches,
+        "next_cursor": next.flatten().map(|id| id.to_string()),
+    })))
+}
+
 /// The batch `id` if `token` may see it; 404 otherwise.
 async fn find(app: &Arc<AppState>, token: &Token, id: &str) -> Result<Job, ApiError> {
     let not_found = || {
@@ -440,6 +509,7 @@ pub async fn rejected(
 #[utoipa::path(
     get,
     path = "/api/v1/batches/{id}/report",
+    operation_id = "batch_report",
     params(("id" = String, Path, description = "The batch_id")),
     responses(
         (status = 200, description = "report.html, printable, in Chinese"),

@@ -77,3 +77,92 @@ pub async fn audit_read(
     .await?;
     Ok(())
 }
+
+/// Items of a list page by default, and at most.
+pub const DEFAULT_LIMIT: usize = 100;
+/// At most this many items a page.
+pub const MAX_LIMIT: usize = 1000;
+/// Rows looked at at most for one page: a filter that keeps few of them answers a page
+/// with fewer items and a cursor to go on, never a scan of everything.
+pub const SCAN_PER_PAGE: usize = 10_000;
+
+/// The page size a list was asked for: `limit` (1–1000, default 100), else 400.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("limit 应为 1–{MAX_LIMIT}，收到 {n}（limit must be 1–{MAX_LIMIT}）"),
+        )),
+    }
+}
+
+/// 400 for a cursor that is not one this server gave.
+pub fn bad_cursor() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "cursor 无效：请使用上一页返回的 next_cursor（cursor is not one a previous page gave）",
+    )
+}
+
+/// One page of a list: rows are fetched from the cursor `after` (`fetch(after, n)`, in
+/// the list's order) and each is kept as an item or not (`keep`), until `limit` items or
+/// [`SCAN_PER_PAGE`] rows; returns the items and the cursor of the next page (`None` once
+/// the rows are exhausted).
+pub fn collect_page<K, R, T>(
+    limit: usize,
+    mut after: K,
+    mut fetch: impl FnMut(&K, usize) -> Result<Vec<R>, ApiError>,
+    key: impl Fn(&R) -> K,
+    mut keep: impl FnMut(R) -> Option<T>,
+) -> Result<(Vec<T>, Option<K>), ApiError> {
+    let mut items = Vec::new();
+    let mut scanned = 0usize;
+    loop {
+        let want = (limit - items.len()).clamp(DEFAULT_LIMIT, MAX_LIMIT);
+        let rows = fetch(&after, want)?;
+        let exhausted = rows.len() < want;
+        for r in rows {
+            scanned += 1;
+            after = key(&r);
+            if let Some(item) = keep(r) {
+                items.push(item);
+            }
+            if items.len() == limit || scanned >= SCAN_PER_PAGE {
+                return Ok((items, Some(after)));
+            }
+        }
+        if exhausted {
+            return Ok((items, None));
+        }
+    }
+}
+
+/// A text cursor made opaque (hex), so that no household id stands in a URL as written.
+pub fn text_cursor(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text of a cursor made by [`text_cursor`].
+pub fn from_text_cursor(c: &str) -> Result<String, ApiError> {
+    if c.len() % 2 != 0 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad_cursor());
+    }
+    let bytes: Vec<u8> = (0..c.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&c[i..i + 2], 16).unwrap_or(0))
+        .collect();
+    String::from_utf8(bytes).map_err(|_| bad_cursor())
+}
+
+/// A number cursor (a sequence number, a row id).
+pub fn number_cursor(c: &str) -> Result<i64, ApiError> {
+    c.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(bad_cursor)
+}

@@ -57,12 +57,28 @@ fn visible_run(
     Ok((run, known))
 }
 
-/// The runs the token may see, newest first.
+/// `limit` and `cursor` of a list of runs or changes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items a page (1–1000, default 100).
+    limit: Option<usize>,
+    /// Where the page starts: the `next_cursor` of the page before.
+    cursor: Option<String>,
+}
+
+/// The runs the token may see, newest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/reconciliations",
+    operation_id = "list_reconciliations",
+    params(
+        ("limit" = Option<usize>, Query, description = "Runs a page, 1–1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
+    ),
     responses(
-        (status = 200, description = "`{\"reconciliations\": [{id, status, started_at, as_of}]}`"),
+        (status = 200, description = "`{\"reconciliations\": [{id, status, started_at, as_of}], \"next_cursor\"}` (null on the last page)"),
+        (status = 400, description = "A limit outside 1–1000 or a cursor this server did not give"),
         (status = 403, description = "An auditor token"),
         Caller<MayReadRuns>,
     ),
@@ -71,38 +87,55 @@ fn visible_run(
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(ref token, _): Caller<MayReadRuns>,
+    query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let axum::extract::Query(q) = query.map_err(ApiError::bad_query)?;
+    let limit = super::page_limit(q.limit)?;
+    let before = q.cursor.as_deref().map(super::number_cursor).transpose()?;
     let token = token.clone();
-    let out = app
+    let (out, next) = app
         .db(move |state| {
-            let mut out = Vec::new();
-            for run in state.runs().map_err(|e| ApiError::internal(&e.into()))? {
-                let regions = state
-                    .run_regions(run.id)
-                    .map_err(|e| ApiError::internal(&e.into()))?;
-                if !regions.iter().any(|r| token.covers(r)) {
-                    continue;
-                }
-                out.push(json!({
-                    "id": run.id,
-                    "status": run.status,
-                    "started_at": run.started_at,
-                    "as_of": run.as_of,
-                }));
-            }
-            Ok(out)
+            super::collect_page(
+                limit,
+                before,
+                |before, n| {
+                    state
+                        .runs_page(*before, n)
+                        .map_err(|e| ApiError::internal(&e.into()))
+                },
+                |run| Some(run.id),
+                |run| {
+                    let regions = state.run_regions(run.id).ok()?;
+                    regions.iter().any(|r| token.covers(r)).then(|| {
+                        json!({
+                            "id": run.id,
+                            "status": run.status,
+                            "started_at": run.started_at,
+                            "as_of": run.as_of,
+                        })
+                    })
+                },
+            )
         })
         .await?;
-    Ok(Json(json!({ "reconciliations": out })))
+    Ok(Json(json!({
+        "reconciliations": out,
+        "next_cursor": next.flatten().map(|id| id.to_string()),
+    })))
 }
 
 /// One run's changes, those of the token's regions.
 #[utoipa::path(
     get,
     path = "/api/v1/reconciliations/{id}/changes",
-    params(("id" = i64, Path, description = "The run")),
+    params(
+        ("id" = i64, Path, description = "The run"),
+        ("limit" = Option<usize>, Query, description = "Changes a page, 1–1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
+    ),
     responses(
-        (status = 200, description = "`{id, status, changes: [changes.jsonl lines]}`"),
+        (status = 200, description = "`{id, status, changes: [changes.jsonl lines], next_cursor}` (next_cursor null on the last page)"),
+        (status = 400, description = "A limit outside 1–1000 or a cursor this server did not give"),
         (status = 404, description = "No such run, or none of the token's regions"),
         (status = 403, description = "An auditor token"),
         Caller<MayReadRuns>,
@@ -113,25 +146,39 @@ pub async fn changes(
     State(app): State<Arc<AppState>>,
     Caller(ref token, _): Caller<MayReadRuns>,
     Path(id): Path<String>,
+    query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let axum::extract::Query(q) = query.map_err(ApiError::bad_query)?;
+    let limit = super::page_limit(q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map_or(Ok(String::new()), super::from_text_cursor)?;
     let (token, masked) = (token.clone(), !token.role.sees_full_ids());
-    let (run, known, mut changes) = app
+    let (run, known, mut changes, next) = app
         .db(move |state| {
             let (run, known) = visible_run(state, &token, &id, Covered::Any)?;
             let hash = state
                 .id_hasher()
                 .map_err(|e| ApiError::internal(&e.into()))?;
+            // A page of the run's changes, those of the token's regions.
+            let (page, next) = super::collect_page(
+                limit,
+                after,
+                |after, n| {
+                    state
+                        .changes_page(run, after, n)
+                        .map_err(|e| ApiError::internal(&e.into()))
+                },
+                |(hid, _, _)| hid.clone(),
+                |(_, region, text)| {
+                    let c = serde_json::from_str::<Value>(&text).ok()?;
+                    token.covers(&region).then_some((region, c))
+                },
+            )?;
             let mut households = Vec::new();
             let mut changes: Vec<Value> = Vec::new();
-            for (region, text) in state
-                .changes(run)
-                .map_err(|e| ApiError::internal(&e.into()))?
-                .into_iter()
-                .filter(|(region, _)| token.covers(region))
-            {
-                let Ok(c) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
+            for (region, c) in page {
                 let hid = c["household_id"].as_str().unwrap_or("");
                 households.push(ReadHousehold {
                     // An ID number typed as a household id is kept hashed.
@@ -158,7 +205,7 @@ pub async fn changes(
                     },
                 )
                 .map_err(|e| ApiError::internal(&e.into()))?;
-            Ok((run, known, changes))
+            Ok((run, known, changes, next))
         })
         .await?;
     if masked {
@@ -173,15 +220,19 @@ pub async fn changes(
             }
         }
     }
-    Ok(Json(
-        json!({ "id": run, "status": known.status, "changes": changes }),
-    ))
+    Ok(Json(json!({
+        "id": run,
+        "status": known.status,
+        "changes": changes,
+        "next_cursor": next.map(|h| super::text_cursor(&h)),
+    })))
 }
 
 /// A scheduled run's staff report, which leads with its changes.
 #[utoipa::path(
     get,
     path = "/api/v1/reconciliations/{id}/report",
+    operation_id = "reconciliation_report",
     params(("id" = i64, Path, description = "The run")),
     responses(
         (status = 200, description = "report.html of a run made by the schedule: its changes first (who became ineligible, and why, with evidence), then every household"),
