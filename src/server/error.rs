@@ -136,6 +136,18 @@ impl ApiError {
     /// 500 for a fault: the details go to the log (masked), not to the client. A
     /// missing audit key is 503: nothing is checked until it is restored.
     pub fn internal(e: &crate::error::Error) -> Self {
+        if let crate::error::Error::State(s) = e {
+            if s.disk_full() {
+                tracing::error!("{e}");
+                let mut full = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "disk_full",
+                    "状态数据库所在磁盘已满，暂不能受理：请管理员释放磁盘空间（the state database's disk is full; try again once space is freed）",
+                );
+                full.retry_after_s = Some(60);
+                return full;
+            }
+        }
         if let crate::error::Error::State(crate::state::StateError::AuditKeyMissing { .. }) = e {
             tracing::error!("{e}");
             return Self::new(
@@ -170,5 +182,31 @@ impl IntoResponse for ApiError {
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk under the state database is 503 in words (try again later), not a
+    /// 500 fault.
+    #[test]
+    fn a_full_disk_is_503() {
+        let full = crate::error::Error::State(crate::state::StateError::Query {
+            path: "state/hedui.db".into(),
+            what: "queue a job".into(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            ),
+        });
+        let e = ApiError::internal(&full);
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "disk_full")
+        );
+        assert!(e.message.contains("磁盘已满"), "{}", e.message);
+        assert_eq!(e.retry_after_s, Some(60));
     }
 }

@@ -114,6 +114,20 @@ pub enum StateError {
     },
 }
 
+impl StateError {
+    /// Whether the database could not be written because its disk (or its size limit)
+    /// is full: the server is unavailable until space is freed, not broken.
+    pub fn disk_full(&self) -> bool {
+        matches!(
+            self,
+            StateError::Query {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 /// The error of a failed query on the database at `path`, while doing `what`.
 pub(crate) fn query_err(path: &str, what: &str) -> impl FnOnce(rusqlite::Error) -> StateError {
     let (path, what) = (path.to_owned(), what.to_owned());

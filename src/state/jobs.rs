@@ -234,9 +234,11 @@ impl State {
 
     /// Takes the oldest queued job — a scheduled reconciliation before any upload — and
     /// marks it running (one atomic update).
-    pub fn claim_job(&self) -> Result<Option<Job>, StateError> {
-        self.conn
-            .query_row(
+    /// In its own write transaction: the job is the caller's only once the commit
+    /// succeeded (a full disk fails the claim, and the job stays queued).
+    pub fn claim_job(&mut self) -> Result<Option<Job>, StateError> {
+        self.write("claim a job", |tx, path| {
+            tx.query_row(
                 &format!(
                     "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1,
                             stage = NULL, steps = 0
@@ -248,7 +250,8 @@ impl State {
                 job_of,
             )
             .optional()
-            .map_err(self.err("claim a job"))
+            .map_err(query_err(path, "claim a job"))
+        })
     }
 
     /// Records the stage a running job reached.

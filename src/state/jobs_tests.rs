@@ -201,3 +201,24 @@ fn retention_keeps_the_baseline() {
     assert_eq!(s.previous_done(i64::MAX).unwrap().unwrap().id, done[1]);
     assert_eq!(s.households(done[1]).unwrap().len(), 1);
 }
+
+/// A database that cannot grow (a full disk; here its page limit) fails the write in
+/// words that say so — the server answers 503, not 500 — and the queue is unchanged.
+#[test]
+fn a_full_database_is_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = State::open(dir.path()).unwrap();
+    assert_eq!(s.submit_job(&job("a"), None).unwrap(), Admission::Queued);
+    let pages: i64 = s
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    s.conn.pragma_update(None, "max_page_count", pages).unwrap();
+    let mut big = job("b");
+    big.file_name = "x".repeat(200_000);
+    let e = s.submit_job(&big, None).unwrap_err();
+    assert!(e.disk_full(), "{e}");
+    assert!(s.job("b").unwrap().is_none());
+    // The queued job is still there to be claimed once the claim can commit.
+    assert_eq!(s.claim_job().unwrap().map(|j| j.id), Some("a".to_owned()));
+}
