@@ -880,6 +880,94 @@ async fn lists_are_paginated() {
     }
 }
 
+/// A token draws at most `max_people_per_day` people's records a day, API checks and
+/// batches together: the same people again cost nothing, more is 429 in words (audited,
+/// counted in /metrics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_checks_a_bounded_number_of_people_a_day() {
+    let site = Site::new();
+    let mut households = bodies(&site)
+        .into_iter()
+        .filter(|(_, b)| b["region_code"].as_str().unwrap().starts_with("41"));
+    let (_, first) = households.next().unwrap();
+    let (_, second) = households.next().unwrap();
+    let cap = first["members"].as_array().unwrap().len();
+    const CAPPED: &str = "capped-token-0001";
+    site.config_variant(
+        "people.toml",
+        "",
+        &format!(
+            "[[token]]\nname = \"capped\"\nsha256 = \"{}\"\nrole = \"staff\"\nregions = [\"41\"]\nmax_people_per_day = {cap}\n",
+            sha256_hex(CAPPED)
+        ),
+    );
+    let s = site.serve_with("people.toml", &[]);
+    let c = client(&s);
+    assert_eq!(post(&c, &s, Some(CAPPED), &first).await.0, 200);
+    assert_eq!(
+        post(&c, &s, Some(CAPPED), &first).await.0,
+        200,
+        "the same people again"
+    );
+    let resp = c
+        .post(format!("{}/api/v1/checks", s.url))
+        .bearer_auth(CAPPED)
+        .json(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "too_many_people", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("超过每日上限"),
+        "{v}"
+    );
+    let resp = c
+        .post(format!("{}/api/v1/batches", s.url))
+        .header("content-type", "text/csv")
+        .bearer_auth(CAPPED)
+        .body(rows_of(&site, &["4101"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429, "a batch counts too");
+    // Another token is not affected.
+    assert_eq!(post(&c, &s, Some(ADMIN), &second).await.0, 200);
+    let m = c
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("hedui_people_refused_total{token=\"capped\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "hedui_people_checked_total{{token=\"capped\"}} {cap}"
+        )),
+        "{m}"
+    );
+    let audit: Value = get_as(&c, &s, AUDITOR, "/api/v1/audit?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["read"] == "refused_max_people_per_day" && e["actor"] == "token:capped"),
+        "{audit}"
+    );
+}
+
 /// Beyond the caps a request is 422 in words: a household beyond
 /// `max_household_members` (`invalid_value`), a check date in the future or more than
 /// `max_backdate_days` back — over the API as in a batch.

@@ -63,6 +63,10 @@ fn default_max_batch_rows() -> usize {
     200_000
 }
 
+fn default_max_people_per_day() -> usize {
+    10_000
+}
+
 fn default_max_backdate_days() -> u32 {
     366
 }
@@ -156,6 +160,10 @@ pub struct Token {
     pub role: Role,
     /// Region-code prefixes it may check and see.
     pub regions: Vec<String>,
+    /// Distinct people it may have checked a day, API checks and batches together
+    /// (429 beyond).
+    #[serde(default = "default_max_people_per_day")]
+    pub max_people_per_day: usize,
     /// The hash as bytes (filled in by validation).
     #[serde(skip)]
     pub hash: [u8; 32],

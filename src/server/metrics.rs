@@ -31,6 +31,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     verdicts: Mutex<BTreeMap<String, u64>>,
+    /// Per token: people checked (first time of their day), requests refused by the
+    /// daily bound.
+    people: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl Metrics {
@@ -63,8 +66,40 @@ impl Metrics {
         }
     }
 
+    /// Counts `added` people newly checked today by `token`.
+    pub fn people(&self, token: &str, added: usize) {
+        if let Ok(mut p) = self.people.lock() {
+            p.entry(token.to_owned()).or_default().0 += added as u64;
+        }
+    }
+
+    /// Counts a request of `token` refused by its daily bound.
+    pub fn people_refused(&self, token: &str) {
+        if let Ok(mut p) = self.people.lock() {
+            p.entry(token.to_owned()).or_default().1 += 1;
+        }
+    }
+
     /// The counters and histograms as Prometheus text.
     pub fn render(&self, out: &mut String) {
+        if let Ok(p) = self.people.lock() {
+            let _ = writeln!(
+                out,
+                "# HELP hedui_people_checked_total People checked by token (each once a day), API and batches."
+            );
+            let _ = writeln!(out, "# TYPE hedui_people_checked_total counter");
+            for (token, (n, _)) in p.iter() {
+                let _ = writeln!(out, "hedui_people_checked_total{{token=\"{token}\"}} {n}");
+            }
+            let _ = writeln!(
+                out,
+                "# HELP hedui_people_refused_total Requests refused by the token's max_people_per_day."
+            );
+            let _ = writeln!(out, "# TYPE hedui_people_refused_total counter");
+            for (token, (_, n)) in p.iter() {
+                let _ = writeln!(out, "hedui_people_refused_total{{token=\"{token}\"}} {n}");
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP hedui_http_requests_total HTTP requests by route and status."

@@ -232,6 +232,8 @@ impl State {
             .map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch(schema::JOBS)
             .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(schema::PEOPLE)
+            .map_err(|e| open_err(e.to_string()))?;
         // Databases made before runs kept their regions get the column.
         let has_regions: bool = conn
             .query_row(

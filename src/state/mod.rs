@@ -4,6 +4,7 @@
 //! - [`db`]: an open database, its errors, the one IMMEDIATE write transaction.
 //! - [`audit`]: the hash-chained audit log.
 //! - [`jobs`]: the server's jobs (batches, scheduled reconciliations).
+//! - [`people`]: the people each token had checked a day (its daily bound).
 //! - [`complete`]: the one transaction every run ends in (audit, run, job).
 //! - [`runs`]: reconciliation runs and what each completed run found per household, so
 //!   the next run can say what changed.
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod complete;
 pub mod db;
 pub mod jobs;
+pub mod people;
 pub mod runs;
 pub mod schema;
 

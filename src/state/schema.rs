@@ -67,3 +67,14 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, submitted_at);
 ";
+
+/// The people each token had checked on each day (keyed hashes of their ID numbers):
+/// the bound of `[[token]] max_people_per_day`.
+pub(super) const PEOPLE: &str = "
+CREATE TABLE IF NOT EXISTS people_checked (
+    token  TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    person TEXT NOT NULL,
+    PRIMARY KEY (token, day, person)
+) WITHOUT ROWID;
+";

@@ -165,6 +165,19 @@ pub async fn submit(
             "批次中有该令牌无权核对的行政区划：{list}（the batch has households of regions this token may not check: {list}）"
         )));
     }
+    // The batch's people count against the token's day (as written when an ID number
+    // cannot be read: it is rejected later, but it was asked for).
+    let people: Vec<String> = raw
+        .rows
+        .iter()
+        .filter_map(|r| r.values[Column::IdNumber as usize].as_deref())
+        .map(|v| {
+            let v = hedui_connectors::text::fold_trim(v);
+            hedui_connectors::idnum::normalize_id(&v, as_of).unwrap_or_else(|_| v.into_owned())
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    super::admit_people(&app, token, people, regions.iter().cloned().collect()).await?;
     let id = new_id().map_err(|e| ApiError::internal(&e))?;
     let dir = job_dir(&app.config.state_dir, &id);
     let input: PathBuf = dir.join(format!("input.{}", format_extension(raw.format)));

@@ -214,6 +214,18 @@ pub async fn check(
         )));
     };
     let hid = household.household_id.clone();
+    // The people whose records this check draws count against the token's day.
+    super::admit_people(
+        &app,
+        token,
+        household
+            .members
+            .iter()
+            .map(|m| m.id_number.clone())
+            .collect(),
+        vec![household.region_code.clone()],
+    )
+    .await?;
     let run = match app.checks.check(household, as_of).await {
         Ok(Ok(run)) => run,
         Ok(Err(e)) => return Err(ApiError::internal(&e)),

@@ -166,3 +166,64 @@ pub fn number_cursor(c: &str) -> Result<i64, ApiError> {
         .filter(|n| *n >= 0)
         .ok_or_else(bad_cursor)
 }
+
+/// Counts the people of a request (their ID numbers, hashed as the audit log hashes
+/// them) against the token's day, API checks and batches together: 429 beyond its
+/// `max_people_per_day`, the refusal audited.
+pub async fn admit_people(
+    app: &std::sync::Arc<AppState>,
+    token: &crate::server::config::Token,
+    ids: Vec<String>,
+    regions: Vec<String>,
+) -> Result<(), ApiError> {
+    use crate::state::people::People;
+    let (name, cap) = (token.name.clone(), token.max_people_per_day);
+    let now = chrono::Local::now();
+    let day = now.date_naive().to_string();
+    let decided = app
+        .db(move |state| {
+            let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
+            let hash = state.id_hasher().map_err(internal)?;
+            let people: Vec<String> = ids.iter().map(|id| hash(id)).collect();
+            let decided = state
+                .admit_people(&name, &day, &people, cap)
+                .map_err(internal)?;
+            if let People::Refused { .. } = decided {
+                state
+                    .audit_read(
+                        &format!("token:{name}"),
+                        &crate::state::audit::ReadDetail {
+                            read: "refused_max_people_per_day".into(),
+                            of: format!("token:{name}"),
+                            regions,
+                            households: vec![],
+                        },
+                    )
+                    .map_err(internal)?;
+            }
+            Ok(decided)
+        })
+        .await?;
+    match decided {
+        People::Admitted { added, .. } => {
+            app.metrics.people(&token.name, added);
+            Ok(())
+        }
+        People::Refused { today, more } => {
+            app.metrics.people_refused(&token.name);
+            let midnight = (now.date_naive() + chrono::Duration::days(1))
+                .and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_local_timezone(chrono::Local).earliest());
+            let wait = midnight.map_or(3600, |m| (m - now).num_seconds().max(1) as u64);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_people",
+                format!(
+                    "该令牌今天已核对 {today} 人，再核对 {more} 人将超过每日上限 {cap} 人：请明天再试，或请管理员调整 max_people_per_day（this token has had {today} people checked today; {more} more would pass its max_people_per_day of {cap}）"
+                ),
+            );
+            e.retry_after_s = Some(wait);
+            Err(e)
+        }
+    }
+}

@@ -141,6 +141,9 @@ pub fn sweep(app: &AppState) -> Result<(usize, usize), Error> {
         .state
         .lock()
         .map_err(|_| Error::Internal("state database lock poisoned".into()))?;
+    // Daily people counts are needed for the day only.
+    let today = chrono::Local::now().date_naive().to_string();
+    state.forget_people_before(&today)?;
     let expired = state.jobs_finished_before(&before)?;
     let dir = &app.config.state_dir;
     for id in &expired {
