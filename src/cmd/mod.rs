@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
     let progress = Progress::new(cli.quiet);
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         match &cli.command {
             Command::Check(args) => {
                 let summary = interruptible(check::execute(args, &progress)).await?;
@@ -63,5 +63,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 Ok(())
             }
         }
-    })
+    });
+    if matches!(result, Err(Error::Interrupted)) {
+        // What the dropped work had on blocking threads is not waited for.
+        runtime.shutdown_background();
+    }
+    result
 }
