@@ -213,7 +213,11 @@ fn snapshot_at_reads_the_past() {
     // The police registry disappears from the department's folder; the next pull
     // commits a police snapshot without it.
     std::fs::remove_file(c.dir.path().join("city/sources/residents.csv")).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // The next commit must be later than `first` on the lake's clock.
+    let after = chrono::DateTime::parse_from_rfc3339(&first).unwrap();
+    while chrono::Utc::now() <= after {
+        std::thread::yield_now();
+    }
     c.ingest();
     ok(c.check(&["--lake", &c.p("lake")], &c.today, "now"));
     for r in lines(&c.dir.path().join("now/results.jsonl")) {
