@@ -60,6 +60,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         policy,
         setup,
         state: Mutex::new(state),
+        disk_full: Default::default(),
     });
     // One shutdown for the server and every worker: SIGTERM or Ctrl-C.
     let (stop, shutdown) = tokio::sync::watch::channel(false);

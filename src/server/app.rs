@@ -43,6 +43,9 @@ pub struct AppState {
     pub jobs: Jobs,
     /// The queue of one-household checks.
     pub checks: Checker,
+    /// Set while the state database's last write failed for a full disk (cleared by the
+    /// next write that succeeds): `/healthz` is not ready and `/metrics` says so.
+    pub disk_full: std::sync::atomic::AtomicBool,
 }
 
 /// The rate limit's key of requests without a valid token (no token name can be it).
@@ -61,12 +64,23 @@ impl AppState {
         f: impl FnOnce(&mut State) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let app = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
             f(&mut state)
         })
         .await
-        .map_err(|_| ApiError::unavailable())?
+        .map_err(|_| ApiError::unavailable())?;
+        if matches!(&out, Err(e) if e.code == "disk_full") {
+            self.disk_full
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        out
+    }
+
+    /// A write to the state database succeeded: its disk is not full (any more).
+    pub fn wrote(&self) {
+        self.disk_full
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The token of a request, admitted by the rate limit: 401 or 429 otherwise.

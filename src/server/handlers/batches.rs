@@ -236,6 +236,7 @@ pub async fn submit(
         e.retry_after_s = Some(60);
         return Err(e);
     }
+    app.wrote();
     app.jobs.wake.notify_one();
     tracing::info!(job = %id, token = %token.name, rows = raw.rows.len(), "batch queued");
     let mut resp = (

@@ -255,6 +255,7 @@ pub async fn check(
         })
         .await?;
     }
+    app.wrote();
     app.metrics.verdict(&result.verdict);
     tracing::info!(
         household = %hedui_connectors::idnum::mask_ids_in(&result.household_id),

@@ -34,6 +34,15 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Valu
         crate::sources::Opened::Lake { lake, .. } => lake.ping().await.is_ok(),
         crate::sources::Opened::Folder(..) => true,
     };
+    if app.disk_full.load(std::sync::atomic::Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": "disk_full",
+                "message": "状态数据库所在磁盘已满，暂不能受理（the state database's disk is full）",
+            })),
+        );
+    }
     if db && lake {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {

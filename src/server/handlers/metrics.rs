@@ -66,6 +66,16 @@ pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     };
     let _ = writeln!(
         out,
+        "# HELP hedui_state_disk_full 1 while the state database's last write failed for a full disk."
+    );
+    let _ = writeln!(out, "# TYPE hedui_state_disk_full gauge");
+    let _ = writeln!(
+        out,
+        "hedui_state_disk_full {}",
+        u8::from(app.disk_full.load(std::sync::atomic::Ordering::SeqCst))
+    );
+    let _ = writeln!(
+        out,
         "# HELP hedui_job_queue_depth Jobs (batches, scheduled reconciliations) waiting to run."
     );
     let _ = writeln!(out, "# TYPE hedui_job_queue_depth gauge");
