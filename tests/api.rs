@@ -863,6 +863,29 @@ async fn lists_are_paginated() {
     // Another region's token sees none of them.
     let theirs = all_pages(&c, &s, SYSTEM_5120, "/api/v1/batches", "batches", 2).await;
     assert!(theirs.is_empty(), "{theirs:?}");
+    // A batch of two regions (4101 and 5120) is an admin's: a token of either region
+    // alone neither lists it nor reads it (404, as one that does not exist).
+    let (status, v) = submit(
+        &c,
+        &s,
+        ADMIN,
+        "text/csv",
+        "mixed.csv",
+        rows_of(&site, &["4101", "5120"]),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let mixed = v["batch_id"].as_str().unwrap().to_owned();
+    for token in [STAFF_4101, SYSTEM_5120] {
+        let listed = all_pages(&c, &s, token, "/api/v1/batches", "batches", 100).await;
+        assert!(!ids(&listed, "batch_id").contains(&mixed));
+        for path in ["", "/results", "/rejected", "/report"] {
+            let resp = get_as(&c, &s, token, &format!("/api/v1/batches/{mixed}{path}")).await;
+            assert_eq!(resp.status().as_u16(), 404, "{path}");
+        }
+    }
+    let resp = get_as(&c, &s, ADMIN, &format!("/api/v1/batches/{mixed}")).await;
+    assert_eq!(resp.status().as_u16(), 200);
     for bad in ["limit=0", "limit=1001", "cursor=zz", "cursor=-3"] {
         for path in [
             "/api/v1/audit",

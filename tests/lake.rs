@@ -210,6 +210,8 @@ fn snapshot_at_reads_the_past() {
         .max()
         .unwrap()
         .to_rfc3339();
+    // What a check found then.
+    ok(c.check(&["--lake", &c.p("lake")], &c.today, "orig"));
     // The police registry disappears from the department's folder; the next pull
     // commits a police snapshot without it.
     std::fs::remove_file(c.dir.path().join("city/sources/residents.csv")).unwrap();
@@ -234,6 +236,10 @@ fn snapshot_at_reads_the_past() {
         assert_eq!(r["missing_sources"], serde_json::json!([]), "at {first}");
     }
     assert!(then.iter().any(|r| r["verdict"] == "eligible"));
+    // Not only the sources: the very results of a check made then.
+    let read =
+        |out: &str| std::fs::read_to_string(c.dir.path().join(out).join("results.jsonl")).unwrap();
+    assert!(read("then") == read("orig"), "the past read differently");
 
     // Before the first commit there is no snapshot at all: every source is missing.
     ok(c.check(
