@@ -11,7 +11,9 @@ use crate::applicants::RejectedHousehold;
 use crate::verdict::{Evidence, Flag, HouseholdResult};
 
 /// A flag's identity across runs: its rule and, for per-member rules, the member.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct FlagRef {
     /// Rule code.
     pub rule: String,
@@ -58,7 +60,7 @@ impl Kept {
 }
 
 /// One line of `changes.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     /// The household.
     pub household_id: String,
@@ -72,26 +74,44 @@ pub struct Change {
     pub verdict: Option<String>,
     /// Why a `rejected` household was refused: its reason codes, sorted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::applicants::Reason>>)]
     pub reasons: Option<Vec<&'static str>>,
     /// Flags raised now and not before (written without their severity, which the
     /// verdict already says).
     #[serde(serialize_with = "without_severity")]
+    #[schema(value_type = Vec<AddedFlag>)]
     pub added_flags: Vec<Flag>,
     /// Flags raised before and not now.
     pub removed_flags: Vec<FlagRef>,
 }
 
+/// A flag added since the previous run, as `changes.jsonl` has it: a flag's fields but
+/// its severity (which the verdict already says), borrowed from the flag.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AddedFlag)]
+pub struct Added<'a> {
+    /// Rule code.
+    #[schema(value_type = String)]
+    rule: &'a str,
+    /// The member's id_number for per-member rules, else null.
+    #[schema(value_type = Option<String>)]
+    member: &'a Option<String>,
+    /// The figure found (as in results).
+    #[schema(value_type = Value)]
+    value: &'a Value,
+    /// The limit it was compared with.
+    #[schema(value_type = Value)]
+    limit: &'a Value,
+    /// The records it rests on.
+    #[schema(value_type = Vec<Evidence>)]
+    evidence: &'a [Evidence],
+}
+
+/// The type of [`Change::added_flags`] in the OpenAPI document.
+type AddedFlag = Added<'static>;
+
 /// `added_flags` as `changes.jsonl` has them: `{rule, member, value, limit, evidence}`.
 fn without_severity<S: serde::Serializer>(flags: &[Flag], s: S) -> Result<S::Ok, S::Error> {
-    /// A flag's fields but its severity, borrowed.
-    #[derive(Serialize)]
-    struct Added<'a> {
-        rule: &'a str,
-        member: &'a Option<String>,
-        value: &'a Value,
-        limit: &'a Value,
-        evidence: &'a [Evidence],
-    }
     s.collect_seq(flags.iter().map(|f| Added {
         rule: &f.rule,
         member: &f.member,

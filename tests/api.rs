@@ -123,6 +123,26 @@ impl Site {
         self.dir.path().join(r).display().to_string()
     }
 
+    /// `hedui reconcile` of the city's applicants as recipients on the lake into
+    /// `recon/`, its run kept in the server's state.
+    fn reconcile(&self) {
+        ok(hedui(&[
+            "reconcile",
+            "--recipients",
+            &self.p("city/applicants.csv"),
+            "--lake",
+            &self.p("lake"),
+            "--policy",
+            &self.p("city/policy.toml"),
+            "--state",
+            &self.p("state"),
+            "--as-of",
+            &self.today,
+            "--out",
+            &self.p("recon"),
+        ]));
+    }
+
     /// Starts `hedui serve` and waits until it says where it listens.
     fn serve(&self) -> Server {
         self.serve_with("hedui.toml", &[])
@@ -696,7 +716,8 @@ async fn an_id_number_typed_as_household_id_is_never_shown_in_full() {
 
 /// The contract's small print: a route asked with another method is 405 in JSON; the
 /// `Bearer` scheme is read in any case; a check without a region is 422, not 403; every
-/// answer carries `nosniff` and `no-store`; requests without a valid token share one rate.
+/// answer carries `nosniff` and `no-store`; requests without a valid token share one rate;
+/// `/healthz` fails on a state database that is not one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_small_print_of_the_api() {
     let site = Site::new();
@@ -739,6 +760,45 @@ async fn the_small_print_of_the_api() {
     assert_eq!(status, 429, "{v}");
     let (status, _) = post(&c, &s, Some("wrong-token"), &body).await;
     assert_eq!(status, 429);
+    // A state database whose file is no longer a database makes the server not ready,
+    // in words and without its path (the probe is open to anyone); mended, ready again.
+    let healthz = || async {
+        let resp = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    };
+    assert_eq!(healthz().await.0, 200);
+    let db = site.dir.path().join("state/hedui.db");
+    let head = {
+        use std::io::Read;
+        let mut b = [0u8; 100];
+        std::fs::File::open(&db)
+            .unwrap()
+            .read_exact(&mut b)
+            .unwrap();
+        b
+    };
+    let write_head = |bytes: &[u8]| {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(bytes).unwrap();
+        f.sync_all().unwrap();
+    };
+    write_head(&[0x5a; 100]);
+    let (status, v) = healthz().await;
+    write_head(&head);
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (503, Some("not_ready")),
+        "{v}"
+    );
+    let message = v["message"].as_str().unwrap();
+    assert!(message.starts_with("状态数据库无法读取"), "{message}");
+    assert!(
+        !message.contains("hedui.db") && !message.contains('/'),
+        "{message}"
+    );
+    assert_eq!(healthz().await.0, 200);
 }
 
 /// Follows `path`'s pages of `limit` (items under `key`) to the end: every item once.
@@ -777,21 +837,7 @@ async fn all_pages(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_are_paginated() {
     let site = Site::new();
-    ok(hedui(&[
-        "reconcile",
-        "--recipients",
-        &site.p("city/applicants.csv"),
-        "--lake",
-        &site.p("lake"),
-        "--policy",
-        &site.p("city/policy.toml"),
-        "--state",
-        &site.p("state"),
-        "--as-of",
-        &site.today,
-        "--out",
-        &site.p("recon"),
-    ]));
+    site.reconcile();
     let s = site.serve();
     let c = client(&s);
     let ids = |items: &[Value], key: &str| -> Vec<String> {
@@ -1056,21 +1102,7 @@ async fn requests_beyond_the_caps_are_422() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_runs_by_region() {
     let site = Site::new();
-    ok(hedui(&[
-        "reconcile",
-        "--recipients",
-        &site.p("city/applicants.csv"),
-        "--lake",
-        &site.p("lake"),
-        "--policy",
-        &site.p("city/policy.toml"),
-        "--state",
-        &site.p("state"),
-        "--as-of",
-        &site.today,
-        "--out",
-        &site.p("recon"),
-    ]));
+    site.reconcile();
     let all = lines(&site.dir.path().join("recon/changes.jsonl"));
     let server = site.serve();
     let c = client(&server);
@@ -1246,6 +1278,405 @@ async fn openapi_document_matches_the_routes() {
     assert_eq!(resp.status().as_u16(), 404);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "no_route");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// Sends `req` and keeps its answer as samples of operation `op` (one per line of JSON
+/// Lines, a text body as a string); returns the status and the body.
+async fn sampled(
+    req: reqwest::RequestBuilder,
+    op: &str,
+    samples: &mut Vec<support::openapi::Sample>,
+) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let text = resp.text().await.unwrap();
+    let bodies: Vec<Value> = match content_type.as_str() {
+        "application/json" => vec![serde_json::from_str(&text).unwrap()],
+        "application/x-ndjson" => text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        _ => vec![Value::String(text.chars().take(2000).collect())],
+    };
+    for body in &bodies {
+        samples.push(support::openapi::Sample {
+            operation: op.to_owned(),
+            status: status.to_string(),
+            content_type: content_type.clone(),
+            body: body.clone(),
+        });
+    }
+    let body = match content_type.as_str() {
+        "application/x-ndjson" => Value::Array(bodies),
+        _ => bodies.into_iter().next().unwrap_or(Value::Null),
+    };
+    (status, body)
+}
+
+/// The OpenAPI document is a valid OpenAPI 3.1 document with unique operation ids, a
+/// schema for every request and every answer (errors too), and the real answers of
+/// every route — successes and errors, for each role — are what it describes: checked
+/// by the test's own validator always, and by openapi-spec-validator and jsonschema when
+/// installed (`.ci/run` requires them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_describes_every_answer() {
+    use support::openapi::{check, operations, reference_check, response_schema};
+    let site = Site::new();
+    site.reconcile();
+    let s = site.serve();
+    let c = client(&s);
+    let doc: Value = get_as(&c, &s, ADMIN, "/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+
+    // Every operation: a unique id, a schema for its request body and for every answer.
+    let ops = operations(&doc);
+    let mut ids: Vec<&str> = ops
+        .iter()
+        .map(|(m, p, op)| {
+            op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{m} {p} has no operationId"))
+        })
+        .collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "operation ids repeat: {ids:?}");
+    for (method, path, op) in &ops {
+        if *method == "post" {
+            let content = op["requestBody"]["content"].as_object();
+            assert!(
+                content
+                    .is_some_and(|c| !c.is_empty() && c.values().all(|m| m["schema"].is_object())),
+                "{method} {path}: no request body schema"
+            );
+        }
+        for (status, r) in op["responses"].as_object().unwrap() {
+            let content = r["content"].as_object();
+            assert!(
+                content
+                    .is_some_and(|c| !c.is_empty() && c.values().all(|m| m["schema"].is_object())),
+                "{method} {path} {status}: no body schema: {r}"
+            );
+        }
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "CheckRequest",
+        "CheckAnswer",
+        "HouseholdResult",
+        "Flag",
+        "Evidence",
+        "Rejection",
+        "Change",
+        "AddedFlag",
+        "ErrorBody",
+        "BatchStatus",
+        "AuditPage",
+        "ChangesPage",
+    ] {
+        assert!(
+            schemas.contains_key(name),
+            "no schema {name}: {:?}",
+            schemas.keys()
+        );
+    }
+
+    // Real answers of every route, by role, successes and errors.
+    let mut samples = Vec::new();
+    let url = |p: &str| format!("{}{p}", s.url);
+    let households = bodies(&site);
+    let mut flagged = 0;
+    for (_, body) in &households {
+        let token = if body["region_code"].as_str().unwrap().starts_with("5120") {
+            SYSTEM_5120
+        } else {
+            ADMIN
+        };
+        let (status, v) = sampled(
+            c.post(url("/api/v1/checks")).bearer_auth(token).json(body),
+            "check_household",
+            &mut samples,
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        flagged += usize::from(!v["flags"].as_array().unwrap().is_empty());
+    }
+    assert!(flagged > 5, "only {flagged} households with findings");
+    let (_, one) = &households[0];
+    let mut bad_id = one.clone();
+    bad_id["members"][0]["id_number"] = json!("410101199001011234");
+    for (req, want) in [
+        (
+            c.post(url("/api/v1/checks"))
+                .bearer_auth(ADMIN)
+                .json(&bad_id),
+            422,
+        ),
+        (c.post(url("/api/v1/checks")).json(one), 401),
+        (
+            c.post(url("/api/v1/checks")).bearer_auth(FUJIAN).json(one),
+            403,
+        ),
+        (
+            c.post(url("/api/v1/checks")).bearer_auth(AUDITOR).json(one),
+            403,
+        ),
+        (
+            c.post(url("/api/v1/checks"))
+                .bearer_auth(ADMIN)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+        ),
+    ] {
+        let (status, v) = sampled(req, "check_household", &mut samples).await;
+        assert_eq!(status, want, "{v}");
+    }
+    // A batch from staff, with one bad row.
+    let mut csv = rows_of(&site, &["4101"]);
+    let last = csv
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .last()
+        .unwrap()
+        .to_vec();
+    let mut cells: Vec<Vec<u8>> = last.split(|b| *b == b',').map(<[u8]>::to_vec).collect();
+    cells[0] = b"BAD-ROW-1".to_vec();
+    let id_col = cells
+        .iter()
+        .position(|c| c.len() == 18 && c[..17].iter().all(u8::is_ascii_digit))
+        .unwrap();
+    cells[id_col] = b"41010119900101123".to_vec();
+    if !csv.ends_with(b"\n") {
+        csv.push(b'\n');
+    }
+    csv.extend_from_slice(&cells.join(&b','));
+    csv.push(b'\n');
+    let (status, accepted) = sampled(
+        c.post(url("/api/v1/batches"))
+            .query(&[("file_name", "申请名单.csv")])
+            .header("content-type", "text/csv")
+            .bearer_auth(STAFF_4101)
+            .body(csv.clone()),
+        "submit_batch",
+        &mut samples,
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["batch_id"].as_str().unwrap().to_owned();
+    let (status, _) = sampled(
+        c.get(url(&format!("/api/v1/batches/{id}")))
+            .bearer_auth(STAFF_4101),
+        "batch_status",
+        &mut samples,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let done = wait_batch(&c, &s, STAFF_4101, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    for (path, op, token, want) in [
+        (
+            format!("/api/v1/batches/{id}"),
+            "batch_status",
+            STAFF_4101,
+            200,
+        ),
+        (
+            format!("/api/v1/batches/{id}"),
+            "batch_status",
+            SYSTEM_5120,
+            404,
+        ),
+        (
+            "/api/v1/batches/nothing".to_owned(),
+            "batch_status",
+            ADMIN,
+            404,
+        ),
+        (
+            format!("/api/v1/batches/{id}/results"),
+            "batch_results",
+            STAFF_4101,
+            200,
+        ),
+        (
+            format!("/api/v1/batches/{id}/results"),
+            "batch_results",
+            ADMIN,
+            200,
+        ),
+        (
+            format!("/api/v1/batches/{id}/rejected"),
+            "batch_rejected",
+            STAFF_4101,
+            200,
+        ),
+        (
+            format!("/api/v1/batches/{id}/report"),
+            "batch_report",
+            STAFF_4101,
+            200,
+        ),
+        (
+            "/api/v1/batches".to_owned(),
+            "list_batches",
+            STAFF_4101,
+            200,
+        ),
+        (
+            "/api/v1/batches?limit=0".to_owned(),
+            "list_batches",
+            STAFF_4101,
+            400,
+        ),
+        ("/api/v1/batches".to_owned(), "list_batches", AUDITOR, 200),
+        (
+            "/api/v1/audit?limit=50".to_owned(),
+            "list_audit_entries",
+            ADMIN,
+            200,
+        ),
+        (
+            "/api/v1/audit?limit=50".to_owned(),
+            "list_audit_entries",
+            AUDITOR,
+            200,
+        ),
+        (
+            "/api/v1/audit".to_owned(),
+            "list_audit_entries",
+            STAFF_4101,
+            403,
+        ),
+        (
+            "/api/v1/audit?from=yesterday".to_owned(),
+            "list_audit_entries",
+            ADMIN,
+            400,
+        ),
+        (
+            "/api/v1/reconciliations".to_owned(),
+            "list_reconciliations",
+            STAFF_4101,
+            200,
+        ),
+        (
+            "/api/v1/reconciliations/1/changes?limit=1000".to_owned(),
+            "reconciliation_changes",
+            ADMIN,
+            200,
+        ),
+        (
+            "/api/v1/reconciliations/1/changes".to_owned(),
+            "reconciliation_changes",
+            STAFF_4101,
+            200,
+        ),
+        (
+            "/api/v1/reconciliations/9/changes".to_owned(),
+            "reconciliation_changes",
+            ADMIN,
+            404,
+        ),
+        (
+            "/api/v1/reconciliations/1/report".to_owned(),
+            "reconciliation_report",
+            ADMIN,
+            404,
+        ),
+        ("/healthz".to_owned(), "healthz", "", 200),
+        ("/metrics".to_owned(), "metrics", "", 200),
+        (
+            "/api/v1/openapi.json".to_owned(),
+            "openapi_document",
+            "",
+            200,
+        ),
+    ] {
+        let mut req = c.get(url(&path));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        let (status, v) = sampled(req, op, &mut samples).await;
+        assert_eq!(status, want, "{path} as {token}: {v}");
+    }
+    assert!(
+        samples
+            .iter()
+            .any(|x| x.operation == "batch_rejected" && x.body["household_id"] == "BAD-ROW-1"),
+        "the bad row was not rejected"
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|x| x.operation == "reconciliation_changes"
+                && x.body["changes"].as_array().is_some_and(|c| !c.is_empty())),
+        "no changes to check"
+    );
+    // Every operation answered at least once with a success.
+    for (_, _, op) in &ops {
+        let id = op["operationId"].as_str().unwrap();
+        if id == "reconciliation_report" {
+            continue; // only the schedule's runs have one: tests/api.rs::scheduled_…
+        }
+        assert!(
+            samples
+                .iter()
+                .any(|x| x.operation == id && x.status.starts_with('2')),
+            "no success of {id} was checked"
+        );
+    }
+
+    // Each answer is what the document says.
+    let mut problems = Vec::new();
+    for x in &samples {
+        match response_schema(&doc, &x.operation, &x.status, &x.content_type) {
+            Ok(schema) => problems.extend(
+                check(&doc, schema, &x.body)
+                    .into_iter()
+                    .map(|p| format!("{} {}: {p}", x.operation, x.status)),
+            ),
+            Err(e) => problems.push(e),
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    assert!(
+        problems.is_empty(),
+        "{} answers, problems:\n{}",
+        samples.len(),
+        problems.join("\n")
+    );
+    match reference_check(&doc, &samples) {
+        Ok(true) => {}
+        Ok(false) => {
+            assert!(
+                std::env::var("HEDUI_REQUIRE_OPENAPI_VALIDATOR").is_err(),
+                "openapi-spec-validator and jsonschema are not installed for HEDUI_PYTHON"
+            );
+            eprintln!("NOTICE: openapi-spec-validator not installed (pip install openapi-spec-validator; HEDUI_PYTHON=…): only the test's own schema check ran");
+        }
+        Err(report) => panic!("the reference validators:\n{report}"),
+    }
 }
 
 /// The city's applicant rows (GBK CSV, Chinese headers, as the generator writes it)

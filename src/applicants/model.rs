@@ -112,8 +112,8 @@ impl Column {
     }
 }
 
-/// Reason codes of a rejection (SPEC §3) — the one list of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// Reason codes of a rejection — the one list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The ID number is malformed.
@@ -148,13 +148,14 @@ impl Reason {
 }
 
 /// One problem that rejects a household (`rejected.jsonl`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Rejection {
     /// The household rejected.
     pub household_id: String,
     /// The row as a spreadsheet shows it (header = row 1, first data row = 2); JSONL: line.
     pub row: u64,
     /// Canonical field name.
+    #[schema(value_type = String)]
     pub field: &'static str,
     /// Reason code.
     pub reason: Reason,

@@ -4,7 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use super::schema::ErrorBody;
 
 /// An error answer.
 #[derive(Debug)]
@@ -15,8 +17,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Words for a person.
     pub message: String,
-    /// More fields of the body (e.g. `rejections` of a 422).
-    pub extra: Option<(&'static str, Value)>,
+    /// The problems of a refused check (422).
+    pub rejections: Option<Value>,
     /// Seconds for `Retry-After` (429, 503).
     pub retry_after_s: Option<u64>,
 }
@@ -28,7 +30,7 @@ impl ApiError {
             status,
             code,
             message: hedui_connectors::idnum::mask_ids_in(&message.into()).into_owned(),
-            extra: None,
+            rejections: None,
             retry_after_s: None,
         }
     }
@@ -170,10 +172,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some((k, v)) = self.extra {
-            body[k] = v;
-        }
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+            rejections: self.rejections,
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after_s {
             if let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string()) {

@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod limit;
 pub mod metrics;
 pub mod routes;
+pub mod schema;
 pub mod work;
 
 use std::future::Future;

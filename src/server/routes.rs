@@ -29,7 +29,8 @@ use super::handlers::{audit, batches, checks, health, metrics, reconciliations};
         metrics::scrape,
         openapi,
     ),
-    modifiers(&BearerAuth)
+    components(schemas(super::schema::SnapshotRef)),
+    modifiers(&BearerAuth, &ErrorBodies)
 )]
 pub struct ApiDoc;
 
@@ -48,11 +49,54 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Gives every error answer of every route the one error body, so that each route's
+/// annotations say only when it answers so.
+struct ErrorBodies;
+
+impl utoipa::Modify for ErrorBodies {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+        use utoipa::PartialSchema;
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            "ErrorBody".to_owned(),
+            <super::schema::ErrorBody as PartialSchema>::schema(),
+        );
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.as_str() >= "400" && response.content.is_empty() {
+                        response.content.insert(
+                            "application/json".to_owned(),
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `GET /api/v1/openapi.json`.
 #[utoipa::path(
     get,
     path = "/api/v1/openapi.json",
-    responses((status = 200, description = "This OpenAPI document"))
+    operation_id = "openapi_document",
+    responses((status = 200, description = "This OpenAPI document", body = Object))
 )]
 pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())

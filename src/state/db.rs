@@ -157,8 +157,29 @@ impl State {
 
     /// Whether the database answers.
     pub fn ping(&self) -> Result<(), StateError> {
+        // The file's own header first: pages recently written are read from the WAL,
+        // so a database file overwritten under the server could still answer queries.
+        let mut head = [0u8; 16];
+        let read = std::fs::File::open(&self.path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+        if read.is_err() || &head != b"SQLite format 3\0" {
+            return Err(StateError::Open {
+                path: self.path.display().to_string(),
+                why: "the file is not an SQLite database (damaged or replaced)".into(),
+            });
+        }
+        // Then the schema and the newest pages of the tables every request touches (the
+        // audit chain's head, the job queue): damaged pages answer SQLITE_CORRUPT here,
+        // in constant time — a full integrity check would read the whole database.
         self.conn
-            .query_row("SELECT 1", [], |_| Ok(()))
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .and_then(|()| {
+                self.conn.query_row(
+                    "SELECT (SELECT max(seq) FROM audit), (SELECT count(*) FROM jobs WHERE status = 'queued')",
+                    [],
+                    |_| Ok(()),
+                )
+            })
             .map_err(self.err("answer"))
     }
 

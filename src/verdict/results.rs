@@ -44,17 +44,21 @@ impl Declared {
 const FRACTION_SCALE: u32 = 6;
 
 /// One source record a flag rests on.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Evidence {
     /// Canonical table (or `applicants`).
     #[serde(serialize_with = "shared_str")]
+    #[schema(value_type = String)]
     pub table: Arc<str>,
     /// File, relative to its source.
     #[serde(serialize_with = "shared_str")]
+    #[schema(value_type = String)]
     pub file: Arc<str>,
-    /// Row in that file.
+    /// Row in that file: as a spreadsheet shows it (header = row 1) for CSV and XLSX,
+    /// the line for JSON Lines, the 1-based record for Parquet.
     pub row: i64,
     /// The canonical columns of the record.
+    #[schema(value_type = Object)]
     pub record: Record,
 }
 
@@ -64,7 +68,7 @@ fn shared_str<S: serde::Serializer>(s: &Arc<str>, to: S) -> Result<S::Ok, S::Err
 }
 
 /// One finding.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Flag {
     /// Rule code, e.g. `income_over_limit`.
     pub rule: String,
@@ -72,16 +76,44 @@ pub struct Flag {
     pub severity: String,
     /// The member's id_number for per-member rules, else null.
     pub member: Option<String>,
-    /// The figure found (money/area as 2-decimal strings, counts as numbers).
+    /// The figure found. Each rule has one type: money and areas as decimal strings
+    /// with 2 fraction digits (`income_over_limit`, `financial_assets_over_limit`,
+    /// `residential_area_over_limit`, `vehicle_owned`), the number of properties as an
+    /// integer (`residential_properties_over_limit`), the record's text or null for the
+    /// identity and consistency rules.
+    #[schema(schema_with = figure_schema)]
     pub value: Value,
-    /// The limit it was compared with.
+    /// The limit it was compared with, of the same type as `value`.
+    #[schema(schema_with = figure_schema)]
     pub limit: Value,
     /// The records it rests on.
     pub evidence: Vec<Evidence>,
 }
 
+/// The schema of a flag's `value` and `limit`: a decimal string, an integer, a text or
+/// null (which one is fixed by the rule).
+fn figure_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "money or area: a decimal string, 2 fraction digits; or a record's text",
+                )),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .description(Some("a count")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build();
+    Schema::OneOf(one_of)
+}
+
 /// The result of one accepted household (a line of `results.jsonl`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HouseholdResult {
     /// Application id.
     pub household_id: String,

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 pub mod deptsim;
 pub mod fixture;
+pub mod openapi;
 pub mod site;
 
 /// Asserts that a `hedui` run exited 0 (showing its stderr otherwise).

@@ -8,11 +8,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayAudit};
 use crate::server::error::ApiError;
+use crate::server::schema::{AuditEntryView, AuditPage};
 
 /// Query parameters.
 #[derive(Debug, Deserialize)]
@@ -62,7 +63,7 @@ fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
         ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
     ),
     responses(
-        (status = 200, description = "`{\"entries\": [...], \"next_cursor\"}`: seq, at, actor, kind, households of the token's regions, sources, hashes; next_cursor null on the last page"),
+        (status = 200, description = "A page of entries, oldest first, with the households of the token's regions; next_cursor null on the last page", body = AuditPage),
         (status = 400, description = "A bad time"),
         (status = 403, description = "Not an auditor or admin token"),
         Caller<MayAudit>,
@@ -73,7 +74,7 @@ pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(ref token, _): Caller<MayAudit>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let (from, to) = (bound(&q.from, "from")?, bound(&q.to, "to")?);
     let limit = super::page_limit(q.limit)?;
@@ -96,10 +97,10 @@ pub async fn list(
             )
         })
         .await?;
-    Ok(Json(json!({
-        "entries": entries,
-        "next_cursor": next.map(|seq| seq.to_string()),
-    })))
+    Ok(Json(AuditPage {
+        entries,
+        next_cursor: next.map(|seq| seq.to_string()),
+    }))
 }
 
 /// An entry as the token is shown it: its households of the token's regions (and of
@@ -109,7 +110,7 @@ fn shown(
     e: crate::state::audit::AuditEntry,
     token: &crate::server::config::Token,
     region: Option<&str>,
-) -> Option<Value> {
+) -> Option<AuditEntryView> {
     let wanted = |r: &str| token.covers(r) && region.is_none_or(|p| r.starts_with(p));
     let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
     let households: Vec<Value> = detail["households"]
@@ -127,17 +128,17 @@ fn shown(
     if households.is_empty() && !by_region {
         return None;
     }
-    Some(json!({
-        "seq": e.seq,
-        "at": e.at,
-        "actor": e.actor,
-        "kind": e.kind,
-        "as_of": detail["as_of"],
-        "households": households,
-        "sources": detail["sources"],
-        "read": detail["read"],
-        "of": detail["of"],
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    }))
+    Some(AuditEntryView {
+        seq: e.seq,
+        at: e.at,
+        actor: e.actor,
+        kind: e.kind,
+        as_of: detail["as_of"].clone(),
+        households,
+        sources: detail["sources"].clone(),
+        read: detail["read"].clone(),
+        of: detail["of"].clone(),
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+    })
 }

@@ -11,23 +11,25 @@ use std::collections::BTreeSet;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::applicants::{read_batch_within, BatchFormat, Column};
+use crate::applicants::{read_batch_within, BatchFormat, Column, Rejection};
 use crate::server::app::AppState;
-use crate::server::caller::{Caller, MayBatch};
-use crate::server::config::Token;
+use crate::server::caller::{Caller, MayBatch, MayListBatches};
+use crate::server::config::{Role, Token};
 use crate::server::error::ApiError;
 use crate::server::jobs::{is_job_id, job_dir, new_id, out_dir};
+use crate::server::schema::{BatchAccepted, BatchItem, BatchPage, BatchProgress, BatchStatus};
 use crate::state::audit::ReadDetail;
 use crate::state::jobs::{Admission, Job, JobKind, NewJob, QueueBound};
+use crate::verdict::HouseholdResult;
 
 /// Query parameters of a submission.
 #[derive(Debug, Deserialize)]
@@ -85,6 +87,19 @@ fn format_extension(f: BatchFormat) -> &'static str {
     }
 }
 
+/// Whether `job` is in `token`'s list: its own batches; for admins and auditors, every
+/// batch of their regions.
+fn listed(token: &Token, job: &Job) -> bool {
+    match token.role {
+        Role::Admin | Role::Auditor => {
+            job.kind == JobKind::Batch
+                && (job.actor == format!("token:{}", token.name)
+                    || (!job.regions.is_empty() && job.regions.iter().all(|r| token.covers(r))))
+        }
+        _ => job.kind == JobKind::Batch && job.actor == format!("token:{}", token.name),
+    }
+}
+
 /// Whether `token` may see `job`.
 pub fn visible(token: &Token, job: &Job) -> bool {
     job.kind == JobKind::Batch
@@ -96,13 +111,19 @@ pub fn visible(token: &Token, job: &Job) -> bool {
 #[utoipa::path(
     post,
     path = "/api/v1/batches",
+    operation_id = "submit_batch",
     description = "An applicant batch as the body (CSV in UTF-8 or GBK, XLSX, JSON Lines, one row per household member). The format comes from Content-Type (text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, application/x-ndjson), else from file_name's extension, else from the content.",
     params(
         ("as_of" = Option<String>, Query, description = "Check date D, YYYY-MM-DD (default: today)"),
         ("file_name" = Option<String>, Query, description = "The file's name, for messages and the report"),
     ),
+    request_body(content(
+        (String = "text/csv"),
+        ([u8] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "application/x-ndjson"),
+    )),
     responses(
-        (status = 202, description = "`{\"batch_id\", \"status\": \"queued\"}`; Location: the batch"),
+        (status = 202, description = "Queued; `Location` names the batch", body = BatchAccepted),
         (status = 400, description = "Bad query parameters"),
         (status = 413, description = "Body larger than max_body_mb"),
         (status = 422, description = "Not a readable batch (the message names the row or header)"),
@@ -241,7 +262,10 @@ pub async fn submit(
     tracing::info!(job = %id, token = %token.name, rows = raw.rows.len(), "batch queued");
     let mut resp = (
         StatusCode::ACCEPTED,
-        Json(json!({ "batch_id": id, "status": "queued" })),
+        Json(BatchAccepted {
+            batch_id: id.clone(),
+            status: "queued".into(),
+        }),
     )
         .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/batches/{id}")) {
@@ -260,8 +284,8 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-/// The batches the token may see (its own; admins and auditors' tokens covering all of
-/// a batch's regions, those too), newest first, a page at a time.
+/// The token's batches (admins and auditors: every batch all of whose regions they
+/// cover), newest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/batches",
@@ -271,18 +295,17 @@ pub struct ListQuery {
         ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
     ),
     responses(
-        (status = 200, description = "`{\"batches\": [{batch_id, status, file_name, as_of, submitted_at, finished_at}], \"next_cursor\"}` (null on the last page)"),
+        (status = 200, description = "A page of batches, newest first; next_cursor null on the last page", body = BatchPage),
         (status = 400, description = "A limit outside 1–1000 or a cursor this server did not give"),
-        (status = 403, description = "The token's role may not read batches"),
-        Caller<MayBatch>,
+        Caller<MayListBatches>,
     ),
     security(("bearer" = []))
 )]
 pub async fn list(
     State(app): State<Arc<AppState>>,
-    Caller(ref token, _): Caller<MayBatch>,
+    Caller(ref token, _): Caller<MayListBatches>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchPage>, ApiError> {
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let limit = super::page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(super::number_cursor).transpose()?;
@@ -299,24 +322,22 @@ pub async fn list(
                 },
                 |(rowid, _)| Some(*rowid),
                 |(_, job)| {
-                    visible(&token, &job).then(|| {
-                        json!({
-                            "batch_id": job.id,
-                            "status": job.status,
-                            "file_name": job.file_name,
-                            "as_of": job.as_of,
-                            "submitted_at": job.submitted_at,
-                            "finished_at": job.finished_at,
-                        })
+                    listed(&token, &job).then(|| BatchItem {
+                        batch_id: job.id,
+                        status: job.status,
+                        file_name: job.file_name,
+                        as_of: job.as_of,
+                        submitted_at: job.submitted_at,
+                        finished_at: job.finished_at,
                     })
                 },
             )
         })
         .await?;
-    Ok(Json(json!({
-        "batches": batches,
-        "next_cursor": next.flatten().map(|id| id.to_string()),
-    })))
+    Ok(Json(BatchPage {
+        batches,
+        next_cursor: next.flatten().map(|id| id.to_string()),
+    }))
 }
 
 /// The batch `id` if `token` may see it; 404 otherwise.
@@ -346,9 +367,10 @@ async fn find(app: &Arc<AppState>, token: &Token, id: &str) -> Result<Job, ApiEr
 #[utoipa::path(
     get,
     path = "/api/v1/batches/{id}",
+    operation_id = "batch_status",
     params(("id" = String, Path, description = "The batch_id")),
     responses(
-        (status = 200, description = "`{batch_id, status (queued|running|done|failed), file_name, as_of, submitted_at, started_at, finished_at, attempts, progress: {stage, steps_done}, summary, error}`"),
+        (status = 200, description = "The batch's status and progress", body = BatchStatus),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 403, description = "The token's role may not read batches"),
         Caller<MayBatch>,
@@ -359,21 +381,24 @@ pub async fn status(
     State(app): State<Arc<AppState>>,
     Caller(ref token, _): Caller<MayBatch>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchStatus>, ApiError> {
     let job = find(&app, token, &id).await?;
-    Ok(Json(json!({
-        "batch_id": job.id,
-        "status": job.status,
-        "file_name": job.file_name,
-        "as_of": job.as_of,
-        "submitted_at": job.submitted_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "attempts": job.attempts,
-        "progress": { "stage": job.stage, "steps_done": job.steps },
-        "summary": job.summary,
-        "error": job.error,
-    })))
+    Ok(Json(BatchStatus {
+        batch_id: job.id,
+        status: job.status,
+        file_name: job.file_name,
+        as_of: job.as_of,
+        submitted_at: job.submitted_at,
+        started_at: job.started_at,
+        finished_at: job.finished_at,
+        attempts: job.attempts,
+        progress: BatchProgress {
+            stage: job.stage,
+            steps_done: job.steps,
+        },
+        summary: job.summary,
+        error: job.error,
+    }))
 }
 
 /// The output file `name` of a done batch, its read audited as `read`.
@@ -409,67 +434,14 @@ async fn output(
     Ok(out_dir(&app.config.state_dir, &job.id).join(name))
 }
 
-/// Streams a JSON Lines file, each line passed through `edit` (masking for staff).
-fn stream_jsonl(path: PathBuf, edit: Option<fn(&mut Value)>) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
-        let mut chunk = Vec::with_capacity(64 * 1024);
-        for line in std::io::BufReader::new(file).lines() {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
-            match edit {
-                Some(edit) => {
-                    let Ok(mut v) = serde_json::from_str::<Value>(&line) else {
-                        continue;
-                    };
-                    edit(&mut v);
-                    let _ = serde_json::to_writer(&mut chunk, &v);
-                }
-                None => chunk.extend_from_slice(line.as_bytes()),
-            }
-            chunk.push(b'\n');
-            if chunk.len() >= 64 * 1024
-                && tx
-                    .blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk))))
-                    .is_err()
-            {
-                return;
-            }
-        }
-        if !chunk.is_empty() {
-            let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    (
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response()
-}
-
 /// A done batch's `results.jsonl` (ID numbers masked for staff).
 #[utoipa::path(
     get,
     path = "/api/v1/batches/{id}/results",
+    operation_id = "batch_results",
     params(("id" = String, Path, description = "The batch_id")),
     responses(
-        (status = 200, description = "results.jsonl (application/x-ndjson), one household per line"),
+        (status = 200, description = "results.jsonl: one household per line, each line this object", body = HouseholdResult, content_type = "application/x-ndjson"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
         (status = 403, description = "The token's role may not read batches"),
@@ -488,16 +460,17 @@ pub async fn results(
     } else {
         Some(super::checks::mask_result)
     };
-    Ok(stream_jsonl(path, edit))
+    Ok(super::files::stream_jsonl(path, edit))
 }
 
 /// A done batch's `rejected.jsonl`.
 #[utoipa::path(
     get,
     path = "/api/v1/batches/{id}/rejected",
+    operation_id = "batch_rejected",
     params(("id" = String, Path, description = "The batch_id")),
     responses(
-        (status = 200, description = "rejected.jsonl (application/x-ndjson), one problem per line"),
+        (status = 200, description = "rejected.jsonl: one problem per line, each line this object", body = Rejection, content_type = "application/x-ndjson"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
         (status = 403, description = "The token's role may not read batches"),
@@ -516,7 +489,7 @@ pub async fn rejected(
     } else {
         Some(super::checks::mask_household_id)
     };
-    Ok(stream_jsonl(path, edit))
+    Ok(super::files::stream_jsonl(path, edit))
 }
 
 /// A done batch's `report.html` (ID numbers always masked).
@@ -526,7 +499,7 @@ pub async fn rejected(
     operation_id = "batch_report",
     params(("id" = String, Path, description = "The batch_id")),
     responses(
-        (status = 200, description = "report.html, printable, in Chinese"),
+        (status = 200, description = "report.html, printable, in Chinese", body = String, content_type = "text/html"),
         (status = 404, description = "No such batch, or not one the token may see"),
         (status = 409, description = "The batch is not done"),
         (status = 403, description = "The token's role may not read batches"),
@@ -540,18 +513,7 @@ pub async fn report(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let path = output(&app, token, &id, "report.html", "batch_report").await?;
-    html_file(&path).await
-}
-
-/// An HTML file as the answer.
-pub async fn html_file(path: &FsPath) -> Result<Response, ApiError> {
-    let html = tokio::fs::read(path).await.map_err(|e| {
-        ApiError::internal(&crate::error::Error::Output {
-            path: path.display().to_string(),
-            source: e,
-        })
-    })?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+    super::files::html_file(&path).await
 }
 
 #[cfg(test)]

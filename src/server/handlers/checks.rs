@@ -9,7 +9,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::applicants::{validate_within, Column, RawBatch};
@@ -19,28 +18,7 @@ use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayCheck};
 use crate::server::checker::Refused;
 use crate::server::error::ApiError;
-
-/// The request body (SPEC §8): values as an applicant batch accepts them.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckRequest {
-    household_id: Option<Value>,
-    region_code: Option<Value>,
-    area_type: Option<Value>,
-    aid_type: Option<Value>,
-    authorization_id: Option<Value>,
-    #[serde(default)]
-    members: Vec<MemberRequest>,
-    as_of: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberRequest {
-    id_number: Option<Value>,
-    name: Option<Value>,
-    relation: Option<Value>,
-}
+use crate::server::schema::{CheckAnswer, CheckRequest};
 
 /// A JSON value as the text a batch cell would hold.
 fn text(v: &Option<Value>) -> Option<String> {
@@ -118,9 +96,11 @@ fn snapshots(tables: &[crate::sources::TableStatus]) -> Value {
 #[utoipa::path(
     post,
     path = "/api/v1/checks",
+    operation_id = "check_household",
     description = "One household as JSON (household_id, region_code, area_type, aid_type, authorization_id, members [{id_number, name, relation}], optional as_of; values as an applicant batch accepts them, English or Chinese) → the results.jsonl object of that household.",
+    request_body = CheckRequest,
     responses(
-        (status = 200, description = "The household's result (the object of a results.jsonl line), plus `snapshots`: the lake snapshot of each source it rests on"),
+        (status = 200, description = "The household's result (the object of a results.jsonl line), plus `snapshots`: the lake snapshot of each source it rests on", body = CheckAnswer),
         (status = 400, description = "Not a check request"),
         (status = 413, description = "Body larger than max_body_mb"),
         (status = 422, description = "The household is rejected: the rejection reason codes in `rejections`"),
@@ -203,7 +183,7 @@ pub async fn check(
             batch.rejections[0].reason.code(),
             batch.rejections[0].message.clone(),
         );
-        e.extra = Some(("rejections", reasons));
+        e.rejections = Some(reasons);
         return Err(e);
     }
     // Checked by the check workers, with other waiting households when they can share

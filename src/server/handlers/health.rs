@@ -2,23 +2,24 @@
 
 use std::sync::Arc;
 
+use crate::server::app::AppState;
+use crate::server::error::ApiError;
+use crate::server::schema::Ready;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
-
-use crate::server::app::AppState;
 
 /// 200 `{"status":"ready"}`, or 503 naming what does not answer.
 #[utoipa::path(
     get,
     path = "/healthz",
+    operation_id = "healthz",
     responses(
-        (status = 200, description = "The state database and the lake answer"),
-        (status = 503, description = "One of them does not"),
+        (status = 200, description = "The state database and the lake answer", body = Ready),
+        (status = 503, description = "One of them does not, or the state database's disk is full"),
     )
 )]
-pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+pub async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Ready>, ApiError> {
     // On a connection of its own (never behind the requests that write), off the async
     // threads, and not waited for beyond HEALTH_WAIT: a database that does not answer
     // makes the server not ready, never a hanging probe.
@@ -26,32 +27,45 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Valu
     let ping = tokio::task::spawn_blocking(move || {
         crate::state::State::open_read_only(&dir, audit).and_then(|s| s.ping())
     });
-    let db = matches!(
-        tokio::time::timeout(crate::server::app::HEALTH_WAIT, ping).await,
-        Ok(Ok(Ok(())))
-    );
+    let db = match tokio::time::timeout(crate::server::app::HEALTH_WAIT, ping).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(hedui_connectors::idnum::mask_ids_in(&e.to_string()).into_owned()),
+        Ok(Err(_)) => Err("the probe failed".to_owned()),
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            crate::server::app::HEALTH_WAIT.as_secs()
+        )),
+    };
     let lake = match &app.setup.sources {
         crate::sources::Opened::Lake { lake, .. } => lake.ping().await.is_ok(),
         crate::sources::Opened::Folder(..) => true,
     };
     if app.disk_full.load(std::sync::atomic::Ordering::SeqCst) {
-        return (
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "error": "disk_full",
-                "message": "状态数据库所在磁盘已满，暂不能受理（the state database's disk is full）",
-            })),
-        );
+            "disk_full",
+            "状态数据库所在磁盘已满，暂不能受理（the state database's disk is full）",
+        ));
     }
-    if db && lake {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "error": "not_ready",
-                "message": format!("state database {}, lake {}", if db { "ok" } else { "not answering" }, if lake { "ok" } else { "not answering" }),
-            })),
-        )
-    }
+    let why = match (&db, lake) {
+        (Ok(()), true) => {
+            return Ok(Json(Ready {
+                status: "ready".into(),
+            }))
+        }
+        (Err(e), _) => {
+            // The cause goes to the log: the probe is open to anyone.
+            tracing::error!("healthz: the state database does not answer: {e}");
+            format!(
+                "状态数据库无法读取，请管理员查看服务日志（the state database does not answer; see the server log）{}",
+                if lake { "" } else { "；数据湖也无法读取（the lake does not answer either）" }
+            )
+        }
+        (Ok(()), false) => "数据湖无法读取，请检查其存储（the lake does not answer）".to_owned(),
+    };
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        why,
+    ))
 }

@@ -42,7 +42,8 @@ pub async fn track(State(app): State<Arc<AppState>>, mut req: Request, next: Nex
 #[utoipa::path(
     get,
     path = "/metrics",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     let mut out = String::new();

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod batches;
 pub mod checks;
+pub mod files;
 pub mod health;
 pub mod metrics;
 pub mod reconciliations;

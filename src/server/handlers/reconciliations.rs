@@ -7,12 +7,13 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayReadRuns};
 use crate::server::config::Token;
 use crate::server::error::ApiError;
+use crate::server::schema::{ChangesPage, RunItem, RunPage};
 use crate::state::audit::{ReadDetail, ReadHousehold};
 
 /// How many of a run's regions a token must cover to see it.
@@ -77,7 +78,7 @@ pub struct PageQuery {
         ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
     ),
     responses(
-        (status = 200, description = "`{\"reconciliations\": [{id, status, started_at, as_of}], \"next_cursor\"}` (null on the last page)"),
+        (status = 200, description = "A page of runs, newest first; next_cursor null on the last page", body = RunPage),
         (status = 400, description = "A limit outside 1–1000 or a cursor this server did not give"),
         (status = 403, description = "An auditor token"),
         Caller<MayReadRuns>,
@@ -88,7 +89,7 @@ pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(ref token, _): Caller<MayReadRuns>,
     query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunPage>, ApiError> {
     let axum::extract::Query(q) = query.map_err(ApiError::bad_query)?;
     let limit = super::page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(super::number_cursor).transpose()?;
@@ -106,35 +107,34 @@ pub async fn list(
                 |run| Some(run.id),
                 |run| {
                     let regions = state.run_regions(run.id).ok()?;
-                    regions.iter().any(|r| token.covers(r)).then(|| {
-                        json!({
-                            "id": run.id,
-                            "status": run.status,
-                            "started_at": run.started_at,
-                            "as_of": run.as_of,
-                        })
+                    regions.iter().any(|r| token.covers(r)).then(|| RunItem {
+                        id: run.id,
+                        status: run.status,
+                        started_at: run.started_at,
+                        as_of: run.as_of,
                     })
                 },
             )
         })
         .await?;
-    Ok(Json(json!({
-        "reconciliations": out,
-        "next_cursor": next.flatten().map(|id| id.to_string()),
-    })))
+    Ok(Json(RunPage {
+        reconciliations: out,
+        next_cursor: next.flatten().map(|id| id.to_string()),
+    }))
 }
 
 /// One run's changes, those of the token's regions.
 #[utoipa::path(
     get,
     path = "/api/v1/reconciliations/{id}/changes",
+    operation_id = "reconciliation_changes",
     params(
         ("id" = i64, Path, description = "The run"),
         ("limit" = Option<usize>, Query, description = "Changes a page, 1–1000 (default 100)"),
         ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
     ),
     responses(
-        (status = 200, description = "`{id, status, changes: [changes.jsonl lines], next_cursor}` (next_cursor null on the last page)"),
+        (status = 200, description = "A page of the run's changes (changes.jsonl lines); next_cursor null on the last page", body = ChangesPage),
         (status = 400, description = "A limit outside 1–1000 or a cursor this server did not give"),
         (status = 404, description = "No such run, or none of the token's regions"),
         (status = 403, description = "An auditor token"),
@@ -147,7 +147,7 @@ pub async fn changes(
     Caller(ref token, _): Caller<MayReadRuns>,
     Path(id): Path<String>,
     query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChangesPage>, ApiError> {
     let axum::extract::Query(q) = query.map_err(ApiError::bad_query)?;
     let limit = super::page_limit(q.limit)?;
     let after = q
@@ -220,12 +220,12 @@ pub async fn changes(
             }
         }
     }
-    Ok(Json(json!({
-        "id": run,
-        "status": known.status,
-        "changes": changes,
-        "next_cursor": next.map(|h| super::text_cursor(&h)),
-    })))
+    Ok(Json(ChangesPage {
+        id: run,
+        status: known.status,
+        changes,
+        next_cursor: next.map(|h| super::text_cursor(&h)),
+    }))
 }
 
 /// A scheduled run's staff report, which leads with its changes.
@@ -235,7 +235,7 @@ pub async fn changes(
     operation_id = "reconciliation_report",
     params(("id" = i64, Path, description = "The run")),
     responses(
-        (status = 200, description = "report.html of a run made by the schedule: its changes first (who became ineligible, and why, with evidence), then every household"),
+        (status = 200, description = "report.html of a run made by the schedule: its changes first (who became ineligible, and why, with evidence), then every household", body = String, content_type = "text/html"),
         (status = 404, description = "No such run, one made on the command line (its report is in its --out), or one with households outside the token's regions"),
         (status = 409, description = "The run is not done"),
         (status = 403, description = "An auditor token"),
@@ -287,5 +287,5 @@ pub async fn report(
     )
     .await?;
     let path = crate::server::jobs::out_dir(&app.config.state_dir, &job.id).join("report.html");
-    super::batches::html_file(&path).await
+    super::files::html_file(&path).await
 }
