@@ -1280,6 +1280,208 @@ async fn openapi_document_matches_the_routes() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// A `multipart/form-data` body of `parts` (name, file name, Content-Type, bytes) and
+/// its Content-Type, as a browser's form sends it.
+type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+fn form(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = "----hedui-test-7f3a91";
+    let mut body = Vec::new();
+    for (name, file, content_type, bytes) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+        );
+        if let Some(f) = file {
+            body.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        if let Some(ct) = content_type {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The files under `state/uploads` (uploads being received).
+fn uploads_left(site: &Site) -> Vec<String> {
+    std::fs::read_dir(site.p("state/uploads"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A batch arrives as the body or as a form's part `file` (with `as_of`, and the name
+/// and format from the part), both written to disk as they arrive and both giving the
+/// same results; hostile and sloppy forms (no file, two files, unknown parts, no
+/// boundary, cut short, too large) and a body that stalls are refused in words, and
+/// nothing of them is left on disk; what a killed server was receiving is removed at
+/// the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_arrive_as_bodies_or_forms_and_go_to_disk() {
+    use tokio::io::AsyncWriteExt;
+    let site = Site::new();
+    site.config_variant("up.toml", "body_idle_timeout_s = 1\n", "");
+    std::fs::create_dir_all(site.p("state/uploads")).unwrap();
+    std::fs::write(site.p("state/uploads/upload-killed"), b"SQ-1,410102").unwrap();
+    let s = site.serve_with("up.toml", &[]);
+    assert!(uploads_left(&site).is_empty(), "{:?}", uploads_left(&site));
+    let c = client(&s);
+    let url = format!("{}/api/v1/batches", s.url);
+    let csv = rows_of(&site, &["4101"]);
+
+    let (status, raw) = submit(&c, &s, STAFF_4101, "text/csv", "申请名单.csv", csv.clone()).await;
+    assert_eq!(status, 202, "{raw}");
+    let (ct, body) = form(&[
+        ("as_of", None, None, site.today.as_bytes()),
+        ("file", Some("申请名单.csv"), Some("text/csv"), &csv),
+    ]);
+    let resp = c
+        .post(&url)
+        .header("content-type", ct)
+        .bearer_auth(STAFF_4101)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let formed: Value = resp.json().await.unwrap();
+    // An XLSX whose part says only application/octet-stream: the file name tells.
+    let (text, _, _) = encoding_rs::GBK.decode(&csv);
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let sheet = wb.add_worksheet();
+    for (r, line) in text.lines().enumerate() {
+        for (col, cell) in line.split(',').enumerate() {
+            sheet.write_string(r as u32, col as u16, cell).unwrap();
+        }
+    }
+    let xlsx = wb.save_to_buffer().unwrap();
+    let (ct, body) = form(&[(
+        "file",
+        Some("郑州.xlsx"),
+        Some("application/octet-stream"),
+        &xlsx,
+    )]);
+    let resp = c
+        .post(&url)
+        .header("content-type", ct)
+        .bearer_auth(STAFF_4101)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let sheet: Value = resp.json().await.unwrap();
+    let mut results = Vec::new();
+    for (v, name) in [
+        (&raw, "申请名单.csv"),
+        (&formed, "申请名单.csv"),
+        (&sheet, "郑州.xlsx"),
+    ] {
+        let id = v["batch_id"].as_str().unwrap();
+        let done = wait_batch(&c, &s, STAFF_4101, id).await;
+        assert_eq!(done["status"], "done", "{done}");
+        assert_eq!(done["file_name"], name);
+        assert_eq!(done["as_of"].as_str(), Some(site.today.as_str()));
+        let text = get_as(&c, &s, STAFF_4101, &format!("/api/v1/batches/{id}/results"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        results.push(text);
+    }
+    assert!(results[0].lines().count() > 5, "{}", results[0]);
+    assert_eq!(
+        results[0], results[1],
+        "the form's batch differs from the body's"
+    );
+    assert_eq!(
+        results[0], results[2],
+        "the workbook's batch differs from the CSV's"
+    );
+
+    // Hostile and sloppy forms.
+    let big = vec![b'x'; 1536 * 1024];
+    let cases: Vec<(String, Vec<u8>, u16, &str)> = vec![
+        {
+            let (ct, b) = form(&[("as_of", None, None, site.today.as_bytes())]);
+            (ct, b, 400, "没有名为 file 的文件部分")
+        },
+        {
+            let (ct, b) = form(&[
+                ("file", Some("a.csv"), None, &csv),
+                ("file", Some("b.csv"), None, &csv),
+            ]);
+            (ct, b, 400, "more than one part named file")
+        },
+        {
+            let (ct, b) = form(&[
+                ("file", Some("a.csv"), None, &csv),
+                ("csrf", None, None, b"x"),
+            ]);
+            (ct, b, 400, "无法识别的部分")
+        },
+        {
+            let (_, b) = form(&[("file", Some("a.csv"), None, &csv)]);
+            ("multipart/form-data".to_owned(), b, 400, "no boundary")
+        },
+        {
+            let (ct, mut b) = form(&[("file", Some("a.csv"), None, &csv)]);
+            b.truncate(b.len() / 2);
+            (ct, b, 400, "上传的表单无法读取")
+        },
+        {
+            let (ct, b) = form(&[("file", Some("a.csv"), None, &big)]);
+            (ct, b, 413, "请求体超过 1 MB")
+        },
+        ("text/csv".to_owned(), big.clone(), 413, "请求体超过 1 MB"),
+    ];
+    for (ct, body, want, words) in cases {
+        let resp = c
+            .post(&url)
+            .header("content-type", &ct)
+            .bearer_auth(STAFF_4101)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(status, want, "{ct}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(words), "{ct}: {v}");
+    }
+    // A body that stops halfway: 408.
+    let mut stalled = tls_stream(&s).await;
+    let head = format!(
+        "POST /api/v1/batches?file_name=x.csv HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {STAFF_4101}\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\n"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled
+        .write_all(&csv[..csv.len().min(2000)])
+        .await
+        .unwrap();
+    stalled.flush().await.unwrap();
+    let answer = until_closed(&mut stalled, std::time::Duration::from_secs(20))
+        .await
+        .expect("a stalled upload was waited for");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Nothing of the refused uploads stays on disk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !uploads_left(&site).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left: {:?}",
+            uploads_left(&site)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Sends `req` and keeps its answer as samples of operation `op` (one per line of JSON
 /// Lines, a text body as a string); returns the status and the body.
 async fn sampled(

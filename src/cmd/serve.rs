@@ -49,7 +49,10 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     for id in &requeued.failed {
         tracing::error!(job = %id, "job interrupted too many times: failed");
     }
+    // Uploads a killed server was receiving are gone with it.
+    crate::server::upload::sweep(&config.state_dir);
     let grace = config.shutdown_grace;
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let app = Arc::new(AppState {
         limiter: crate::server::limit::RateLimiter::new(config.requests_per_minute),
         metrics: Default::default(),
@@ -61,13 +64,13 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         setup,
         state: Mutex::new(state),
         disk_full: Default::default(),
+        reading: tokio::sync::Semaphore::new(cores),
     });
     // One shutdown for the server and every worker: SIGTERM or Ctrl-C.
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let rt = tokio::runtime::Handle::current();
     work::jobs::start_worker(app.clone(), rt.clone(), shutdown.clone())?;
     // One check worker per core: more would only take turns on the same cores.
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let (drained_tx, drained) = tokio::sync::watch::channel(false);
     work::checks::start(app.clone(), rt, cores, drained)?;
     let schedule = tokio::spawn(work::schedule::run_schedule(app.clone(), shutdown.clone()));

@@ -46,6 +46,9 @@ pub struct AppState {
     /// Set while the state database's last write failed for a full disk (cleared by the
     /// next write that succeeds): `/healthz` is not ready and `/metrics` says so.
     pub disk_full: std::sync::atomic::AtomicBool,
+    /// Turns to read an uploaded batch file whole (one per core): uploads wait their
+    /// turn on disk, not in memory.
+    pub reading: tokio::sync::Semaphore,
 }
 
 /// The rate limit's key of requests without a valid token (no token name can be it).

@@ -47,6 +47,12 @@ fn timed(body: Body, idle: Duration, whole: Duration) -> Body {
 
 /// Whether a body extractor failed because the body stalled, and which limit it hit.
 pub fn stalled(e: &BytesRejection) -> Option<&'static str> {
+    stalled_error(e)
+}
+
+/// Whether reading a body failed because it stalled (`e` or one of its causes), and
+/// which limit it hit.
+pub fn stalled_error(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(s) = c.downcast_ref::<Stalled>() {

@@ -6,7 +6,8 @@
 //! - [`auth`]: bearer tokens by SHA-256, compared in constant time; [`caller`]: the one
 //!   extractor of a request's caller, its role checked for the route.
 //! - [`routes`]: the route table; [`handlers`]: one file per group of routes.
-//! - [`body`]: request bodies bounded by time (408);
+//! - [`body`]: request bodies bounded by time (408); [`upload`]: uploaded files streamed
+//!   to disk (a raw body or a multipart form's `file`);
 //! - [`error`]: the JSON error shape; [`limit`]: requests per minute per token;
 //!   [`metrics`]: Prometheus counters and histograms.
 //! - [`checker`]: the queue of one-household checks; [`jobs`]: the jobs' files and ids;
@@ -26,6 +27,7 @@ pub mod limit;
 pub mod metrics;
 pub mod routes;
 pub mod schema;
+pub mod upload;
 pub mod work;
 
 use std::future::Future;

@@ -115,6 +115,19 @@ pub struct SnapshotRef {
     pub pulled_at: Option<String>,
 }
 
+/// `POST /api/v1/batches` as a form (`multipart/form-data`), as a page's upload sends it.
+#[derive(Debug, ToSchema)]
+pub struct BatchForm {
+    /// The batch file (CSV, XLSX or JSON Lines); its `filename` names the batch and, by
+    /// its extension, the format when the part's Content-Type does not.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// The check date D, YYYY-MM-DD (default: today).
+    pub as_of: Option<String>,
+    /// The batch's name, instead of the file's.
+    pub file_name: Option<String>,
+}
+
 /// `202` of `POST /api/v1/batches` (`Location` names the batch).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchAccepted {

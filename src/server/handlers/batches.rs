@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +26,10 @@ use crate::server::caller::{Caller, MayBatch, MayListBatches};
 use crate::server::config::{Role, Token};
 use crate::server::error::ApiError;
 use crate::server::jobs::{is_job_id, job_dir, new_id, out_dir};
-use crate::server::schema::{BatchAccepted, BatchItem, BatchPage, BatchProgress, BatchStatus};
+use crate::server::schema::{
+    BatchAccepted, BatchForm, BatchItem, BatchPage, BatchProgress, BatchStatus,
+};
+use crate::server::upload;
 use crate::state::audit::ReadDetail;
 use crate::state::jobs::{Admission, Job, JobKind, NewJob, QueueBound};
 use crate::verdict::HouseholdResult;
@@ -43,10 +46,8 @@ pub struct SubmitQuery {
 }
 
 /// The extension a Content-Type stands for.
-fn extension_of(headers: &HeaderMap) -> Option<&'static str> {
-    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mime = ct.split(';').next()?.trim().to_ascii_lowercase();
-    match mime.as_str() {
+fn extension_of(content_type: Option<&str>) -> Option<&'static str> {
+    match crate::server::upload::media_type(content_type?).as_str() {
         "text/csv" => Some("csv"),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some("xlsx"),
         "application/x-ndjson"
@@ -112,7 +113,7 @@ pub fn visible(token: &Token, job: &Job) -> bool {
     post,
     path = "/api/v1/batches",
     operation_id = "submit_batch",
-    description = "An applicant batch as the body (CSV in UTF-8 or GBK, XLSX, JSON Lines, one row per household member). The format comes from Content-Type (text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, application/x-ndjson), else from file_name's extension, else from the content.",
+    description = "An applicant batch (CSV in UTF-8 or GBK, XLSX, JSON Lines, one row per household member) as the body, or as the part `file` of a multipart/form-data form (with optional parts as_of and file_name). The format comes from the Content-Type (of the body, or of the part), else from the file name's extension, else from the content. The file is written to disk as it arrives.",
     params(
         ("as_of" = Option<String>, Query, description = "Check date D, YYYY-MM-DD (default: today)"),
         ("file_name" = Option<String>, Query, description = "The file's name, for messages and the report"),
@@ -121,6 +122,7 @@ pub fn visible(token: &Token, job: &Job) -> bool {
         (String = "text/csv"),
         ([u8] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (String = "application/x-ndjson"),
+        (BatchForm = "multipart/form-data"),
     )),
     responses(
         (status = 202, description = "Queued; `Location` names the batch", body = BatchAccepted),
@@ -138,27 +140,69 @@ pub async fn submit(
     Caller(ref token, _): Caller<MayBatch>,
     headers: HeaderMap,
     query: Result<Query<SubmitQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(ApiError::bad_query)?;
-    let body = super::body(&app, body)?;
+    // The file goes to disk as it arrives (the body, or a form's part `file`).
+    let upload = upload::receive(
+        &app.config.state_dir,
+        app.config.max_body_bytes,
+        &headers,
+        body,
+    )
+    .await?;
+    if let Some(other) = upload
+        .fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "as_of" | "file_name"))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("表单中有无法识别的部分“{other}”：只收 file、as_of 和 file_name（the form has a part {other:?}: only file, as_of and file_name are read）"),
+        ));
+    }
+    let field = |k: &str| {
+        upload
+            .fields
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
     let as_of = super::as_of(
         &app,
-        q.as_of.as_deref(),
+        q.as_of.as_deref().or(field("as_of")),
         StatusCode::BAD_REQUEST,
         "bad_request",
     )?;
-    let name = batch_name(q.file_name.as_deref(), extension_of(&headers));
+    let name = batch_name(
+        q.file_name
+            .as_deref()
+            .or(field("file_name"))
+            .or(upload.file_name.as_deref()),
+        extension_of(upload.content_type.as_deref()),
+    );
     // Read it now: an unreadable file is the caller's to fix, not a failed job later.
-    let (parsed, body) = {
+    // As many files are read at once as there are cores; the others wait, on disk.
+    let parsed = {
         let name = name.clone();
         let limits = app.config.batch_limits;
+        let path = upload.file.path().to_owned();
+        let _turn = app
+            .reading
+            .acquire()
+            .await
+            .map_err(|_| ApiError::stopping())?;
         tokio::task::spawn_blocking(move || {
-            let r = read_batch_within(FsPath::new(&name), &body, &limits);
-            (r, body)
+            let bytes = std::fs::read(&path).map_err(|e| crate::error::Error::Output {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            Ok::<_, crate::error::Error>(read_batch_within(FsPath::new(&name), &bytes, &limits))
         })
         .await
         .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
+        .map_err(|e| ApiError::internal(&e))?
     };
     let raw = parsed.map_err(|e| {
         ApiError::new(
@@ -203,13 +247,12 @@ pub async fn submit(
     let dir = job_dir(&app.config.state_dir, &id);
     let input: PathBuf = dir.join(format!("input.{}", format_extension(raw.format)));
     {
-        let (dir, target) = (dir.clone(), input.clone());
+        let (dir, target, file) = (dir.clone(), input.clone(), upload.file);
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
-            let tmp = dir.join(".input.tmp");
-            std::fs::write(&tmp, &body)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &target)
+            file.as_file().sync_all()?;
+            file.persist(&target).map_err(|e| e.error)?;
+            Ok(())
         })
         .await
         .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
