@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::app::AppState;
-use super::handlers::{audit, batches, checks, health, metrics, reconciliations};
+use super::handlers::{audit, batches, checks, health, metrics, reconciliations, submit};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -15,7 +15,7 @@ use super::handlers::{audit, batches, checks, health, metrics, reconciliations};
     info(title = "hedui", description = "Household economic-status verification"),
     paths(
         checks::check,
-        batches::submit,
+        submit::submit,
         batches::list,
         batches::status,
         batches::results,
@@ -107,7 +107,7 @@ pub fn router(app: Arc<AppState>) -> Router {
     let limit = app.config.max_body_bytes;
     Router::new()
         .route("/api/v1/checks", post(checks::check))
-        .route("/api/v1/batches", get(batches::list).post(batches::submit))
+        .route("/api/v1/batches", get(batches::list).post(submit::submit))
         .route("/api/v1/batches/{id}", get(batches::status))
         .route("/api/v1/batches/{id}/results", get(batches::results))
         .route("/api/v1/batches/{id}/rejected", get(batches::rejected))

@@ -7,6 +7,7 @@ pub mod files;
 pub mod health;
 pub mod metrics;
 pub mod reconciliations;
+pub mod submit;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
