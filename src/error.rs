@@ -74,7 +74,34 @@ pub enum Error {
     Internal(String),
 }
 
+/// Which disk is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFull {
+    /// The state folder's: the database, the jobs' files, uploads.
+    State,
+    /// The temporary folder's (`TMPDIR`), where large runs spill.
+    Temp,
+}
+
 impl Error {
+    /// Whether it failed for a full disk: the state database's (SQLITE_FULL) or a file
+    /// being written (ENOSPC, EDQUOT). `None` if not; else whether the disk is the
+    /// temporary folder's (rather than the state's or the outputs').
+    pub fn disk_full(&self) -> Option<DiskFull> {
+        let full = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        };
+        match self {
+            Error::State(s) if s.disk_full() => Some(DiskFull::State),
+            Error::Output { source, .. } if full(source) => Some(DiskFull::State),
+            Error::TempFolder { source, .. } if full(source) => Some(DiskFull::Temp),
+            _ => None,
+        }
+    }
+
     /// The message for people: the Chinese headline, then the details, ID numbers
     /// masked. The one form every edge (terminal, job record) shows.
     pub fn user_message(&self) -> String {

@@ -1482,6 +1482,168 @@ async fn uploads_arrive_as_bodies_or_forms_and_go_to_disk() {
     }
 }
 
+/// A tmpfs of `size` mounted at a folder for the test's life (needs root).
+struct Tmpfs(String);
+
+impl Tmpfs {
+    fn mount(at: &str, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", at])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").args(["-l", &self.0]).status();
+    }
+}
+
+/// The state folder on a small disk that fills up under a running server: checks and
+/// uploads are 503 `disk_full` in words (never 500), `/healthz` is not ready and
+/// `/metrics` says so; once space is freed the server answers again by itself, a batch
+/// runs to its end, and the audit chain still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_disk_is_503_until_space_is_freed() {
+    let site = Site::new();
+    let disk = site.p("small-disk");
+    let Some(_mounted) = Tmpfs::mount(&disk, "6m") else {
+        assert!(
+            std::env::var("HEDUI_REQUIRE_MOUNT").is_err(),
+            "cannot mount a tmpfs (root is needed)"
+        );
+        eprintln!("NOTICE: a_full_state_disk_…: mounting a tmpfs needs root; skipped");
+        return;
+    };
+    let base = std::fs::read_to_string(site.p("hedui.toml")).unwrap();
+    let config = base.replacen("path = \"state\"", &format!("path = \"{disk}/state\""), 1);
+    assert_ne!(config, base);
+    std::fs::write(site.p("full.toml"), config).unwrap();
+    let s = site.serve_with("full.toml", &[]);
+    let c = client(&s);
+    let households = bodies(&site);
+    let token_for = |b: &Value| {
+        if b["region_code"].as_str().unwrap().starts_with("5120") {
+            SYSTEM_5120
+        } else {
+            ADMIN
+        }
+    };
+    let (_, first) = &households[0];
+    assert_eq!(post(&c, &s, Some(token_for(first)), first).await.0, 200);
+    let health = || async {
+        let r = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let gauge = || async {
+        let text = c
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("hedui_state_disk_full "))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    // Fill the disk.
+    let filler = format!("{disk}/filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // Checks append to the audit log: the first whose write needs space is refused.
+    let mut refused = None;
+    for (_, body) in households.iter().cycle().take(400) {
+        let resp = c
+            .post(format!("{}/api/v1/checks", s.url))
+            .bearer_auth(token_for(body))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let v: Value = resp.json().await.unwrap();
+        assert!(status == 200 || status == 503, "{status} {v}");
+        if status == 503 {
+            refused = Some((v, retry));
+            break;
+        }
+    }
+    let (v, retry) = refused.expect("no check was refused on a full disk");
+    assert_eq!(v["error"], "disk_full", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("状态目录所在磁盘已满"),
+        "{v}"
+    );
+    assert_eq!(retry.as_deref(), Some("60"));
+    let (status, h) = health().await;
+    assert_eq!(
+        (status, h["error"].as_str()),
+        (503, Some("disk_full")),
+        "{h}"
+    );
+    assert_eq!(gauge().await, "hedui_state_disk_full 1");
+    let (status, v) = submit(
+        &c,
+        &s,
+        STAFF_4101,
+        "text/csv",
+        "z.csv",
+        rows_of(&site, &["4101"]),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (503, Some("disk_full")),
+        "{v}"
+    );
+    // Space freed: answered again, by itself.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(post(&c, &s, Some(token_for(first)), first).await.0, 200);
+    assert_eq!(health().await.0, 200);
+    assert_eq!(gauge().await, "hedui_state_disk_full 0");
+    let (status, v) = submit(
+        &c,
+        &s,
+        STAFF_4101,
+        "text/csv",
+        "z.csv",
+        rows_of(&site, &["4101"]),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let done = wait_batch(&c, &s, STAFF_4101, v["batch_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert!(
+        !s.log.lock().unwrap().contains("status=500"),
+        "a 500 was answered"
+    );
+    let out = hedui(&["audit", "verify", "--config", &site.p("full.toml")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Sends `req` and keeps its answer as samples of operation `op` (one per line of JSON
 /// Lines, a text body as a string); returns the status and the body.
 async fn sampled(

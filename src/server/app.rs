@@ -43,8 +43,9 @@ pub struct AppState {
     pub jobs: Jobs,
     /// The queue of one-household checks.
     pub checks: Checker,
-    /// Set while the state database's last write failed for a full disk (cleared by the
-    /// next write that succeeds): `/healthz` is not ready and `/metrics` says so.
+    /// Set when a request was refused for a full disk (by the request middleware), and
+    /// cleared by the next write to the state database that succeeds: `/healthz` is not
+    /// ready and `/metrics` says so.
     pub disk_full: std::sync::atomic::AtomicBool,
     /// Turns to read an uploaded batch file whole (one per core): uploads wait their
     /// turn on disk, not in memory.
@@ -73,10 +74,6 @@ impl AppState {
         })
         .await
         .map_err(|_| ApiError::unavailable())?;
-        if matches!(&out, Err(e) if e.code == "disk_full") {
-            self.disk_full
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-        }
         out
     }
 

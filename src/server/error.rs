@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use super::schema::ErrorBody;
 
+/// Marks an answer refused for a full disk.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskWasFull;
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -138,17 +142,18 @@ impl ApiError {
     /// 500 for a fault: the details go to the log (masked), not to the client. A
     /// missing audit key is 503: nothing is checked until it is restored.
     pub fn internal(e: &crate::error::Error) -> Self {
-        if let crate::error::Error::State(s) = e {
-            if s.disk_full() {
-                tracing::error!("{e}");
-                let mut full = Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "disk_full",
-                    "状态数据库所在磁盘已满，暂不能受理：请管理员释放磁盘空间（the state database's disk is full; try again once space is freed）",
-                );
-                full.retry_after_s = Some(60);
-                return full;
-            }
+        if let Some(disk) = e.disk_full() {
+            tracing::error!("{}", hedui_connectors::idnum::mask_ids_in(&e.to_string()));
+            let mut full = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "disk_full",
+                match disk {
+                    crate::error::DiskFull::State => "状态目录所在磁盘已满，暂不能受理：请管理员释放磁盘空间（the state folder's disk is full; try again once space is freed）",
+                    crate::error::DiskFull::Temp => "临时目录所在磁盘已满，暂不能核对：请管理员释放磁盘空间（the temporary folder's disk is full; try again once space is freed）",
+                },
+            );
+            full.retry_after_s = Some(60);
+            return full;
         }
         if let crate::error::Error::State(crate::state::StateError::AuditKeyMissing { .. }) = e {
             tracing::error!("{e}");
@@ -177,7 +182,12 @@ impl IntoResponse for ApiError {
             message: self.message,
             rejections: self.rejections,
         };
+        let full = self.code == "disk_full";
         let mut resp = (self.status, Json(body)).into_response();
+        if full {
+            // Seen by the request middleware: /healthz and /metrics tell it.
+            resp.extensions_mut().insert(DiskWasFull);
+        }
         if let Some(s) = self.retry_after_s {
             if let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string()) {
                 resp.headers_mut()

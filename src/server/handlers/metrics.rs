@@ -25,6 +25,14 @@ pub async fn track(State(app): State<Arc<AppState>>, mut req: Request, next: Nex
     let resp = next.run(req).await;
     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     app.metrics.request(&route, resp.status().as_u16(), us);
+    if resp
+        .extensions()
+        .get::<crate::server::error::DiskWasFull>()
+        .is_some()
+    {
+        app.disk_full
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     // One line per request: the route as declared (never the path, which may hold a
     // household id), who called, how it ended and how long it took.
     tracing::info!(
@@ -67,7 +75,7 @@ pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     };
     let _ = writeln!(
         out,
-        "# HELP hedui_state_disk_full 1 while the state database's last write failed for a full disk."
+        "# HELP hedui_state_disk_full 1 while requests are refused for a full disk (state folder or temporary folder), until a write to the state succeeds."
     );
     let _ = writeln!(out, "# TYPE hedui_state_disk_full gauge");
     let _ = writeln!(
