@@ -72,19 +72,25 @@ struct Site {
 }
 
 impl Site {
-    /// A generated city ingested into a lake, and a server config with TLS and tokens.
+    /// A small generated city ingested into a lake, and a server config with TLS and
+    /// tokens.
     fn new() -> Site {
+        Site::with_city(500, 50, 7)
+    }
+
+    /// As [`Site::new`], with a city of `people` in `households` made from `seed`.
+    fn with_city(people: u32, households: u32, seed: u32) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let today = chrono::Local::now().date_naive().to_string();
         let p = |r: &str| dir.path().join(r).display().to_string();
         ok(hedui(&[
             "generate",
             "--people",
-            "500",
+            &people.to_string(),
             "--households",
-            "50",
+            &households.to_string(),
             "--seed",
-            "7",
+            &seed.to_string(),
             "--as-of",
             &today,
             "--out",
@@ -252,6 +258,20 @@ fn bodies(site: &Site) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// What the API answers for a household the batch answered `batch` for:
+/// member_in_multiple_households is a batch rule, not on the API; a household under
+/// review for it alone is eligible when asked about by itself.
+fn asked_alone(batch: &Value) -> Value {
+    let mut want = batch.clone();
+    let flags = want["flags"].as_array_mut().unwrap();
+    let before = flags.len();
+    flags.retain(|f| f["rule"] != "member_in_multiple_households");
+    if flags.len() < before && flags.is_empty() && want["verdict"] == "review" {
+        want["verdict"] = json!("eligible");
+    }
+    want
+}
+
 async fn post(c: &reqwest::Client, s: &Server, token: Option<&str>, body: &Value) -> (u16, Value) {
     let mut req = c.post(format!("{}/api/v1/checks", s.url)).json(body);
     if let Some(t) = token {
@@ -268,7 +288,9 @@ async fn post(c: &reqwest::Client, s: &Server, token: Option<&str>, body: &Value
 /// check is audited; SIGTERM stops the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_checks_equal_the_batch_and_enforce_access() {
-    let site = Site::new();
+    // A city where every rule and every verdict occurs (the verdict incomplete on a
+    // back-dated check, below).
+    let site = Site::with_city(3000, 300, 11);
     // The batch reads the lake's tables whole (narrowing off); the API reads only the
     // household's rows: the answers must be the same.
     let expected = check_lake(&site, "city/applicants.csv", "batch");
@@ -314,6 +336,8 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
         .filter(|n| *n > 1)
         .count();
     assert!(shared_runs > 0, "no run checked several households");
+    let mut seen_rules = std::collections::BTreeSet::new();
+    let mut seen_verdicts = std::collections::BTreeSet::new();
     for ((hid, _), (status, mut got)) in all.iter().zip(answers) {
         assert_eq!(status, 200, "{hid}: {got}");
         // The answer names the snapshot of each source it rests on: the current ones.
@@ -330,17 +354,55 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
             );
             assert_eq!(snaps[s]["seq"], m["seq"], "{hid} {s}");
         }
-        let mut want = expected[hid].clone();
-        // member_in_multiple_households is a batch rule (SPEC §8): not on the API. A
-        // household under review for it alone is eligible when asked about by itself.
-        let flags = want["flags"].as_array_mut().unwrap();
-        let before = flags.len();
-        flags.retain(|f| f["rule"] != "member_in_multiple_households");
-        if flags.len() < before && flags.is_empty() && want["verdict"] == "review" {
-            want["verdict"] = json!("eligible");
-        }
-        assert_eq!(got, want, "{hid}");
+        assert_eq!(got, asked_alone(&expected[hid]), "{hid}");
+        seen_rules.extend(
+            got["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["rule"].as_str().unwrap().to_owned()),
+        );
+        seen_verdicts.insert(got["verdict"].as_str().unwrap().to_owned());
     }
+    // Checked back-dated (within max_backdate_days), households whose departments'
+    // records do not reach back that far are incomplete, by the API as by the batch.
+    let past = (chrono::Local::now().date_naive() - chrono::Duration::days(200)).to_string();
+    let expected_past = check_lake_on(&site, "city/applicants.csv", "past", &past);
+    let some: Vec<&(String, Value)> = all.iter().take(40).collect();
+    for (hid, body) in &some {
+        let mut body = body.clone();
+        body["as_of"] = json!(past);
+        let (status, mut got) = post(&c, &server, Some(ADMIN), &body).await;
+        assert_eq!(status, 200, "{hid}: {got}");
+        got.as_object_mut().unwrap().remove("snapshots");
+        assert_eq!(
+            got,
+            asked_alone(&expected_past[hid.as_str()]),
+            "{hid} on {past}"
+        );
+        seen_verdicts.insert(got["verdict"].as_str().unwrap().to_owned());
+    }
+    let rules: std::collections::BTreeSet<&str> = seen_rules.iter().map(String::as_str).collect();
+    assert_eq!(
+        rules.into_iter().collect::<Vec<_>>(),
+        [
+            "commercial_property",
+            "financial_assets_over_limit",
+            "identity_not_found",
+            "income_over_limit",
+            "member_deceased",
+            "name_mismatch",
+            "residential_area_over_limit",
+            "residential_properties_over_limit",
+            "undeclared_employment",
+            "vehicle_owned",
+        ],
+        "every rule the API applies occurs in the city"
+    );
+    assert_eq!(
+        seen_verdicts.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["eligible", "incomplete", "ineligible", "review"]
+    );
 
     let (hid, body) = all
         .iter()
@@ -467,7 +529,7 @@ async fn api_checks_equal_the_batch_and_enforce_access() {
     );
     let said = String::from_utf8_lossy(&out.stdout);
     // The parity checks, the staff check (and no entry for refused or invalid requests).
-    let n = all.len() + 1;
+    let n = all.len() + some.len() + 1;
     assert!(said.contains(&format!(": {n} entries")), "{said}");
 
     // The server's logs (debug level, every request above) hold no ID number and no
@@ -2061,6 +2123,16 @@ fn rows_of(site: &Site, prefixes: &[&str]) -> Vec<u8> {
 /// `check --lake` of `file` into `out`, reading the lake's tables whole (narrowing off:
 /// the server reads only the members' rows, so the two ways are compared), by household.
 fn check_lake(site: &Site, file: &str, out: &str) -> std::collections::BTreeMap<String, Value> {
+    check_lake_on(site, file, out, &site.today)
+}
+
+/// As [`check_lake`], on the date `as_of`.
+fn check_lake_on(
+    site: &Site,
+    file: &str,
+    out: &str,
+    as_of: &str,
+) -> std::collections::BTreeMap<String, Value> {
     ok(hedui_env(
         &[("HEDUI_NARROW_MEMBERS", "0")],
         &[
@@ -2072,7 +2144,7 @@ fn check_lake(site: &Site, file: &str, out: &str) -> std::collections::BTreeMap<
             "--policy",
             &site.p("city/policy.toml"),
             "--as-of",
-            &site.today,
+            as_of,
             "--out",
             &site.p(out),
         ],
