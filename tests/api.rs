@@ -258,6 +258,15 @@ fn bodies(site: &Site) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The 18-character ID numbers of a CSV batch's rows.
+fn ids_of(csv: &[u8]) -> Vec<String> {
+    csv.split(|b| *b == b'\n')
+        .flat_map(|l| l.split(|b| *b == b','))
+        .filter(|c| c.len() == 18 && c[..17].iter().all(u8::is_ascii_digit))
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
 /// What the API answers for a household the batch answered `batch` for:
 /// member_in_multiple_households is a batch rule, not on the API; a household under
 /// review for it alone is eligible when asked about by itself.
@@ -2992,6 +3001,18 @@ async fn role_by_region_matrix() {
                     want,
                     "batch {prefix} by {submitter:.5} {tail} as {role} {regions:?}"
                 );
+                // Masking by role: staff never see a member's full ID number, in
+                // results or reports; systems and admins see them in results.
+                if want == 200 && tail != "" {
+                    let text = resp.text().await.unwrap();
+                    let ids = ids_of(&rows_of(&site, &[prefix]));
+                    let full = ids.iter().filter(|i| text.contains(i.as_str())).count();
+                    let expect_full = tail == "/results" && role != "staff";
+                    assert!(
+                        if expect_full { full > 0 } else { full == 0 },
+                        "batch {prefix} {tail} as {role}: {full} full ID numbers"
+                    );
+                }
             }
         }
     }
@@ -3088,6 +3109,35 @@ async fn role_by_region_matrix() {
             let want = if role == "auditor" { 403 } else { 404 };
             assert_eq!(resp.status().as_u16(), want, "run {id} report as {role}");
         }
+    }
+
+    // Without a token, or with one that is not configured, every route but the open
+    // three is 401.
+    let (id, _, _) = &batches[0];
+    for path in [
+        "/api/v1/batches".to_owned(),
+        format!("/api/v1/batches/{id}"),
+        format!("/api/v1/batches/{id}/results"),
+        format!("/api/v1/batches/{id}/rejected"),
+        format!("/api/v1/batches/{id}/report"),
+        "/api/v1/reconciliations".to_owned(),
+        "/api/v1/reconciliations/1/changes".to_owned(),
+        "/api/v1/reconciliations/1/report".to_owned(),
+        "/api/v1/audit".to_owned(),
+    ] {
+        let bare = c.get(format!("{}{path}", server.url)).send().await.unwrap();
+        assert_eq!(bare.status().as_u16(), 401, "{path} without a token");
+        let wrong = get_as(&c, &server, "not-a-token", &path).await;
+        assert_eq!(wrong.status().as_u16(), 401, "{path} with an unknown token");
+    }
+    for path in ["/api/v1/checks", "/api/v1/batches"] {
+        let bare = c
+            .post(format!("{}{path}", server.url))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bare.status().as_u16(), 401, "POST {path} without a token");
     }
 
     // The audit log: auditors and admins only, each entry's households of its regions.
