@@ -156,6 +156,13 @@ fn a_check_on_ballista_equals_the_local_engine() {
         jobs >= 12,
         "the rules, figures and evidence ran as jobs of the scheduler ({jobs})"
     );
+    // Both executors ran part of it: the work was spread, not run by one.
+    let tasks = cluster.tasks_per_executor();
+    assert!(
+        tasks.len() == 2 && tasks.iter().all(|n| *n > 0),
+        "tasks per executor: {tasks:?}\n{}",
+        cluster.log_text()
+    );
     let on_cluster = decided(&c, "cluster");
     assert!(
         on_cluster.0 == local.0,

@@ -181,6 +181,20 @@ impl Ballista {
             .count()
     }
 
+    /// How many tasks each executor was given so far (its log's `Execute task` lines
+    /// under push scheduling, `Received task` under pull).
+    pub fn tasks_per_executor(&self) -> Vec<usize> {
+        (0..self.executors)
+            .map(|i| {
+                let log = std::fs::read_to_string(
+                    self.logs.path().join(format!("executor-{i}.log")),
+                )
+                .unwrap_or_default();
+                log.matches("Execute task").count() + log.matches("Received task").count()
+            })
+            .collect()
+    }
+
     /// The last lines of every process's log.
     pub fn log_text(&self) -> String {
         let mut out = String::new();
