@@ -168,13 +168,15 @@ fn reference_inputs(dir: &Path, as_of: &str) -> PathBuf {
         .into_iter()
         .map(|(s, _)| (s.to_owned(), "present".to_owned()))
         .collect();
-    let tables = hedui::inputs::input_tables(
+    // Every dated table reaching back far enough: no household stale.
+    let tables = hedui::engine::inputs::input_tables(
         &batch.households,
         &policy,
         as_of,
         "applicants.csv",
         &present,
         &statuses,
+        &[],
     )
     .unwrap();
     for (name, b) in tables {
