@@ -64,7 +64,15 @@ done
 "$H" serve --config hedui.toml 2> serve.log &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
-until grep -q "listening on" serve.log; do sleep 0.2; done
+# wait_for SECONDS WHAT COMMAND…: runs COMMAND until it succeeds, at most SECONDS.
+wait_for() {
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if (( SECONDS >= deadline )); then echo "walkthrough: $what did not happen in time" >&2; exit 1; fi
+    sleep 0.2
+  done
+}
+wait_for 60 "the server listening" grep -q "listening on" serve.log
 
 # 5. One curl per route.
 BASE="https://127.0.0.1:$PORT"
@@ -78,14 +86,16 @@ api "$STAFF" /api/v1/checks -d '{"household_id":"SQ1","region_code":"410102","ar
 # a batch file (GBK CSV here; XLSX and JSON Lines too) → 202 {"batch_id"}
 BATCH=$(api "$SYSTEM" "/api/v1/batches?file_name=applicants.csv" \
   -H 'Content-Type: text/csv' --data-binary @city/applicants.csv | sed 's/.*"batch_id":"\([0-9a-f]*\)".*/\1/')
-until api "$SYSTEM" "/api/v1/batches/$BATCH" | grep -q '"status":"done"'; do sleep 1; done
+done_batch() { api "$SYSTEM" "/api/v1/batches/$BATCH" | grep -q '"status":"done"'; }
+wait_for 300 "the batch finishing" done_batch
 api "$SYSTEM" "/api/v1/batches/$BATCH"                       # status, progress, counts
 api "$SYSTEM" "/api/v1/batches/$BATCH/results" > results.jsonl
 api "$SYSTEM" "/api/v1/batches/$BATCH/rejected" > rejected.jsonl
 api "$SYSTEM" "/api/v1/batches/$BATCH/report" -o report.html
 
 # the nightly reconciliation's runs, changes and report (changes first)
-until api "$SYSTEM" /api/v1/reconciliations | grep -q '"status":"done"'; do sleep 1; done
+done_run() { api "$SYSTEM" /api/v1/reconciliations | grep -q '"status":"done"'; }
+wait_for 300 "the nightly reconciliation finishing" done_run
 api "$SYSTEM" /api/v1/reconciliations
 api "$SYSTEM" /api/v1/reconciliations/1/changes > changes.json
 api "$SYSTEM" /api/v1/reconciliations/1/report -o run-report.html

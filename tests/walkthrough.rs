@@ -22,7 +22,10 @@ fn the_server_walkthrough_runs_as_written() {
         .port();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/serve-walkthrough.sh");
-    let out = Command::new("bash")
+    // The script waits with deadlines of its own; `timeout` bounds the whole of it, so a
+    // step that hangs fails the test instead of holding it.
+    let out = Command::new("timeout")
+        .args(["--kill-after=10", "900", "bash"])
         .arg(&script)
         .current_dir(dir.path())
         .env("HEDUI", env!("CARGO_BIN_EXE_hedui"))
