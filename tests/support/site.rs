@@ -17,9 +17,15 @@ pub fn id(first17: &str) -> String {
 }
 
 pub fn hedui(args: &[&str]) -> Output {
+    hedui_env(&[], args)
+}
+
+/// `hedui ARGS` with more environment variables.
+pub fn hedui_env(env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hedui"))
         .args(args)
         .env(TOKEN_ENV, TOKEN)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
