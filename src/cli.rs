@@ -40,6 +40,7 @@ pub enum Command {
 
 /// `hedui serve`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "示例 Example:\n  hedui serve --config /etc/hedui/hedui.toml")]
 pub struct ServeArgs {
     /// Deployment config with `[server]` and `[[token]]`.
     #[arg(long)]
@@ -48,6 +49,7 @@ pub struct ServeArgs {
 
 /// `hedui audit`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "示例 Example:\n  hedui audit verify --config /etc/hedui/hedui.toml")]
 pub struct AuditArgs {
     /// What to do with the audit log.
     #[command(subcommand)]
@@ -63,6 +65,9 @@ pub enum AuditCommand {
 
 /// `hedui audit verify`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Examples:\n  hedui audit verify --config /etc/hedui/hedui.toml\n  hedui audit verify --state /var/lib/hedui/state"
+)]
 pub struct AuditVerifyArgs {
     /// Deployment config: its `[state] path` holds the audit log.
     #[arg(long, required_unless_present = "state", conflicts_with = "state")]
@@ -74,6 +79,7 @@ pub struct AuditVerifyArgs {
 
 /// `hedui sources`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "示例 Example:\n  hedui sources --config /etc/hedui/hedui.toml")]
 pub struct SourcesArgs {
     /// Deployment config (TOML).
     #[arg(long)]
@@ -85,6 +91,9 @@ pub struct SourcesArgs {
 
 /// `hedui ingest`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Examples:\n  hedui ingest --config /etc/hedui/hedui.toml\n  hedui ingest --config /etc/hedui/hedui.toml --source hr --source bank"
+)]
 pub struct IngestArgs {
     /// Deployment config (TOML).
     #[arg(long)]
@@ -124,7 +133,12 @@ pub struct DataArgs {
     pub engine: Option<String>,
 }
 
-const DATA_HELP: &str = "One of --sources DIR, --lake URL or --config FILE is required: where the departments' data is.\n必须给出 --sources、--lake 或 --config 之一：部门数据所在的位置。";
+/// The note of the commands that read the departments' data.
+macro_rules! data_help {
+    () => {
+        "One of --sources DIR, --lake URL or --config FILE is required: where the departments' data is.\n必须给出 --sources、--lake 或 --config 之一：部门数据所在的位置。"
+    };
+}
 
 /// `hedui check`: exactly one of `--sources`, `--lake` or `--config` says where the
 /// departments' data is.
@@ -135,7 +149,12 @@ const DATA_HELP: &str = "One of --sources DIR, --lake URL or --config FILE is re
         .multiple(false)
         .args(["sources", "lake", "config"])
 ))]
-#[command(after_help = DATA_HELP)]
+#[command(after_help = concat!(
+    "示例 Examples:\n",
+    "  hedui check --applicants 申请名单.csv --sources /data/2026-11 --policy policy.toml --out results/\n",
+    "  hedui check --applicants 申请名单.xlsx --config /etc/hedui/hedui.toml --policy policy.toml --as-of 2026-11-22 --out results/\n\n",
+    data_help!()
+))]
 pub struct CheckArgs {
     /// Applicant batch: CSV (UTF-8 or GBK), XLSX (first sheet) or JSON Lines.
     #[arg(long)]
@@ -169,7 +188,11 @@ pub struct CheckArgs {
         .multiple(false)
         .args(["sources", "lake", "config"])
 ))]
-#[command(after_help = DATA_HELP)]
+#[command(after_help = concat!(
+    "示例 Example:\n",
+    "  hedui reconcile --recipients 在保名单.csv --lake /var/lib/hedui/lake --policy policy.toml --state /var/lib/hedui/state --out recon/\n\n",
+    data_help!()
+))]
 pub struct ReconcileArgs {
     /// The current recipients: the same file formats as an applicant batch.
     #[arg(long)]
@@ -204,6 +227,9 @@ pub enum SourceFormat {
 
 /// `hedui generate`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Example:\n  hedui generate --people 1000000 --households 100000 --format parquet --seed 1 --out city/"
+)]
 pub struct GenerateArgs {
     /// People living in the city (rows of `residents`).
     #[arg(long, default_value_t = 20_000)]
@@ -227,6 +253,7 @@ pub struct GenerateArgs {
 
 /// `hedui demo`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "示例 Example:\n  hedui demo --dir demo --people 20000 --households 2000")]
 pub struct DemoArgs {
     /// Folder for the demo city and its results.
     #[arg(long, default_value = "demo")]

@@ -11,9 +11,15 @@ fn main() -> ExitCode {
     let cli = match hedui::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            if !e.use_stderr() {
+                // --help, --version.
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // The headline every refused command line gets, then clap's own words.
+            eprintln!("hedui: 命令参数有误，请用 --help 查看用法（invalid arguments; see --help）");
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(2);
         }
     };
     // HEDUI_LOG as RUST_LOG (`info`, `hedui=debug`, …); by default errors, and the

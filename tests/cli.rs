@@ -662,6 +662,48 @@ fn check_help_names_the_required_choice() {
     let out = hedui(&["check", "--applicants", "a", "--policy", "p", "--out", "o"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("<--sources <SOURCES>|--lake <LAKE>|--config <CONFIG>>"));
+    // A refused command line leads with the Chinese headline, then says what is wrong.
+    assert!(
+        stderr(&out).starts_with("hedui: 命令参数有误，请用 --help 查看用法"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hedui(&["check", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("hedui: 命令参数有误"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("'--bogus'"), "{}", stderr(&out));
+}
+
+/// Every command's `--help` ends with an example of it.
+#[test]
+fn every_command_has_an_example() {
+    for cmd in [
+        &["check"][..],
+        &["reconcile"],
+        &["serve"],
+        &["ingest"],
+        &["sources"],
+        &["audit"],
+        &["audit", "verify"],
+        &["generate"],
+        &["demo"],
+    ] {
+        let out = hedui(&[cmd, &["--help"]].concat());
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&out.stdout);
+        let example = help
+            .split_once("示例 Example")
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| panic!("{cmd:?} --help has no example:\n{help}"));
+        assert!(
+            example.contains(&format!("hedui {}", cmd.join(" "))),
+            "{cmd:?}: {example}"
+        );
+    }
 }
 
 /// The same seed makes the same city; the demo's batch is GBK with Chinese headers.

@@ -5,7 +5,6 @@
 
 mod support;
 
-
 use support::deptsim::Fault;
 use support::site::*;
 
@@ -85,7 +84,10 @@ fn retry_after_zero_keeps_the_back_off() {
     let site = Site::new(false, false);
     site.dept.always(Some(Fault::StatusRetryAfter(503, 0)));
     let cfg = site.token_config("max_retries = 3");
-    let out = hedui_env(&[("HEDUI_LOG", "hedui=warn")], &["ingest", "--config", &cfg]);
+    let out = hedui_env(
+        &[("HEDUI_LOG", "hedui=warn")],
+        &["ingest", "--config", &cfg],
+    );
     assert_exit(&out, 1);
     let all = text(&out);
     assert!(all.contains("gave up after 4 attempts"), "{all}");
@@ -98,6 +100,10 @@ fn retry_after_zero_keeps_the_back_off() {
     assert_eq!(waits.len(), 3, "one announced wait per retry:\n{all}");
     for (i, ms) in waits.iter().enumerate() {
         let floor = 100u64 << i;
-        assert!(*ms >= floor, "retry {} waited {ms} ms, under {floor} ms", i + 1);
+        assert!(
+            *ms >= floor,
+            "retry {} waited {ms} ms, under {floor} ms",
+            i + 1
+        );
     }
 }

@@ -186,10 +186,9 @@ impl Ballista {
     pub fn tasks_per_executor(&self) -> Vec<usize> {
         (0..self.executors)
             .map(|i| {
-                let log = std::fs::read_to_string(
-                    self.logs.path().join(format!("executor-{i}.log")),
-                )
-                .unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.logs.path().join(format!("executor-{i}.log")))
+                        .unwrap_or_default();
                 log.matches("Execute task").count() + log.matches("Received task").count()
             })
             .collect()
