@@ -9,7 +9,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::app::AppState;
-use super::config::{Role, Token};
+use super::config::Role;
+use super::who::Who;
 use super::error::ApiError;
 
 /// Which roles may use a group of routes, and what the others are told (403).
@@ -88,7 +89,7 @@ impl CallerName {
 
 /// The caller of a request whose role `P` permits: 401 without a valid token, 429
 /// beyond its rate, 403 for a role `P` refuses.
-pub struct Caller<P>(pub Token, pub PhantomData<fn() -> P>);
+pub struct Caller<P>(pub Who, pub PhantomData<fn() -> P>);
 
 impl<P: Permit> FromRequestParts<Arc<AppState>> for Caller<P> {
     type Rejection = ApiError;
@@ -104,7 +105,7 @@ impl<P: Permit> FromRequestParts<Arc<AppState>> for Caller<P> {
         if !P::allows(token.role) {
             return Err(ApiError::forbidden(P::REFUSED));
         }
-        Ok(Caller(token.clone(), PhantomData))
+        Ok(Caller(Who::token(token), PhantomData))
     }
 }
 

@@ -439,6 +439,16 @@ fn tokens(d: &Deployment, fail: &Fail<'_>) -> Result<Vec<Token>, ConfigError> {
         if t.name.is_empty() {
             return Err(fail.at(key("name"), "令牌需要一个名称（a token needs a name）"));
         }
+        // Staff accounts act as `user:NAME`: a token name with a colon could pass for one.
+        if t.name.contains(':') {
+            return Err(fail.at(
+                key("name"),
+                format!(
+                    "令牌名称“{}”不能含冒号“:”（a token name holds no colon: \"user:…\" is how staff accounts are named）",
+                    t.name
+                ),
+            ));
+        }
         if tokens.iter().any(|o| o.name == t.name) {
             return Err(fail.at(
                 key("name"),
@@ -501,6 +511,8 @@ mod tests {
             ),
         );
         assert_eq!(ok.map(|c| c.tokens.len()), Ok(2));
+        let e = config("", &token("user:bob", 'c', "[\"4101\"]")).unwrap_err();
+        assert!(e.contains("token[0].name") && e.contains("不能含冒号"), "{e}");
     }
 
     /// Batches and households are capped by default.

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod routes;
 pub mod schema;
 pub mod upload;
+pub mod who;
 pub mod work;
 
 use std::future::Future;

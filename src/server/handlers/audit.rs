@@ -108,7 +108,7 @@ pub async fn list(
 /// shown by its regions).
 fn shown(
     e: crate::state::audit::AuditEntry,
-    token: &crate::server::config::Token,
+    token: &crate::server::who::Who,
     region: Option<&str>,
 ) -> Option<AuditEntryView> {
     let wanted = |r: &str| token.covers(r) && region.is_none_or(|p| r.starts_with(p));

@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::applicants::Rejection;
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayBatch, MayListBatches};
-use crate::server::config::{Role, Token};
+use crate::server::config::Role;
+use crate::server::who::Who;
 use crate::server::error::ApiError;
 use crate::server::jobs::{is_job_id, out_dir};
 use crate::server::schema::{BatchItem, BatchPage, BatchProgress, BatchStatus};
@@ -27,21 +28,21 @@ use crate::verdict::HouseholdResult;
 
 /// Whether `job` is in `token`'s list: its own batches; for admins and auditors, every
 /// batch of their regions.
-fn listed(token: &Token, job: &Job) -> bool {
+fn listed(token: &Who, job: &Job) -> bool {
     match token.role {
         Role::Admin | Role::Auditor => {
             job.kind == JobKind::Batch
-                && (job.actor == format!("token:{}", token.name)
+                && (job.actor == token.actor
                     || (!job.regions.is_empty() && job.regions.iter().all(|r| token.covers(r))))
         }
-        _ => job.kind == JobKind::Batch && job.actor == format!("token:{}", token.name),
+        _ => job.kind == JobKind::Batch && job.actor == token.actor,
     }
 }
 
 /// Whether `token` may see `job`.
-pub fn visible(token: &Token, job: &Job) -> bool {
+pub fn visible(token: &Who, job: &Job) -> bool {
     job.kind == JobKind::Batch
-        && (job.actor == format!("token:{}", token.name)
+        && (job.actor == token.actor
             || (!job.regions.is_empty() && job.regions.iter().all(|r| token.covers(r))))
 }
 
@@ -112,7 +113,7 @@ pub async fn list(
 }
 
 /// The batch `id` if `token` may see it; 404 otherwise.
-async fn find(app: &Arc<AppState>, token: &Token, id: &str) -> Result<Job, ApiError> {
+async fn find(app: &Arc<AppState>, token: &Who, id: &str) -> Result<Job, ApiError> {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -175,7 +176,7 @@ pub async fn status(
 /// The output file `name` of a done batch, its read audited as `read`.
 async fn output(
     app: &Arc<AppState>,
-    token: &Token,
+    token: &Who,
     id: &str,
     name: &str,
     read: &str,

@@ -222,7 +222,7 @@ pub async fn check(
         )));
     };
     {
-        let actor = format!("token:{}", token.name);
+        let actor = token.actor.clone();
         let (hid, run) = (hid.clone(), run.clone());
         app.db(move |state| {
             let tail = Tail {
@@ -240,7 +240,7 @@ pub async fn check(
     tracing::info!(
         household = %hedui_connectors::idnum::mask_ids_in(&result.household_id),
         verdict = %result.verdict,
-        token = %token.name,
+        token = %token.label,
         "check"
     );
     let mut v = serde_json::to_value(result)

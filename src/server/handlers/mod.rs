@@ -67,10 +67,10 @@ pub fn body(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes
 /// answered: a read that cannot be audited is not answered.
 pub async fn audit_read(
     app: &std::sync::Arc<AppState>,
-    token: &crate::server::config::Token,
+    token: &crate::server::who::Who,
     detail: crate::state::audit::ReadDetail,
 ) -> Result<(), ApiError> {
-    let actor = format!("token:{}", token.name);
+    let actor = token.actor.clone();
     app.db(move |state| {
         state
             .audit_read(&actor, &detail)
@@ -174,12 +174,12 @@ pub fn number_cursor(c: &str) -> Result<i64, ApiError> {
 /// `max_people_per_day`, the refusal audited.
 pub async fn admit_people(
     app: &std::sync::Arc<AppState>,
-    token: &crate::server::config::Token,
+    token: &crate::server::who::Who,
     ids: Vec<String>,
     regions: Vec<String>,
 ) -> Result<(), ApiError> {
     use crate::state::people::People;
-    let (name, cap) = (token.name.clone(), token.max_people_per_day);
+    let (name, actor, cap) = (token.label.clone(), token.actor.clone(), token.max_people_per_day);
     let now = chrono::Local::now();
     let day = now.date_naive().to_string();
     let decided = app
@@ -193,10 +193,10 @@ pub async fn admit_people(
             if let People::Refused { .. } = decided {
                 state
                     .audit_read(
-                        &format!("token:{name}"),
+                        &actor,
                         &crate::state::audit::ReadDetail {
                             read: "refused_max_people_per_day".into(),
-                            of: format!("token:{name}"),
+                            of: actor.clone(),
                             regions,
                             households: vec![],
                         },
@@ -208,11 +208,11 @@ pub async fn admit_people(
         .await?;
     match decided {
         People::Admitted { added, .. } => {
-            app.metrics.people(&token.name, added);
+            app.metrics.people(&token.label, added);
             Ok(())
         }
         People::Refused { today, more } => {
-            app.metrics.people_refused(&token.name);
+            app.metrics.people_refused(&token.label);
             let midnight = (now.date_naive() + chrono::Duration::days(1))
                 .and_hms_opt(0, 0, 0)
                 .and_then(|t| t.and_local_timezone(chrono::Local).earliest());

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayReadRuns};
-use crate::server::config::Token;
+use crate::server::who::Who;
 use crate::server::error::ApiError;
 use crate::server::schema::{ChangesPage, RunItem, RunPage};
 use crate::state::audit::{ReadDetail, ReadHousehold};
@@ -29,7 +29,7 @@ enum Covered {
 /// not exist and for one of other regions alike.
 fn visible_run(
     state: &crate::state::State,
-    token: &Token,
+    token: &Who,
     id: &str,
     covered: Covered,
 ) -> Result<(i64, crate::state::Run), ApiError> {
@@ -196,7 +196,7 @@ pub async fn changes(
             regions.dedup();
             state
                 .audit_read(
-                    &format!("token:{}", token.name),
+                    &token.actor,
                     &ReadDetail {
                         read: "reconciliation_changes".into(),
                         of: format!("run:{run}"),

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::applicants::{read_batch_within, BatchFormat, Column, RawBatch};
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayBatch};
-use crate::server::config::Token;
+use crate::server::who::Who;
 use crate::server::error::ApiError;
 use crate::server::jobs::{job_dir, new_id};
 use crate::server::schema::{BatchAccepted, BatchForm};
@@ -143,7 +143,7 @@ pub async fn submit(
 /// Reads `upload` as the batch `token` submits and queues it: its id.
 pub async fn queue(
     app: &Arc<AppState>,
-    token: &Token,
+    token: &Who,
     upload: Upload,
     q: SubmitQuery,
 ) -> Result<String, ApiError> {
@@ -170,7 +170,7 @@ pub async fn queue(
     let job = NewJob {
         id: id.clone(),
         kind: JobKind::Batch,
-        actor: format!("token:{}", token.name),
+        actor: token.actor.clone(),
         regions: regions.into_iter().collect(),
         file_name: name,
         input: input.display().to_string(),
@@ -193,7 +193,7 @@ pub async fn queue(
     }
     app.wrote();
     app.jobs.wake.notify_one();
-    tracing::info!(job = %id, token = %token.name, rows = raw.rows.len(), "batch queued");
+    tracing::info!(job = %id, token = %token.label, rows = raw.rows.len(), "batch queued");
     Ok(id)
 }
 
@@ -270,7 +270,7 @@ async fn read(app: &AppState, upload: &Upload, name: &str) -> Result<RawBatch, A
 }
 
 /// The batch's regions, all of which `token` must cover (403 naming those it does not).
-fn regions_within(token: &Token, raw: &RawBatch) -> Result<BTreeSet<String>, ApiError> {
+fn regions_within(token: &Who, raw: &RawBatch) -> Result<BTreeSet<String>, ApiError> {
     let regions: BTreeSet<String> = raw
         .rows
         .iter()
