@@ -34,8 +34,97 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// The audit log: `hedui audit verify`.
     Audit(AuditArgs),
-    /// The HTTPS API for case-management systems.
+    /// The HTTPS API for case-management systems, and the staff pages.
     Serve(ServeArgs),
+    /// Staff accounts of the pages: `hedui user add|list|disable|enable|passwd`.
+    User(UserArgs),
+}
+
+/// `hedui user`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Example:\n  printf '%s' \"$PASSWORD\" | hedui user add --config /etc/hedui/hedui.toml --name wangli --role staff --regions 4101,4102 --password-stdin"
+)]
+pub struct UserArgs {
+    /// What to do with the accounts.
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+/// The `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account (its password read from standard input).
+    Add(UserAddArgs),
+    /// List the accounts (never their passwords).
+    List(UserListArgs),
+    /// Disable an account: it cannot sign in, and its sessions end.
+    Disable(UserNameArgs),
+    /// Enable a disabled account again.
+    Enable(UserNameArgs),
+    /// Set an account's password (read from standard input); clears a lock.
+    Passwd(UserPasswdArgs),
+}
+
+/// `hedui user add`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Example:\n  printf '%s' \"$PASSWORD\" | hedui user add --config hedui.toml --name admin --role admin --regions 41 --password-stdin"
+)]
+pub struct UserAddArgs {
+    /// Deployment config: its `[state] path` holds the accounts.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The account's name (1–64 letters, digits, Chinese characters, . _ -).
+    #[arg(long)]
+    pub name: String,
+    /// staff (工作人员), auditor (审计员) or admin (管理员).
+    #[arg(long)]
+    pub role: String,
+    /// Region-code prefixes it may check and see, comma-separated (4101,4102).
+    #[arg(long)]
+    pub regions: String,
+    /// Read the password from standard input (one line; never from the command line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+}
+
+/// `hedui user list`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "示例 Example:\n  hedui user list --config hedui.toml")]
+pub struct UserListArgs {
+    /// Deployment config: its `[state] path` holds the accounts.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// `hedui user disable|enable NAME`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Examples:\n  hedui user disable --config hedui.toml wangli\n  hedui user enable --config hedui.toml wangli"
+)]
+pub struct UserNameArgs {
+    /// Deployment config: its `[state] path` holds the accounts.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The account.
+    pub name: String,
+}
+
+/// `hedui user passwd NAME`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Example:\n  printf '%s' \"$PASSWORD\" | hedui user passwd --config hedui.toml wangli --password-stdin"
+)]
+pub struct UserPasswdArgs {
+    /// Deployment config: its `[state] path` holds the accounts.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The account.
+    pub name: String,
+    /// Read the new password from standard input (one line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
 }
 
 /// `hedui serve`.

@@ -143,6 +143,10 @@ impl Error {
             Error::State(crate::state::StateError::AuditKeyMissing { .. }) => {
                 "审计密钥缺失，不能记录审计日志：请从备份恢复审计密钥（不会另建新密钥）"
             }
+            Error::State(
+                crate::state::StateError::AccountExists { .. }
+                | crate::state::StateError::NoAccount { .. },
+            ) => "账户操作未完成",
             Error::State(_) => "状态数据库出错",
             Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",
@@ -192,6 +196,11 @@ impl Error {
             }) => 2,
             // A --state folder that cannot be opened is the user's to fix.
             Error::State(crate::state::StateError::Open { .. }) => 2,
+            // An account name taken, or none of that name: the user's to fix.
+            Error::State(
+                crate::state::StateError::AccountExists { .. }
+                | crate::state::StateError::NoAccount { .. },
+            ) => 2,
             Error::Engine(_)
             | Error::AuditBroken { .. }
             | Error::Output { .. }

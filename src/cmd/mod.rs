@@ -12,6 +12,7 @@ pub mod reconcile;
 pub mod serve;
 pub mod signal;
 pub mod sources;
+pub mod user;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -55,6 +56,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 if !cli.quiet {
                     println!("{}", reconcile::describe(&done, &args.out));
                 }
+                Ok(())
+            }
+            Command::User(args) => {
+                println!("{}", user::execute(args)?);
                 Ok(())
             }
             Command::Sources(args) => {

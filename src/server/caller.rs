@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 
 use super::app::AppState;
 use super::config::Role;
-use super::who::Who;
 use super::error::ApiError;
+use super::who::Who;
 
 /// Which roles may use a group of routes, and what the others are told (403).
 pub trait Permit: Send + Sync + 'static {

@@ -512,7 +512,10 @@ mod tests {
         );
         assert_eq!(ok.map(|c| c.tokens.len()), Ok(2));
         let e = config("", &token("user:bob", 'c', "[\"4101\"]")).unwrap_err();
-        assert!(e.contains("token[0].name") && e.contains("不能含冒号"), "{e}");
+        assert!(
+            e.contains("token[0].name") && e.contains("不能含冒号"),
+            "{e}"
+        );
     }
 
     /// Batches and households are capped by default.

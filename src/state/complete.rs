@@ -109,7 +109,7 @@ impl State {
     /// Rewrites the anchor once entry `seq` is committed. After the commit: an anchor
     /// behind the log (a crash just here) still proves every entry up to it; one ahead of
     /// it would accuse a whole log.
-    fn anchor_after(&self, key: &ring::hmac::Key, seq: i64, hash: &str) {
+    pub(super) fn anchor_after(&self, key: &ring::hmac::Key, seq: i64, hash: &str) {
         if let Err(e) = self.write_anchor(key, seq, hash) {
             tracing::error!(error = %e, "the audit anchor could not be rewritten; the log's end is proven only up to the previous entry");
         }

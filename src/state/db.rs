@@ -99,6 +99,18 @@ pub enum StateError {
         /// Where the key was looked for.
         path: String,
     },
+    /// An account of that name exists already.
+    #[error("账户“{name}”已存在：名称必须唯一（an account named \"{name}\" exists already）")]
+    AccountExists {
+        /// The name.
+        name: String,
+    },
+    /// No account of that name.
+    #[error("没有账户“{name}”（no account named \"{name}\"）")]
+    NoAccount {
+        /// The name.
+        name: String,
+    },
     /// The changes file a reconciliation wrote is not what the run found (another run
     /// wrote the same folder meanwhile, or it cannot be read back).
     #[error("state database {path}: run {run}: cannot store the changes written to {file}: {why}")]
@@ -254,6 +266,8 @@ impl State {
         conn.execute_batch(schema::JOBS)
             .map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch(schema::PEOPLE)
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(schema::ACCOUNTS)
             .map_err(|e| open_err(e.to_string()))?;
         // Databases made before runs kept their regions get the column.
         let has_regions: bool = conn

@@ -78,3 +78,26 @@ CREATE TABLE IF NOT EXISTS people_checked (
     PRIMARY KEY (token, day, person)
 ) WITHOUT ROWID;
 ";
+
+/// Staff accounts (Argon2id hashes only) and their sessions (the SHA-256 of the cookie
+/// only).
+pub(super) const ACCOUNTS: &str = "
+CREATE TABLE IF NOT EXISTS accounts (
+    name         TEXT PRIMARY KEY,
+    role         TEXT NOT NULL CHECK (role IN ('staff', 'auditor', 'admin')),
+    regions      TEXT NOT NULL,
+    hash         TEXT NOT NULL,
+    disabled     INTEGER NOT NULL DEFAULT 0,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER,
+    created_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash    TEXT PRIMARY KEY,
+    account    TEXT NOT NULL REFERENCES accounts(name),
+    csrf       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_account ON sessions (account);
+";

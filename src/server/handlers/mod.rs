@@ -179,7 +179,11 @@ pub async fn admit_people(
     regions: Vec<String>,
 ) -> Result<(), ApiError> {
     use crate::state::people::People;
-    let (name, actor, cap) = (token.label.clone(), token.actor.clone(), token.max_people_per_day);
+    let (name, actor, cap) = (
+        token.label.clone(),
+        token.actor.clone(),
+        token.max_people_per_day,
+    );
     let now = chrono::Local::now();
     let day = now.date_naive().to_string();
     let decided = app

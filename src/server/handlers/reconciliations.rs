@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayReadRuns};
-use crate::server::who::Who;
 use crate::server::error::ApiError;
 use crate::server::schema::{ChangesPage, RunItem, RunPage};
+use crate::server::who::Who;
 use crate::state::audit::{ReadDetail, ReadHousehold};
 
 /// How many of a run's regions a token must cover to see it.

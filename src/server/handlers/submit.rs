@@ -21,11 +21,11 @@ use serde::Deserialize;
 use crate::applicants::{read_batch_within, BatchFormat, Column, RawBatch};
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayBatch};
-use crate::server::who::Who;
 use crate::server::error::ApiError;
 use crate::server::jobs::{job_dir, new_id};
 use crate::server::schema::{BatchAccepted, BatchForm};
 use crate::server::upload::{self, Upload};
+use crate::server::who::Who;
 use crate::state::jobs::{Admission, JobKind, NewJob, QueueBound};
 
 /// Query parameters of a submission.
