@@ -147,6 +147,9 @@ impl Error {
                 crate::state::StateError::AccountExists { .. }
                 | crate::state::StateError::NoAccount { .. },
             ) => "账户操作未完成",
+            Error::State(crate::state::StateError::AuditEnd { .. }) => {
+                "审计日志的末尾与其锚点不符，可能被删改：请从备份恢复后再运行"
+            }
             Error::State(_) => "状态数据库出错",
             Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",

@@ -2985,6 +2985,7 @@ async fn role_by_region_matrix() {
         assert_eq!(done["status"], "done", "{done}");
     }
     // Every batch by id, on every route, for every token.
+    let mut staff_accounts = 0;
     for (id, submitter, prefix) in &batches {
         for (token, role, regions) in tokens {
             let want = if !checks_role(role) {
@@ -3012,10 +3013,25 @@ async fn role_by_region_matrix() {
                         if expect_full { full > 0 } else { full == 0 },
                         "batch {prefix} {tail} as {role}: {full} full ID numbers"
                     );
+                    // Account numbers alike: masked for staff wherever they stand.
+                    for acc in text.split("\"account_no\":\"").skip(1) {
+                        let acc = acc.split('"').next().unwrap_or("");
+                        if tail == "/results" && role != "staff" {
+                            assert!(!acc.contains('*'), "{acc} as {role}");
+                        } else if tail == "/results" {
+                            assert!(acc.contains('*'), "account {acc} in full to staff");
+                            staff_accounts += 1;
+                        }
+                    }
                 }
             }
         }
     }
+
+    assert!(
+        staff_accounts > 0,
+        "no account evidence reached staff to be masked"
+    );
 
     // Runs: listed iff one of their regions is the token's (run 2 reports run 1's
     // households as gone from the list: their regions see it); by id the same; changes

@@ -70,6 +70,27 @@ fn audited(checks: usize) -> (Fixture, String) {
     (fx, state)
 }
 
+/// `hedui check` of the fixture's batch, audited in `state`, its outputs in `out`.
+fn check_into(fx: &Fixture, state: &str, out: &str) -> Output {
+    let p = |r: &str| fx.path(r).display().to_string();
+    hedui_in(
+        state,
+        &[
+            "check",
+            "--applicants",
+            &p("applicants.csv"),
+            "--sources",
+            &p("sources"),
+            "--policy",
+            &p("policy.toml"),
+            "--as-of",
+            AS_OF,
+            "--out",
+            &p(out),
+        ],
+    )
+}
+
 fn db(state: &str) -> rusqlite::Connection {
     rusqlite::Connection::open(std::path::Path::new(state).join("hedui.db")).unwrap()
 }
@@ -206,7 +227,26 @@ fn the_log_proves_its_end_and_keeps_its_key() {
             "{what}: {}",
             stderr(&out)
         );
+        // Nothing is appended over the gap (that would make the shortened log verify
+        // again): the next check refuses and writes nothing.
+        let out = check_into(&fx, &state, "over-the-gap");
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("hedui: 审计日志的末尾与其锚点不符"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert!(!fx.path("over-the-gap/results.jsonl").exists(), "{what}");
+        assert_eq!(verify(&state).status.code(), Some(1), "{what}: still found");
     }
+    // The anchor removed from a log with entries: likewise.
+    restore();
+    let anchor = std::fs::read(fx.path("state/audit.anchor")).unwrap();
+    std::fs::remove_file(fx.path("state/audit.anchor")).unwrap();
+    let out = check_into(&fx, &state, "no-anchor");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("anchor"), "{}", stderr(&out));
+    std::fs::write(fx.path("state/audit.anchor"), anchor).unwrap();
     restore();
 
     // A copy (database, key, anchor) verified as it is: nothing is added to it.

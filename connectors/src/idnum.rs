@@ -120,6 +120,27 @@ pub fn mask_id(id: &str) -> String {
     }
 }
 
+/// Masks an account number (bank card, provident-fund account) for staff views: its
+/// first six and last four characters stay, as on a bank's own statements
+/// (`621700******1234`); one of ten characters or fewer keeps only its last four, and
+/// one of four or fewer nothing.
+pub fn mask_account(account: &str) -> String {
+    let chars: Vec<char> = account.chars().collect();
+    let n = chars.len();
+    if n > 10 {
+        let mut out: String = chars[..6].iter().collect();
+        out.extend(std::iter::repeat_n('*', n - 10));
+        out.extend(&chars[n - 4..]);
+        out
+    } else {
+        // Four or fewer: nothing of it shows.
+        let hidden = if n > 4 { n - 4 } else { n };
+        let mut out: String = std::iter::repeat_n('*', hidden).collect();
+        out.extend(&chars[hidden..]);
+        out
+    }
+}
+
 /// Masks every ID-like run in free text (a raw record, a parser's or a department's
 /// message): 18 characters (17 digits and a digit or X) keep their first 6 and last 4,
 /// 15 digits (a legacy ID) their first 6 and last 3. Longer or shorter digit runs (an
@@ -178,6 +199,16 @@ pub fn replace_ids_in(text: &str, with: impl Fn(&str) -> String) -> std::borrow:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Account numbers of every length keep only what a statement shows.
+    #[test]
+    fn accounts_are_masked_like_statements() {
+        assert_eq!(mask_account("6217001234567891234"), "621700*********1234");
+        assert_eq!(mask_account("627161846226884541"), "627161********4541");
+        assert_eq!(mask_account("1234567890"), "******7890");
+        assert_eq!(mask_account("1234"), "****");
+        assert_eq!(mask_account(""), "");
+    }
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()

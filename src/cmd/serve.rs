@@ -20,6 +20,9 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let input = crate::sources::SourceInput::of_deployment(&d, None);
     let setup = crate::check::open(&input, d.memory_limit, d.cluster.as_ref()).await?;
     let mut state = State::open_with(&d.state_path, crate::state::AuditFiles::of(&d))?;
+    // A log that does not reach its anchor (entries removed from its end) is not served
+    // over: the first entry appended would make the shortened log verify again.
+    state.audit_end_ok()?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls_config(cert, key).map_err(|why| {
             Error::Config(crate::config::ConfigError {

@@ -143,7 +143,11 @@ fn evidence_view(e: &crate::verdict::Evidence) -> EvidenceView {
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| {
             let t = text(v);
-            let t = if k == "id_number" { mask_id(&t) } else { t };
+            let t = match k.as_str() {
+                "id_number" => mask_id(&t),
+                "account_no" => hedui_connectors::idnum::mask_account(&t),
+                _ => t,
+            };
             format!("{k}={t}")
         })
         .collect();

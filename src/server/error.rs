@@ -155,6 +155,14 @@ impl ApiError {
             full.retry_after_s = Some(60);
             return full;
         }
+        if let crate::error::Error::State(crate::state::StateError::AuditEnd { .. }) = e {
+            tracing::error!("{e}");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "审计日志的末尾与其锚点不符（可能被删改），核对已暂停：请管理员运行 hedui audit verify 并从备份恢复（the audit log does not reach its anchor: checks are paused until it is restored）",
+            );
+        }
         if let crate::error::Error::State(crate::state::StateError::AuditKeyMissing { .. }) = e {
             tracing::error!("{e}");
             return Self::new(

@@ -87,13 +87,13 @@ impl State {
         detail: &AccountDetail<'_>,
         f: impl FnOnce(&rusqlite::Transaction<'_>, &str) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
-        let key = self.audit_key()?;
+        let appender = self.appender()?;
         let (out, seq, hash) = self.write(what, |tx, path| {
             let out = f(tx, path)?;
-            let (seq, hash) = append_in(tx, path, &key, actor, "account", detail)?;
+            let (seq, hash) = append_in(tx, path, &appender, actor, "account", detail)?;
             Ok((out, seq, hash))
         })?;
-        self.anchor_after(&key, seq, &hash);
+        self.anchor_after(&appender.key, seq, &hash);
         Ok(out)
     }
 

@@ -136,11 +136,12 @@ pub struct AuditEntry {
 pub(super) fn append_in(
     tx: &rusqlite::Transaction<'_>,
     path: &str,
-    key: &hmac::Key,
+    appender: &Appender,
     actor: &str,
     kind: &str,
     detail: &impl Serialize,
 ) -> Result<(i64, String), StateError> {
+    let key = &appender.key;
     let q = |what: &str| query_err(path, what);
     let detail = serde_json::to_string(detail).map_err(|e| StateError::Open {
         path: path.to_owned(),
@@ -154,6 +155,7 @@ pub(super) fn append_in(
         )
         .optional()
         .map_err(q("read the audit log"))?;
+    end_reaches_anchor(tx, path, appender, last.as_ref())?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_owned()),
@@ -167,6 +169,69 @@ pub(super) fn append_in(
     )
     .map_err(q("append to the audit log"))?;
     Ok((seq, hash))
+}
+
+/// The audit key and the anchor an entry is appended under.
+pub(super) struct Appender {
+    /// The key of the chain.
+    pub(super) key: hmac::Key,
+    /// The chain's head as last written outside the database (`None`: no anchor file).
+    anchor: Option<Anchor>,
+    /// The anchor file, for messages.
+    anchor_path: String,
+}
+
+/// Refuses to append to a chain that does not reach its anchor: entries removed from
+/// its end (or the whole table emptied) while the anchor says they were there, an
+/// anchor file removed from a log with entries, or an anchor not made with this key.
+/// Appending over such a gap would make the shortened log verify again. The anchor may
+/// be one entry behind the head (a crash between a commit and the anchor's rewrite).
+fn end_reaches_anchor(
+    conn: &rusqlite::Connection,
+    path: &str,
+    a: &Appender,
+    last: Option<&(i64, String)>,
+) -> Result<(), StateError> {
+    let broken = |why: String| StateError::AuditEnd {
+        path: path.to_owned(),
+        why,
+    };
+    let anchor = match (&a.anchor, last) {
+        (None, None) => return Ok(()),
+        (None, Some((seq, _))) => {
+            return Err(broken(format!(
+                "the log has {seq} entries but its anchor {} is missing",
+                a.anchor_path
+            )))
+        }
+        (Some(anchor), _) => anchor,
+    };
+    if anchor.mac != Anchor::mac(&a.key, anchor.seq, &anchor.hash) {
+        return Err(broken(format!(
+            "the anchor {} was not made with this audit key",
+            a.anchor_path
+        )));
+    }
+    let head = last.map_or(0, |(seq, _)| *seq);
+    if head < anchor.seq {
+        return Err(broken(format!(
+            "the log ends at entry {head} but its anchor says {}: entries were removed from its end",
+            anchor.seq
+        )));
+    }
+    let at_anchor: Option<String> = conn
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [anchor.seq], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(query_err(path, "read the audit log"))?;
+    if at_anchor.as_deref() != Some(anchor.hash.as_str()) {
+        return Err(broken(format!(
+            "entry {} is not the one its anchor names",
+            anchor.seq
+        )));
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -224,9 +289,63 @@ impl State {
     }
 
     /// Whether an entry can be appended now (its key there, or a new log that gets
-    /// one): checked before a run writes anything.
+    /// one; its end where its anchor says): checked before a run writes anything, and
+    /// by the server at start and by `/healthz`.
     pub fn ready_to_audit(&self) -> Result<(), StateError> {
-        self.audit_key().map(|_| ())
+        self.audit_key()?;
+        self.audit_end_ok()
+    }
+
+    /// Whether the log's end is where its anchor says (and its key is there, unless
+    /// the log is new) — without making a key: what `/healthz` asks.
+    pub fn audit_end_ok(&self) -> Result<(), StateError> {
+        let Some(key) = self.read_audit_key()? else {
+            return if self.audit_is_new()? {
+                Ok(())
+            } else {
+                Err(StateError::AuditKeyMissing {
+                    path: self.audit.key.display().to_string(),
+                })
+            };
+        };
+        let a = Appender {
+            key,
+            anchor: self.read_anchor().map_err(|why| StateError::AuditEnd {
+                path: self.path.display().to_string(),
+                why,
+            })?,
+            anchor_path: self.audit.anchor.display().to_string(),
+        };
+        let last: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err("read the audit log"))?;
+        end_reaches_anchor(
+            &self.conn,
+            &self.path.display().to_string(),
+            &a,
+            last.as_ref(),
+        )
+    }
+
+    /// The key and the anchor to append under.
+    pub(super) fn appender(&self) -> Result<Appender, StateError> {
+        let key = self.audit_key()?;
+        let anchor_path = self.audit.anchor.display().to_string();
+        let anchor = self.read_anchor().map_err(|why| StateError::AuditEnd {
+            path: self.path.display().to_string(),
+            why,
+        })?;
+        Ok(Appender {
+            key,
+            anchor,
+            anchor_path,
+        })
     }
 
     /// The key if its file is there.

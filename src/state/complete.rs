@@ -50,7 +50,8 @@ pub struct Completed {
 impl State {
     /// Completes a run in one write transaction (see the module's text).
     pub fn complete(&mut self, c: &Completion<'_>) -> Result<Completed, StateError> {
-        let key = self.audit_key()?;
+        let appender = self.appender()?;
+        let key = &appender.key;
         let what = match (&c.run, c.job) {
             (Some(_), _) => "finish the run",
             (None, Some(_)) => "finish a job",
@@ -79,7 +80,7 @@ impl State {
             if let Some(run) = &c.run {
                 finish_in(tx, path, run)?;
             }
-            let (seq, hash) = append_in(tx, path, &key, c.actor, c.kind, c.detail)?;
+            let (seq, hash) = append_in(tx, path, &appender, c.actor, c.kind, c.detail)?;
             Ok((
                 Completed {
                     audit_seq: Some(seq),
@@ -90,7 +91,7 @@ impl State {
         })
         .map(|(done, hash)| {
             if let (Some(seq), Some(hash)) = (done.audit_seq, hash) {
-                self.anchor_after(&key, seq, &hash);
+                self.anchor_after(key, seq, &hash);
             }
             done
         })
@@ -98,11 +99,11 @@ impl State {
 
     /// Appends the entry of a read that returned household data (kind `read`).
     pub fn audit_read(&mut self, actor: &str, detail: &ReadDetail) -> Result<i64, StateError> {
-        let key = self.audit_key()?;
+        let appender = self.appender()?;
         let (seq, hash) = self.write("append to the audit log", |tx, path| {
-            append_in(tx, path, &key, actor, "read", detail)
+            append_in(tx, path, &appender, actor, "read", detail)
         })?;
-        self.anchor_after(&key, seq, &hash);
+        self.anchor_after(&appender.key, seq, &hash);
         Ok(seq)
     }
 

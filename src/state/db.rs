@@ -99,6 +99,16 @@ pub enum StateError {
         /// Where the key was looked for.
         path: String,
     },
+    /// The audit log does not reach its anchor (entries removed from its end, the
+    /// anchor removed or not of this key): nothing is appended until it is restored —
+    /// appending over the gap would make the shortened log verify again.
+    #[error("审计日志的末尾与其锚点不符，可能被删改：在从备份恢复之前不再记录审计条目，请运行 hedui audit verify 查看（the audit log {path} does not reach its anchor: {why}; nothing is appended until it is restored from its backup）")]
+    AuditEnd {
+        /// The database file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     /// An account of that name exists already.
     #[error("账户“{name}”已存在：名称必须唯一（an account named \"{name}\" exists already）")]
     AccountExists {
@@ -192,7 +202,9 @@ impl State {
                     |_| Ok(()),
                 )
             })
-            .map_err(self.err("answer"))
+            .map_err(self.err("answer"))?;
+        // And the audit log can be appended to: its key there, its end at its anchor.
+        self.audit_end_ok()
     }
 
     /// The database file.

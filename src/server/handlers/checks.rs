@@ -29,18 +29,22 @@ fn text(v: &Option<Value>) -> Option<String> {
     }
 }
 
-/// Masks the ID numbers of one flag (its member and its evidence records).
+/// Masks the ID and account numbers of one flag (its member and its evidence records).
 pub fn mask_flag(f: &mut Value) {
-    use hedui_connectors::idnum::mask_id;
+    use hedui_connectors::idnum::{mask_account, mask_id};
     if let Some(Value::String(m)) = f.get_mut("member") {
         *m = mask_id(m);
     }
     if let Some(ev) = f.get_mut("evidence").and_then(Value::as_array_mut) {
         for e in ev {
-            if let Some(Value::String(id)) =
-                e.get_mut("record").and_then(|r| r.get_mut("id_number"))
-            {
+            let Some(record) = e.get_mut("record") else {
+                continue;
+            };
+            if let Some(Value::String(id)) = record.get_mut("id_number") {
                 *id = mask_id(id);
+            }
+            if let Some(Value::String(acc)) = record.get_mut("account_no") {
+                *acc = mask_account(acc);
             }
         }
     }
