@@ -636,6 +636,38 @@ async fn until_closed<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// One client address cannot hold every connection (`max_connections_per_ip`, 3 here):
+/// its next connection is closed as it arrives, while another address is answered —
+/// idle sockets from one host no longer take the server down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_only_its_share_of_connections() {
+    let site = Site::new();
+    site.config_variant("share.toml", "max_connections_per_ip = 3\n", "");
+    let s = site.serve_with("share.toml", &[]);
+    let server: std::net::SocketAddr = s.addr().parse().unwrap();
+    let from = |ip: [u8; 4]| async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(std::net::SocketAddr::from((ip, 0))).unwrap();
+        sock.connect(server).await.unwrap()
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(from([127, 0, 0, 2]).await);
+    }
+    let mut fourth = from([127, 0, 0, 2]).await;
+    // Closed at once (the others would be kept for header_timeout_s, 10 s).
+    let closed = until_closed(&mut fourth, std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        closed.as_deref(),
+        Some(""),
+        "a fourth connection of one address was kept"
+    );
+    let c = client(&s);
+    let health = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "another address is served");
+    drop(held);
+}
+
 /// Clients that connect and stall hold nothing (`header_timeout_s`, `body_idle_timeout_s`
 /// at 1 s here): a TCP connection that never starts TLS, a request head sent by half, a
 /// body that stops halfway (408, JSON) and an idle kept-alive connection are all closed
@@ -1109,7 +1141,7 @@ async fn a_token_checks_a_bounded_number_of_people_a_day() {
 }
 
 /// Beyond the caps a request is 422 in words: a household beyond
-/// `max_household_members` (`invalid_value`), a check date in the future or more than
+/// `max_household_members` (`invalid_value`), a field of 100,000 characters, a check date in the future or more than
 /// `max_backdate_days` back — over the API as in a batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_the_caps_are_422() {
@@ -1142,6 +1174,25 @@ async fn requests_beyond_the_caps_are_422() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 422);
     }
+    // A field far longer than any ID, code or name (a paste gone wrong, an attack):
+    // 422 naming the field, its value never echoed whole.
+    let mut long = body.clone();
+    long["authorization_id"] = Value::from("x".repeat(100_000));
+    let (status, v) = post(&c, &s, Some(ADMIN), &long).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"], "invalid_value", "{v}");
+    assert!(
+        v.to_string().len() < 5_000,
+        "the value echoed: {} bytes",
+        v.to_string().len()
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("授权书编号有100000个字符，超过上限200个"),
+        "{v}"
+    );
     let first = body["members"][0].clone();
     let members: Vec<Value> = (0..3)
         .map(|i| {
@@ -2472,6 +2523,14 @@ async fn batch_lifecycle_over_https() {
         );
         assert!(
             err["message"].as_str().unwrap().contains(says),
+            "{name}: {err}"
+        );
+        // What is wrong, in Chinese, first; then the file.
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("无法读取批次文件“{name}”：")),
             "{name}: {err}"
         );
     }

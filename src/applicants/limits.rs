@@ -44,5 +44,20 @@ pub(super) fn too_many_rows(limits: &Limits) -> String {
     )
 }
 
+/// Characters a cell holds at most: Excel's own limit, so no spreadsheet a clerk made
+/// holds more; a file that does was not made by one.
+pub const MAX_CELL_CHARS: usize = 32_767;
+
+/// The first cell of `rows` (or the header) holding more than [`MAX_CELL_CHARS`]:
+/// its row and 1-based column.
+pub(super) fn too_long_cell(header: &[String], rows: &Rows) -> Option<(u64, usize)> {
+    let long = |t: &String| t.len() > MAX_CELL_CHARS && t.chars().count() > MAX_CELL_CHARS;
+    if let Some(c) = header.iter().position(long) {
+        return Some((1, c + 1));
+    }
+    rows.iter()
+        .find_map(|(r, cells)| cells.iter().position(long).map(|c| (*r, c + 1)))
+}
+
 /// Said of a file without a data row.
 pub(super) const NO_ROWS: &str = "文件中没有申请人数据行（the file has no applicant rows）";

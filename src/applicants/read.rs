@@ -137,7 +137,12 @@ pub fn read_batch_within(
             (h, r, Some(e))
         }
         BatchFormat::Xlsx => {
-            let (h, r) = read_xlsx(bytes, limits).map_err(unreadable)?;
+            // calamine panics on some malformed cell references (an overflow of a row
+            // number beyond 2^32): a damaged workbook, said as one.
+            let read = std::panic::catch_unwind(|| read_xlsx(bytes, limits)).unwrap_or_else(|_| {
+                Err("工作簿已损坏：其中有无效的单元格位置，请在Excel中打开后另存为新的XLSX文件（the workbook is damaged: a cell reference is invalid）".to_owned())
+            });
+            let (h, r) = read.map_err(unreadable)?;
             (h, r, None)
         }
         BatchFormat::Jsonl => {
@@ -145,6 +150,12 @@ pub fn read_batch_within(
             (h, r, Some(e))
         }
     };
+    if let Some((row, col)) = super::limits::too_long_cell(&headers, &rows) {
+        return Err(unreadable(format!(
+            "第{row}行第{col}列的内容超过{max}个字符（Excel单元格的上限），这不是一份申请人名单（row {row}, field {col} holds more than {max} characters, more than any spreadsheet cell）",
+            max = super::limits::MAX_CELL_CHARS
+        )));
+    }
     if headers.len() > limits.max_columns {
         return Err(unreadable(format!(
             "表头有{}列，超过上限{}列（the header has {} columns, more than the {} allowed）",
@@ -396,6 +407,8 @@ fn json_text(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    use super::super::limits::MAX_CELL_CHARS;
+
     const HEADER: &str =
         "申请编号,行政区划代码,城乡类别,救助类型,授权书编号,身份证号,姓名,与申请人关系";
 
@@ -487,6 +500,65 @@ mod tests {
         let bytes = wb.save_to_buffer().unwrap();
         let b = read_batch(Path::new("b.xlsx"), &bytes).unwrap();
         assert_eq!(b.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [2, 3]);
+    }
+
+    /// A workbook of `HEADER` and one row, with `from` replaced by `to` in its part
+    /// `part` (a cell made longer, a reference made invalid, than any tool would write).
+    fn doctored_xlsx(part: &str, from: &str, to: &str) -> Vec<u8> {
+        use std::io::{Read as _, Write as _};
+        let row = "H1,410184,城市,低保,A1,11010519491231002X,PLACEHOLDER,本人";
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (r, line) in [HEADER, row].iter().enumerate() {
+            for (c, v) in line.split(',').enumerate() {
+                ws.write_string(r as u32, c as u16, v).unwrap();
+            }
+        }
+        let bytes = wb.save_to_buffer().unwrap();
+        let mut zin = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..zin.len() {
+            let mut f = zin.by_index(i).unwrap();
+            let name = f.name().to_owned();
+            let mut text = String::new();
+            f.read_to_string(&mut text).unwrap();
+            if name == part {
+                assert!(text.contains(from), "{name}: {text}");
+                text = text.replace(from, to);
+            }
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            out.write_all(text.as_bytes()).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    /// A cell longer than Excel allows refuses the file, naming the cell; a cell
+    /// reference that overflows the reader is a damaged workbook, never a crash; an
+    /// over-long value in a sane file rejects its household, never quoting it whole.
+    #[test]
+    fn cells_beyond_what_excel_writes_are_refused() {
+        let long = "a".repeat(MAX_CELL_CHARS + 1);
+        let bytes = doctored_xlsx("xl/sharedStrings.xml", "PLACEHOLDER", &long);
+        let e = read_batch(Path::new("b.xlsx"), &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("单元格G2的内容超过32767个字符"), "{e}");
+        let bytes = doctored_xlsx("xl/worksheets/sheet1.xml", "r=\"G2\"", "r=\"G4294967296\"");
+        let e = read_batch(Path::new("b.xlsx"), &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("工作簿已损坏"), "{e}");
+        let text = format!(
+            "{HEADER}\nH1,410184,城市,低保,A1,11010519491231002X,{},本人\n",
+            "李".repeat(5000)
+        );
+        let e = csv(&text.replace("PLACEHOLDER", "")).map(|b| b.rows.len());
+        assert_eq!(
+            e,
+            Ok(1),
+            "read: the row's household is rejected when validated"
+        );
     }
 
     /// An empty line is a row as a spreadsheet shows it (later rows keep their number),

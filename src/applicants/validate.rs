@@ -139,11 +139,31 @@ pub fn validate_within(
 
 /// One row's values checked and made canonical: its household id and what it declares;
 /// each problem added to `rejections`.
+/// Characters a field of an applicant row holds at most: IDs, names, codes and
+/// authorizations are short; a longer value is a paste gone wrong (or an attack), and
+/// is neither stored, logged nor quoted whole.
+pub const MAX_FIELD_CHARS: usize = 200;
+
+/// `v` cut to [`MAX_FIELD_CHARS`], or `None` when it fits.
+fn cut(v: &str) -> Option<String> {
+    v.char_indices()
+        .nth(MAX_FIELD_CHARS)
+        .map(|(at, _)| format!("{}…", &v[..at]))
+}
+
 fn check_row(r: &RawRow, as_of: NaiveDate, rejections: &mut Vec<Rejection>) -> (String, RowOut) {
+    // Over-long values are cut before anything keeps them, and rejected below.
+    let over: Vec<(Column, usize)> = Column::ALL
+        .iter()
+        .filter_map(|&c| {
+            let v = r.values[c as usize].as_deref()?;
+            cut(v).map(|_| (c, v.chars().count()))
+        })
+        .collect();
     let val = |c: Column| -> Option<String> {
         r.values[c as usize]
             .as_deref()
-            .map(|v| fold_trim(v).into_owned())
+            .map(|v| cut(v).map_or_else(|| fold_trim(v).into_owned(), |t| t))
             .filter(|v| !v.is_empty())
     };
     let hid = val(Column::HouseholdId).unwrap_or_default();
@@ -156,6 +176,17 @@ fn check_row(r: &RawRow, as_of: NaiveDate, rejections: &mut Vec<Rejection>) -> (
             message,
         });
     };
+    for (c, n) in over {
+        reject(
+            c,
+            Reason::InvalidValue,
+            format!(
+                "{}有{n}个字符，超过上限{MAX_FIELD_CHARS}个：请检查是否粘贴错了内容（{} holds {n} characters, more than {MAX_FIELD_CHARS}）",
+                c.chinese(),
+                c.name()
+            ),
+        );
+    }
     let missing = |c: Column| format!("{}为空（{} is missing）", c.chinese(), c.name());
     if hid.is_empty() {
         reject(

@@ -8,7 +8,7 @@ use std::io::{Cursor, Read};
 
 use calamine::{DataRef, Reader, Xlsx};
 
-use super::limits::{too_many_rows, Limits, Rows, NO_ROWS};
+use super::limits::{too_many_rows, Limits, Rows, MAX_CELL_CHARS, NO_ROWS};
 
 /// Decompresses every part of the workbook into nothing, counting bytes, so a zip bomb
 /// is refused before any part of it is held in memory (the declared sizes in a zip
@@ -85,6 +85,13 @@ pub(super) fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, R
         let text = data_text(cell.get_value());
         if text.trim().is_empty() {
             continue;
+        }
+        if text.len() > MAX_CELL_CHARS && text.chars().count() > MAX_CELL_CHARS {
+            return Err(format!(
+                "单元格{}的内容超过{MAX_CELL_CHARS}个字符（Excel单元格的上限），这不是一份申请人名单（cell {} holds more than {MAX_CELL_CHARS} characters, more than Excel allows）",
+                cell_ref(r, c),
+                cell_ref(r, c)
+            ));
         }
         if c as usize >= limits.max_columns {
             return Err(format!(

@@ -51,6 +51,13 @@ pub struct ServerSection {
     /// head (an idle keep-alive connection is closed after as long).
     #[serde(default = "default_header_timeout_s")]
     pub header_timeout_s: u64,
+    /// Connections one client address may hold at once; more are closed as they
+    /// arrive (one address cannot fill the server's 1,024 connections with idle ones).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Minutes a staff page session may go unused before it ends (sign in again).
+    #[serde(default = "default_session_idle_minutes")]
+    pub session_idle_minutes: u64,
     /// Seconds a request body may pause between two pieces before it is refused (408).
     #[serde(default = "default_body_idle_timeout_s")]
     pub body_idle_timeout_s: u64,
@@ -72,6 +79,14 @@ fn default_max_backdate_days() -> u32 {
 }
 
 fn default_max_household_members() -> usize {
+    30
+}
+
+fn default_max_connections_per_ip() -> usize {
+    128
+}
+
+fn default_session_idle_minutes() -> u64 {
     30
 }
 
@@ -211,6 +226,10 @@ pub struct ServerConfig {
     pub timeouts: Timeouts,
     /// Days a request's check date may lie before today.
     pub max_backdate_days: u32,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: usize,
+    /// How long a page session may go unused.
+    pub session_idle: std::time::Duration,
     /// What a batch (or a one-household check) may hold: the file caps with
     /// `max_batch_rows` and `max_household_members`.
     pub batch_limits: crate::applicants::Limits,
@@ -330,6 +349,14 @@ impl ServerConfig {
             timeouts: bounded.timeouts,
             batch_limits: bounded.batch_limits,
             max_backdate_days: s.max_backdate_days,
+            max_connections_per_ip: fail.within(
+                "max_connections_per_ip",
+                s.max_connections_per_ip,
+                1..=super::MAX_CONNECTIONS,
+            )?,
+            session_idle: std::time::Duration::from_secs(
+                60 * fail.within("session_idle_minutes", s.session_idle_minutes, 1..=24 * 60)?,
+            ),
         })
     }
 }

@@ -93,7 +93,10 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("查询参数有误（bad query parameters: {}）", e.body_text()),
+            format!(
+                "查询参数有误：请检查参数名、取值，且每个参数只给一次（bad query parameters: {}）",
+                e.body_text()
+            ),
         )
     }
 

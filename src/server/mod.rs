@@ -50,9 +50,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let timeouts = app.config.timeouts;
+    let app_per_ip = app.config.max_connections_per_ip;
     let router = routes::router(app);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_ip = PerIp::new(app_per_ip);
     // Tells connections to finish: the request in progress is answered, idle
     // keep-alive connections are closed.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -63,7 +65,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -76,11 +78,16 @@ pub async fn run(
                 }
             },
         };
+        // One address holds at most its share: the rest are closed as they arrive.
+        let Some(held) = per_ip.admit(peer.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let router = router.clone();
         let acceptor = acceptor.clone();
         let stop = stop_rx.clone();
         tasks.spawn(async move {
-            let _permit = permit;
+            let (_permit, _held) = (permit, held);
             match acceptor {
                 Some(a) => {
                     // A client that does not complete the handshake in time ends here.
@@ -101,6 +108,54 @@ pub async fn run(
         while tasks.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Connections held per client address, bounded.
+#[derive(Clone)]
+struct PerIp {
+    max: usize,
+    held: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One connection of an address, given back when dropped.
+struct Held {
+    ip: std::net::IpAddr,
+    of: PerIp,
+}
+
+impl PerIp {
+    fn new(max: usize) -> PerIp {
+        PerIp {
+            max,
+            held: Arc::default(),
+        }
+    }
+
+    /// A connection for `ip`, unless it holds its share already.
+    fn admit(&self, ip: std::net::IpAddr) -> Option<Held> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            ip,
+            of: self.clone(),
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.of.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// How long the accept loop waits after a failed accept.

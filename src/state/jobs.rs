@@ -242,8 +242,12 @@ impl State {
                 &format!(
                     "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1,
                             stage = NULL, steps = 0
-                     WHERE id = (SELECT id FROM jobs WHERE status = 'queued'
-                                 ORDER BY kind = 'reconcile' DESC, submitted_at, rowid LIMIT 1)
+                     WHERE id = (SELECT id FROM jobs q WHERE status = 'queued'
+                                 ORDER BY kind = 'reconcile' DESC,
+                                          (SELECT max(r.started_at) FROM jobs r
+                                           WHERE r.actor = q.actor) NULLS FIRST,
+                                          submitted_at, rowid
+                                 LIMIT 1)
                      RETURNING {COLUMNS}"
                 ),
                 params![now()],

@@ -222,3 +222,23 @@ fn a_full_database_is_told_apart() {
     // The queued job is still there to be claimed once the claim can commit.
     assert_eq!(s.claim_job().unwrap().map(|j| j.id), Some("a".to_owned()));
 }
+
+/// Jobs are shared out among submitters: the next job is the oldest of the submitter
+/// served least recently, so one token's burst never holds back another's batch
+/// (scheduled reconciliations first of all).
+#[test]
+fn the_queue_is_shared_out_among_submitters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = State::open(dir.path()).unwrap();
+    for id in ["a1", "a2", "a3"] {
+        s.submit_job(&job(id), None).unwrap();
+    }
+    let mut b = job("b1");
+    b.actor = "token:b".into();
+    s.submit_job(&b, None).unwrap();
+    let mut claimed = Vec::new();
+    while let Some(j) = s.claim_job().unwrap() {
+        claimed.push(j.id);
+    }
+    assert_eq!(claimed, ["a1", "b1", "a2", "a3"]);
+}

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, submitted_at);
+CREATE INDEX IF NOT EXISTS jobs_actor ON jobs (actor, started_at);
 ";
 
 /// The people each token had checked on each day (keyed hashes of their ID numbers):

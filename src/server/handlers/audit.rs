@@ -46,7 +46,7 @@ fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
     Err(ApiError::new(
         StatusCode::BAD_REQUEST,
         "bad_request",
-        format!("{name}={v:?} is not a time (RFC 3339) or a date (YYYY-MM-DD)"),
+        format!("{name} 应为日期（YYYY-MM-DD）或时间（RFC 3339），收到“{v}”（{name}={v:?} is not a time or a date）"),
     ))
 }
 

@@ -220,11 +220,15 @@ fn named(
             .fields
             .get(k)
             .map(String::as_str)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.trim().is_empty())
     };
     let as_of = super::as_of(
         app,
-        q.as_of.as_deref().or(field("as_of")),
+        // Empty is not given, in the query as in a form (a page's date left blank).
+        q.as_of
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .or(field("as_of")),
         StatusCode::BAD_REQUEST,
         "bad_request",
     )?;
@@ -242,7 +246,7 @@ fn named(
 /// job later. As many files are read at once as there are cores; the others wait, on
 /// disk.
 async fn read(app: &AppState, upload: &Upload, name: &str) -> Result<RawBatch, ApiError> {
-    let name = name.to_owned();
+    let (name, shown) = (name.to_owned(), name.to_owned());
     let limits = app.config.batch_limits;
     let path = upload.file.path().to_owned();
     let _turn = app
@@ -261,10 +265,17 @@ async fn read(app: &AppState, upload: &Upload, name: &str) -> Result<RawBatch, A
     .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
     .map_err(|e| ApiError::internal(&e))?;
     parsed.map_err(|e| {
+        // What is wrong first, in Chinese (the reader's words), then which file.
+        let message = match e {
+            crate::applicants::ApplicantsError::Unreadable { why, .. } => {
+                format!("无法读取批次文件“{shown}”：{why}")
+            }
+            other => format!("无法读取批次文件“{shown}”（{other}）"),
+        };
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unreadable_batch",
-            e.to_string(),
+            message,
         )
     })
 }
