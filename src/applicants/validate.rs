@@ -151,15 +151,28 @@ fn cut(v: &str) -> Option<String> {
         .map(|(at, _)| format!("{}…", &v[..at]))
 }
 
+/// Rejects each value of `r` longer than [`MAX_FIELD_CHARS`], saying its length only.
+fn reject_over_long(r: &RawRow, reject: &mut impl FnMut(Column, Reason, String)) {
+    for &c in &Column::ALL {
+        let Some(v) = r.values[c as usize].as_deref() else {
+            continue;
+        };
+        if cut(v).is_some() {
+            let n = v.chars().count();
+            reject(
+                c,
+                Reason::InvalidValue,
+                format!(
+                    "{}有{n}个字符，超过上限{MAX_FIELD_CHARS}个：请检查是否粘贴错了内容（{} holds {n} characters, more than {MAX_FIELD_CHARS}）",
+                    c.chinese(),
+                    c.name()
+                ),
+            );
+        }
+    }
+}
+
 fn check_row(r: &RawRow, as_of: NaiveDate, rejections: &mut Vec<Rejection>) -> (String, RowOut) {
-    // Over-long values are cut before anything keeps them, and rejected below.
-    let over: Vec<(Column, usize)> = Column::ALL
-        .iter()
-        .filter_map(|&c| {
-            let v = r.values[c as usize].as_deref()?;
-            cut(v).map(|_| (c, v.chars().count()))
-        })
-        .collect();
     let val = |c: Column| -> Option<String> {
         r.values[c as usize]
             .as_deref()
@@ -176,17 +189,8 @@ fn check_row(r: &RawRow, as_of: NaiveDate, rejections: &mut Vec<Rejection>) -> (
             message,
         });
     };
-    for (c, n) in over {
-        reject(
-            c,
-            Reason::InvalidValue,
-            format!(
-                "{}有{n}个字符，超过上限{MAX_FIELD_CHARS}个：请检查是否粘贴错了内容（{} holds {n} characters, more than {MAX_FIELD_CHARS}）",
-                c.chinese(),
-                c.name()
-            ),
-        );
-    }
+    // Over-long values are cut (by `val`) before anything keeps them, and rejected.
+    reject_over_long(r, &mut reject);
     let missing = |c: Column| format!("{}为空（{} is missing）", c.chinese(), c.name());
     if hid.is_empty() {
         reject(

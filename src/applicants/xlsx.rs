@@ -186,4 +186,63 @@ mod tests {
         assert_eq!(cell_ref(0, 26), "AA1");
         assert_eq!(cell_ref(1_048_575, 16_383), "XFD1048576");
     }
+
+    const HEADER: &str =
+        "申请编号,行政区划代码,城乡类别,救助类型,授权书编号,身份证号,姓名,与申请人关系";
+
+    /// A workbook of `HEADER` and one row, with `from` replaced by `to` in its part
+    /// `part` (a cell made longer, a reference made invalid, than any tool would write).
+    fn doctored_xlsx(part: &str, from: &str, to: &str) -> Vec<u8> {
+        use std::io::{Read as _, Write as _};
+        let row = "H1,410184,城市,低保,A1,11010519491231002X,PLACEHOLDER,本人";
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (r, line) in [HEADER, row].iter().enumerate() {
+            for (c, v) in line.split(',').enumerate() {
+                ws.write_string(r as u32, c as u16, v).unwrap();
+            }
+        }
+        let bytes = wb.save_to_buffer().unwrap();
+        let mut zin = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..zin.len() {
+            let mut f = zin.by_index(i).unwrap();
+            let name = f.name().to_owned();
+            let mut text = String::new();
+            f.read_to_string(&mut text).unwrap();
+            if name == part {
+                assert!(text.contains(from), "{name}: {text}");
+                text = text.replace(from, to);
+            }
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            out.write_all(text.as_bytes()).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    /// A cell longer than Excel allows refuses the file, naming the cell; a cell
+    /// reference that overflows the reader is a damaged workbook, never a crash.
+    #[test]
+    fn cells_beyond_what_excel_writes_are_refused() {
+        let long = "a".repeat(MAX_CELL_CHARS + 1);
+        let bytes = doctored_xlsx("xl/sharedStrings.xml", "PLACEHOLDER", &long);
+        let e = crate::applicants::read_batch_within(
+            std::path::Path::new("b.xlsx"),
+            &bytes,
+            &Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("单元格G2的内容超过32767个字符"), "{e}");
+        let bytes = doctored_xlsx("xl/worksheets/sheet1.xml", "r=\"G2\"", "r=\"G4294967296\"");
+        let e = crate::applicants::read_batch_within(
+            std::path::Path::new("b.xlsx"),
+            &bytes,
+            &Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("工作簿已损坏"), "{e}");
+    }
 }

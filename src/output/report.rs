@@ -29,7 +29,7 @@ const EVIDENCE_SHOWN: usize = 8;
 /// Verdict colours shared by the chart and the badges.
 const COLOURS: [&str; 4] = ["#2e7d32", "#f9a825", "#757575", "#c62828"];
 
-fn verdict_zh(v: &str) -> &'static str {
+pub fn verdict_zh(v: &str) -> &'static str {
     match v {
         "eligible" => "符合条件",
         "review" => "需人工复核",

@@ -85,6 +85,11 @@ impl CallerName {
     pub fn get(&self) -> Option<&str> {
         self.0.get().map(String::as_str)
     }
+
+    /// Records who called (a token's name, or `user:NAME` for a page).
+    pub fn set(&self, who: &str) {
+        let _ = self.0.set(who.to_owned());
+    }
 }
 
 /// The caller of a request whose role `P` permits: 401 without a valid token, 429

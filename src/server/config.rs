@@ -70,8 +70,11 @@ fn default_max_batch_rows() -> usize {
     200_000
 }
 
+/// Distinct people a token (or a staff account) may have checked a day, by default.
+pub const DEFAULT_MAX_PEOPLE_PER_DAY: usize = 10_000;
+
 fn default_max_people_per_day() -> usize {
-    10_000
+    DEFAULT_MAX_PEOPLE_PER_DAY
 }
 
 fn default_max_backdate_days() -> u32 {
@@ -81,6 +84,9 @@ fn default_max_backdate_days() -> u32 {
 fn default_max_household_members() -> usize {
     30
 }
+
+/// Connections served at once; more wait in the listen queue.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 fn default_max_connections_per_ip() -> usize {
     128
@@ -352,7 +358,7 @@ impl ServerConfig {
             max_connections_per_ip: fail.within(
                 "max_connections_per_ip",
                 s.max_connections_per_ip,
-                1..=super::MAX_CONNECTIONS,
+                1..=MAX_CONNECTIONS,
             )?,
             session_idle: std::time::Duration::from_secs(
                 60 * fail.within("session_idle_minutes", s.session_idle_minutes, 1..=24 * 60)?,

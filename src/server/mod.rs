@@ -5,7 +5,8 @@
 //! - [`app`]: what every request shares ([`AppState`]).
 //! - [`auth`]: bearer tokens by SHA-256, compared in constant time; [`caller`]: the one
 //!   extractor of a request's caller, its role checked for the route.
-//! - [`routes`]: the route table; [`handlers`]: one file per group of routes.
+//! - [`routes`]: the route table; [`handlers`]: one file per group of routes;
+//!   [`pages`]: the staff pages under `/ui/` (sign-in, batches, reports).
 //! - [`body`]: request bodies bounded by time (408); [`upload`]: uploaded files streamed
 //!   to disk (a raw body or a multipart form's `file`);
 //! - [`error`]: the JSON error shape; [`limit`]: requests per minute per token;
@@ -25,6 +26,7 @@ pub mod handlers;
 pub mod jobs;
 pub mod limit;
 pub mod metrics;
+pub mod pages;
 pub mod routes;
 pub mod schema;
 pub mod upload;
@@ -38,8 +40,7 @@ use tokio::net::TcpListener;
 
 pub use app::AppState;
 
-/// Connections served at once; more wait in the listen queue.
-pub const MAX_CONNECTIONS: usize = 1024;
+pub use config::MAX_CONNECTIONS;
 
 /// Serves `app` on `listener` (TLS when `tls` is given) until `shutdown` completes; then
 /// stops accepting and lets the connections in progress finish.

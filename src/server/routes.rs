@@ -102,6 +102,22 @@ pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())
 }
 
+/// The staff pages, under `/ui/` (and `/`, which leads there).
+fn pages() -> Router<Arc<AppState>> {
+    use super::pages::{asset, batch, batches, session};
+    use axum::response::Redirect;
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(|| async { Redirect::to("/ui/batches") }))
+        .route("/ui/login", get(session::form).post(session::login))
+        .route("/ui/logout", post(session::logout))
+        .route("/ui/assets/{name}", get(asset))
+        .route("/ui/batches", get(batches::list).post(batches::upload))
+        .route("/ui/batches/{id}", get(batch::show))
+        .route("/ui/batches/{id}/files/{name}", get(batch::file))
+}
+
 /// Every route of the API.
 pub fn router(app: Arc<AppState>) -> Router {
     let limit = app.config.max_body_bytes;
@@ -125,6 +141,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape))
         .route("/api/v1/openapi.json", get(openapi))
+        .merge(pages())
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limit))
@@ -199,7 +216,8 @@ async fn harden(mut resp: axum::response::Response) -> axum::response::Response 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if html {
+    // A page sets its own policy (its script and styles from hedui itself).
+    if html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(HTML_CSP),

@@ -10,6 +10,7 @@ use serde_json::Value;
 pub mod deptsim;
 pub mod fixture;
 pub mod openapi;
+pub mod server;
 pub mod site;
 
 /// Asserts that a `hedui` run exited 0 (showing its stderr otherwise).

@@ -28,7 +28,7 @@ use crate::verdict::HouseholdResult;
 
 /// Whether `job` is in `token`'s list: its own batches; for admins and auditors, every
 /// batch of their regions.
-fn listed(token: &Who, job: &Job) -> bool {
+pub fn listed(token: &Who, job: &Job) -> bool {
     match token.role {
         Role::Admin | Role::Auditor => {
             job.kind == JobKind::Batch
@@ -81,8 +81,35 @@ pub async fn list(
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let limit = super::page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(super::number_cursor).transpose()?;
-    let token = token.clone();
-    let (batches, next) = app
+    let (jobs, next) = listed_page(&app, token, before, limit).await?;
+    let batches = jobs
+        .into_iter()
+        .map(|job| BatchItem {
+            batch_id: job.id,
+            status: job.status,
+            file_name: job.file_name,
+            as_of: job.as_of,
+            submitted_at: job.submitted_at,
+            finished_at: job.finished_at,
+        })
+        .collect();
+    Ok(Json(BatchPage {
+        batches,
+        next_cursor: next.map(|id| id.to_string()),
+    }))
+}
+
+/// A page of `who`'s list of batches ([`listed`]), newest first, from before the row
+/// `before`: up to `limit` batches and the cursor of the next page — for the API and
+/// the pages alike.
+pub async fn listed_page(
+    app: &Arc<AppState>,
+    who: &Who,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<(Vec<Job>, Option<i64>), ApiError> {
+    let who = who.clone();
+    let (jobs, next) = app
         .db(move |state| {
             super::collect_page(
                 limit,
@@ -93,27 +120,15 @@ pub async fn list(
                         .map_err(|e| ApiError::internal(&e.into()))
                 },
                 |(rowid, _)| Some(*rowid),
-                |(_, job)| {
-                    listed(&token, &job).then(|| BatchItem {
-                        batch_id: job.id,
-                        status: job.status,
-                        file_name: job.file_name,
-                        as_of: job.as_of,
-                        submitted_at: job.submitted_at,
-                        finished_at: job.finished_at,
-                    })
-                },
+                |(_, job)| listed(&who, &job).then_some(job),
             )
         })
         .await?;
-    Ok(Json(BatchPage {
-        batches,
-        next_cursor: next.flatten().map(|id| id.to_string()),
-    }))
+    Ok((jobs, next.flatten()))
 }
 
 /// The batch `id` if `token` may see it; 404 otherwise.
-async fn find(app: &Arc<AppState>, token: &Who, id: &str) -> Result<Job, ApiError> {
+pub async fn find(app: &Arc<AppState>, token: &Who, id: &str) -> Result<Job, ApiError> {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -174,7 +189,7 @@ pub async fn status(
 }
 
 /// The output file `name` of a done batch, its read audited as `read`.
-async fn output(
+pub async fn output(
     app: &Arc<AppState>,
     token: &Who,
     id: &str,

@@ -1,0 +1,315 @@
+//! `/ui/batches/{id}`: a batch's progress while it is queued or running (the page
+//! follows it by itself), then its households in pages of at most 200, filtered by
+//! verdict, rule and region and searched by 申请编号 or masked ID number; and its
+//! downloads. A batch outside the user's regions is 404, as over the API.
+
+use std::io::BufRead as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::server::app::AppState;
+use crate::server::handlers::batches::{find, output};
+use crate::server::handlers::checks::mask_result;
+use crate::server::jobs::out_dir;
+use crate::state::jobs::Job;
+use crate::verdict::Rule;
+
+use super::batches::{local_time, role_zh, status_zh};
+use super::session::Signed;
+use super::{render, PageError};
+
+/// Households a page shows at most.
+pub const PER_PAGE: usize = 200;
+
+/// The filters and the page of a batch's households.
+#[derive(Debug, Default, Deserialize)]
+pub struct Filter {
+    /// `eligible`, `ineligible`, `review`, `incomplete` (empty: all).
+    #[serde(default)]
+    verdict: String,
+    /// A rule code (empty: all).
+    #[serde(default)]
+    rule: String,
+    /// A region-code prefix (empty: all).
+    #[serde(default)]
+    region: String,
+    /// 申请编号 or a (masked) ID number, or part of one.
+    #[serde(default)]
+    q: String,
+    /// The page, from 1.
+    page: Option<usize>,
+}
+
+/// One household as the list shows it.
+#[derive(Debug, Serialize)]
+struct Row {
+    household_id: String,
+    region_code: String,
+    verdict: String,
+    verdict_zh: &'static str,
+    members: i64,
+    income: String,
+    assets: String,
+    findings: Vec<&'static str>,
+}
+
+/// A page of a done batch's households.
+#[derive(Debug, Default, Serialize)]
+struct Households {
+    rows: Vec<Row>,
+    /// Households matching the filters.
+    matched: usize,
+    /// Households by verdict, all of them.
+    counts: Vec<(String, &'static str, usize)>,
+    /// Whether there is a next page.
+    more: bool,
+}
+
+/// Money as a clerk reads it: thousands separated (`12,345.60`).
+pub fn money(text: &str) -> String {
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", text),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if frac.is_empty() {
+        format!("{sign}{out}")
+    } else {
+        format!("{sign}{out}.{frac}")
+    }
+}
+
+/// Reads the page of `results.jsonl` the filter asks for, masked for `mask`.
+fn households(path: &std::path::Path, f: &Filter, mask: bool) -> Result<Households, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let page = f.page.unwrap_or(1).max(1);
+    let skip = (page - 1) * PER_PAGE;
+    let mut out = Households::default();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let q = f.q.trim();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let Ok(mut v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if mask {
+            mask_result(&mut v);
+        }
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let verdict = s("verdict");
+        *counts.entry(verdict.clone()).or_default() += 1;
+        let flags = v
+            .get("flags")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let rules: Vec<String> = flags
+            .iter()
+            .filter_map(|fl| fl.get("rule").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let keep = (f.verdict.is_empty() || verdict == f.verdict)
+            && (f.rule.is_empty() || rules.iter().any(|r| *r == f.rule))
+            && (f.region.is_empty() || s("region_code").starts_with(f.region.trim()))
+            && (q.is_empty()
+                || s("household_id").contains(q)
+                || flags.iter().any(|fl| {
+                    fl.get("member")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m.contains(q))
+                }));
+        if !keep {
+            continue;
+        }
+        out.matched += 1;
+        if out.matched <= skip {
+            continue;
+        }
+        if out.rows.len() == PER_PAGE {
+            out.more = true;
+            continue;
+        }
+        let mut findings: Vec<&'static str> = rules
+            .iter()
+            .filter_map(|r| Rule::from_code(r).map(Rule::name_zh))
+            .collect();
+        findings.dedup();
+        out.rows.push(Row {
+            household_id: s("household_id"),
+            region_code: s("region_code"),
+            verdict_zh: crate::output::report::verdict_zh(&verdict),
+            verdict,
+            members: v.get("members").and_then(Value::as_i64).unwrap_or(0),
+            income: money(&s("per_capita_monthly_income")),
+            assets: money(&s("financial_assets")),
+            findings,
+        });
+    }
+    out.counts = ["ineligible", "review", "incomplete", "eligible"]
+        .iter()
+        .map(|v| {
+            (
+                (*v).to_owned(),
+                crate::output::report::verdict_zh(v),
+                counts.get(*v).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    Ok(out)
+}
+
+/// `GET /ui/batches/{id}`.
+pub async fn show(
+    State(app): State<Arc<AppState>>,
+    user: Signed,
+    Path(id): Path<String>,
+    filter: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let job = find(&app, &user.who, &id)
+        .await
+        .map_err(|_| PageError::not_found())?;
+    let f = filter.map(|Query(f)| f).unwrap_or_default();
+    let done = job.status == "done";
+    let list = if done && user.who.role.may_check() {
+        // Showing households is a read of household data: audited first.
+        output(&app, &user.who, &job.id, "results.jsonl", "page_batch").await?;
+        let path = out_dir(&app.config.state_dir, &job.id).join("results.jsonl");
+        let mask = !user.who.role.sees_full_ids();
+        let f2 = Filter {
+            verdict: f.verdict.clone(),
+            rule: f.rule.clone(),
+            region: f.region.clone(),
+            q: f.q.clone(),
+            page: f.page,
+        };
+        let read = tokio::task::spawn_blocking(move || households(&path, &f2, mask))
+            .await
+            .map_err(|_| {
+                PageError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "内部错误（internal error）",
+                )
+            })?;
+        Some(read.map_err(|why| {
+            tracing::error!(batch = %job.id, error = %why, "batch results unreadable");
+            PageError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "批次结果无法读取，请联系管理员（the batch's results cannot be read）",
+            )
+        })?)
+    } else {
+        None
+    };
+    let page = f.page.unwrap_or(1).max(1);
+    let next = list.as_ref().filter(|l| l.more).map(|_| {
+        format!(
+            "/ui/batches/{}?verdict={}&rule={}&region={}&q={}&page={}",
+            job.id,
+            enc(&f.verdict),
+            enc(&f.rule),
+            enc(&f.region),
+            enc(&f.q),
+            page + 1
+        )
+    });
+    let rules: Vec<(&str, &str)> = Rule::ALL.iter().map(|r| (r.code(), r.name_zh())).collect();
+    Ok(render(
+        StatusCode::OK,
+        "batch.html",
+        minijinja::context! {
+            nav => "batches",
+            user => user.name,
+            role => role_zh(user.who.role),
+            csrf => user.csrf,
+            job => view(&job),
+            list => list,
+            f => minijinja::context! { verdict => f.verdict, rule => f.rule, region => f.region, q => f.q },
+            page => page,
+            next => next,
+            rules => rules,
+            may_read => user.who.role.may_check(),
+        },
+    ))
+}
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A job as the page shows it.
+fn view(job: &Job) -> Value {
+    serde_json::json!({
+        "id": job.id,
+        "status": job.status,
+        "status_zh": status_zh(&job.status),
+        "file_name": job.file_name,
+        "as_of": job.as_of,
+        "submitted_at": local_time(&job.submitted_at),
+        "finished_at": job.finished_at.as_deref().map(local_time),
+        "submitter": super::batches::submitter(&job.actor),
+        "stage": job.stage,
+        "error": job.error,
+        "summary": job.summary,
+    })
+}
+
+/// `GET /ui/batches/{id}/files/{name}`: a done batch's `results.jsonl`, `rejected.jsonl`
+/// or `report.html` (masked for staff as over the API).
+pub async fn file(
+    State(app): State<Arc<AppState>>,
+    user: Signed,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    if !user.who.role.may_check() {
+        return Err(PageError::not_found());
+    }
+    let (read, edit): (&str, Option<fn(&mut Value)>) = match name.as_str() {
+        "results.jsonl" => ("batch_results", Some(mask_result)),
+        "rejected.jsonl" => (
+            "batch_rejected",
+            Some(crate::server::handlers::checks::mask_household_id),
+        ),
+        "report.html" => ("batch_report", None),
+        _ => return Err(PageError::not_found()),
+    };
+    find(&app, &user.who, &id)
+        .await
+        .map_err(|_| PageError::not_found())?;
+    let path = output(&app, &user.who, &id, &name, read).await?;
+    if name == "report.html" {
+        return Ok(crate::server::handlers::files::html_file(&path).await?);
+    }
+    let edit = if user.who.role.sees_full_ids() {
+        None
+    } else {
+        edit
+    };
+    let mut resp = crate::server::handlers::files::stream_jsonl(path, edit);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        resp.headers_mut()
+            .insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp.into_response())
+}

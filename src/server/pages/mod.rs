@@ -1,0 +1,166 @@
+//! The staff pages (SPEC §11): server-rendered HTML in simplified Chinese under `/ui/`,
+//! on the same engine, state database, roles and regions as the API. Templates and
+//! assets are compiled into the binary (the centre's network is closed); pages run
+//! under `Content-Security-Policy: default-src 'self'`.
+//!
+//! - [`session`]: signing in and out, the session cookie, CSRF tokens.
+//! - [`batches`]: the batch list and upload form; [`batch`]: a batch's progress, its
+//!   households a page at a time, its downloads.
+
+pub mod batch;
+pub mod batches;
+pub mod session;
+
+use std::sync::OnceLock;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// The policy of every page: everything from hedui itself, nothing inline, no frames.
+pub const PAGE_CSP: &str =
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The templates, compiled in.
+const TEMPLATES: [(&str, &str); 5] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("error.html", include_str!("templates/error.html")),
+    ("batches.html", include_str!("templates/batches.html")),
+    ("batch.html", include_str!("templates/batch.html")),
+];
+
+/// The assets, compiled in: (path under /ui/assets/, content type, bytes).
+const ASSETS: [(&str, &str, &str); 2] = [
+    (
+        "hedui.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/hedui.css"),
+    ),
+    (
+        "hedui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/hedui.js"),
+    ),
+];
+
+fn env() -> &'static minijinja::Environment<'static> {
+    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        for (name, text) in TEMPLATES {
+            // The templates are part of the binary: one that does not parse is caught
+            // by the tests that render every page.
+            if let Err(e) = env.add_template(name, text) {
+                tracing::error!(template = name, error = %e, "a page template does not parse");
+            }
+        }
+        env
+    })
+}
+
+/// Renders template `name` with `ctx` as an HTML page with `status`.
+pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+    let html = env().get_template(name).and_then(|t| t.render(ctx));
+    match html {
+        Ok(html) => {
+            let mut resp = (status, html).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_CSP),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "a page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "内部错误（internal error）",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A page's failure: the error page, with its status and words.
+#[derive(Debug)]
+pub struct PageError {
+    /// The status.
+    pub status: StatusCode,
+    /// What went wrong and what to do, Chinese first.
+    pub message: String,
+}
+
+impl PageError {
+    /// A failure with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> PageError {
+        PageError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 404, as for anything outside the user's regions.
+    pub fn not_found() -> PageError {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "没有找到这个页面，或您无权查看（not found）",
+        )
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> PageError {
+        PageError::new(e.status, e.message)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        render(
+            self.status,
+            "error.html",
+            minijinja::context! { status => self.status.as_u16(), message => self.message },
+        )
+    }
+}
+
+/// `GET /ui/assets/{name}`.
+pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, ty, body)) => {
+            let mut resp = (*body).into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ty));
+            resp
+        }
+        None => PageError::not_found().into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every template parses, and the sign-in and error pages render.
+    #[test]
+    fn templates_parse_and_render() {
+        let mut env = minijinja::Environment::new();
+        for (name, text) in TEMPLATES {
+            if let Err(e) = env.add_template(name, text) {
+                panic!("{name}: {e:#}");
+            }
+        }
+        let login = env
+            .get_template("login.html")
+            .and_then(|t| t.render(minijinja::context! { error => "x", name => "王" }))
+            .unwrap();
+        assert!(login.contains("name=\"password\""));
+    }
+}

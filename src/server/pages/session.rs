@@ -1,0 +1,322 @@
+//! Signing in and out of the staff pages (SPEC §11): the `hedui_session` cookie holds an
+//! opaque random value the state database keeps only as its SHA-256; each session has a
+//! CSRF token every state-changing form carries. A request without a live session is
+//! sent to the sign-in page.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use ring::rand::SecureRandom;
+use serde::Deserialize;
+
+use crate::server::app::AppState;
+use crate::server::config::Role;
+use crate::server::who::Who;
+use crate::state::accounts::Gate;
+use crate::state::credentials::{decoy_hash, password_matches};
+
+use super::{render, PageError};
+
+/// The cookie of a page session.
+pub const COOKIE: &str = "hedui_session";
+
+/// The signed-in user of a page request.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The account's name.
+    pub name: String,
+    /// As whom it acts (`user:NAME`, its role and regions).
+    pub who: Who,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+impl Signed {
+    /// Whether `given` is this session's CSRF token (compared in constant time).
+    pub fn csrf_ok(&self, given: Option<&str>) -> bool {
+        let Some(given) = given else { return false };
+        given.len() == self.csrf.len()
+            && given
+                .bytes()
+                .zip(self.csrf.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
+    /// 403 unless `given` is this session's CSRF token: the form changes nothing.
+    pub fn require_csrf(&self, given: Option<&str>) -> Result<(), PageError> {
+        if self.csrf_ok(given) {
+            Ok(())
+        } else {
+            Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "表单已过期或不是从本系统的页面提交的，未做任何更改：请刷新页面后重试（the form's CSRF token is missing or wrong; nothing was changed）",
+            ))
+        }
+    }
+}
+
+/// The role an account's text names (accounts are staff, auditors or admins).
+pub fn role_of(text: &str) -> Role {
+    match text {
+        "admin" => Role::Admin,
+        "auditor" => Role::Auditor,
+        _ => Role::Staff,
+    }
+}
+
+/// The hex SHA-256 of a cookie value, as sessions are stored.
+fn hash_of(value: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, value.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// 32 random bytes, hex.
+fn random_hex() -> Result<String, PageError> {
+    let mut b = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| {
+        PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "系统随机数不可用，请稍后再试（no system randomness）",
+        )
+    })?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The session cookie's value in a request, if any.
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A request without a live session: pages send it to sign in.
+pub struct SignIn;
+
+impl IntoResponse for SignIn {
+    fn into_response(self) -> Response {
+        Redirect::to("/ui/login").into_response()
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = cookie(&parts.headers) else {
+            return Err(SignIn.into_response());
+        };
+        let hash = hash_of(&value);
+        let idle = app.config.session_idle.as_secs() as i64;
+        let user = app
+            .db(move |s| {
+                s.session(&hash, now(), idle)
+                    .map_err(|e| crate::server::error::ApiError::internal(&e.into()))
+            })
+            .await
+            .map_err(|e| PageError::from(e).into_response())?;
+        let Some(user) = user else {
+            return Err(SignIn.into_response());
+        };
+        // The rate limit as for tokens: one account's pages are bounded too.
+        let who = Who::user(
+            &user.name,
+            role_of(&user.role),
+            user.regions,
+            crate::server::config::DEFAULT_MAX_PEOPLE_PER_DAY,
+        );
+        app.limiter.admit(&who.label).map_err(|wait| {
+            PageError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "操作过于频繁，请 {} 秒后再试（too many requests）",
+                    wait.as_secs().max(1)
+                ),
+            )
+            .into_response()
+        })?;
+        if let Some(name) = parts.extensions.get::<crate::server::caller::CallerName>() {
+            name.set(&who.label);
+        }
+        Ok(Signed {
+            name: user.name,
+            who,
+            csrf: user.csrf,
+        })
+    }
+}
+
+/// `GET /ui/login`: the sign-in form.
+pub async fn form() -> Response {
+    login_page(StatusCode::OK, None, "")
+}
+
+fn login_page(status: StatusCode, error: Option<&str>, name: &str) -> Response {
+    render(
+        status,
+        "login.html",
+        minijinja::context! { error => error, name => name },
+    )
+}
+
+/// The fields of the sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    name: String,
+    password: String,
+}
+
+const WRONG: &str = "用户名或密码错误（wrong name or password）";
+
+/// `POST /ui/login`: a good name and password begin a session (303 to `/ui/`); a wrong
+/// one is counted, the fifth in a row locks the account for 15 minutes; a locked or
+/// disabled account does not sign in, whatever the password.
+pub async fn login(
+    State(app): State<Arc<AppState>>,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(f)) = form else {
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            Some("请填写用户名和密码（give a name and a password）"),
+            "",
+        );
+    };
+    if app.limiter.admit("\u{0}sign-in").is_err() {
+        return login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("登录尝试过于频繁，请稍后再试（too many sign-in attempts）"),
+            &f.name,
+        );
+    }
+    let name = f.name.trim().to_owned();
+    match sign_in(&app, &name, f.password).await {
+        Ok(cookie_value) => {
+            let secure = if app.config.tls.is_some() {
+                "; Secure"
+            } else {
+                ""
+            };
+            let mut resp = Redirect::to("/ui/").into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{COOKIE}={cookie_value}; Path=/; HttpOnly; SameSite=Strict{secure}"
+            )) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            tracing::info!(user = %name, "signed in");
+            resp
+        }
+        Err(refused) => {
+            tracing::info!(user = %name, "sign-in refused");
+            login_page(refused.status, Some(&refused.message), &name)
+        }
+    }
+}
+
+/// Checks the password (off the async threads) and begins a session: its cookie value.
+async fn sign_in(app: &Arc<AppState>, name: &str, password: String) -> Result<String, PageError> {
+    let at = now();
+    let who = name.to_owned();
+    let gate = app
+        .db(move |s| {
+            s.sign_in_gate(&who, at)
+                .map_err(|e| crate::server::error::ApiError::internal(&e.into()))
+        })
+        .await?;
+    let locked = |until: i64| {
+        PageError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "连续输错密码5次，账户已锁定，请 {} 分钟后再试，或请管理员重置密码（the account is locked after five wrong passwords）",
+                ((until - now()) + 59) / 60
+            ),
+        )
+    };
+    let hash = match gate {
+        Gate::Locked(until) => return Err(locked(until)),
+        Gate::Unknown => None,
+        Gate::Open(h) => Some(h),
+    };
+    // A wrong name costs the time a wrong password does.
+    let phc = hash.clone().unwrap_or_else(|| decoy_hash().to_owned());
+    let good = tokio::task::spawn_blocking(move || password_matches(&password, &phc))
+        .await
+        .unwrap_or(false);
+    if hash.is_none() {
+        return Err(PageError::new(StatusCode::UNAUTHORIZED, WRONG));
+    }
+    let who = name.to_owned();
+    if !good {
+        let lock = app
+            .db(move |s| {
+                s.sign_in_failed(&who, at)
+                    .map_err(|e| crate::server::error::ApiError::internal(&e.into()))
+            })
+            .await?;
+        return Err(match lock {
+            Some(until) => locked(until),
+            None => PageError::new(StatusCode::UNAUTHORIZED, WRONG),
+        });
+    }
+    let value = random_hex()?;
+    let csrf = random_hex()?;
+    let hash = hash_of(&value);
+    app.db(move |s| {
+        s.sign_in(&who, &hash, &csrf, at)
+            .map_err(|e| crate::server::error::ApiError::internal(&e.into()))
+    })
+    .await?;
+    app.wrote();
+    Ok(value)
+}
+
+/// The fields of a form that only proves where it came from.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /ui/logout`: ends the session (CSRF token required) and clears the cookie.
+pub async fn logout(
+    State(app): State<Arc<AppState>>,
+    user: Signed,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let given = form.ok().and_then(|Form(f)| f.csrf);
+    user.require_csrf(given.as_deref())?;
+    if let Some(value) = cookie(&headers) {
+        let hash = hash_of(&value);
+        app.db(move |s| {
+            s.end_session(&hash)
+                .map_err(|e| crate::server::error::ApiError::internal(&e.into()))
+        })
+        .await?;
+    }
+    let mut resp = Redirect::to("/ui/login").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hedui_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+    );
+    Ok(resp)
+}

@@ -1,0 +1,240 @@
+//! A generated city ingested into a lake and `hedui serve` over TLS on loopback, with
+//! tokens of every role: what the API and page tests run against.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+use super::ok;
+
+pub const ADMIN: &str = "admin-token-0001";
+pub const STAFF_4101: &str = "staff-token-4101";
+pub const SYSTEM_5120: &str = "system-token-5120";
+pub const AUDITOR: &str = "auditor-token-01";
+pub const FUJIAN: &str = "system-token-35";
+
+pub fn sha256_hex(s: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn hedui(args: &[&str]) -> std::process::Output {
+    hedui_env(&[], args)
+}
+
+pub fn hedui_env(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub ca: reqwest::Certificate,
+    /// Everything the server wrote on stderr (its logs at debug level).
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The certificate file it serves.
+    pub cert: std::path::PathBuf,
+}
+
+impl Server {
+    /// `HOST:PORT` the server listens on.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub today: String,
+}
+
+impl Site {
+    /// A small generated city ingested into a lake, and a server config with TLS and
+    /// tokens.
+    pub fn new() -> Site {
+        Site::with_city(500, 50, 7)
+    }
+
+    /// As [`Site::new`], with a city of `people` in `households` made from `seed`.
+    pub fn with_city(people: u32, households: u32, seed: u32) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let today = chrono::Local::now().date_naive().to_string();
+        let p = |r: &str| dir.path().join(r).display().to_string();
+        ok(hedui(&[
+            "generate",
+            "--people",
+            &people.to_string(),
+            "--households",
+            &households.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--as-of",
+            &today,
+            "--out",
+            &p("city"),
+        ]));
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("server.key"),
+            cert.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        let mut cfg = format!(
+            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\npolicy = \"city/policy.toml\"\nmax_body_mb = 1\n\n"
+        );
+        for (name, token, role, regions) in [
+            ("admin", ADMIN, "admin", "[\"41\", \"51\", \"11\"]"),
+            ("staff-zhengzhou", STAFF_4101, "staff", "[\"4101\"]"),
+            ("system-ziyang", SYSTEM_5120, "system", "[\"5120\"]"),
+            ("auditor", AUDITOR, "auditor", "[\"41\"]"),
+            ("system-fujian", FUJIAN, "system", "[\"35\"]"),
+        ] {
+            cfg.push_str(&format!(
+                "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\nrole = \"{role}\"\nregions = {regions}\n\n",
+                sha256_hex(token)
+            ));
+        }
+        cfg.push_str(&super::files_sources(&p("city/sources")));
+        std::fs::write(dir.path().join("hedui.toml"), cfg).unwrap();
+        ok(hedui(&["ingest", "--config", &p("hedui.toml")]));
+        Site { dir, today }
+    }
+
+    pub fn p(&self, r: &str) -> String {
+        self.dir.path().join(r).display().to_string()
+    }
+
+    /// `hedui reconcile` of the city's applicants as recipients on the lake into
+    /// `recon/`, its run kept in the server's state.
+    pub fn reconcile(&self) {
+        ok(hedui(&[
+            "reconcile",
+            "--recipients",
+            &self.p("city/applicants.csv"),
+            "--lake",
+            &self.p("lake"),
+            "--policy",
+            &self.p("city/policy.toml"),
+            "--state",
+            &self.p("state"),
+            "--as-of",
+            &self.today,
+            "--out",
+            &self.p("recon"),
+        ]));
+    }
+
+    /// Starts `hedui serve` and waits until it says where it listens.
+    pub fn serve(&self) -> Server {
+        self.serve_with("hedui.toml", &[])
+    }
+
+    /// A config like hedui.toml with `server_keys` added to `[server]` and `more`
+    /// appended, written as `name`.
+    pub fn config_variant(&self, name: &str, server_keys: &str, more: &str) {
+        let base = std::fs::read_to_string(self.dir.path().join("hedui.toml")).unwrap();
+        let text = base.replacen(
+            "max_body_mb = 1\n",
+            &format!("max_body_mb = 1\n{server_keys}"),
+            1,
+        );
+        std::fs::write(self.dir.path().join(name), format!("{text}\n{more}")).unwrap();
+    }
+
+    /// Starts `hedui serve --config NAME` with `env`.
+    pub fn serve_with(&self, config: &str, env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hedui"))
+            .args(["serve", "--config", &self.p(config)])
+            .envs(env.iter().copied())
+            .env("HEDUI_LOG", "info,hedui=debug")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let url = loop {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "the server ended before listening"
+            );
+            log.lock().unwrap().push_str(&line);
+            if let Some(u) = line.trim().strip_prefix("hedui: listening on ") {
+                break u.to_owned();
+            }
+        };
+        // Keep reading stderr (the server never blocks on it) and keep it for the test.
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for l in err.lines().map_while(Result::ok) {
+                let mut k = kept.lock().unwrap();
+                k.push_str(&l);
+                k.push('\n');
+            }
+        });
+        let ca = reqwest::Certificate::from_pem(
+            &std::fs::read(self.dir.path().join("server.pem")).unwrap(),
+        )
+        .unwrap();
+        Server {
+            child,
+            url,
+            ca,
+            log,
+            cert: self.dir.path().join("server.pem"),
+        }
+    }
+}
+
+pub fn client(s: &Server) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(s.ca.clone())
+        .https_only(true)
+        .build()
+        .unwrap()
+}
+
+/// The city's applicant rows (GBK CSV, Chinese headers, as the generator writes it)
+/// whose region code starts with one of `prefixes`, header first.
+pub fn rows_of(site: &Site, prefixes: &[&str]) -> Vec<u8> {
+    let all = std::fs::read(site.p("city/applicants.csv")).unwrap();
+    let mut out = Vec::new();
+    for (i, line) in all.split_inclusive(|b| *b == b'\n').enumerate() {
+        let region = line.split(|b| *b == b',').nth(1).unwrap_or(b"");
+        if i == 0 || prefixes.iter().any(|p| region.starts_with(p.as_bytes())) {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+/// The 18-character ID numbers of a CSV batch's rows.
+pub fn ids_of(csv: &[u8]) -> Vec<String> {
+    csv.split(|b| *b == b'\n')
+        .flat_map(|l| l.split(|b| *b == b','))
+        .filter(|c| c.len() == 18 && c[..17].iter().all(u8::is_ascii_digit))
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
