@@ -79,9 +79,14 @@ pub struct ColumnSpec {
     /// Whether a record without this value is malformed (default true).
     #[serde(default = "default_required")]
     pub required: bool,
+    /// The column's name for people (pages, reports, workbooks), in Chinese.
+    pub label: String,
     /// Allowed values of an `enum` column.
     #[serde(default)]
     pub values: Vec<String>,
+    /// The words for each of `values`, in order (in Chinese).
+    #[serde(default)]
+    pub value_labels: Vec<String>,
     /// Value taken when an optional column is empty (decimal text).
     #[serde(default)]
     pub default: Option<String>,
@@ -122,6 +127,16 @@ pub struct TableSchema {
 }
 
 impl ColumnSpec {
+    /// The words for `value` of this column: its label if it is one of an enum's
+    /// values, else the value as it is.
+    pub fn value_label<'a>(&'a self, value: &'a str) -> &'a str {
+        self.values
+            .iter()
+            .position(|v| v == value)
+            .and_then(|i| self.value_labels.get(i))
+            .map_or(value, String::as_str)
+    }
+
     /// The Arrow type this column is held in.
     pub fn data_type(&self) -> DataType {
         match self.ty {
@@ -246,6 +261,17 @@ mod tests {
                     c.ty == ColumnType::Enum,
                     !c.values.is_empty(),
                     "{file}.{}",
+                    c.name
+                );
+                assert!(
+                    !c.label.trim().is_empty() && !c.label.is_ascii(),
+                    "{file}.{} has a Chinese label",
+                    c.name
+                );
+                assert_eq!(
+                    c.values.len(),
+                    c.value_labels.len(),
+                    "{file}.{}: one label per value",
                     c.name
                 );
                 assert_eq!(c.min.is_some(), c.min_scaled().is_some());

@@ -6,10 +6,12 @@
 //! - [`summary`]: `summary.json` (counted as the results come)
 //! - [`gathered`]: what the report shows, gathered as the results come, kept small
 //! - [`report`]: `report.html` (templates/report.html)
+//! - [`labels`]: records in words — the schemas' labels, money, masks (pages, reports)
 //! - here: [`Outputs`], every output of a run (used by `crate::publish` only)
 
 pub mod files;
 pub mod gathered;
+pub mod labels;
 pub mod parquet;
 pub mod report;
 pub mod summary;

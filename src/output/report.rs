@@ -40,14 +40,7 @@ pub fn verdict_zh(v: &str) -> &'static str {
     }
 }
 
-/// A cited table's name for people: its schema's label (`schemas/*.toml`), the
-/// applicant batch's for batch rules.
-fn table_zh(t: &str) -> &'static str {
-    if t == crate::engine::queries::APPLICANTS_TABLE {
-        return "申请名单";
-    }
-    hedui_connectors::schema::table(t).map_or("其他", |s| s.label.as_str())
-}
+use super::labels::table_zh;
 
 fn source_zh(s: &str) -> &'static str {
     match s {
@@ -136,25 +129,11 @@ struct Bar {
 }
 
 fn evidence_view(e: &crate::verdict::Evidence) -> EvidenceView {
-    let fields: Vec<String> = e
-        .record
-        .fields()
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| {
-            let t = text(v);
-            let t = match k.as_str() {
-                "id_number" => mask_id(&t),
-                "account_no" => hedui_connectors::idnum::mask_account(&t),
-                _ => t,
-            };
-            format!("{k}={t}")
-        })
-        .collect();
     EvidenceView {
         table: table_zh(&e.table),
         place: format!("{} 第{}行", e.file, e.row),
-        fields: fields.join("，"),
+        // The report is for staff: ID and account numbers masked.
+        fields: super::labels::record_zh(&e.table, &e.record.fields(), false),
     }
 }
 

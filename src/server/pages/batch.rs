@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::output::labels::money;
 use crate::server::app::AppState;
 use crate::server::handlers::batches::{find, output};
 use crate::server::handlers::checks::mask_result;
@@ -68,30 +69,6 @@ struct Households {
     counts: Vec<(String, &'static str, usize)>,
     /// Whether there is a next page.
     more: bool,
-}
-
-/// Money as a clerk reads it: thousands separated (`12,345.60`).
-pub fn money(text: &str) -> String {
-    let (sign, digits) = match text.strip_prefix('-') {
-        Some(d) => ("-", d),
-        None => ("", text),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return text.to_owned();
-    }
-    let mut out = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if frac.is_empty() {
-        format!("{sign}{out}")
-    } else {
-        format!("{sign}{out}.{frac}")
-    }
 }
 
 /// Reads the page of `results.jsonl` the filter asks for, masked for `mask`.
