@@ -290,6 +290,74 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         assert!(!results.contains(&id_number));
     }
 
+    // results.xlsx: the households, every finding with its evidence, the rejected rows;
+    // read back, it says what results.jsonl says, ID numbers masked for staff.
+    let resp = c
+        .get(format!("{}{at}/files/results.xlsx", s.url))
+        .header("cookie", &wang)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let bytes = resp.bytes().await.unwrap().to_vec();
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    use calamine::Reader as _;
+    assert_eq!(wb.sheet_names(), ["家庭", "发现与依据", "名单错误行"]);
+    let sheet = wb.worksheet_range("家庭").unwrap();
+    let cells: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(cells[0][0], "申请编号");
+    assert_eq!(cells[0][4], "核对结论");
+    let lines: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cells.len() - 1, lines.len());
+    let zh = |v: &str| match v {
+        "eligible" => "符合条件",
+        "ineligible" => "不符合条件",
+        "review" => "需人工复核",
+        _ => "数据不全",
+    };
+    for (row, line) in cells[1..].iter().zip(&lines) {
+        assert_eq!(row[0], line["household_id"].as_str().unwrap());
+        assert_eq!(row[4], zh(line["verdict"].as_str().unwrap()), "{row:?}");
+        let income: f64 = line["per_capita_monthly_income"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(row[6].parse::<f64>().unwrap(), income);
+    }
+    let findings = wb.worksheet_range("发现与依据").unwrap();
+    let flags: usize = lines
+        .iter()
+        .map(|l| l["flags"].as_array().unwrap().len())
+        .sum();
+    // A row per evidence record (a finding without records has one of its own).
+    assert!(
+        flags > 0 && findings.rows().count() - 1 >= flags,
+        "findings with their evidence"
+    );
+    let all: String = findings
+        .rows()
+        .flat_map(|r| r.iter().map(|c| c.to_string()))
+        .collect::<Vec<_>>()
+        .join("|");
+    assert!(
+        all.contains("身份证号") || all.contains("金额（元）") || all.contains("余额（元）"),
+        "evidence in words"
+    );
+    for id_number in ids_of(&rows) {
+        assert!(
+            !all.contains(&id_number),
+            "a full ID number in the workbook for staff"
+        );
+    }
+
     // Another region's clerk: 404 by URL, for the page and its files.
     let (zhao, _) = sign_in(&c, &s, "zhaoqiang", "clerk-password-2").await;
     let zhao = session_of(&zhao.unwrap());

@@ -6,6 +6,7 @@
 //! - [`summary`]: `summary.json` (counted as the results come)
 //! - [`gathered`]: what the report shows, gathered as the results come, kept small
 //! - [`report`]: `report.html` (templates/report.html)
+//! - [`workbook`]: `results.xlsx` for clerks, made on request from the JSON Lines
 //! - [`labels`]: records in words — the schemas' labels, money, masks (pages, reports)
 //! - here: [`Outputs`], every output of a run (used by `crate::publish` only)
 
@@ -15,6 +16,7 @@ pub mod labels;
 pub mod parquet;
 pub mod report;
 pub mod summary;
+pub mod workbook;
 
 use std::path::{Path, PathBuf};
 

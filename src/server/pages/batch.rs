@@ -262,6 +262,9 @@ pub async fn file(
     if !user.who.role.may_check() {
         return Err(PageError::not_found());
     }
+    if name == "results.xlsx" {
+        return workbook(&app, &user, &id).await;
+    }
     let (read, edit): (&str, Option<fn(&mut Value)>) = match name.as_str() {
         "results.jsonl" => ("batch_results", Some(mask_result)),
         "rejected.jsonl" => (
@@ -289,4 +292,57 @@ pub async fn file(
             .insert(axum::http::header::CONTENT_DISPOSITION, v);
     }
     Ok(resp.into_response())
+}
+
+/// A done batch's `results.xlsx`, made now from its JSON Lines (masked for staff), one
+/// at a time per core like uploads.
+async fn workbook(app: &Arc<AppState>, user: &Signed, id: &str) -> Result<Response, PageError> {
+    find(app, &user.who, id)
+        .await
+        .map_err(|_| PageError::not_found())?;
+    let results = output(app, &user.who, id, "results.jsonl", "batch_results_xlsx").await?;
+    let rejected = results.with_file_name("rejected.jsonl");
+    let full = user.who.role.sees_full_ids();
+    let _turn = app.reading.acquire().await.map_err(|_| {
+        PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "服务正在停止（the server is stopping）",
+        )
+    })?;
+    let made = tokio::task::spawn_blocking(move || {
+        let mask = |v: &mut Value| {
+            if !full {
+                mask_result(v);
+                crate::server::handlers::checks::mask_household_id(v);
+            }
+        };
+        crate::output::workbook::results_xlsx(&results, &rejected, &mask, full)
+    })
+    .await
+    .map_err(|_| {
+        PageError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "内部错误（internal error）",
+        )
+    })?;
+    let bytes = made.map_err(|why| {
+        tracing::error!(batch = %id, error = %why, "results.xlsx could not be made");
+        PageError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "无法生成 results.xlsx，请联系管理员（the workbook could not be made）",
+        )
+    })?;
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+    );
+    h.insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment; filename=\"results.xlsx\""),
+    );
+    Ok(resp)
 }
