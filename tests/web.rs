@@ -278,6 +278,51 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         only.matches("data-verdict=\"ineligible\"").count(),
         "{only}"
     );
+    // A household's 核对报告: its findings in words with their evidence, the members
+    // as declared, masked; a household the batch does not have is 404.
+    let at_hid = only
+        .find("data-household-id=\"")
+        .expect("an ineligible household")
+        + 19;
+    let hid = only[at_hid..].split('"').next().unwrap().to_owned();
+    let report_path = format!("{at}/households/{hid}");
+    let (status, _, report) = get(&c, &s, &wang, &report_path).await;
+    assert_eq!(status, 200, "{report}");
+    assert!(
+        report.contains("居民家庭经济状况核对报告") && report.contains("报告编号"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "data-household-id=\"{hid}\" data-verdict=\"ineligible\""
+        )),
+        "{report}"
+    );
+    assert!(report.contains("data-rule=\""), "{report}");
+    assert!(
+        report.contains("核对人（签字）") && report.contains("盖章"),
+        "{report}"
+    );
+    assert!(report.contains("与申请人关系"), "{report}");
+    for member in report
+        .split("data-member=\"")
+        .skip(1)
+        .map(|m| m.split('"').next().unwrap())
+    {
+        assert!(
+            member.is_empty() || member.contains('*'),
+            "member {member} shown in full"
+        );
+    }
+    for id_number in ids_of(&rows) {
+        assert!(
+            !report.contains(&id_number),
+            "a full ID number in the report"
+        );
+    }
+    let (status, _, _) = get(&c, &s, &wang, &format!("{at}/households/NO-SUCH-HOUSEHOLD")).await;
+    assert_eq!(status, 404);
+
     // Downloads, masked for staff.
     let (status, _, results) = get(&c, &s, &wang, &format!("{at}/files/results.jsonl")).await;
     assert_eq!(status, 200);
@@ -429,6 +474,10 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         .map(Result::unwrap)
         .collect();
     assert!(kinds.iter().any(|k| k == "read:page_batch"), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k == "read:page_household"),
+        "{kinds:?}"
+    );
     let batch: i64 = db
         .query_row(
             "SELECT count(*) FROM audit WHERE actor = 'user:wangli' AND kind = 'batch'",

@@ -42,7 +42,7 @@ pub fn verdict_zh(v: &str) -> &'static str {
 
 use super::labels::table_zh;
 
-fn source_zh(s: &str) -> &'static str {
+pub fn source_zh(s: &str) -> &'static str {
     match s {
         "hr" => "人社",
         "housing" => "不动产",

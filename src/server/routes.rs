@@ -104,7 +104,7 @@ pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// The staff pages, under `/ui/` (and `/`, which leads there).
 fn pages() -> Router<Arc<AppState>> {
-    use super::pages::{asset, batch, batches, session};
+    use super::pages::{asset, batch, batches, household, session};
     use axum::response::Redirect;
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
@@ -116,6 +116,10 @@ fn pages() -> Router<Arc<AppState>> {
         .route("/ui/batches", get(batches::list).post(batches::upload))
         .route("/ui/batches/{id}", get(batch::show))
         .route("/ui/batches/{id}/files/{name}", get(batch::file))
+        .route(
+            "/ui/batches/{id}/households/{household_id}",
+            get(household::show),
+        )
 }
 
 /// Every route of the API.

@@ -5,10 +5,12 @@
 //!
 //! - [`session`]: signing in and out, the session cookie, CSRF tokens.
 //! - [`batches`]: the batch list and upload form; [`batch`]: a batch's progress, its
-//!   households a page at a time, its downloads.
+//!   households a page at a time, its downloads; [`household`]: a household's
+//!   printable 核对报告.
 
 pub mod batch;
 pub mod batches;
+pub mod household;
 pub mod session;
 
 use std::sync::OnceLock;
@@ -23,12 +25,13 @@ pub const PAGE_CSP: &str =
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The templates, compiled in.
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
     ("batches.html", include_str!("templates/batches.html")),
     ("batch.html", include_str!("templates/batch.html")),
+    ("household.html", include_str!("templates/household.html")),
 ];
 
 /// The assets, compiled in: (path under /ui/assets/, content type, bytes).

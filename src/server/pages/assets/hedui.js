@@ -23,3 +23,8 @@
     if (el) { follow(el); }
   });
 })();
+// "打印本报告": the browser's print dialog (no inline script under the page's policy).
+document.addEventListener("click", function (e) {
+  var t = e.target;
+  if (t && t.hasAttribute && t.hasAttribute("data-print")) { e.preventDefault(); window.print(); }
+});
