@@ -100,15 +100,12 @@ fn aid_zh(a: &str) -> &str {
 
 /// The workbook of a batch's `results` and `rejected` lines, each line edited by `edit`
 /// (masking) and, for evidence, shown masked unless `full`.
-pub fn results_xlsx(
+fn households_sheet(
+    wb: &mut Workbook,
     results: &Path,
-    rejected: &Path,
     edit: Edit<'_>,
-    full: bool,
-) -> Result<Vec<u8>, String> {
-    let mut wb = Workbook::new();
-    let money = Format::new().set_num_format("#,##0.00");
-
+    money: &Format,
+) -> Result<(), String> {
     let mut ws = wb.new_worksheet_with_constant_memory();
     ws.set_name("家庭").map_err(fail)?;
     header(
@@ -149,9 +146,9 @@ pub fn results_xlsx(
             v.get("members").and_then(Value::as_f64).unwrap_or(0.0),
         )
         .map_err(fail)?;
-        amount(&mut ws, r, 6, s(&v, "per_capita_monthly_income"), &money).map_err(fail)?;
-        amount(&mut ws, r, 7, s(&v, "financial_assets"), &money).map_err(fail)?;
-        amount(&mut ws, r, 8, s(&v, "standard_monthly"), &money).map_err(fail)?;
+        amount(&mut ws, r, 6, s(&v, "per_capita_monthly_income"), money).map_err(fail)?;
+        amount(&mut ws, r, 7, s(&v, "financial_assets"), money).map_err(fail)?;
+        amount(&mut ws, r, 8, s(&v, "standard_monthly"), money).map_err(fail)?;
         w(&mut ws, 9, &list(&v, "missing_sources"))?;
         w(&mut ws, 10, &list(&v, "stale_sources"))?;
         let findings: Vec<&str> = v
@@ -165,7 +162,15 @@ pub fn results_xlsx(
         w(&mut ws, 11, &findings.join("、"))
     })?;
     wb.push_worksheet(ws);
+    Ok(())
+}
 
+fn findings_sheet(
+    wb: &mut Workbook,
+    results: &Path,
+    edit: Edit<'_>,
+    full: bool,
+) -> Result<(), String> {
     let mut ws = wb.new_worksheet_with_constant_memory();
     ws.set_name("发现与依据").map_err(fail)?;
     header(
@@ -242,7 +247,10 @@ pub fn results_xlsx(
         Ok(())
     })?;
     wb.push_worksheet(ws);
+    Ok(())
+}
 
+fn rejected_sheet(wb: &mut Workbook, rejected: &Path, edit: Edit<'_>) -> Result<(), String> {
     let mut ws = wb.new_worksheet_with_constant_memory();
     ws.set_name("名单错误行").map_err(fail)?;
     header(
@@ -270,5 +278,20 @@ pub fn results_xlsx(
         w(&mut ws, 4, s(&v, "message"))
     })?;
     wb.push_worksheet(ws);
+    Ok(())
+}
+
+pub fn results_xlsx(
+    results: &Path,
+    rejected: &Path,
+    edit: Edit<'_>,
+    full: bool,
+) -> Result<Vec<u8>, String> {
+    let mut wb = Workbook::new();
+    let money = Format::new().set_num_format("#,##0.00");
+
+    households_sheet(&mut wb, results, edit, &money)?;
+    findings_sheet(&mut wb, results, edit, full)?;
+    rejected_sheet(&mut wb, rejected, edit)?;
     wb.save_to_buffer().map_err(fail)
 }

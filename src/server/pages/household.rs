@@ -97,68 +97,10 @@ fn members_of(input: &std::path::Path, name: &str, hid: &str, full: bool) -> Vec
         .collect()
 }
 
-/// `GET /ui/batches/{id}/households/{household_id}`.
-pub async fn show(
-    State(app): State<Arc<AppState>>,
-    user: Signed,
-    Path((id, hid)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    if !user.who.role.may_check() {
-        return Err(PageError::not_found());
-    }
-    let job = find(&app, &user.who, &id)
-        .await
-        .map_err(|_| PageError::not_found())?;
-    if job.status != "done" {
-        return Err(PageError::not_found());
-    }
-    let out = out_dir(&app.config.state_dir, &job.id);
-    let full = user.who.role.sees_full_ids();
-    let (path, wanted) = (out.join("results.jsonl"), hid.clone());
-    let line = tokio::task::spawn_blocking(move || result_line(&path, &wanted))
-        .await
-        .map_err(|_| {
-            PageError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "内部错误（internal error）",
-            )
-        })?
-        .map_err(|_| {
-            PageError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "批次结果无法读取（the batch's results cannot be read）",
-            )
-        })?;
-    let Some(mut v) = line else {
-        return Err(PageError::not_found());
-    };
-    let region = v
-        .get("region_code")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if !user.who.covers(&region) && job.actor != user.who.actor {
-        return Err(PageError::not_found());
-    }
-    // Showing a household is a read of its data: audited before it is shown.
-    let detail = ReadDetail {
-        read: "page_household".into(),
-        of: format!("batch:{}", job.id),
-        regions: vec![region.clone()],
-        households: vec![ReadHousehold {
-            household_id: hid.clone(),
-            region_code: region.clone(),
-        }],
-    };
-    crate::server::handlers::audit_read(&app, &user.who, detail).await?;
-    if !full {
-        mask_result(&mut v);
-    }
-    let summary: Value = std::fs::read_to_string(out.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    let sources: Vec<(String, String, String)> = summary
+/// Each department's snapshot as the run's summary names it: (department, when it
+/// was delivered, what its data reaches).
+fn sources_of(summary: &Value) -> Vec<(String, String, String)> {
+    summary
         .get("sources")
         .and_then(Value::as_object)
         .map(|m| {
@@ -182,15 +124,12 @@ pub async fn show(
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    let (input, name, wanted) = (job.input.clone(), job.file_name.clone(), hid.clone());
-    let members = tokio::task::spawn_blocking(move || {
-        members_of(std::path::Path::new(&input), &name, &wanted, full)
-    })
-    .await
-    .unwrap_or_default();
-    let findings: Vec<Finding> = v
-        .get("flags")
+        .unwrap_or_default()
+}
+
+/// The household's findings in words, with the member each concerns and its evidence.
+fn findings_of(v: &Value, members: &[Member], full: bool) -> Vec<Finding> {
+    v.get("flags")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -260,7 +199,78 @@ pub async fn show(
                 evidence,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// `GET /ui/batches/{id}/households/{household_id}`.
+pub async fn show(
+    State(app): State<Arc<AppState>>,
+    user: Signed,
+    Path((id, hid)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    if !user.who.role.may_check() {
+        return Err(PageError::not_found());
+    }
+    let job = find(&app, &user.who, &id)
+        .await
+        .map_err(|_| PageError::not_found())?;
+    if job.status != "done" {
+        return Err(PageError::not_found());
+    }
+    let out = out_dir(&app.config.state_dir, &job.id);
+    let full = user.who.role.sees_full_ids();
+    let (path, wanted) = (out.join("results.jsonl"), hid.clone());
+    let line = tokio::task::spawn_blocking(move || result_line(&path, &wanted))
+        .await
+        .map_err(|_| {
+            PageError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "内部错误（internal error）",
+            )
+        })?
+        .map_err(|_| {
+            PageError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "批次结果无法读取（the batch's results cannot be read）",
+            )
+        })?;
+    let Some(mut v) = line else {
+        return Err(PageError::not_found());
+    };
+    let region = v
+        .get("region_code")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if !user.who.covers(&region) && job.actor != user.who.actor {
+        return Err(PageError::not_found());
+    }
+    // Showing a household is a read of its data: audited before it is shown.
+    let detail = ReadDetail {
+        read: "page_household".into(),
+        of: format!("batch:{}", job.id),
+        regions: vec![region.clone()],
+        households: vec![ReadHousehold {
+            household_id: hid.clone(),
+            region_code: region.clone(),
+        }],
+    };
+    crate::server::handlers::audit_read(&app, &user.who, detail).await?;
+    if !full {
+        mask_result(&mut v);
+    }
+    let summary: Value = std::fs::read_to_string(out.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let sources = sources_of(&summary);
+    let (input, name, wanted) = (job.input.clone(), job.file_name.clone(), hid.clone());
+    let members = tokio::task::spawn_blocking(move || {
+        members_of(std::path::Path::new(&input), &name, &wanted, full)
+    })
+    .await
+    .unwrap_or_default();
+    let findings = findings_of(&v, &members, full);
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     Ok(render(
         StatusCode::OK,
