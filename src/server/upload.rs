@@ -113,6 +113,12 @@ pub async fn receive(
             if upload.fields.len() >= MAX_FIELDS {
                 return Err(not_a_form("the form has too many parts"));
             }
+            // One value a name: a second `csrf` or `as_of` would be chosen silently.
+            if upload.fields.contains_key(&name) {
+                return Err(not_a_form(&format!(
+                    "the form has more than one part named {name}"
+                )));
+            }
             let mut text = Vec::new();
             while let Some(chunk) = part.chunk().await.map_err(|e| form_error(e, max_bytes))? {
                 text.extend_from_slice(&chunk);

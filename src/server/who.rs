@@ -42,6 +42,17 @@ impl Who {
         }
     }
 
+    /// Its name in `/metrics` (an open route): a token's name, but never an account's —
+    /// staff accounts are counted together as `pages`, so the names of the centre's
+    /// clerks are not published.
+    pub fn metric_label(&self) -> &str {
+        if self.actor.starts_with("user:") {
+            "pages"
+        } else {
+            &self.label
+        }
+    }
+
     /// Whether `region_code` is within its regions.
     pub fn covers(&self, region_code: &str) -> bool {
         self.regions

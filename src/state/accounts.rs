@@ -293,7 +293,8 @@ impl State {
     }
 
     /// A wrong password for `name` at `now`: counted; the fifth in a row locks the
-    /// account for [`LOCK_S`] (audited). Returns the lock's end when it locked.
+    /// account for [`LOCK_S`] (audited) — new sign-ins only, live sessions go on.
+    /// Returns the lock's end when it locked.
     pub fn sign_in_failed(&mut self, name: &str, now: i64) -> Result<Option<i64>, StateError> {
         let failures: Option<i64> = self.write("count a wrong password", |tx, path| {
             tx.query_row(
@@ -319,7 +320,9 @@ impl State {
             &detail,
             "failures = 0, locked_until = ?2",
             &[&until],
-            true,
+            // Live sessions go on: a lock keeps out guessers, it must not let anyone
+            // sign a clerk out by typing wrong passwords under their name.
+            false,
         )?;
         Ok(Some(until))
     }
@@ -459,7 +462,7 @@ mod tests {
         assert!(s.verify_audit().expect("verify").is_ok());
     }
 
-    /// Five wrong passwords in a row lock for 15 minutes and end the sessions; a good
+    /// Five wrong passwords in a row lock new sign-ins for 15 minutes; a good
     /// one in between starts the count again; a disabled account has no gate.
     #[test]
     fn five_wrong_passwords_lock_and_disabling_ends_sessions() {
@@ -484,8 +487,8 @@ mod tests {
             Gate::Locked(t + LOCK_S)
         );
         assert!(
-            s.session("sess1", t, 1800).expect("session").is_none(),
-            "a lock ends sessions"
+            s.session("sess1", t, 1800).expect("session").is_some(),
+            "a lock ends no live session"
         );
         assert_eq!(
             s.sign_in_gate("wang", t + LOCK_S + 1).expect("gate"),

@@ -212,11 +212,11 @@ pub async fn admit_people(
         .await?;
     match decided {
         People::Admitted { added, .. } => {
-            app.metrics.people(&token.label, added);
+            app.metrics.people(token.metric_label(), added);
             Ok(())
         }
         People::Refused { today, more } => {
-            app.metrics.people_refused(&token.label);
+            app.metrics.people_refused(token.metric_label());
             let midnight = (now.date_naive() + chrono::Duration::days(1))
                 .and_hms_opt(0, 0, 0)
                 .and_then(|t| t.and_local_timezone(chrono::Local).earliest());

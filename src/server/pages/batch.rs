@@ -39,7 +39,7 @@ pub struct Filter {
     /// A region-code prefix (empty: all).
     #[serde(default)]
     region: String,
-    /// 申请编号 or a (masked) ID number, or part of one.
+    /// 申请编号, or part of one (any case); or a member's ID as the findings show it.
     #[serde(default)]
     q: String,
     /// The page, from 1.
@@ -78,7 +78,8 @@ fn households(path: &std::path::Path, f: &Filter, mask: bool) -> Result<Househol
     let skip = (page - 1) * PER_PAGE;
     let mut out = Households::default();
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-    let q = f.q.trim();
+    let q = f.q.trim().to_lowercase();
+    let q = q.as_str();
     for line in std::io::BufReader::new(file).lines() {
         let line = line.map_err(|e| e.to_string())?;
         let Ok(mut v) = serde_json::from_str::<Value>(&line) else {
@@ -103,7 +104,7 @@ fn households(path: &std::path::Path, f: &Filter, mask: bool) -> Result<Househol
             && (f.rule.is_empty() || rules.iter().any(|r| *r == f.rule))
             && (f.region.is_empty() || s("region_code").starts_with(f.region.trim()))
             && (q.is_empty()
-                || s("household_id").contains(q)
+                || s("household_id").to_lowercase().contains(q)
                 || flags.iter().any(|fl| {
                     fl.get("member")
                         .and_then(Value::as_str)

@@ -48,10 +48,12 @@ struct Member {
 /// The household's line of `results.jsonl`, if the batch has it.
 fn result_line(path: &std::path::Path, hid: &str) -> Result<Option<Value>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    // Cheap test first (most lines are other households): the id as JSON writes it
+    // (a `"` or `\` in it is escaped there).
+    let quoted = serde_json::to_string(hid).map_err(|e| e.to_string())?;
     for line in std::io::BufReader::new(file).lines() {
         let line = line.map_err(|e| e.to_string())?;
-        // Cheap test first: most lines are other households.
-        if !line.contains(hid) {
+        if !line.contains(quoted.as_str()) {
             continue;
         }
         if let Ok(v) = serde_json::from_str::<Value>(&line) {
@@ -298,4 +300,26 @@ pub async fn show(
             sources => sources,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A household whose id holds quotes, slashes or markup is found all the same.
+    #[test]
+    fn ids_with_quotes_and_slashes_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let odd = "A\"B/<script>'{{7*7}}";
+        let lines = [
+            serde_json::json!({"household_id": "SQ1", "verdict": "eligible"}),
+            serde_json::json!({"household_id": odd, "verdict": "review"}),
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let found = result_line(&path, odd).unwrap().expect("found");
+        assert_eq!(found["verdict"], "review");
+        assert!(result_line(&path, "A").unwrap().is_none());
+    }
 }

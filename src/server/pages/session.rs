@@ -252,18 +252,27 @@ async fn sign_in(app: &Arc<AppState>, name: &str, password: String) -> Result<St
             ),
         )
     };
-    let hash = match gate {
-        Gate::Locked(until) => return Err(locked(until)),
-        Gate::Unknown => None,
-        Gate::Open(h) => Some(h),
+    // Whatever the name — an account, a locked one, none — the password is checked
+    // against a hash (a decoy's when there is none to check), so that the time taken
+    // says nothing about the name.
+    let hash = match &gate {
+        Gate::Open(h) => h.clone(),
+        Gate::Locked(_) | Gate::Unknown => decoy_hash().to_owned(),
     };
-    // A wrong name costs the time a wrong password does.
-    let phc = hash.clone().unwrap_or_else(|| decoy_hash().to_owned());
-    let good = tokio::task::spawn_blocking(move || password_matches(&password, &phc))
+    let good = tokio::task::spawn_blocking(move || password_matches(&password, &hash))
         .await
         .unwrap_or(false);
-    if hash.is_none() {
-        return Err(PageError::new(StatusCode::UNAUTHORIZED, WRONG));
+    match gate {
+        Gate::Locked(until) => return Err(locked(until)),
+        // A name without an account is counted and locked like one, so that the
+        // answers say nothing about which names exist.
+        Gate::Unknown => {
+            return Err(match unknown_name_failed(name, at) {
+                Some(until) => locked(until),
+                None => PageError::new(StatusCode::UNAUTHORIZED, WRONG),
+            })
+        }
+        Gate::Open(_) => {}
     }
     let who = name.to_owned();
     if !good {
@@ -288,6 +297,37 @@ async fn sign_in(app: &Arc<AppState>, name: &str, password: String) -> Result<St
     .await?;
     app.wrote();
     Ok(value)
+}
+
+/// Wrong tries of names without an account: (tries in a row, locked until), bounded.
+fn unknown_names() -> &'static std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>> {
+    static NAMES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+    > = std::sync::OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+/// Counts a try of `name`, which has no account, at `now` as an account's wrong
+/// password is counted: the lock's end once it locks (or while it is locked).
+fn unknown_name_failed(name: &str, now: i64) -> Option<i64> {
+    use crate::state::accounts::{LOCK_AFTER, LOCK_S};
+    let mut names = unknown_names().lock().unwrap_or_else(|e| e.into_inner());
+    if names.len() >= 10_000 {
+        names.retain(|_, (_, until)| *until > now);
+        if names.len() >= 10_000 {
+            names.clear();
+        }
+    }
+    let entry = names.entry(name.to_owned()).or_insert((0, 0));
+    if entry.1 > now {
+        return Some(entry.1);
+    }
+    entry.0 += 1;
+    if entry.0 >= LOCK_AFTER {
+        *entry = (0, now + LOCK_S);
+        return Some(entry.1);
+    }
+    None
 }
 
 /// The fields of a form that only proves where it came from.
@@ -316,7 +356,11 @@ pub async fn logout(
     let mut resp = Redirect::to("/ui/login").into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("hedui_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+        HeaderValue::from_static(if app.config.tls.is_some() {
+            "hedui_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure"
+        } else {
+            "hedui_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+        }),
     );
     Ok(resp)
 }
