@@ -39,10 +39,6 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;
-    eprintln!(
-        "hedui: listening on {}://{addr}",
-        if tls.is_some() { "https" } else { "http" }
-    );
     // Jobs a previous process left running are queued again (or failed after
     // MAX_ATTEMPTS interruptions) before any new one is taken.
     let requeued = state.requeue_interrupted()?;
@@ -54,6 +50,12 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     }
     // Uploads a killed server was receiving are gone with it.
     crate::server::upload::sweep(&config.state_dir);
+    // Said once the state is as it will be served (interrupted jobs queued again,
+    // leftover uploads gone): a client that reads this line sees that state.
+    eprintln!(
+        "hedui: listening on {}://{addr}",
+        if tls.is_some() { "https" } else { "http" }
+    );
     let grace = config.shutdown_grace;
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let app = Arc::new(AppState {
