@@ -173,6 +173,10 @@ pub(super) fn append_in(
 
 /// The audit key and the anchor an entry is appended under.
 pub(super) struct Appender {
+    /// Held while appending (all connections and processes take it): the anchor read
+    /// here is the one the last append wrote — none is between its commit and its
+    /// anchor.
+    _lock: Option<std::fs::File>,
     /// The key of the chain.
     pub(super) key: hmac::Key,
     /// The chain's head as last written outside the database (`None`: no anchor file).
@@ -309,6 +313,7 @@ impl State {
             };
         };
         let a = Appender {
+            _lock: None,
             key,
             anchor: self.read_anchor().map_err(|why| StateError::AuditEnd {
                 path: self.path.display().to_string(),
@@ -335,6 +340,17 @@ impl State {
 
     /// The key and the anchor to append under.
     pub(super) fn appender(&self) -> Result<Appender, StateError> {
+        let lock_path = self.audit.anchor.with_extension("anchor.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| StateError::Open {
+                path: lock_path.display().to_string(),
+                why: e.to_string(),
+            })?;
         let key = self.audit_key()?;
         let anchor_path = self.audit.anchor.display().to_string();
         let anchor = self.read_anchor().map_err(|why| StateError::AuditEnd {
@@ -342,6 +358,7 @@ impl State {
             why,
         })?;
         Ok(Appender {
+            _lock: Some(lock),
             key,
             anchor,
             anchor_path,
