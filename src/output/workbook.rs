@@ -3,9 +3,8 @@
 //! `results.jsonl` and `rejected.jsonl` as they are read (the caller masks the lines
 //! for roles without full view), each sheet written row by row in constant memory.
 //!
-//! Amounts are Excel numbers (shown `#,##0.00`) so that clerks can sum and filter
-//! them: Excel keeps every number as a double, which holds each two-decimal amount
-//! below 10^13 exactly as printed; the exact decimal stays in `results.jsonl`.
+//! Amounts are the exact decimals of `results.jsonl` as text with thousands separators
+//! (`1,570,420.57`): an Excel number is a double, and money never passes through one.
 
 use std::io::BufRead as _;
 use std::path::Path;
@@ -73,12 +72,10 @@ fn header(ws: &mut Worksheet, names: &[&str], widths: &[f64]) -> Result<(), Xlsx
     Ok(())
 }
 
-/// A decimal text as an Excel number in `fmt`, or as text when it is not one.
-fn amount(ws: &mut Worksheet, r: u32, c: u16, t: &str, fmt: &Format) -> Result<(), XlsxError> {
-    match t.parse::<f64>() {
-        Ok(n) if !t.is_empty() => ws.write_number_with_format(r, c, n, fmt).map(|_| ()),
-        _ => ws.write_string(r, c, t).map(|_| ()),
-    }
+/// An amount as the exact decimal text the results hold, thousands separated (no
+/// float ever holds money, in a workbook cell either).
+fn amount(ws: &mut Worksheet, r: u32, c: u16, t: &str) -> Result<(), XlsxError> {
+    ws.write_string(r, c, super::labels::money(t)).map(|_| ())
 }
 
 fn area_zh(a: &str) -> &str {
@@ -100,12 +97,7 @@ fn aid_zh(a: &str) -> &str {
 
 /// The workbook of a batch's `results` and `rejected` lines, each line edited by `edit`
 /// (masking) and, for evidence, shown masked unless `full`.
-fn households_sheet(
-    wb: &mut Workbook,
-    results: &Path,
-    edit: Edit<'_>,
-    money: &Format,
-) -> Result<(), String> {
+fn households_sheet(wb: &mut Workbook, results: &Path, edit: Edit<'_>) -> Result<(), String> {
     let mut ws = wb.new_worksheet_with_constant_memory();
     ws.set_name("家庭").map_err(fail)?;
     header(
@@ -146,9 +138,9 @@ fn households_sheet(
             v.get("members").and_then(Value::as_f64).unwrap_or(0.0),
         )
         .map_err(fail)?;
-        amount(&mut ws, r, 6, s(&v, "per_capita_monthly_income"), money).map_err(fail)?;
-        amount(&mut ws, r, 7, s(&v, "financial_assets"), money).map_err(fail)?;
-        amount(&mut ws, r, 8, s(&v, "standard_monthly"), money).map_err(fail)?;
+        amount(&mut ws, r, 6, s(&v, "per_capita_monthly_income")).map_err(fail)?;
+        amount(&mut ws, r, 7, s(&v, "financial_assets")).map_err(fail)?;
+        amount(&mut ws, r, 8, s(&v, "standard_monthly")).map_err(fail)?;
         w(&mut ws, 9, &list(&v, "missing_sources"))?;
         w(&mut ws, 10, &list(&v, "stale_sources"))?;
         let findings: Vec<&str> = v
@@ -288,9 +280,8 @@ pub fn results_xlsx(
     full: bool,
 ) -> Result<Vec<u8>, String> {
     let mut wb = Workbook::new();
-    let money = Format::new().set_num_format("#,##0.00");
 
-    households_sheet(&mut wb, results, edit, &money)?;
+    households_sheet(&mut wb, results, edit)?;
     findings_sheet(&mut wb, results, edit, full)?;
     rejected_sheet(&mut wb, rejected, edit)?;
     wb.save_to_buffer().map_err(fail)
