@@ -8,6 +8,7 @@ mod support;
 use std::io::Write as _;
 use std::process::Stdio;
 
+use support::ok;
 use support::server::*;
 
 /// Adds account `name` to the site's state with `hedui user add`.
@@ -492,4 +493,399 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         )
         .unwrap();
     assert_eq!(batch, 1);
+}
+
+/// POST a url-encoded form to `path` with `cookie`: status, Location, body.
+async fn post_form(
+    c: &reqwest::Client,
+    s: &Server,
+    cookie: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let resp = c
+        .post(format!("{}{path}", s.url))
+        .header("cookie", cookie)
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, location, resp.text().await.unwrap())
+}
+
+/// A signed-in session of `name`: its cookie and a CSRF token from `page`.
+async fn session(
+    c: &reqwest::Client,
+    s: &Server,
+    name: &str,
+    password: &str,
+    page: &str,
+) -> (String, String) {
+    let (cookie, resp) = sign_in(c, s, name, password).await;
+    assert_eq!(resp.status().as_u16(), 303, "{name} signs in");
+    let cookie = session_of(&cookie.unwrap());
+    let (status, _, body) = get(c, s, &cookie, page).await;
+    assert_eq!(status, 200, "{name}: {page}");
+    let csrf = csrf_of(&body);
+    (cookie, csrf)
+}
+
+/// The first household of `results.jsonl` with `verdict` in a region under `prefix`,
+/// and the ID number and name of its first member (from the GBK applicants file).
+fn household_of(
+    site: &Site,
+    results: &str,
+    verdict: &str,
+    prefix: &str,
+) -> (String, String, String) {
+    let text = std::fs::read_to_string(site.p(results)).unwrap();
+    let hid = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["verdict"] == verdict && v["region_code"].as_str().unwrap().starts_with(prefix))
+        .map(|v| v["household_id"].as_str().unwrap().to_owned())
+        .expect("such a household");
+    let bytes = std::fs::read(site.p("city/applicants.csv")).unwrap();
+    let (text, _, _) = encoding_rs::GBK.decode(&bytes);
+    let row: Vec<String> = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .find(|r| r[0] == hid)
+        .unwrap();
+    (hid, row[5].clone(), row[6].clone())
+}
+
+/// The night's work list, the sources, the audit log and the accounts, as staff,
+/// auditors and admins use them: a first run is a summary, not a list of new
+/// households; a second run leads with the household that became ineligible, its
+/// members by name and the evidence in words; marking it handled needs the CSRF token,
+/// keeps who, when and the note (an ID in it masked) and is audited; another region's
+/// clerk gets 404; the audit log finds a person by ID number without showing it; the
+/// chain verifies; an admin adds, resets and disables accounts (never their own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_night_the_sources_the_audit_log_and_the_accounts() {
+    let site = Site::new();
+    site.reconcile();
+    // The night after: an eligible household of 4101 now owns a shop.
+    let (hid, id, name) = household_of(&site, "recon/results.jsonl", "eligible", "4101");
+    let src = site.p("sources2");
+    std::fs::create_dir_all(&src).unwrap();
+    for e in std::fs::read_dir(site.p("city/sources")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), std::path::Path::new(&src).join(e.file_name())).unwrap();
+    }
+    let mut prop = std::fs::read_to_string(format!("{src}/property.csv")).unwrap();
+    prop.push_str(&format!(
+        "{id},TEST-1,commercial,200.00,,2020-01-01,,测试路1号\n"
+    ));
+    std::fs::write(format!("{src}/property.csv"), prop).unwrap();
+    ok(hedui(&[
+        "reconcile",
+        "--recipients",
+        &site.p("city/applicants.csv"),
+        "--sources",
+        &src,
+        "--policy",
+        &site.p("city/policy.toml"),
+        "--state",
+        &site.p("state"),
+        "--as-of",
+        &site.today,
+        "--out",
+        &site.p("recon2"),
+    ]));
+    add_user(&site, "wangli", "staff", "4101", "clerk-password-1");
+    add_user(&site, "lin35", "staff", "35", "clerk-password-3");
+    add_user(&site, "zhaoaudit", "auditor", "41", "audit-password-1");
+    add_user(&site, "zhangadmin", "admin", "41,51", "admin-password-1");
+    let s = site.serve();
+    let c = browser(&s);
+
+    // The list of runs, then the first run: a summary, no new eligible household listed.
+    let (wang, csrf) = session(&c, &s, "wangli", "clerk-password-1", "/ui/reconciliations").await;
+    let (_, _, list) = get(&c, &s, &wang, "/ui/reconciliations").await;
+    assert!(
+        list.contains("第 2 次") && list.contains("第 1 次"),
+        "{list}"
+    );
+    let (status, _, first) = get(&c, &s, &wang, "/ui/reconciliations/1").await;
+    assert_eq!(status, 200);
+    assert!(first.contains("这是首次复核"), "{first}");
+    assert!(
+        !first.contains("data-verdict=\"eligible\""),
+        "new eligible households are counted, not listed"
+    );
+
+    // The second run leads with the household that became ineligible.
+    let (status, _, night) = get(&c, &s, &wang, "/ui/reconciliations/2").await;
+    assert_eq!(status, 200);
+    let at = night.find("data-change=").expect("a change");
+    assert!(
+        night[at..].starts_with(&format!("data-change=\"{hid}\"")),
+        "{}",
+        &night[at..at + 80]
+    );
+    assert!(night.contains("新变为不符合"));
+    assert!(night.contains(&name), "members by name");
+    assert!(
+        night.contains("商业"),
+        "the property's usage in words: {night}"
+    );
+    assert!(!night.contains(&id), "no full ID number for staff");
+    assert!(night.contains(&format!("{}********{}", &id[..6], &id[14..])));
+
+    // Marking it handled: 403 without the token, then kept with who, when and the note.
+    let key_at = night.find("/ui/reconciliations/2/changes/").unwrap();
+    let action: String = night[key_at..].chars().take_while(|c| *c != '"').collect();
+    let note = format!("已上门核实，{id} 名下确有商铺");
+    let (status, _, _) = post_form(&c, &s, &wang, &action, &[("note", &note)]).await;
+    assert_eq!(status, 403);
+    let (_, _, still) = get(&c, &s, &wang, "/ui/reconciliations/2").await;
+    assert!(
+        !still.contains("data-handled"),
+        "nothing marked without the token"
+    );
+    let (status, location, _) = post_form(
+        &c,
+        &s,
+        &wang,
+        &action,
+        &[("csrf", &csrf), ("note", &note), ("page", "1")],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/ui/reconciliations/2?page=1")
+    );
+    let (_, _, after) = get(&c, &s, &wang, "/ui/reconciliations/2").await;
+    assert!(after.contains("已处理：wangli"), "{after}");
+    assert!(
+        after.contains("已上门核实") && !after.contains(&id),
+        "the note kept, its ID masked"
+    );
+    let (_, _, open) = get(&c, &s, &wang, "/ui/reconciliations/2?show=open").await;
+    assert!(
+        !open.contains(&format!("data-change=\"{hid}\"")),
+        "handled changes leave the open list"
+    );
+    let long = "长".repeat(2001);
+    let (status, _, body) =
+        post_form(&c, &s, &wang, &action, &[("csrf", &csrf), ("note", &long)]).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("备注最多 2000 个字"), "{body}");
+
+    // Another region's clerk: the run and the mark are 404.
+    let (lin, lin_csrf) = session(&c, &s, "lin35", "clerk-password-3", "/ui/batches").await;
+    let (_, _, none) = get(&c, &s, &lin, "/ui/reconciliations").await;
+    assert!(!none.contains("第 2 次"), "{none}");
+    assert_eq!(get(&c, &s, &lin, "/ui/reconciliations/2").await.0, 404);
+    let (status, _, _) =
+        post_form(&c, &s, &lin, &action, &[("csrf", &lin_csrf), ("note", "x")]).await;
+    assert_eq!(status, 404);
+
+    // The sources: every department, fresh, with its rows.
+    let (status, _, sources) = get(&c, &s, &wang, "/ui/sources").await;
+    assert_eq!(status, 200);
+    for dept in ["hr", "housing", "police", "tax", "bank", "fund"] {
+        assert!(
+            sources.contains(&format!("data-source=\"{dept}\" data-state=\"fresh\"")),
+            "{dept}: {sources}"
+        );
+    }
+    assert!(
+        sources.contains("车辆登记"),
+        "tables by their Chinese names"
+    );
+
+    // The audit log: staff may not read it; an auditor finds the person by ID number.
+    assert_eq!(get(&c, &s, &wang, "/ui/audit").await.0, 403);
+    let (zhao, _) = session(&c, &s, "zhaoaudit", "audit-password-1", "/ui/audit").await;
+    let (status, _, found) = post_form(
+        &c,
+        &s,
+        &zhao,
+        "/ui/audit",
+        &[("person", &id.to_lowercase())],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(found.contains("此人出现在 "), "{found}");
+    assert!(
+        found.contains("查看复核工作清单") && found.contains("标记已处理"),
+        "{found}"
+    );
+    assert!(!found.contains(&id), "the ID typed is never shown");
+    assert!(
+        !found.contains("lin35"),
+        "lin35 read nothing of this person"
+    );
+    let (status, _, bad) = post_form(&c, &s, &zhao, "/ui/audit", &[("person", "4101021957")]).await;
+    assert_eq!(status, 422);
+    assert!(bad.contains("身份证号格式有误"));
+    let (_, _, verified) = get(&c, &s, &zhao, "/ui/audit?verify=1").await;
+    assert!(verified.contains("审计链完整"), "{verified}");
+
+    // Accounts: an admin adds a clerk, resets a password, disables — never themselves.
+    assert_eq!(get(&c, &s, &wang, "/ui/users").await.0, 403);
+    let (admin, acsrf) = session(&c, &s, "zhangadmin", "admin-password-1", "/ui/users").await;
+    let add = [
+        ("csrf", acsrf.as_str()),
+        ("action", "add"),
+        ("name", "liming"),
+        ("role", "staff"),
+        ("regions", "4102"),
+        ("password", "liming-password"),
+    ];
+    let (status, _, _) = post_form(&c, &s, &admin, "/ui/users", &add[1..]).await;
+    assert_eq!(status, 403, "no token, no account");
+    let (status, location, _) = post_form(&c, &s, &admin, "/ui/users", &add).await;
+    assert_eq!(status, 303);
+    let (_, _, users) = get(&c, &s, &admin, &location).await;
+    assert!(
+        users.contains("已添加账户 liming")
+            && users.contains("data-account=\"liming\" data-state=\"active\""),
+        "{users}"
+    );
+    let (status, _, again) = post_form(&c, &s, &admin, "/ui/users", &add).await;
+    assert_eq!(status, 409);
+    assert!(again.contains("已存在"));
+    let short = [
+        ("csrf", acsrf.as_str()),
+        ("action", "add"),
+        ("name", "liu"),
+        ("role", "staff"),
+        ("regions", "4102"),
+        ("password", "short"),
+    ];
+    let (status, _, body) = post_form(&c, &s, &admin, "/ui/users", &short).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("密码太短"));
+    let (liming, _) = session(&c, &s, "liming", "liming-password", "/ui/batches").await;
+    let (status, _, _) = post_form(
+        &c,
+        &s,
+        &admin,
+        "/ui/users",
+        &[
+            ("csrf", &acsrf),
+            ("action", "disable"),
+            ("name", "zhangadmin"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "an admin cannot disable themselves");
+    let (status, _, _) = post_form(
+        &c,
+        &s,
+        &admin,
+        "/ui/users",
+        &[("csrf", &acsrf), ("action", "disable"), ("name", "liming")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        get(&c, &s, &liming, "/ui/batches").await.0,
+        303,
+        "a disabled account's session ended"
+    );
+    assert_eq!(
+        sign_in(&c, &s, "liming", "liming-password")
+            .await
+            .1
+            .status()
+            .as_u16(),
+        401
+    );
+    let (status, _, _) = post_form(
+        &c,
+        &s,
+        &admin,
+        "/ui/users",
+        &[("csrf", &acsrf), ("action", "enable"), ("name", "liming")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (status, _, _) = post_form(
+        &c,
+        &s,
+        &admin,
+        "/ui/users",
+        &[
+            ("csrf", &acsrf),
+            ("action", "passwd"),
+            ("name", "liming"),
+            ("password", "new-liming-pass"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        sign_in(&c, &s, "liming", "liming-password")
+            .await
+            .1
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        sign_in(&c, &s, "liming", "new-liming-pass")
+            .await
+            .1
+            .status()
+            .as_u16(),
+        303
+    );
+    let (status, _, _) = post_form(
+        &c,
+        &s,
+        &admin,
+        "/ui/users",
+        &[
+            ("csrf", &acsrf),
+            ("action", "access"),
+            ("name", "liming"),
+            ("role", "auditor"),
+            ("regions", "4102,4103"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, _, users) = get(&c, &s, &admin, "/ui/users").await;
+    assert!(users.contains("4102,4103"), "{users}");
+    // Every change is in the audit log as the admin's.
+    let db = rusqlite::Connection::open(site.p("state/hedui.db")).unwrap();
+    let actions: Vec<String> = db
+        .prepare("SELECT json_extract(detail, '$.action') FROM audit WHERE actor = 'user:zhangadmin' AND kind = 'account' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        actions,
+        ["sign_in", "add", "disable", "enable", "passwd", "access"]
+    );
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM audit WHERE actor = 'user:wangli' AND kind = 'acknowledge'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let logged: String = db
+        .query_row(
+            "SELECT detail FROM audit WHERE kind = 'acknowledge'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!logged.contains(&id), "{logged}");
 }

@@ -145,6 +145,20 @@ impl Reason {
             Reason::NoPolicyForRegion => "no_policy_for_region",
         }
     }
+
+    /// What the code means, for a clerk.
+    pub fn zh(code: &str) -> &'static str {
+        match code {
+            "invalid_id_number" => "身份证号有误",
+            "missing_field" => "必填项为空",
+            "invalid_value" => "填写的值不在允许范围内",
+            "inconsistent_household" => "同一家庭各行的家庭信息不一致",
+            "duplicate_member" => "同一家庭重复列出同一人",
+            "missing_authorization" => "缺少授权书编号",
+            "no_policy_for_region" => "该行政区划在核对日期没有保障标准",
+            _ => "名单行有误",
+        }
+    }
 }
 
 /// One problem that rejects a household (`rejected.jsonl`).

@@ -133,6 +133,16 @@ impl ApiError {
         e
     }
 
+    /// 404 for what does not exist or is outside the caller's regions (told apart
+    /// nowhere).
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "没有找到，或不在您的行政区划内（not found）",
+        )
+    }
+
     /// 503: the state database cannot be used now.
     pub fn unavailable() -> Self {
         Self::new(

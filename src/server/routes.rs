@@ -104,7 +104,7 @@ pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// The staff pages, under `/ui/` (and `/`, which leads there).
 fn pages() -> Router<Arc<AppState>> {
-    use super::pages::{asset, batch, batches, household, session};
+    use super::pages::{asset, audit, batch, batches, household, runs, session, sources, users};
     use axum::response::Redirect;
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
@@ -120,6 +120,12 @@ fn pages() -> Router<Arc<AppState>> {
             "/ui/batches/{id}/households/{household_id}",
             get(household::show),
         )
+        .route("/ui/reconciliations", get(runs::list))
+        .route("/ui/reconciliations/{id}", get(runs::show))
+        .route("/ui/reconciliations/{id}/changes/{key}", post(runs::mark))
+        .route("/ui/sources", get(sources::show))
+        .route("/ui/audit", get(audit::show).post(audit::search_person))
+        .route("/ui/users", get(users::list).post(users::change))
 }
 
 /// Every route of the API.

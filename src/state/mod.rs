@@ -2,20 +2,23 @@
 //!
 //! - [`schema`]: its tables, in one place.
 //! - [`db`]: an open database, its errors, the one IMMEDIATE write transaction.
-//! - [`audit`]: the hash-chained audit log.
+//! - [`audit`]: the hash-chained audit log; [`audit_search`]: a person found in it.
 //! - [`accounts`]: staff accounts and their sessions; [`credentials`]: what names,
 //!   roles, regions and passwords may be, and passwords hashed with Argon2id.
 //! - [`jobs`]: the server's jobs (batches, scheduled reconciliations).
 //! - [`people`]: the people each token had checked a day (its daily bound).
 //! - [`complete`]: the one transaction every run ends in (audit, run, job).
+//! - [`handled`]: a run's changes ranked as a work list, and marked handled.
 //! - [`runs`]: reconciliation runs and what each completed run found per household, so
 //!   the next run can say what changed.
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_search;
 pub mod complete;
 pub mod credentials;
 pub mod db;
+pub mod handled;
 pub mod jobs;
 pub mod people;
 pub mod runs;

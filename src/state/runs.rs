@@ -298,7 +298,7 @@ impl State {
             let keep = keep.unwrap_or(-1);
             let doomed =
             "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND id <> ?2";
-            for table in ["run_households", "run_changes"] {
+            for table in ["run_households", "run_changes", "handled"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE run_id IN ({doomed})"),
                     params![before, keep],
@@ -327,7 +327,29 @@ impl State {
             .map_err(self.err("read a run"))
     }
 
-    /// Every run, newest first.
+    /// The recipients file run `run` read, as it was named.
+    pub fn run_recipients(&self, run: i64) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT recipients FROM runs WHERE id = ?1",
+                params![run],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("read a run"))
+    }
+
+    /// How many changes run `run` reported (of every region).
+    pub fn change_count(&self, run: i64) -> Result<i64, StateError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM run_changes WHERE run_id = ?1",
+                params![run],
+                |r| r.get(0),
+            )
+            .map_err(self.err("count a run's changes"))
+    }
+
     /// Up to `n` runs with an id below `before` (all when `None`), newest first.
     pub fn runs_page(&self, before: Option<i64>, n: usize) -> Result<Vec<Run>, StateError> {
         let mut stmt = self
@@ -372,6 +394,7 @@ impl State {
             .map_err(self.err("read the run's changes"))
     }
 
+    /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<Run>, StateError> {
         let mut stmt = self
             .conn

@@ -23,6 +23,14 @@ CREATE TABLE IF NOT EXISTS run_changes (
     change       TEXT NOT NULL,
     PRIMARY KEY (run_id, household_id)
 );
+CREATE TABLE IF NOT EXISTS handled (
+    run_id       INTEGER NOT NULL REFERENCES runs(id),
+    household_id TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    at           TEXT NOT NULL,
+    note         TEXT NOT NULL,
+    PRIMARY KEY (run_id, household_id)
+);
 CREATE TABLE IF NOT EXISTS run_households (
     run_id       INTEGER NOT NULL REFERENCES runs(id),
     household_id TEXT NOT NULL,

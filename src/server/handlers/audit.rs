@@ -31,7 +31,7 @@ pub struct AuditQuery {
     cursor: Option<String>,
 }
 
-fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn bound(v: &Option<String>, name: &str) -> Result<Option<String>, ApiError> {
     let Some(v) = v else { return Ok(None) };
     let v = v.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
@@ -106,7 +106,7 @@ pub async fn list(
 /// An entry as the token is shown it: its households of the token's regions (and of
 /// `region` when asked), or `None` when it has none (a read naming no household is
 /// shown by its regions).
-fn shown(
+pub(crate) fn shown(
     e: crate::state::audit::AuditEntry,
     token: &crate::server::who::Who,
     region: Option<&str>,

@@ -18,7 +18,7 @@ use crate::state::audit::{ReadDetail, ReadHousehold};
 
 /// How many of a run's regions a token must cover to see it.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Covered {
+pub(crate) enum Covered {
     /// One (its changes are filtered to the token's regions).
     Any,
     /// All (the report shows every household).
@@ -27,7 +27,7 @@ enum Covered {
 
 /// Run `id` and its record, if `token` may see it; 404 otherwise — for a run that does
 /// not exist and for one of other regions alike.
-fn visible_run(
+pub(crate) fn visible_run(
     state: &crate::state::State,
     token: &Who,
     id: &str,

@@ -22,12 +22,13 @@ use crate::state::audit::{ReadDetail, ReadHousehold};
 use crate::verdict::Rule;
 
 use super::batches::{local_time, role_zh, submitter};
+use super::members::{members_of, who_is, Member};
 use super::session::Signed;
 use super::{render, PageError};
 
 /// A finding as the report prints it.
 #[derive(Debug, Serialize)]
-struct Finding {
+pub struct Finding {
     rule: String,
     member: String,
     /// The member it concerns, by name (and masked ID), when the words do not say.
@@ -35,14 +36,6 @@ struct Finding {
     text: String,
     severity: &'static str,
     evidence: Vec<(String, String, String)>,
-}
-
-/// A member as the batch declared them.
-#[derive(Debug, Serialize)]
-struct Member {
-    name: String,
-    id_number: String,
-    relation: String,
 }
 
 /// The household's line of `results.jsonl`, if the batch has it.
@@ -63,40 +56,6 @@ fn result_line(path: &std::path::Path, hid: &str) -> Result<Option<Value>, Strin
         }
     }
     Ok(None)
-}
-
-/// The household's members from the batch's own file.
-fn members_of(input: &std::path::Path, name: &str, hid: &str, full: bool) -> Vec<Member> {
-    let Ok(bytes) = std::fs::read(input) else {
-        return Vec::new();
-    };
-    let Ok(raw) = crate::applicants::read_batch(std::path::Path::new(name), &bytes) else {
-        return Vec::new();
-    };
-    use crate::applicants::Column;
-    let get = |r: &crate::applicants::RawRow, c: Column| {
-        r.values[c as usize]
-            .as_deref()
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    };
-    raw.rows
-        .iter()
-        .filter(|r| get(r, Column::HouseholdId) == hid)
-        .map(|r| {
-            let id = get(r, Column::IdNumber);
-            Member {
-                name: get(r, Column::Name),
-                id_number: if full {
-                    id
-                } else {
-                    hedui_connectors::idnum::mask_id(&id)
-                },
-                relation: get(r, Column::Relation),
-            }
-        })
-        .collect()
 }
 
 /// Each department's snapshot as the run's summary names it: (department, when it
@@ -130,7 +89,7 @@ fn sources_of(summary: &Value) -> Vec<(String, String, String)> {
 }
 
 /// The household's findings in words, with the member each concerns and its evidence.
-fn findings_of(v: &Value, members: &[Member], full: bool) -> Vec<Finding> {
+pub fn findings_of(v: &Value, members: &[Member], full: bool) -> Vec<Finding> {
     v.get("flags")
         .and_then(Value::as_array)
         .into_iter()
@@ -142,19 +101,7 @@ fn findings_of(v: &Value, members: &[Member], full: bool) -> Vec<Finding> {
                 Some(o) => o.to_string(),
             };
             let member = s("member");
-            let who = members
-                .iter()
-                .find(|m| !member.is_empty() && m.id_number == member)
-                .map_or_else(
-                    || {
-                        if member.is_empty() {
-                            "本户".to_owned()
-                        } else {
-                            member.clone()
-                        }
-                    },
-                    |m| format!("{}（{}）", m.name, m.id_number),
-                );
+            let who = who_is(members, &member);
             let text = Rule::from_code(&s("rule")).map_or_else(
                 || s("rule"),
                 |r| r.finding_zh(&s("value"), &s("limit"), &who),
@@ -268,7 +215,11 @@ pub async fn show(
     let sources = sources_of(&summary);
     let (input, name, wanted) = (job.input.clone(), job.file_name.clone(), hid.clone());
     let members = tokio::task::spawn_blocking(move || {
+        let wanted = std::collections::HashSet::from([wanted]);
         members_of(std::path::Path::new(&input), &name, &wanted, full)
+            .into_values()
+            .next()
+            .unwrap_or_default()
     })
     .await
     .unwrap_or_default();

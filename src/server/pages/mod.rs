@@ -6,12 +6,20 @@
 //! - [`session`]: signing in and out, the session cookie, CSRF tokens.
 //! - [`batches`]: the batch list and upload form; [`batch`]: a batch's progress, its
 //!   households a page at a time, its downloads; [`household`]: a household's
-//!   printable 核对报告.
+//!   printable 核对报告; [`members`]: households' members from their own file.
+//! - [`runs`]: the nightly reconciliations as a work list, marked handled.
+//! - [`sources`]: each department's freshness; [`audit`]: the audit log, searched by
+//!   person; [`users`]: the staff accounts (admins).
 
+pub mod audit;
 pub mod batch;
 pub mod batches;
 pub mod household;
+pub mod members;
+pub mod runs;
 pub mod session;
+pub mod sources;
+pub mod users;
 
 use std::sync::OnceLock;
 
@@ -25,7 +33,13 @@ pub const PAGE_CSP: &str =
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The templates, compiled in.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 12] = [
+    ("sources.html", include_str!("templates/sources.html")),
+    ("audit.html", include_str!("templates/audit.html")),
+    ("users.html", include_str!("templates/users.html")),
+    ("macros.html", include_str!("templates/macros.html")),
+    ("runs.html", include_str!("templates/runs.html")),
+    ("run.html", include_str!("templates/run.html")),
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -165,5 +179,25 @@ mod tests {
             .and_then(|t| t.render(minijinja::context! { error => "x", name => "王" }))
             .unwrap();
         assert!(login.contains("name=\"password\""));
+        // The pages that import the macros render with findings and members.
+        let finding = minijinja::context! { rule => "vehicle", member => "", who => "", text => "有车", severity => "需复核", evidence => vec![("车辆登记", "a 第2行", "品牌")] };
+        let member =
+            minijinja::context! { name => "王", id_number => "4101**", relation => "本人" };
+        for name in ["household.html", "run.html"] {
+            let page = env
+                .get_template(name)
+                .and_then(|t| {
+                    t.render(minijinja::context! {
+                        findings => vec![finding.clone()], members => vec![member.clone()],
+                        run => minijinja::context! { id => 1 }, summary => minijinja::context! { first_run => true },
+                        changes => vec![minijinja::context! { household_id => "H1", key => "k", members => vec![member.clone()], added => vec![finding.clone()] }],
+                    })
+                })
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(
+                page.contains("data-rule=\"vehicle\"") && page.contains("4101**"),
+                "{name}"
+            );
+        }
     }
 }
