@@ -92,6 +92,11 @@ async fn get(c: &reqwest::Client, s: &Server, cookie: &str, path: &str) -> (u16,
         .send()
         .await
         .unwrap();
+    answer(resp).await
+}
+
+/// A response as the tests read it: status, Location, body.
+async fn answer(resp: reqwest::Response) -> (u16, String, String) {
     let status = resp.status().as_u16();
     let location = resp
         .headers()
@@ -510,14 +515,7 @@ async fn post_form(
         .send()
         .await
         .unwrap();
-    let status = resp.status().as_u16();
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (status, location, resp.text().await.unwrap())
+    answer(resp).await
 }
 
 /// A signed-in session of `name`: its cookie and a CSRF token from `page`.

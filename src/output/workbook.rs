@@ -62,7 +62,8 @@ fn text(v: &Value) -> String {
 }
 
 /// A header row in bold, the panes frozen below it, a filter on it.
-fn header(ws: &mut Worksheet, names: &[&str], widths: &[f64]) -> Result<(), XlsxError> {
+/// Column widths are in characters.
+fn header(ws: &mut Worksheet, names: &[&str], widths: &[u16]) -> Result<(), XlsxError> {
     let bold = Format::new().set_bold();
     for (c, (name, w)) in names.iter().zip(widths).enumerate() {
         ws.write_string_with_format(0, c as u16, *name, &bold)?;
@@ -116,9 +117,7 @@ fn households_sheet(wb: &mut Workbook, results: &Path, edit: Edit<'_>) -> Result
             "过期的数据源",
             "发现",
         ],
-        &[
-            20.0, 12.0, 8.0, 14.0, 12.0, 8.0, 16.0, 16.0, 16.0, 14.0, 14.0, 60.0,
-        ],
+        &[20, 12, 8, 14, 12, 8, 16, 16, 16, 14, 14, 60],
     )
     .map_err(fail)?;
     let mut r = 0u32;
@@ -179,7 +178,7 @@ fn findings_sheet(
             "行",
             "记录内容",
         ],
-        &[20.0, 22.0, 8.0, 22.0, 14.0, 14.0, 14.0, 24.0, 8.0, 80.0],
+        &[20, 22, 8, 22, 14, 14, 14, 24, 8, 80],
     )
     .map_err(fail)?;
     let mut r = 0u32;
@@ -248,7 +247,7 @@ fn rejected_sheet(wb: &mut Workbook, rejected: &Path, edit: Edit<'_>) -> Result<
     header(
         &mut ws,
         &["申请编号", "行", "字段", "原因", "说明"],
-        &[20.0, 8.0, 16.0, 18.0, 80.0],
+        &[20, 8, 16, 18, 80],
     )
     .map_err(fail)?;
     let mut r = 0u32;

@@ -28,8 +28,7 @@ impl Permit for MayCheck {
     fn allows(role: Role) -> bool {
         role.may_check()
     }
-    const REFUSED: &'static str =
-        "该令牌的角色不能发起核对（this token's role may not run checks）";
+    const REFUSED: &'static str = "此角色不能发起核对（this role may not run checks）";
 }
 
 /// Batches: staff, systems, admins.
@@ -40,7 +39,7 @@ impl Permit for MayBatch {
         role.may_check()
     }
     const REFUSED: &'static str =
-        "该令牌的角色不能提交或查看批量核对（this token's role may not submit or read batches）";
+        "此角色不能提交或查看批量核对（this role may not submit or read batches）";
 }
 
 /// The list of batches: every role (auditors list their regions' batches; they read
@@ -61,8 +60,7 @@ impl Permit for MayReadRuns {
     fn allows(role: Role) -> bool {
         role != Role::Auditor
     }
-    const REFUSED: &'static str =
-        "审计员只能查看审计日志（an auditor token reads the audit log only）";
+    const REFUSED: &'static str = "审计员只能查看审计日志（auditors read the audit log only）";
 }
 
 /// The audit log: auditors and admins.
@@ -73,7 +71,17 @@ impl Permit for MayAudit {
         matches!(role, Role::Auditor | Role::Admin)
     }
     const REFUSED: &'static str =
-        "只有审计员和管理员可以查看审计日志（only auditor and admin tokens read the audit log）";
+        "只有审计员和管理员可以查看审计日志（only auditors and admins read the audit log）";
+}
+
+/// Staff accounts: admins.
+pub struct MayAdminister;
+
+impl Permit for MayAdminister {
+    fn allows(role: Role) -> bool {
+        role == Role::Admin
+    }
+    const REFUSED: &'static str = "只有管理员可以管理账户（only admins manage accounts）";
 }
 
 /// Where the request log finds who called: set by [`Caller`] once the token is known.

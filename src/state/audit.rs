@@ -131,6 +131,19 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// An `audit` row selected as `seq, at, actor, kind, detail, prev_hash, hash`.
+pub(super) fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        kind: r.get(3)?,
+        detail: r.get(4)?,
+        prev_hash: r.get(5)?,
+        hash: r.get(6)?,
+    })
+}
+
 /// Appends an entry within the write transaction `tx` (begun IMMEDIATE, so the chain's
 /// last entry cannot change under it); returns its sequence number and hash.
 pub(super) fn append_in(
@@ -480,17 +493,7 @@ impl State {
         let rows = stmt
             .query_map(
                 params![after, from, to, i64::try_from(n).unwrap_or(i64::MAX)],
-                |r| {
-                    Ok(AuditEntry {
-                        seq: r.get(0)?,
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        kind: r.get(3)?,
-                        detail: r.get(4)?,
-                        prev_hash: r.get(5)?,
-                        hash: r.get(6)?,
-                    })
-                },
+                entry_row,
             )
             .map_err(self.err("read the audit log"))?;
         rows.collect::<Result<Vec<_>, _>>()
@@ -504,17 +507,7 @@ impl State {
             .prepare("SELECT seq, at, actor, kind, detail, prev_hash, hash FROM audit ORDER BY seq")
             .map_err(self.err("read the audit log"))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok(AuditEntry {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    kind: r.get(3)?,
-                    detail: r.get(4)?,
-                    prev_hash: r.get(5)?,
-                    hash: r.get(6)?,
-                })
-            })
+            .query_map([], entry_row)
             .map_err(self.err("read the audit log"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("read the audit log"))

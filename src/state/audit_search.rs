@@ -5,7 +5,7 @@
 
 use rusqlite::params_from_iter;
 
-use super::audit::AuditEntry;
+use super::audit::{entry_row, AuditEntry};
 use super::db::{State, StateError};
 
 /// Households a person's search follows at most (their reads are found by household).
@@ -81,17 +81,7 @@ impl State {
             .prepare(&sql)
             .map_err(self.err("search the audit log"))?;
         let rows = stmt
-            .query_map(params_from_iter(values), |r| {
-                Ok(AuditEntry {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    kind: r.get(3)?,
-                    detail: r.get(4)?,
-                    prev_hash: r.get(5)?,
-                    hash: r.get(6)?,
-                })
-            })
+            .query_map(params_from_iter(values), entry_row)
             .map_err(self.err("search the audit log"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("search the audit log"))

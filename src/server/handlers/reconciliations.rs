@@ -94,33 +94,47 @@ pub async fn list(
     let limit = super::page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(super::number_cursor).transpose()?;
     let token = token.clone();
-    let (out, next) = app
-        .db(move |state| {
-            super::collect_page(
-                limit,
-                before,
-                |before, n| {
-                    state
-                        .runs_page(*before, n)
-                        .map_err(|e| ApiError::internal(&e.into()))
-                },
-                |run| Some(run.id),
-                |run| {
-                    let regions = state.run_regions(run.id).ok()?;
-                    regions.iter().any(|r| token.covers(r)).then(|| RunItem {
-                        id: run.id,
-                        status: run.status,
-                        started_at: run.started_at,
-                        as_of: run.as_of,
-                    })
-                },
-            )
-        })
+    let (runs, next) = app
+        .db(move |state| visible_runs(state, &token, before, limit))
         .await?;
+    let out = runs
+        .into_iter()
+        .map(|run| RunItem {
+            id: run.id,
+            status: run.status,
+            started_at: run.started_at,
+            as_of: run.as_of,
+        })
+        .collect();
     Ok(Json(RunPage {
         reconciliations: out,
-        next_cursor: next.flatten().map(|id| id.to_string()),
+        next_cursor: next.map(|id| id.to_string()),
     }))
+}
+
+/// Up to `limit` runs before run `before` (newest first) that checked households of
+/// `who`'s regions, and where the next page starts.
+pub(crate) fn visible_runs(
+    state: &crate::state::State,
+    who: &Who,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<(Vec<crate::state::Run>, Option<i64>), ApiError> {
+    let (runs, next) = super::collect_page(
+        limit,
+        before,
+        |before, n| {
+            state
+                .runs_page(*before, n)
+                .map_err(|e| ApiError::internal(&e.into()))
+        },
+        |run| Some(run.id),
+        |run| {
+            let regions = state.run_regions(run.id).ok()?;
+            regions.iter().any(|r| who.covers(r)).then_some(run)
+        },
+    )?;
+    Ok((runs, next.flatten()))
 }
 
 /// One run's changes, those of the token's regions.

@@ -138,13 +138,7 @@ enum Person {
 
 /// The page for the filters `q`.
 async fn answer(app: &Arc<AppState>, user: &Signed, q: AuditQuery) -> Result<Response, PageError> {
-    use crate::server::config::Role;
-    if !matches!(user.who.role, Role::Auditor | Role::Admin) {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "只有审计员和管理员可以查看审计日志（only auditors and admins read the audit log）",
-        ));
-    }
+    user.permit::<crate::server::caller::MayAudit>()?;
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let from = bound(&opt(&q.from), "from").map_err(PageError::from)?;
     let to = bound(&opt(&q.to), "to").map_err(PageError::from)?;

@@ -140,12 +140,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, PageError> {
-    if !user.who.role.may_check() {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "您的角色不能提交批量核对（your role may not submit batches）",
-        ));
-    }
+    user.permit::<crate::server::caller::MayBatch>()?;
     let received = upload::receive(
         &app.config.state_dir,
         app.config.max_body_bytes,

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::server::app::AppState;
+use crate::server::caller::MayReadRuns;
 use crate::server::error::ApiError;
 use crate::server::handlers::checks::{mask_flag, mask_household_id};
-use crate::server::handlers::reconciliations::{visible_run, Covered};
+use crate::server::handlers::reconciliations::{visible_run, visible_runs, Covered};
 use crate::state::audit::{ReadDetail, ReadHousehold};
 use crate::state::handled::{rank, Handled, Ranked, MAX_NOTE_CHARS};
 use crate::verdict::Rule;
@@ -41,52 +42,32 @@ pub struct ListQuery {
     before: Option<i64>,
 }
 
-/// Staff read runs; auditors read the audit log only.
-fn may_read_runs(user: &Signed) -> Result<(), PageError> {
-    if user.who.role == crate::server::config::Role::Auditor {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "审计员只能查看审计日志（auditors read the audit log only）",
-        ));
-    }
-    Ok(())
-}
-
 /// `GET /ui/reconciliations`: the runs of the user's regions, newest first.
 pub async fn list(
     State(app): State<Arc<AppState>>,
     user: Signed,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    may_read_runs(&user)?;
+    user.permit::<MayReadRuns>()?;
     let before = query.ok().and_then(|Query(q)| q.before);
     let who = user.who.clone();
     let (runs, next) = app
         .db(move |state| {
-            crate::server::handlers::collect_page(
-                RUNS_PER_PAGE,
-                before,
-                |before, n| {
-                    state
-                        .runs_page(*before, n)
-                        .map_err(|e| ApiError::internal(&e.into()))
-                },
-                |run| Some(run.id),
-                |run| {
-                    let regions = state.run_regions(run.id).ok()?;
-                    regions.iter().any(|r| who.covers(r)).then(|| {
-                        let changes = state.change_count(run.id).unwrap_or(0);
-                        serde_json::json!({
-                            "id": run.id,
-                            "status": run.status,
-                            "status_zh": status_zh(&run.status),
-                            "started_at": local_time(&run.started_at),
-                            "as_of": run.as_of,
-                            "changes": changes,
-                        })
+            let (runs, next) = visible_runs(state, &who, before, RUNS_PER_PAGE)?;
+            let runs: Vec<Value> = runs
+                .into_iter()
+                .map(|run| {
+                    serde_json::json!({
+                        "id": run.id,
+                        "status": run.status,
+                        "status_zh": status_zh(&run.status),
+                        "started_at": local_time(&run.started_at),
+                        "as_of": run.as_of,
+                        "changes": state.change_count(run.id).unwrap_or(0),
                     })
-                },
-            )
+                })
+                .collect();
+            Ok((runs, next))
         })
         .await?;
     Ok(render(
@@ -98,7 +79,7 @@ pub async fn list(
             role => role_zh(user.who.role),
             csrf => user.csrf,
             runs => runs,
-            next => next.flatten(),
+            next => next,
         },
     ))
 }
@@ -207,7 +188,7 @@ pub async fn show(
     Path(id): Path<String>,
     query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    may_read_runs(&user)?;
+    user.permit::<MayReadRuns>()?;
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let page = q.page.unwrap_or(1).max(1);
     let open_only = q.show == "open";
@@ -281,14 +262,7 @@ pub async fn show(
                 run, known, summary, listed, shown, lines, handled, recipients,
             ))
         })
-        .await
-        .map_err(|e| {
-            if e.status == StatusCode::NOT_FOUND {
-                PageError::not_found()
-            } else {
-                PageError::from(e)
-            }
-        })?;
+        .await?;
     let (run, known, summary, listed, mut shown, lines, handled, recipients) = read;
     let more = shown.len() > CHANGES_PER_PAGE;
     shown.truncate(CHANGES_PER_PAGE);
@@ -444,7 +418,7 @@ pub async fn mark(
     })?;
     let Form(f) = f;
     user.require_csrf(f.csrf.as_deref())?;
-    may_read_runs(&user)?;
+    user.permit::<MayReadRuns>()?;
     let note = f.note.trim().to_owned();
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(PageError::new(
@@ -481,14 +455,7 @@ pub async fn mark(
                 Err(ApiError::not_found())
             }
         })
-        .await
-        .map_err(|e| {
-            if e.status == StatusCode::NOT_FOUND {
-                PageError::not_found()
-            } else {
-                PageError::from(e)
-            }
-        })?;
+        .await?;
     let page = f.page.unwrap_or(1).max(1);
     Ok(Redirect::to(&format!("/ui/reconciliations/{run}?page={page}")).into_response())
 }

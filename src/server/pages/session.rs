@@ -47,6 +47,15 @@ impl Signed {
                 == 0
     }
 
+    /// 403 unless the account's role may use the pages of permit `P` (the API's).
+    pub fn permit<P: crate::server::caller::Permit>(&self) -> Result<(), PageError> {
+        if P::allows(self.who.role) {
+            Ok(())
+        } else {
+            Err(PageError::new(StatusCode::FORBIDDEN, P::REFUSED))
+        }
+    }
+
     /// 403 unless `given` is this session's CSRF token: the form changes nothing.
     pub fn require_csrf(&self, given: Option<&str>) -> Result<(), PageError> {
         if self.csrf_ok(given) {

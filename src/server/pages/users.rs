@@ -12,7 +12,7 @@ use axum::Form;
 use serde::{Deserialize, Serialize};
 
 use crate::server::app::AppState;
-use crate::server::config::Role;
+use crate::server::caller::MayAdminister;
 use crate::server::error::ApiError;
 use crate::state::credentials::{account_name, account_regions, account_role, hash_password};
 use crate::state::StateError;
@@ -51,23 +51,13 @@ struct Row {
     me: bool,
 }
 
-fn admin_only(user: &Signed) -> Result<(), PageError> {
-    if user.who.role != Role::Admin {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "只有管理员可以管理账户（only admins manage accounts）",
-        ));
-    }
-    Ok(())
-}
-
 /// `GET /ui/users`.
 pub async fn list(
     State(app): State<Arc<AppState>>,
     user: Signed,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    admin_only(&user)?;
+    user.permit::<MayAdminister>()?;
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let notice = match q.done.as_str() {
         "added" => Some(format!("已添加账户 {}。", q.name)),
@@ -174,7 +164,7 @@ pub async fn change(
         )
     })?;
     user.require_csrf(f.csrf.as_deref())?;
-    admin_only(&user)?;
+    user.permit::<MayAdminister>()?;
     match apply(&app, &user, &f).await {
         Ok(done) => {
             let name = f.name.trim();
