@@ -19,7 +19,7 @@ use crate::changes::{kept_rejected, Change, Comparer, Kept, Written};
 use crate::error::Error;
 use crate::fault;
 use crate::output::summary::Summary;
-use crate::output::{Compared, Outputs, Ready};
+use crate::output::{Compared, Origin, Outputs, Ready};
 use crate::progress::Progress;
 use crate::state::audit::{AuditDetail, AuditedHousehold};
 use crate::state::{Completion, RunDone, State};
@@ -262,7 +262,11 @@ fn read_answer(run: &CheckRun, tail: &Tail<'_>, progress: &Progress) -> Result<R
             run_id: r.run_id,
             previous: r.previous,
         });
-        read.ready = Some(o.finish(run, compared.as_ref(), progress)?);
+        let origin = Origin {
+            batch: tail.job,
+            actor: tail.actor,
+        };
+        read.ready = Some(o.finish(run, compared.as_ref(), &origin, progress)?);
         if reconciliation.is_some() {
             progress.step(&format!(
                 "changes.jsonl: {} households changed",

@@ -2187,7 +2187,18 @@ async fn batch_lifecycle_over_https() {
         .unwrap()
         .starts_with("text/html"));
     let report = report.text().await.unwrap();
-    assert!(report.contains("申请名单：郑州申请名单.csv"), "{report}");
+    // Its first page names the batch, who submitted it and each department's snapshot;
+    // the bad row is told in words.
+    for said in [
+        "<th>申请名单</th><td>郑州申请名单.csv".to_owned(),
+        format!("<th>批次编号</th><td>{zz_id}</td>"),
+        "<th>提交人</th><td>staff-zhengzhou</td>".to_owned(),
+        "人社：".to_owned(),
+        "拉取（第 ".to_owned(),
+        "<td>身份证号有误</td>".to_owned(),
+    ] {
+        assert!(report.contains(&said), "{said}: {report}");
+    }
     for id in &ids {
         assert!(!report.contains(id.as_str()));
     }

@@ -891,10 +891,43 @@ fn a_batch_in_many_chunks_gives_the_same_outputs() {
     };
     let ((s1, at1), (s2, at2)) = (summary("one"), summary("many"));
     assert_eq!(s1, s2);
-    let report = |out: &str, at: &str| read(out, "report.html").replace(at, "");
+    let report = |out: &str, at: &str| {
+        read(out, "report.html")
+            .replace(at, "")
+            .lines()
+            .filter(|l| !l.contains("<th>核对时间</th>"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert!(
         report("one", &at1) == report("many", &at2),
         "report.html differs"
+    );
+    // Over the report's cap of 1,000 households it says so on its first page, and each
+    // group needing a person is represented.
+    let printed = read("one", "report.html");
+    assert!(
+        printed.contains("本报告只逐户列出部分家庭"),
+        "the cap is said"
+    );
+    assert!(printed.matches("<div class=\"household\">").count() <= 1000);
+    let mut groups = 0;
+    for (v, zh) in [
+        ("ineligible", "不符合条件"),
+        ("review", "需人工复核"),
+        ("incomplete", "数据不全"),
+    ] {
+        if s1["verdicts"][v].as_u64().unwrap_or(0) > 0 {
+            groups += 1;
+            assert!(
+                printed.contains(&format!("{zh}</span></h3>")),
+                "{v} households are represented"
+            );
+        }
+    }
+    assert!(
+        groups >= 2,
+        "the city has households of two groups needing a person"
     );
     let left: Vec<String> = std::fs::read_dir(&tmp)
         .unwrap()

@@ -267,7 +267,7 @@ fn reconciliation_reports_exactly_what_changed() {
     assert!(at("申请编号 H004　不符合条件 → ") < at("申请编号 H003　需人工复核 → "));
     assert!(at("申请编号 H003　需人工复核 → ") < at("二、总体情况"));
     let h1_part = &report[h1..at("申请编号 H004　不符合条件 → ")];
-    assert!(h1_part.contains("新发现【否决项】家庭月人均收入 1333.33 元，超过上限 720.00 元"));
+    assert!(h1_part.contains("新发现【否决项】家庭月人均收入 1,333.33 元，超过上限 720.00 元"));
     assert!(
         h1_part.contains("依据：人社收入（hr_income.csv 第2行）"),
         "{h1_part}"

@@ -308,6 +308,8 @@ pub struct Batch {
     pub rejections: Vec<Rejection>,
     /// Rejected households, sorted by household_id.
     pub rejected_households: Vec<RejectedHousehold>,
+    /// The names the rejected rows give (by row), for the report to say whose row it is.
+    pub rejected_names: std::collections::BTreeMap<u64, String>,
 }
 
 /// A household rejected as a whole: who, where, and why (each reason code once).
@@ -334,6 +336,7 @@ impl Batch {
             households,
             rejections: Vec::new(),
             rejected_households: Vec::new(),
+            rejected_names: Default::default(),
         }
     }
 }

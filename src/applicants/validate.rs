@@ -125,7 +125,19 @@ pub fn validate_within(
     for h in &mut rejected_households {
         h.reasons.sort_by_key(|r| r.code());
     }
+    let wanted: HashSet<u64> = rejections.iter().map(|r| r.row).collect();
+    let rejected_names = raw
+        .rows
+        .iter()
+        .filter(|r| wanted.contains(&r.row))
+        .filter_map(|r| {
+            let name = r.values[Column::Name as usize].as_deref()?.trim();
+            let name = cut(name).unwrap_or_else(|| name.to_owned());
+            (!name.is_empty()).then_some((r.row, name))
+        })
+        .collect();
     Batch {
+        rejected_names,
         file: file.to_owned(),
         format: raw.format,
         encoding: raw.encoding,

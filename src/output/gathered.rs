@@ -24,6 +24,25 @@ fn attention(verdict: &str) -> u8 {
     }
 }
 
+/// `cap` shared among groups of `lens` households: evenly, a group taking no more than
+/// it has and what it leaves going to the others; any remainder to the first groups.
+fn shares(lens: [usize; 3], cap: usize) -> [usize; 3] {
+    let mut take = [0usize; 3];
+    let mut left = cap;
+    loop {
+        let open: Vec<usize> = (0..3).filter(|&i| take[i] < lens[i]).collect();
+        if open.is_empty() || left == 0 {
+            return take;
+        }
+        let each = (left / open.len()).max(1);
+        for i in open {
+            let t = each.min(lens[i] - take[i]).min(left);
+            take[i] += t;
+            left -= t;
+        }
+    }
+}
+
 /// What the report shows of a run's results, gathered chunk by chunk and kept small:
 /// the counts of the chart, and the households it shows in detail — all of them (in
 /// household_id order) when there are at most [`REPORT_HOUSEHOLDS`]; otherwise those
@@ -41,6 +60,8 @@ pub struct Gathered {
     all: Option<Vec<HouseholdResult>>,
     /// The first `cap` of each verdict needing a person, in attention order.
     needing: [Vec<HouseholdResult>; 3],
+    /// Households of each group needing a person, all of them.
+    counts_needing: [usize; 3],
     changes: [Vec<Change>; 4],
     changes_total: usize,
 }
@@ -60,6 +81,7 @@ impl Gathered {
             need_person: 0,
             all: Some(Vec::new()),
             needing: Default::default(),
+            counts_needing: [0; 3],
             changes: Default::default(),
             changes_total: 0,
         }
@@ -79,6 +101,7 @@ impl Gathered {
             let a = attention(&r.verdict);
             if a < 3 {
                 self.need_person += 1;
+                self.counts_needing[a as usize] += 1;
                 if self.needing[a as usize].len() < self.cap {
                     self.needing[a as usize].push(r.clone());
                 }
@@ -108,13 +131,38 @@ impl Gathered {
         }
     }
 
-    /// The households shown in detail, and how many need a person.
+    /// The households shown in detail, and how many need a person. Over the cap, the
+    /// cap is shared among ineligible, review and incomplete so that each group needing
+    /// a person is represented (a share a group does not fill goes to the others);
+    /// ineligible first.
     pub(super) fn detailed(&self) -> (Vec<&HouseholdResult>, usize) {
         let shown = match &self.all {
             Some(all) => all.iter().collect(),
-            None => self.needing.iter().flatten().take(self.cap).collect(),
+            None => {
+                let lens = self.needing.each_ref().map(Vec::len);
+                let take = shares(lens, self.cap);
+                self.needing
+                    .iter()
+                    .zip(take)
+                    .flat_map(|(group, n)| group.iter().take(n))
+                    .collect()
+            }
         };
         (shown, self.need_person)
+    }
+
+    /// How many of each group needing a person the report shows (ineligible, review,
+    /// incomplete).
+    pub(super) fn shown_of_each(&self) -> [usize; 3] {
+        match &self.all {
+            Some(_) => self.needing.each_ref().map(Vec::len),
+            None => shares(self.needing.each_ref().map(Vec::len), self.cap),
+        }
+    }
+
+    /// Households needing a person, by group (ineligible, review, incomplete), all of them.
+    pub(super) fn needing_counts(&self) -> [usize; 3] {
+        self.counts_needing
     }
 
     /// The changes listed.
@@ -183,6 +231,18 @@ mod tests {
         let want = |v: &[&str], n: usize| (v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), n);
         assert_eq!(detailed(6), want(&["H1", "H2", "H3", "H4", "H5", "H6"], 4));
         assert_eq!(detailed(5), want(&["H4", "H6", "H3", "H2"], 4));
-        assert_eq!(detailed(3), want(&["H4", "H6", "H3"], 4));
+        // Over the cap every group needing a person is represented.
+        assert_eq!(detailed(3), want(&["H4", "H3", "H2"], 4));
+        assert_eq!(detailed(4), want(&["H4", "H6", "H3", "H2"], 4));
+    }
+
+    /// The cap is shared evenly; what a small group leaves goes to the others.
+    #[test]
+    fn the_cap_is_shared_among_the_groups() {
+        assert_eq!(shares([5000, 10, 3], 1000), [987, 10, 3]);
+        assert_eq!(shares([5000, 5000, 5000], 1000), [334, 333, 333]);
+        assert_eq!(shares([0, 2000, 0], 1000), [0, 1000, 0]);
+        assert_eq!(shares([1, 1, 1], 1000), [1, 1, 1]);
+        assert_eq!(shares([600, 600, 0], 1000), [500, 500, 0]);
     }
 }

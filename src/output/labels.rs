@@ -87,6 +87,33 @@ pub fn record_zh(t: &str, record: &serde_json::Map<String, Value>, full: bool) -
         .join("，")
 }
 
+/// A time of the state database (RFC 3339, UTC) as a clerk reads it: local, to the
+/// minute.
+pub fn local_time(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| {
+            d.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_owned())
+}
+
+/// Who did something, as staff read it: an account's or a system token's name, the
+/// user of a command run on the server, the schedule.
+pub fn submitter(actor: &str) -> String {
+    if let Some(n) = actor.strip_prefix("user:").or(actor.strip_prefix("token:")) {
+        return n.to_owned();
+    }
+    if let Some(n) = actor.strip_prefix("os:") {
+        return format!("{n}（命令行）");
+    }
+    match actor {
+        "schedule" => "定时复核".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use crate::progress::Progress;
 use crate::verdict::{CheckRun, HouseholdResult};
 
 pub use files::{write_atomic, write_jsonl, AtomicFile, FolderLock, OutputError, Staged};
-pub use report::Compared;
+pub use report::{Compared, Origin};
 
 /// Every file a run may write into its output folder (a file of these names that this
 /// run did not write — a reconciliation's `changes.jsonl` under a later check — is
@@ -101,12 +101,14 @@ impl Outputs {
     }
 
     /// Ends the results and writes the rest — `rejected.jsonl`, `data_quality.jsonl`,
-    /// `summary.json`, `report.html` (a reconciliation's leading with `compared`'s
-    /// changes) — all under temporary names, synced, none visible yet.
+    /// `summary.json`, `report.html` (saying where the run comes from, `origin`; a
+    /// reconciliation's leading with `compared`'s changes) — all under temporary names,
+    /// synced, none visible yet.
     pub fn finish(
         self,
         run: &CheckRun,
         compared: Option<&Compared>,
+        origin: &Origin<'_>,
         progress: &Progress,
     ) -> Result<Ready, OutputError> {
         let dir = self.dir.as_path();
@@ -125,7 +127,14 @@ impl Outputs {
             serde_json::to_writer_pretty(&mut *w, &summary)?;
             w.write_all(b"\n")
         })?);
-        files.push(report::write(dir, run, &summary, &self.gathered, compared)?);
+        files.push(report::write(
+            dir,
+            run,
+            &summary,
+            &self.gathered,
+            compared,
+            origin,
+        )?);
         progress.step("report.html written");
         Ok(Ready {
             dir: self.dir,

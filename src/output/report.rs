@@ -40,7 +40,7 @@ pub fn verdict_zh(v: &str) -> &'static str {
     }
 }
 
-use super::labels::table_zh;
+use super::labels::{money, table_zh};
 
 pub fn source_zh(s: &str) -> &'static str {
     match s {
@@ -72,7 +72,7 @@ fn rule_zh(rule: &str) -> &str {
 
 /// A finding in words.
 fn finding_zh(f: &Flag, who: &str) -> String {
-    let (v, l) = (text(&f.value), text(&f.limit));
+    let (v, l) = (money(&text(&f.value)), money(&text(&f.limit)));
     match Rule::from_code(&f.rule) {
         Some(rule) => rule.finding_zh(&v, &l, who),
         None => format!("{}: {v} / {l}", f.rule),
@@ -172,6 +172,17 @@ fn member_label(declared: Option<&Household>, id: &Option<String>) -> String {
     format!("{name}（{}）", mask_id(id))
 }
 
+/// A rejected row as the report prints it: where, whose, which field, why.
+#[derive(Serialize)]
+struct RejectionView {
+    household_id: String,
+    row: u64,
+    name: String,
+    field: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
 #[derive(Serialize)]
 struct ChangeView {
     id: String,
@@ -264,9 +275,9 @@ fn household_view(
         verdict_zh: verdict_zh(&r.verdict),
         colour: COLOURS[vi],
         members,
-        income: r.per_capita_monthly_income.clone(),
-        assets: r.financial_assets.clone(),
-        standard: r.standard_monthly.clone(),
+        income: money(&r.per_capita_monthly_income),
+        assets: money(&r.financial_assets),
+        standard: money(&r.standard_monthly),
         flags: r
             .flags
             .iter()
@@ -348,6 +359,33 @@ pub struct Compared {
     pub previous: Option<i64>,
 }
 
+/// Where a run comes from, as the report's first page says it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The server's batch (job) it is, if any.
+    pub batch: Option<&'a str>,
+    /// Who ran it (`user:NAME`, `token:NAME`, `os:USER`, `schedule`).
+    pub actor: &'a str,
+}
+
+/// Each source's snapshot as the report names it: `2026-12-03 01:00 拉取（第 3 版）`, or
+/// the folder read directly.
+fn snapshots_zh(run: &CheckRun) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for t in &run.tables {
+        let said = match (&t.pulled_at, t.snapshot) {
+            (Some(at), Some(seq)) => {
+                format!("{} 拉取（第 {seq} 版）", super::labels::local_time(at))
+            }
+            (None, Some(seq)) => format!("第 {seq} 版"),
+            _ if t.present => "直接读取文件".to_owned(),
+            _ => "—".to_owned(),
+        };
+        out.entry(t.source.clone()).or_insert(said);
+    }
+    out
+}
+
 /// Writes `report.html` into `dir`, to be published; a reconciliation's report leads
 /// with its changes.
 pub fn write(
@@ -356,6 +394,7 @@ pub fn write(
     summary: &Summary,
     gathered: &Gathered,
     compared: Option<&Compared>,
+    origin: &Origin<'_>,
 ) -> Result<Staged, OutputError> {
     let mut env = Environment::new();
     // Every value printed is masked where it holds an ID number (or an 18-digit account
@@ -394,7 +433,8 @@ pub fn write(
             )
         })
         .collect();
-    let sources: Vec<(String, &str, usize, usize, String)> = summary
+    let snapshots = snapshots_zh(run);
+    let sources: Vec<(String, &str, usize, usize, String, String)> = summary
         .sources
         .iter()
         .map(|(name, s)| {
@@ -408,22 +448,30 @@ pub fn write(
                 s.rows,
                 s.problems,
                 s.latest_as_of.clone().unwrap_or_else(|| "—".into()),
+                snapshots.get(name).cloned().unwrap_or_else(|| "—".into()),
             )
         })
         .collect();
-    let rejections: Vec<(String, u64, &str, &str, String)> = run
+    let rejections: Vec<RejectionView> = run
         .batch
         .rejections
         .iter()
         .take(REPORT_HOUSEHOLDS)
-        .map(|r| {
-            (
-                r.household_id.clone(),
-                r.row,
-                r.field,
-                r.reason.code(),
-                r.message.clone(),
-            )
+        .map(|r| RejectionView {
+            household_id: r.household_id.clone(),
+            row: r.row,
+            name: run
+                .batch
+                .rejected_names
+                .get(&r.row)
+                .cloned()
+                .unwrap_or_default(),
+            field: crate::applicants::Column::ALL
+                .iter()
+                .find(|c| c.name() == r.field)
+                .map_or(r.field, |c| c.chinese()),
+            reason: crate::applicants::Reason::zh(r.reason.code()),
+            message: r.message.clone(),
         })
         .collect();
     let declared: HashMap<&str, &Household> = run
@@ -455,8 +503,19 @@ pub fn write(
     }
     sections.push("households");
     let sec: BTreeMap<&str, &str> = sections.into_iter().zip(SECTION_NUMERALS).collect();
+    let [shown_ineligible, shown_review, shown_incomplete] = gathered.shown_of_each();
+    let [ineligible, review, incomplete] = gathered.needing_counts();
     let ctx = context! {
         sec,
+        batch => origin.batch,
+        submitter => super::labels::submitter(origin.actor),
+        checked_at => super::labels::local_time(&run.checked_at.to_rfc3339()),
+        snapshots => summary.sources.keys().map(|name| (source_zh(name), snapshots.get(name).cloned().unwrap_or_else(|| "—".into()))).collect::<Vec<_>>(),
+        capped => gathered.total() > REPORT_HOUSEHOLDS,
+        shown => context! {
+            ineligible => shown_ineligible, review => shown_review, incomplete => shown_incomplete,
+        },
+        needing => context! { ineligible, review, incomplete },
         reconciliation => compared.map(|c| context! { run_id => c.run_id, previous => c.previous }),
         changes,
         as_of => summary.as_of,

@@ -6,6 +6,7 @@
 //! Amounts are the exact decimals of `results.jsonl` as text with thousands separators
 //! (`1,570,420.57`): an Excel number is a double, and money never passes through one.
 
+use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::path::Path;
 
@@ -96,8 +97,7 @@ fn aid_zh(a: &str) -> &str {
     }
 }
 
-/// The workbook of a batch's `results` and `rejected` lines, each line edited by `edit`
-/// (masking) and, for evidence, shown masked unless `full`.
+/// The sheet of households, a row each.
 fn households_sheet(wb: &mut Workbook, results: &Path, edit: Edit<'_>) -> Result<(), String> {
     let mut ws = wb.new_worksheet_with_constant_memory();
     ws.set_name("家庭").map_err(fail)?;
@@ -241,13 +241,18 @@ fn findings_sheet(
     Ok(())
 }
 
-fn rejected_sheet(wb: &mut Workbook, rejected: &Path, edit: Edit<'_>) -> Result<(), String> {
+fn rejected_sheet(
+    wb: &mut Workbook,
+    rejected: &Path,
+    edit: Edit<'_>,
+    names: &HashMap<u64, String>,
+) -> Result<(), String> {
     let mut ws = wb.new_worksheet_with_constant_memory();
     ws.set_name("名单错误行").map_err(fail)?;
     header(
         &mut ws,
-        &["申请编号", "行", "字段", "原因", "说明"],
-        &[20, 8, 16, 18, 80],
+        &["行", "申请编号", "姓名", "字段", "问题", "说明"],
+        &[8, 20, 12, 16, 28, 80],
     )
     .map_err(fail)?;
     let mut r = 0u32;
@@ -256,32 +261,37 @@ fn rejected_sheet(wb: &mut Workbook, rejected: &Path, edit: Edit<'_>) -> Result<
         let w = |ws: &mut Worksheet, c: u16, t: &str| {
             ws.write_string(r, c, t).map(|_| ()).map_err(fail)
         };
-        w(&mut ws, 0, s(&v, "household_id"))?;
-        ws.write_number(r, 1, v.get("row").and_then(Value::as_f64).unwrap_or(0.0))
-            .map_err(fail)?;
+        let row = v.get("row").and_then(Value::as_u64).unwrap_or(0);
+        ws.write_number(r, 0, row as u32).map_err(fail)?;
+        w(&mut ws, 1, s(&v, "household_id"))?;
+        w(&mut ws, 2, names.get(&row).map_or("", String::as_str))?;
         let field = s(&v, "field");
         let field_zh = crate::applicants::Column::ALL
             .iter()
             .find(|c| c.name() == field)
             .map_or(field, |c| c.chinese());
-        w(&mut ws, 2, field_zh)?;
-        w(&mut ws, 3, s(&v, "reason"))?;
-        w(&mut ws, 4, s(&v, "message"))
+        w(&mut ws, 3, field_zh)?;
+        w(&mut ws, 4, crate::applicants::Reason::zh(s(&v, "reason")))?;
+        w(&mut ws, 5, s(&v, "message"))
     })?;
     wb.push_worksheet(ws);
     Ok(())
 }
 
+/// The workbook of a batch: its households, findings with evidence and rejected rows
+/// (with the names `names` gives by row), each line edited by `edit` (masking) first and
+/// evidence shown masked unless `full`.
 pub fn results_xlsx(
     results: &Path,
     rejected: &Path,
     edit: Edit<'_>,
     full: bool,
+    names: &HashMap<u64, String>,
 ) -> Result<Vec<u8>, String> {
     let mut wb = Workbook::new();
 
     households_sheet(&mut wb, results, edit)?;
     findings_sheet(&mut wb, results, edit, full)?;
-    rejected_sheet(&mut wb, rejected, edit)?;
+    rejected_sheet(&mut wb, rejected, edit, names)?;
     wb.save_to_buffer().map_err(fail)
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 pub mod deptsim;
 pub mod fixture;
 pub mod openapi;
+pub mod pages;
 pub mod server;
 pub mod site;
 

@@ -125,12 +125,19 @@ impl Site {
     /// `hedui reconcile` of the city's applicants as recipients on the lake into
     /// `recon/`, its run kept in the server's state.
     pub fn reconcile(&self) {
+        self.reconcile_with("city/applicants.csv", ["--lake", "lake"], "recon");
+    }
+
+    /// `hedui reconcile` of the recipients file `recipients` on `data` (`--lake` or
+    /// `--sources` and a folder of the site) into `out`, its run kept in the server's
+    /// state.
+    pub fn reconcile_with(&self, recipients: &str, data: [&str; 2], out: &str) {
         ok(hedui(&[
             "reconcile",
             "--recipients",
-            &self.p("city/applicants.csv"),
-            "--lake",
-            &self.p("lake"),
+            &self.p(recipients),
+            data[0],
+            &self.p(data[1]),
             "--policy",
             &self.p("city/policy.toml"),
             "--state",
@@ -138,7 +145,7 @@ impl Site {
             "--as-of",
             &self.today,
             "--out",
-            &self.p("recon"),
+            &self.p(out),
         ]));
     }
 

@@ -283,6 +283,20 @@ fn search(
     })
 }
 
+/// What was done to account `name`, in words.
+fn account_zh(action: &str, name: &str) -> String {
+    match action {
+        "add" => format!("开设账户 {name}"),
+        "disable" => format!("停用账户 {name}"),
+        "enable" => format!("启用账户 {name}"),
+        "passwd" => format!("重置账户 {name} 的密码"),
+        "access" => format!("修改账户 {name} 的角色和地区"),
+        "locked" => format!("账户 {name} 连续输错密码，已锁定"),
+        "sign_in" => format!("账户 {name} 登录"),
+        other => format!("{other} 账户 {name}"),
+    }
+}
+
 /// An entry as the page lists it, or `None` when the user may not see it or it is not
 /// the person's.
 fn row_of(
@@ -305,10 +319,9 @@ fn row_of(
             at: local_time(&at),
             actor: submitter(&actor),
             kind: kind_zh(&kind),
-            what: format!(
-                "{} 账户 {}",
+            what: account_zh(
                 d["action"].as_str().unwrap_or(""),
-                d["name"].as_str().unwrap_or("")
+                d["name"].as_str().unwrap_or(""),
             ),
             households: vec![],
             more: 0,

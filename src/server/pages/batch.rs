@@ -1,8 +1,10 @@
 //! `/ui/batches/{id}`: a batch's progress while it is queued or running (the page
-//! follows it by itself), then its households in pages of at most 200, filtered by
-//! verdict, rule and region and searched by 申请编号 or masked ID number; and its
-//! downloads. A batch outside the user's regions is 404, as over the API.
+//! follows it by itself), then the rows the file could not use (row, name, field, why)
+//! and its households in pages of at most 200, filtered by verdict, rule and region and
+//! searched by 申请编号, a member's name or masked ID number; and its downloads. A batch
+//! outside the user's regions is 404, as over the API.
 
+use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use crate::state::jobs::Job;
 use crate::verdict::Rule;
 
 use super::batches::{local_time, role_zh, status_zh};
+use super::members::{roster, Entry, Member};
 use super::session::Signed;
 use super::{render, PageError};
 
@@ -39,7 +42,8 @@ pub struct Filter {
     /// A region-code prefix (empty: all).
     #[serde(default)]
     region: String,
-    /// 申请编号, or part of one (any case); or a member's ID as the findings show it.
+    /// 申请编号 or part of one (any case), a member's name or part of it, or a member's
+    /// ID as the page shows it (masked for staff; a full ID typed is masked first).
     #[serde(default)]
     q: String,
     /// The page, from 1.
@@ -50,6 +54,8 @@ pub struct Filter {
 #[derive(Debug, Serialize)]
 struct Row {
     household_id: String,
+    /// 申请人's name as the file gives it.
+    applicant: String,
     region_code: String,
     verdict: String,
     verdict_zh: &'static str,
@@ -71,14 +77,76 @@ struct Households {
     more: bool,
 }
 
+/// The members of a batch by household, from its applicants file.
+#[derive(Debug, Default)]
+struct Roster {
+    by_household: HashMap<String, Vec<Member>>,
+    /// Rows' members' names, by row number.
+    name_at: HashMap<u64, String>,
+}
+
+impl Roster {
+    fn of(entries: Vec<Entry>) -> Roster {
+        let mut r = Roster::default();
+        for e in entries {
+            r.name_at.insert(e.row, e.member.name.clone());
+            r.by_household
+                .entry(e.household_id)
+                .or_default()
+                .push(e.member);
+        }
+        r
+    }
+
+    /// Whether a member of `household` is named or numbered like `q` (lower-cased).
+    fn names(&self, household: &str, q: &str) -> bool {
+        self.by_household.get(household).is_some_and(|ms| {
+            ms.iter()
+                .any(|m| m.name.contains(q) || m.id_number.to_lowercase().contains(q))
+        })
+    }
+
+    /// The name of `household`'s applicant (本人), or its first member's.
+    fn applicant(&self, household: &str) -> String {
+        let ms = self.by_household.get(household);
+        ms.and_then(|ms| {
+            ms.iter()
+                .find(|m| {
+                    crate::applicants::Relation::parse(&m.relation)
+                        == Some(crate::applicants::Relation::Applicant)
+                })
+                .or(ms.first())
+        })
+        .map(|m| m.name.clone())
+        .unwrap_or_default()
+    }
+}
+
+/// What a search box holds, as searched and shown back: trimmed, and an ID number typed
+/// in full masked as the page shows it to staff (`mask`), so that it matches the masked
+/// form and is never shown or linked in full.
+fn needle(q: &str, mask: bool) -> String {
+    let q = q.trim();
+    if mask {
+        hedui_connectors::idnum::mask_ids_in(q).into_owned()
+    } else {
+        q.to_owned()
+    }
+}
+
 /// Reads the page of `results.jsonl` the filter asks for, masked for `mask`.
-fn households(path: &std::path::Path, f: &Filter, mask: bool) -> Result<Households, String> {
+fn households(
+    path: &std::path::Path,
+    f: &Filter,
+    mask: bool,
+    roster: &Roster,
+) -> Result<Households, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let page = f.page.unwrap_or(1).max(1);
     let skip = (page - 1) * PER_PAGE;
     let mut out = Households::default();
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-    let q = f.q.trim().to_lowercase();
+    let q = needle(&f.q, mask).to_lowercase();
     let q = q.as_str();
     for line in std::io::BufReader::new(file).lines() {
         let line = line.map_err(|e| e.to_string())?;
@@ -105,6 +173,7 @@ fn households(path: &std::path::Path, f: &Filter, mask: bool) -> Result<Househol
             && (f.region.is_empty() || s("region_code").starts_with(f.region.trim()))
             && (q.is_empty()
                 || s("household_id").to_lowercase().contains(q)
+                || roster.names(&s("household_id"), q)
                 || flags.iter().any(|fl| {
                     fl.get("member")
                         .and_then(Value::as_str)
@@ -127,6 +196,7 @@ fn households(path: &std::path::Path, f: &Filter, mask: bool) -> Result<Househol
             .collect();
         findings.dedup();
         out.rows.push(Row {
+            applicant: roster.applicant(&s("household_id")),
             household_id: s("household_id"),
             region_code: s("region_code"),
             verdict_zh: crate::output::report::verdict_zh(&verdict),
@@ -148,6 +218,62 @@ fn households(path: &std::path::Path, f: &Filter, mask: bool) -> Result<Househol
         })
         .collect();
     Ok(out)
+}
+
+/// Rows of the file a page lists at most (all of them are in results.xlsx).
+pub const REJECTED_SHOWN: usize = 200;
+
+/// A row of the file that could not be used, as the page shows it.
+#[derive(Debug, Serialize)]
+struct Rejected {
+    row: u64,
+    household_id: String,
+    name: String,
+    field: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+/// The rows of `rejected.jsonl` (the first [`REJECTED_SHOWN`]) with the member's name
+/// from the file and the field and reason in words, ID numbers masked for `mask`; and
+/// how many there are.
+fn rejected(path: &std::path::Path, mask: bool, roster: &Roster) -> (Vec<Rejected>, usize) {
+    let Ok(file) = std::fs::File::open(path) else {
+        return (Vec::new(), 0);
+    };
+    let mut shown = Vec::new();
+    let mut count = 0;
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        count += 1;
+        if shown.len() == REJECTED_SHOWN {
+            continue;
+        }
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let m = |t: String| {
+            if mask {
+                hedui_connectors::idnum::mask_ids_in(&t).into_owned()
+            } else {
+                t
+            }
+        };
+        let row = v.get("row").and_then(Value::as_u64).unwrap_or(0);
+        let field = s("field");
+        shown.push(Rejected {
+            row,
+            household_id: m(s("household_id")),
+            name: roster.name_at.get(&row).cloned().unwrap_or_default(),
+            field: crate::applicants::Column::ALL
+                .iter()
+                .find(|c| c.name() == field)
+                .map_or("", |c| c.chinese()),
+            reason: crate::applicants::Reason::zh(&s("reason")),
+            message: m(s("message")),
+        });
+    }
+    (shown, count)
 }
 
 /// `GET /ui/batches/{id}`.
@@ -174,14 +300,19 @@ pub async fn show(
             q: f.q.clone(),
             page: f.page,
         };
-        let read = tokio::task::spawn_blocking(move || households(&path, &f2, mask))
-            .await
-            .map_err(|_| {
-                PageError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "内部错误（internal error）",
-                )
-            })?;
+        let (input, name) = (job.input.clone(), job.file_name.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let roster = Roster::of(roster(std::path::Path::new(&input), &name, !mask));
+            let bad = rejected(&path.with_file_name("rejected.jsonl"), mask, &roster);
+            households(&path, &f2, mask, &roster).map(|h| (h, bad))
+        })
+        .await
+        .map_err(|_| {
+            PageError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "内部错误（internal error）",
+            )
+        })?;
         Some(read.map_err(|why| {
             tracing::error!(batch = %job.id, error = %why, "batch results unreadable");
             PageError::new(
@@ -192,6 +323,14 @@ pub async fn show(
     } else {
         None
     };
+    let (list, rejected) = match list {
+        Some((h, (rows, count))) => (
+            Some(h),
+            Some(minijinja::context! { rows => rows, count => count }),
+        ),
+        None => (None, None),
+    };
+    let q = needle(&f.q, !user.who.role.sees_full_ids());
     let page = f.page.unwrap_or(1).max(1);
     let next = list.as_ref().filter(|l| l.more).map(|_| {
         format!(
@@ -200,7 +339,7 @@ pub async fn show(
             enc(&f.verdict),
             enc(&f.rule),
             enc(&f.region),
-            enc(&f.q),
+            enc(&q),
             page + 1
         )
     });
@@ -215,7 +354,9 @@ pub async fn show(
             csrf => user.csrf,
             job => view(&job),
             list => list,
-            f => minijinja::context! { verdict => f.verdict, rule => f.rule, region => f.region, q => f.q },
+            rejected => rejected,
+            shown_max => REJECTED_SHOWN,
+            f => minijinja::context! { verdict => f.verdict, rule => f.rule, region => f.region, q => q },
             page => page,
             next => next,
             rules => rules,
@@ -298,7 +439,7 @@ pub async fn file(
 /// A done batch's `results.xlsx`, made now from its JSON Lines (masked for staff), one
 /// at a time per core like uploads.
 async fn workbook(app: &Arc<AppState>, user: &Signed, id: &str) -> Result<Response, PageError> {
-    find(app, &user.who, id)
+    let job = find(app, &user.who, id)
         .await
         .map_err(|_| PageError::not_found())?;
     let results = output(app, &user.who, id, "results.jsonl", "batch_results_xlsx").await?;
@@ -317,7 +458,13 @@ async fn workbook(app: &Arc<AppState>, user: &Signed, id: &str) -> Result<Respon
                 crate::server::handlers::checks::mask_household_id(v);
             }
         };
-        crate::output::workbook::results_xlsx(&results, &rejected, &mask, full)
+        let names = Roster::of(roster(
+            std::path::Path::new(&job.input),
+            &job.file_name,
+            full,
+        ))
+        .name_at;
+        crate::output::workbook::results_xlsx(&results, &rejected, &mask, full, &names)
     })
     .await
     .map_err(|_| {

@@ -15,6 +15,8 @@ use crate::server::handlers::batches::listed_page;
 use crate::server::handlers::submit::{queue, SubmitQuery};
 use crate::server::upload;
 
+pub use crate::output::labels::{local_time, submitter};
+
 use super::session::Signed;
 use super::{render, PageError};
 
@@ -49,18 +51,6 @@ pub fn status_zh(status: &str) -> &'static str {
         "failed" => "失败",
         _ => "未知",
     }
-}
-
-/// A time of the state database (RFC 3339, UTC) as a clerk reads it: local, to the
-/// minute.
-pub fn local_time(t: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| {
-            d.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_else(|_| t.to_owned())
 }
 
 /// The page of batches, with `error` said above the form (a refused upload).
@@ -100,15 +90,6 @@ async fn page(
             today => chrono::Local::now().date_naive().to_string(),
         },
     ))
-}
-
-/// Who submitted a job, as a clerk reads it: the account's or the token's name.
-pub fn submitter(actor: &str) -> String {
-    actor
-        .strip_prefix("user:")
-        .or(actor.strip_prefix("token:"))
-        .unwrap_or(actor)
-        .to_owned()
 }
 
 /// A role in words.

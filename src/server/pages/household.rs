@@ -104,7 +104,7 @@ pub fn findings_of(v: &Value, members: &[Member], full: bool) -> Vec<Finding> {
             let who = who_is(members, &member);
             let text = Rule::from_code(&s("rule")).map_or_else(
                 || s("rule"),
-                |r| r.finding_zh(&s("value"), &s("limit"), &who),
+                |r| r.finding_zh(&money(&s("value")), &money(&s("limit")), &who),
             );
             let evidence = f
                 .get("evidence")

@@ -17,9 +17,60 @@ pub struct Member {
     pub relation: String,
 }
 
-/// The members of each of `households` in the applicants file at `input` (named
-/// `name`, whose extension says its format), ID numbers masked unless `full`. A file
-/// that cannot be read gives no members (the page says so by showing none).
+/// One row of an applicants file as the pages use it: where it is, whose household,
+/// who.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The row as the clerk's spreadsheet numbers it.
+    pub row: u64,
+    /// 申请编号 as the row gives it.
+    pub household_id: String,
+    /// The member (ID masked unless the roster was read `full`).
+    pub member: Member,
+}
+
+/// Every row of the applicants file at `input` (named `name`, whose extension says its
+/// format), ID numbers masked unless `full`, in the file's order. A file that cannot be
+/// read gives no rows (the pages then show no members).
+pub fn roster(input: &Path, name: &str, full: bool) -> Vec<Entry> {
+    let Ok(bytes) = std::fs::read(input) else {
+        return Vec::new();
+    };
+    let Ok(raw) = crate::applicants::read_batch(Path::new(name), &bytes) else {
+        return Vec::new();
+    };
+    use crate::applicants::Column;
+    let get = |r: &crate::applicants::RawRow, c: Column| {
+        r.values[c as usize]
+            .as_deref()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    raw.rows
+        .iter()
+        .map(|r| {
+            // As the engine reads it: a lower-case check letter is the upper-case one.
+            let id = get(r, Column::IdNumber).to_uppercase();
+            Entry {
+                row: r.row,
+                household_id: get(r, Column::HouseholdId),
+                member: Member {
+                    name: get(r, Column::Name),
+                    id_number: if full {
+                        id
+                    } else {
+                        hedui_connectors::idnum::mask_id(&id)
+                    },
+                    relation: get(r, Column::Relation),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The members of each of `households` in the applicants file at `input` (as
+/// [`roster`] reads it).
 pub fn members_of(
     input: &Path,
     name: &str,
@@ -30,35 +81,10 @@ pub fn members_of(
     if households.is_empty() {
         return out;
     }
-    let Ok(bytes) = std::fs::read(input) else {
-        return out;
-    };
-    let Ok(raw) = crate::applicants::read_batch(Path::new(name), &bytes) else {
-        return out;
-    };
-    use crate::applicants::Column;
-    let get = |r: &crate::applicants::RawRow, c: Column| {
-        r.values[c as usize]
-            .as_deref()
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    };
-    for r in &raw.rows {
-        let hid = get(r, Column::HouseholdId);
-        if !households.contains(&hid) {
-            continue;
+    for e in roster(input, name, full) {
+        if households.contains(&e.household_id) {
+            out.entry(e.household_id).or_default().push(e.member);
         }
-        let id = get(r, Column::IdNumber);
-        out.entry(hid).or_default().push(Member {
-            name: get(r, Column::Name),
-            id_number: if full {
-                id
-            } else {
-                hedui_connectors::idnum::mask_id(&id)
-            },
-            relation: get(r, Column::Relation),
-        });
     }
     out
 }
