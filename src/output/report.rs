@@ -386,19 +386,11 @@ fn snapshots_zh(run: &CheckRun) -> BTreeMap<String, String> {
     out
 }
 
-/// Writes `report.html` into `dir`, to be published; a reconciliation's report leads
-/// with its changes.
-pub fn write(
-    dir: &Path,
-    run: &CheckRun,
-    summary: &Summary,
-    gathered: &Gathered,
-    compared: Option<&Compared>,
-    origin: &Origin<'_>,
-) -> Result<Staged, OutputError> {
+/// The template environment of the report: every value printed is masked where it
+/// holds an ID number (or an 18-digit account number), whatever field a clerk typed it
+/// into — the report is for staff.
+fn environment() -> Result<Environment<'static>, OutputError> {
     let mut env = Environment::new();
-    // Every value printed is masked where it holds an ID number (or an 18-digit account
-    // number), whatever field a clerk typed it into: the report is for staff.
     env.set_formatter(|out, state, value| match value.as_str() {
         Some(text) => {
             let masked = hedui_connectors::idnum::mask_ids_in(text);
@@ -413,7 +405,46 @@ pub fn write(
     });
     env.add_template("report.html", TEMPLATE)
         .map_err(|e| OutputError::Template(e.to_string()))?;
-    let tmpl = env
+    Ok(env)
+}
+
+/// The rejected rows the report prints (the first [`REPORT_HOUSEHOLDS`]), in words.
+fn rejection_views(run: &CheckRun) -> Vec<RejectionView> {
+    run.batch
+        .rejections
+        .iter()
+        .take(REPORT_HOUSEHOLDS)
+        .map(|r| RejectionView {
+            household_id: r.household_id.clone(),
+            row: r.row,
+            name: run
+                .batch
+                .rejected_names
+                .get(&r.row)
+                .cloned()
+                .unwrap_or_default(),
+            field: crate::applicants::Column::ALL
+                .iter()
+                .find(|c| c.name() == r.field)
+                .map_or(r.field, |c| c.chinese()),
+            reason: crate::applicants::Reason::zh(r.reason.code()),
+            message: r.message.clone(),
+        })
+        .collect()
+}
+
+/// Writes `report.html` into `dir`, to be published; a reconciliation's report leads
+/// with its changes.
+pub fn write(
+    dir: &Path,
+    run: &CheckRun,
+    summary: &Summary,
+    gathered: &Gathered,
+    compared: Option<&Compared>,
+    origin: &Origin<'_>,
+) -> Result<Staged, OutputError> {
+    let tmpl_env = environment()?;
+    let tmpl = tmpl_env
         .get_template("report.html")
         .map_err(|e| OutputError::Template(e.to_string()))?;
     let bars = bars(gathered.groups(), &run.region_labels);
@@ -452,28 +483,7 @@ pub fn write(
             )
         })
         .collect();
-    let rejections: Vec<RejectionView> = run
-        .batch
-        .rejections
-        .iter()
-        .take(REPORT_HOUSEHOLDS)
-        .map(|r| RejectionView {
-            household_id: r.household_id.clone(),
-            row: r.row,
-            name: run
-                .batch
-                .rejected_names
-                .get(&r.row)
-                .cloned()
-                .unwrap_or_default(),
-            field: crate::applicants::Column::ALL
-                .iter()
-                .find(|c| c.name() == r.field)
-                .map_or(r.field, |c| c.chinese()),
-            reason: crate::applicants::Reason::zh(r.reason.code()),
-            message: r.message.clone(),
-        })
-        .collect();
+    let rejections = rejection_views(run);
     let declared: HashMap<&str, &Household> = run
         .batch
         .households
