@@ -230,6 +230,45 @@ fn batches_without_rows_are_refused_alike() {
     );
 }
 
+/// A GBK file with one row in bytes no encoding of the file reads (a row pasted from
+/// elsewhere, a damaged one) is refused naming that row and what to do; a binary file
+/// is told it is no batch file.
+#[test]
+fn a_row_in_another_encoding_is_named() {
+    let fx = Fixture::new(SourceFormat::Csv, &[]);
+    write_batch(&fx.path("good.csv"), &HEADERS_ZH, &[]);
+    let mut bytes = encoding_rs::GBK
+        .encode(&std::fs::read_to_string(fx.path("good.csv")).unwrap())
+        .0
+        .into_owned();
+    for (i, name) in ["张三", "李四", "王五"].iter().enumerate() {
+        let row = format!("H{i},410102,城市,低保,SQ-{i},11010519491231002X,{name},本人\n");
+        bytes.extend_from_slice(&encoding_rs::GBK.encode(&row).0);
+        if i == 1 {
+            bytes.extend_from_slice(b"H9,410102,\xFF\xFE\x80,SQ-9,11010519491231002X,x,y\n");
+        }
+    }
+    std::fs::write(fx.path("mixed.csv"), &bytes).unwrap();
+    let out = run(&fx, "mixed.csv", false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("第4行的文字不是GBK编码") && stderr(&out).contains("同一种编码"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(
+        fx.path("binary.csv"),
+        [0x80u8, 0xFF, 0xFF, 0x00, 0x81, 0xFE],
+    )
+    .unwrap();
+    let out = run(&fx, "binary.csv", false);
+    assert!(
+        stderr(&out).contains("文本既不是UTF-8也不是GBK"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// When a household's first row has an invalid aid type, its later rows are still
 /// compared with each other: the disagreement of row 3 with row 2 is reported.
 #[test]

@@ -1076,6 +1076,8 @@ fn staff_accounts_from_the_command_line() {
         ("li", "staff", "4101", "short", "密码太短"),
         ("li", "system", "4101", "long-enough-pw", "角色“system”无效"),
         ("li", "staff", "41x", "long-enough-pw", "地区“41x”无效"),
+        ("li", "staff", "4", "long-enough-pw", "地区“4”无效"),
+        ("li", "staff", "41015", "long-enough-pw", "应为省（2 位"),
         (
             "li si",
             "staff",

@@ -61,12 +61,41 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         .unwrap()
         .to_owned();
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "over TLS, browsers are told to keep to TLS"
+    );
     let page = resp.text().await.unwrap();
     assert!(page.contains("wangli（工作人员）"), "{page}");
     let csrf = csrf_of(&page);
 
+    // The clerk's file: Zhengzhou's rows, the last household's 申请编号 with a slash in it.
+    let (rows, slashed) = {
+        let text = encoding_rs::GBK
+            .decode(&rows_of(&site, &["4101"]))
+            .0
+            .into_owned();
+        let last = text
+            .lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_owned();
+        let slashed = format!("{last}/2");
+        let edited: String = text
+            .lines()
+            .map(|l| match l.strip_prefix(&format!("{last},")) {
+                Some(rest) => format!("{slashed},{rest}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        (encoding_rs::GBK.encode(&edited).0.into_owned(), slashed)
+    };
+
     // An upload without the CSRF token (or with a wrong one) is 403 and queues nothing.
-    let rows = rows_of(&site, &["4101"]);
     for token in [None, Some("0".repeat(64))] {
         let mut fields = vec![("as_of", site.today.as_str())];
         if let Some(t) = &token {
@@ -106,6 +135,27 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         .await
         .unwrap()
         .contains("无法读取批次文件“bad.csv”"));
+
+    // A file with a household of a region the clerk may not check is refused whole,
+    // naming the region and the row, and saying what to do.
+    let mixed = rows_of(&site, &["4101", "5120"]);
+    let (ct, body) = form(&[("csrf", &csrf)], &mixed, "混合.csv");
+    let resp = c
+        .post(format!("{}/ui/batches", s.url))
+        .header("cookie", &wang)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let said = resp.text().await.unwrap();
+    assert!(
+        said.contains("批次中有您无权核对的行政区划：5120")
+            && said.contains("行）")
+            && said.contains("请删除"),
+        "{said}"
+    );
 
     let (ct, body) = form(
         &[("csrf", &csrf), ("as_of", &site.today)],
@@ -155,6 +205,20 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
             "a full ID number shown to staff"
         );
     }
+    // A 申请编号 with a slash links to its own page (the slash percent-encoded).
+    let link = format!("{at}/households/{}", slashed.replace('/', "%2F"));
+    assert!(page.contains(&format!("href=\"{link}\"")), "{page}");
+    assert_eq!(get(&c, &s, &wang, &link).await.0, 200);
+    // A mistyped address under /ui/ is the pages' 404, in words; GET of a form's
+    // address is told to use the page's buttons.
+    let (status, _, nope) = get(&c, &s, &wang, "/ui/no-such-page").await;
+    assert!(status == 404 && nope.contains("没有找到"), "{nope}");
+    let (status, _, nope) = get(&c, &s, &wang, "/ui/logout").await;
+    assert!(
+        status == 405 && nope.contains("请使用页面上的链接和按钮"),
+        "{nope}"
+    );
+
     // Filtered to one verdict: only its households.
     let (_, _, only) = get(&c, &s, &wang, &format!("{at}?verdict=ineligible")).await;
     let shown = only.matches("data-verdict=").count();
@@ -435,7 +499,7 @@ async fn the_night_the_sources_the_audit_log_and_the_accounts() {
     // Marking it handled: 403 without the token, then kept with who, when and the note.
     let key_at = night.find("/ui/reconciliations/2/changes/").unwrap();
     let action: String = night[key_at..].chars().take_while(|c| *c != '"').collect();
-    let note = format!("已上门核实，{id} 名下确有商铺");
+    let note = format!("已上门核实，{id} 名下确有商铺，租金入账 6222 0212 3456 7890");
     let (status, _, _) = post_form(&c, &s, &wang, &action, &[("note", &note)]).await;
     assert_eq!(status, 403);
     let (_, _, still) = get(&c, &s, &wang, "/ui/reconciliations/2").await;
@@ -460,6 +524,10 @@ async fn the_night_the_sources_the_audit_log_and_the_accounts() {
     assert!(
         after.contains("已上门核实") && !after.contains(&id),
         "the note kept, its ID masked"
+    );
+    assert!(
+        after.contains("租金入账 622202******7890") && !after.contains("3456"),
+        "a card number in a note is masked, however it is grouped: {after}"
     );
     let (_, _, open) = get(&c, &s, &wang, "/ui/reconciliations/2?show=open").await;
     assert!(
@@ -497,15 +565,13 @@ async fn the_night_the_sources_the_audit_log_and_the_accounts() {
 
     // The audit log: staff may not read it; an auditor finds the person by ID number.
     assert_eq!(get(&c, &s, &wang, "/ui/audit").await.0, 403);
-    let (zhao, _) = session(&c, &s, "zhaoaudit", "audit-password-1", "/ui/audit").await;
-    let (status, _, found) = post_form(
-        &c,
-        &s,
-        &zhao,
-        "/ui/audit",
-        &[("person", &id.to_lowercase())],
-    )
-    .await;
+    let (zhao, zcsrf) = session(&c, &s, "zhaoaudit", "audit-password-1", "/ui/audit").await;
+    let lower = id.to_lowercase();
+    let search = [("person", lower.as_str()), ("csrf", zcsrf.as_str())];
+    // Posted without the session's token, the search is refused like any form.
+    let (status, _, _) = post_form(&c, &s, &zhao, "/ui/audit", &search[..1]).await;
+    assert_eq!(status, 403);
+    let (status, _, found) = post_form(&c, &s, &zhao, "/ui/audit", &search).await;
     assert_eq!(status, 200);
     assert!(found.contains("此人出现在 "), "{found}");
     assert!(
@@ -517,7 +583,14 @@ async fn the_night_the_sources_the_audit_log_and_the_accounts() {
         !found.contains("lin35"),
         "lin35 read nothing of this person"
     );
-    let (status, _, bad) = post_form(&c, &s, &zhao, "/ui/audit", &[("person", "4101021957")]).await;
+    let (status, _, bad) = post_form(
+        &c,
+        &s,
+        &zhao,
+        "/ui/audit",
+        &[("person", "4101021957"), ("csrf", &zcsrf)],
+    )
+    .await;
     assert_eq!(status, 422);
     assert!(bad.contains("身份证号格式有误"));
     let (_, _, verified) = get(&c, &s, &zhao, "/ui/audit?verify=1").await;
@@ -586,14 +659,14 @@ async fn the_night_the_sources_the_audit_log_and_the_accounts() {
         303,
         "a disabled account's session ended"
     );
-    assert_eq!(
-        sign_in(&c, &s, "liming", "liming-password")
-            .await
-            .1
-            .status()
-            .as_u16(),
-        401
-    );
+    // Its right password is told the account is disabled (a wrong one learns nothing).
+    let (cookie, resp) = sign_in(&c, &s, "liming", "liming-password").await;
+    assert!(cookie.is_none());
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(resp.text().await.unwrap().contains("此账户已停用"));
+    let (_, resp) = sign_in(&c, &s, "liming", "wrong-password").await;
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(resp.text().await.unwrap().contains("用户名或密码错误"));
     let (status, _, _) = post_form(
         &c,
         &s,
@@ -623,7 +696,8 @@ async fn the_night_the_sources_the_audit_log_and_the_accounts() {
             .1
             .status()
             .as_u16(),
-        401
+        401,
+        "the old password no longer opens it"
     );
     assert_eq!(
         sign_in(&c, &s, "liming", "new-liming-pass")

@@ -196,9 +196,93 @@ pub fn replace_ids_in(text: &str, with: impl Fn(&str) -> String) -> std::borrow:
     std::borrow::Cow::Owned(out)
 }
 
+/// Masks every long number in text a person wrote (a note): a run of 12 or more digits —
+/// full-width digits counted as digits, single spaces or dashes inside it allowed, as
+/// people group an ID or a card number (`410122 19700101 6835`, `6222-0212-3456-7890`),
+/// an ID's final X included — keeps its first 6 and last 4 digits, the rest starred and
+/// the grouping dropped. Shorter numbers (dates, amounts, phone numbers) stay.
+pub fn mask_numbers_in(text: &str) -> std::borrow::Cow<'_, str> {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |c: char| -> Option<char> {
+        match c {
+            '0'..='9' => Some(c),
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+            _ => None,
+        }
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < chars.len() {
+        if digit(chars[i]).is_none() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // The longest run of digits with single separators between them.
+        let start = i;
+        let mut digits = String::new();
+        let mut end = i;
+        while i < chars.len() {
+            if let Some(d) = digit(chars[i]) {
+                digits.push(d);
+                i += 1;
+                end = i;
+            } else if matches!(chars[i], ' ' | '-' | '\u{3000}')
+                && i + 1 < chars.len()
+                && digit(chars[i + 1]).is_some()
+            {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if end < chars.len() && matches!(chars[end], 'X' | 'x' | 'Ｘ' | 'ｘ') && digits.len() == 17
+        {
+            digits.push('X');
+            end += 1;
+        }
+        i = end;
+        if digits.chars().count() >= 12 {
+            changed = true;
+            out.push_str(&mask_account(&digits));
+        } else {
+            out.extend(&chars[start..end]);
+        }
+    }
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Numbers typed into a note are masked however they are grouped or written.
+    #[test]
+    fn long_numbers_in_notes_are_masked() {
+        for (typed, shown) in [
+            ("身份证 410122197001016835", "身份证 410122********6835"),
+            ("账号 6222021234567890123", "账号 622202*********0123"),
+            ("410122 19700101 6835 核实", "410122********6835 核实"),
+            ("410122-1970-0101-6835", "410122********6835"),
+            ("４１０１２２１９７００１０１６８３５", "410122********6835"),
+            ("41012219700101683x", "410122********683X"),
+            ("卡号 6222 0212 3456 7890", "卡号 622202******7890"),
+        ] {
+            assert_eq!(mask_numbers_in(typed), shown, "{typed}");
+        }
+        for kept in [
+            "2026-12-03 上门，金额 12,345.60 元",
+            "电话 13800138000",
+            "第 3 次",
+        ] {
+            assert_eq!(mask_numbers_in(kept), kept);
+        }
+    }
 
     /// Account numbers of every length keep only what a statement shows.
     #[test]

@@ -73,9 +73,53 @@ pub fn decode_text(bytes: &[u8]) -> Option<(Cow<'_, str>, TextEncoding)> {
         .map(|s| (Cow::Owned(s.into_owned()), TextEncoding::Gbk))
 }
 
+/// For text that is neither UTF-8 nor GBK as a whole, though most of its lines are one of
+/// them (a row pasted from a file of the other encoding, one corrupted row): the first
+/// line, from 1, not in the encoding most lines are in, and that encoding. `None` when
+/// the bytes are not mostly text of one encoding (a binary file).
+pub fn first_foreign_line(bytes: &[u8]) -> Option<(usize, TextEncoding)> {
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let utf8 = |l: &[u8]| std::str::from_utf8(l).is_ok();
+    let gbk = |l: &[u8]| {
+        encoding_rs::GBK
+            .decode_without_bom_handling_and_without_replacement(l)
+            .is_some()
+    };
+    let (u, g) = lines.iter().fold((0, 0), |(u, g), l| {
+        (u + usize::from(utf8(l)), g + usize::from(gbk(l)))
+    });
+    let (enc, good): (TextEncoding, &dyn Fn(&[u8]) -> bool) = if g >= u {
+        (TextEncoding::Gbk, &gbk)
+    } else {
+        (TextEncoding::Utf8, &utf8)
+    };
+    let bad = lines.iter().filter(|l| !good(l)).count();
+    if lines.len() < 2 || bad * 2 >= lines.len() {
+        return None;
+    }
+    lines.iter().position(|l| !good(l)).map(|i| (i + 1, enc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A GBK file with one row that is not GBK names that row; binary names none.
+    #[test]
+    fn names_the_line_in_another_encoding() {
+        let mut bytes = encoding_rs::GBK
+            .encode("申请编号,姓名\nSQ1,张三\n")
+            .0
+            .into_owned();
+        bytes.extend_from_slice(b"SQ2,\xFF\xFE\x80\n");
+        bytes.extend_from_slice(&encoding_rs::GBK.encode("SQ3,王五\nSQ4,赵六\n").0);
+        assert!(decode_text(&bytes).is_none());
+        assert_eq!(first_foreign_line(&bytes), Some((3, TextEncoding::Gbk)));
+        assert_eq!(
+            first_foreign_line(&[0x80, 0xFF, 0xFF, 0x00, 0x81, 0xFE]),
+            None
+        );
+    }
 
     /// Full-width letters, digits and the ideographic space fold to ASCII before trimming.
     #[test]

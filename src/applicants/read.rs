@@ -253,9 +253,18 @@ pub fn read_batch_within(
     })
 }
 
+/// The message for mostly-text bytes with a line in another encoding: which line, and
+/// what to do.
+fn foreign_line(bytes: &[u8]) -> Option<String> {
+    let (line, enc) = hedui_connectors::text::first_foreign_line(bytes)?;
+    Some(format!(
+        "第{line}行的文字不是{enc}编码，和文件其余各行不同（常见于从另一个文件复制粘贴的行）：整个文件须用同一种编码。请在表格软件中重新输入该行，或把文件另存为“CSV UTF-8”后重新提交（line {line} is not {enc} text like the rest of the file）"
+    ))
+}
+
 fn read_csv(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String), String> {
     let (text, enc) = decode_text(bytes).ok_or_else(|| {
-        "它不是CSV、XLSX或JSON Lines文件（文本既不是UTF-8也不是GBK）（it is not a CSV, XLSX or JSON Lines file: the text is neither UTF-8 nor GBK）".to_owned()
+        foreign_line(bytes).unwrap_or_else(|| "它不是CSV、XLSX或JSON Lines文件（文本既不是UTF-8也不是GBK）（it is not a CSV, XLSX or JSON Lines file: the text is neither UTF-8 nor GBK）".to_owned())
     })?;
     if let Some(row) = first_too_wide(&text, limits.max_columns) {
         return Err(format!(
@@ -346,7 +355,7 @@ fn first_too_wide(text: &str, max: usize) -> Option<u64> {
 
 fn read_jsonl(bytes: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows, String), String> {
     let (text, enc) = decode_text(bytes).ok_or_else(|| {
-        "它不是JSON Lines文件（既不是UTF-8也不是GBK文本）（it is not a JSON Lines file: neither UTF-8 nor GBK text）".to_owned()
+        foreign_line(bytes).unwrap_or_else(|| "它不是JSON Lines文件（既不是UTF-8也不是GBK文本）（it is not a JSON Lines file: neither UTF-8 nor GBK text）".to_owned())
     })?;
     let mut keys: Vec<String> = Vec::new();
     let mut objs: Vec<(u64, BTreeMap<String, Box<RawValue>>)> = Vec::new();

@@ -163,7 +163,10 @@ pub fn router(app: Arc<AppState>) -> Router {
             app.clone(),
             refuse_oversized,
         ))
-        .layer(axum::middleware::map_response(harden))
+        .layer(axum::middleware::map_response_with_state(
+            app.clone(),
+            harden,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,
@@ -214,9 +217,19 @@ const HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src d
 
 /// Every answer: never sniffed into another type, never cached by the way (they hold
 /// households' data); HTML under a policy that lets it run nothing.
-async fn harden(mut resp: axum::response::Response) -> axum::response::Response {
+async fn harden(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    mut resp: axum::response::Response,
+) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let h = resp.headers_mut();
+    // Over TLS, browsers are told to come back over TLS only (a year).
+    if app.config.tls.is_some() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -237,19 +250,34 @@ async fn harden(mut resp: axum::response::Response) -> axum::response::Response 
 }
 
 /// A route asked with a method it does not take: 405 as JSON.
-async fn no_method() -> super::error::ApiError {
+async fn no_method(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if uri.path().starts_with("/ui/") {
+        return super::pages::PageError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "这个地址不能直接打开：请使用页面上的链接和按钮（method not allowed）",
+        )
+        .into_response();
+    }
     super::error::ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "该接口不支持这种请求方法（this route does not take that method; see /api/v1/openapi.json）",
     )
+    .into_response()
 }
 
-/// Any path that is not a route: 404 as JSON, told apart from a 404 of a route.
-async fn no_route() -> super::error::ApiError {
+/// Any path that is not a route: 404 as JSON, told apart from a 404 of a route; under
+/// `/ui/`, the pages' own 404 in words.
+async fn no_route(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if uri.path().starts_with("/ui/") {
+        return super::pages::PageError::not_found().into_response();
+    }
     super::error::ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
         "no_route",
         "没有这个接口（no such route; see /api/v1/openapi.json）",
     )
+    .into_response()
 }

@@ -48,8 +48,11 @@ pub struct SessionUser {
 /// What a sign-in attempt found before its password is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
-    /// No such account, or a disabled one (told apart nowhere a caller can see).
+    /// No such account.
     Unknown,
+    /// A disabled account, with its hash: told apart only to whoever gives its right
+    /// password (a wrong one is answered as for no account).
+    Disabled(String),
     /// Locked until this time (unix seconds).
     Locked(i64),
     /// The stored hash to verify the password against.
@@ -286,7 +289,8 @@ impl State {
             .optional()
             .map_err(self.err("read an account"))?;
         Ok(match row {
-            None | Some((_, true, _)) => Gate::Unknown,
+            None => Gate::Unknown,
+            Some((hash, true, _)) => Gate::Disabled(hash),
             Some((_, _, Some(until))) if until > now => Gate::Locked(until),
             Some((hash, _, _)) => Gate::Open(hash),
         })
@@ -509,7 +513,10 @@ mod tests {
         s.set_account_disabled("os:root", "wang", true)
             .expect("disable");
         assert!(s.session("sess3", t, 1800).expect("session").is_none());
-        assert_eq!(s.sign_in_gate("wang", t).expect("gate"), Gate::Unknown);
+        assert_eq!(
+            s.sign_in_gate("wang", t).expect("gate"),
+            Gate::Disabled("H".into())
+        );
         assert!(s.verify_audit().expect("verify").is_ok());
     }
 }

@@ -39,8 +39,8 @@ pub fn account_role(role: &str) -> Result<String, String> {
     }
 }
 
-/// Region-code prefixes from a comma- or space-separated list: each 1–6 digits, at
-/// least one.
+/// Region-code prefixes from a comma- or space-separated list: each a province (2
+/// digits), a prefecture (4) or a county (6), at least one.
 pub fn account_regions(text: &str) -> Result<Vec<String>, String> {
     let mut regions: Vec<String> = Vec::new();
     for r in text
@@ -48,9 +48,9 @@ pub fn account_regions(text: &str) -> Result<Vec<String>, String> {
         .map(str::trim)
         .filter(|r| !r.is_empty())
     {
-        if r.len() > 6 || !r.bytes().all(|b| b.is_ascii_digit()) {
+        if !matches!(r.len(), 2 | 4 | 6) || !r.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!(
-                "地区“{r}”无效：应为 1–6 位行政区划代码前缀，例如 4101（a region is a 1–6 digit region-code prefix, e.g. 4101）"
+                "地区“{r}”无效：应为省（2 位，如 41）、市（4 位，如 4101）或县区（6 位，如 410102）的行政区划代码（a region is a 2-, 4- or 6-digit region code, e.g. 41, 4101, 410102）"
             ));
         }
         if !regions.iter().any(|x| x == r) {

@@ -168,10 +168,11 @@ impl State {
         note: &str,
     ) -> Result<bool, StateError> {
         // ID numbers are never kept whole: in the log a household id shaped as one is
-        // hashed as the log hashes members; in a note it is masked.
+        // hashed as the log hashes members; in a note it is masked, as is any card or
+        // account number however it is grouped.
         let hash = self.id_hasher()?;
         let logged = hedui_connectors::idnum::replace_ids_in(hid, |r| format!("#{}", hash(r)));
-        let note = hedui_connectors::idnum::mask_ids_in(note);
+        let note = hedui_connectors::idnum::mask_numbers_in(note);
         let note = note.as_ref();
         let detail = HandledDetail {
             read: "handled",

@@ -298,9 +298,29 @@ fn regions_within(token: &Who, raw: &RawBatch) -> Result<BTreeSet<String>, ApiEr
     if outside.is_empty() {
         return Ok(regions);
     }
-    let list = outside.join(", ");
+    // Each such region with the first row that names it, so the clerk can find it.
+    let first_row = |region: &str| {
+        raw.rows
+            .iter()
+            .find(|r| {
+                r.values[Column::RegionCode as usize]
+                    .as_deref()
+                    .is_some_and(|v| hedui_connectors::text::fold_trim(v) == region)
+            })
+            .map_or(0, |r| r.row)
+    };
+    let zh: Vec<String> = outside
+        .iter()
+        .map(|r| format!("{r}（第{}行）", first_row(r)))
+        .collect();
+    let en: Vec<String> = outside
+        .iter()
+        .map(|r| format!("{r} (row {})", first_row(r)))
+        .collect();
     Err(ApiError::forbidden(format!(
-        "批次中有该令牌无权核对的行政区划：{list}（the batch has households of regions this token may not check: {list}）"
+        "批次中有您无权核对的行政区划：{}。整批未提交：请删除这些行政区划的家庭后重新提交，或请管理员为您的账户或令牌开通这些地区（the batch has households of regions this account or token may not check: {}）",
+        zh.join("、"),
+        en.join(", ")
     )))
 }
 

@@ -46,6 +46,8 @@ pub struct AuditQuery {
     /// `1`: verify the chain.
     #[serde(default)]
     verify: String,
+    /// The session's CSRF token (a posted search).
+    csrf: Option<String>,
 }
 
 /// One entry as the page shows it.
@@ -125,6 +127,8 @@ pub async fn search_person(
             "查询表单无法读取，请回到审计日志页面重试（the search form could not be read）",
         )
     })?;
+    // A search changes nothing, but every form posted carries the session's token.
+    user.require_csrf(q.csrf.as_deref())?;
     answer(&app, &user, q).await
 }
 

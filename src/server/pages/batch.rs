@@ -25,7 +25,7 @@ use crate::verdict::Rule;
 use super::batches::{local_time, role_zh, status_zh};
 use super::members::{roster, Entry, Member};
 use super::session::Signed;
-use super::{render, PageError};
+use super::{enc, render, PageError};
 
 /// Households a page shows at most.
 pub const PER_PAGE: usize = 200;
@@ -241,16 +241,17 @@ fn rejected(path: &std::path::Path, mask: bool, roster: &Roster) -> (Vec<Rejecte
     let Ok(file) = std::fs::File::open(path) else {
         return (Vec::new(), 0);
     };
+    // In the file's order of rows (rejected.jsonl is by household, then row).
+    let mut lines: Vec<(u64, Value)> = std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .map(|v| (v.get("row").and_then(Value::as_u64).unwrap_or(0), v))
+        .collect();
+    lines.sort_by_key(|(row, _)| *row);
+    let count = lines.len();
     let mut shown = Vec::new();
-    let mut count = 0;
-    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        count += 1;
-        if shown.len() == REJECTED_SHOWN {
-            continue;
-        }
+    for (row, v) in lines.into_iter().take(REJECTED_SHOWN) {
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let m = |t: String| {
             if mask {
@@ -259,7 +260,6 @@ fn rejected(path: &std::path::Path, mask: bool, roster: &Roster) -> (Vec<Rejecte
                 t
             }
         };
-        let row = v.get("row").and_then(Value::as_u64).unwrap_or(0);
         let field = s("field");
         shown.push(Rejected {
             row,
@@ -363,18 +363,6 @@ pub async fn show(
             may_read => user.who.role.may_check(),
         },
     ))
-}
-
-/// Percent-encodes a query value.
-pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A job as the page shows it.

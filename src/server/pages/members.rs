@@ -62,7 +62,12 @@ pub fn roster(input: &Path, name: &str, full: bool) -> Vec<Entry> {
                     } else {
                         hedui_connectors::idnum::mask_id(&id)
                     },
-                    relation: get(r, Column::Relation),
+                    // In words, however the file wrote it (`spouse`, 配偶, 妻).
+                    relation: {
+                        let typed = get(r, Column::Relation);
+                        crate::applicants::Relation::parse(&typed)
+                            .map_or(typed, |rel| rel.chinese().to_owned())
+                    },
                 },
             }
         })

@@ -62,10 +62,26 @@ const ASSETS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// Percent-encodes a query value or a path segment: every byte but the unreserved.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn env() -> &'static minijinja::Environment<'static> {
     static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = minijinja::Environment::new();
+        // A value as one segment of a path: every byte but the unreserved ones
+        // percent-encoded (`/` too, which `urlencode` leaves), so a 申请编号 holding a
+        // slash still links to its own page.
+        env.add_filter("seg", |v: String| enc(&v));
         for (name, text) in TEMPLATES {
             // The templates are part of the binary: one that does not parse is caught
             // by the tests that render every page.
@@ -169,6 +185,7 @@ mod tests {
     #[test]
     fn templates_parse_and_render() {
         let mut env = minijinja::Environment::new();
+        env.add_filter("seg", |v: String| enc(&v));
         for (name, text) in TEMPLATES {
             if let Err(e) = env.add_template(name, text) {
                 panic!("{name}: {e:#}");

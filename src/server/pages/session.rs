@@ -265,7 +265,7 @@ async fn sign_in(app: &Arc<AppState>, name: &str, password: String) -> Result<St
     // against a hash (a decoy's when there is none to check), so that the time taken
     // says nothing about the name.
     let hash = match &gate {
-        Gate::Open(h) => h.clone(),
+        Gate::Open(h) | Gate::Disabled(h) => h.clone(),
         Gate::Locked(_) | Gate::Unknown => decoy_hash().to_owned(),
     };
     let good = tokio::task::spawn_blocking(move || password_matches(&password, &hash))
@@ -273,9 +273,17 @@ async fn sign_in(app: &Arc<AppState>, name: &str, password: String) -> Result<St
         .unwrap_or(false);
     match gate {
         Gate::Locked(until) => return Err(locked(until)),
+        // The right password of a disabled account: say so, or the clerk tries until
+        // it locks.
+        Gate::Disabled(_) if good => {
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "此账户已停用，不能登录：请联系管理员启用（the account is disabled）",
+            ))
+        }
         // A name without an account is counted and locked like one, so that the
         // answers say nothing about which names exist.
-        Gate::Unknown => {
+        Gate::Unknown | Gate::Disabled(_) => {
             return Err(match unknown_name_failed(name, at) {
                 Some(until) => locked(until),
                 None => PageError::new(StatusCode::UNAUTHORIZED, WRONG),

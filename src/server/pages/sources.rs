@@ -79,7 +79,7 @@ pub async fn show(State(app): State<Arc<AppState>>, user: Signed) -> Result<Resp
                 let stale = m.stale_on(today, &chrono::Local);
                 s.state = if stale { "stale" } else { "fresh" };
                 s.state_zh = if stale {
-                    "已过期：核对结论将为信息不全"
+                    "已过期：核对结论将为“数据不全”"
                 } else {
                     "正常"
                 };

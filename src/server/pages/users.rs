@@ -168,7 +168,7 @@ pub async fn change(
     match apply(&app, &user, &f).await {
         Ok(done) => {
             let name = f.name.trim();
-            let to = format!("/ui/users?done={done}&name={}", super::batch::enc(name));
+            let to = format!("/ui/users?done={done}&name={}", super::enc(name));
             Ok(Redirect::to(&to).into_response())
         }
         Err((status, message)) => page(&app, &user, "", status, None, Some(message)).await,
