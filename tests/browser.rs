@@ -312,7 +312,7 @@ async fn follow_to_done(b: &Client) {
     );
 }
 
-/// A clerk in Chromium: signs in, uploads a GBK CSV with a bad row and the same rows as
+/// A clerk in Chromium: signs in by keyboard, uploads a GBK CSV with a bad row and the same rows as
 /// XLSX, watches each batch reach done without a reload, reads the bad row's reason with
 /// the member's name, filters to ineligible, opens a household and reads its findings
 /// and evidence, downloads results.xlsx and results.jsonl and finds them agreeing; gets
@@ -356,7 +356,13 @@ async fn a_clerk_works_in_a_real_browser() {
     b.goto(&format!("{url}/ui/batches")).await.unwrap();
     assert!(b.current_url().await.unwrap().path().ends_with("/ui/login"));
     shot(&b, "01-login").await;
-    sign_in_as(&b, &url, "wangli", "clerk-password-1").await;
+    // By keyboard alone: the name field has the focus; Tab to the password, Enter.
+    let typed = format!(
+        "wangli{}clerk-password-1{}",
+        fantoccini::key::Key::Tab,
+        fantoccini::key::Key::Enter
+    );
+    b.active_element().await.unwrap().send_keys(&typed).await.unwrap();
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("form.upload"))
