@@ -150,6 +150,9 @@ impl Error {
             Error::State(crate::state::StateError::AuditEnd { .. }) => {
                 "审计日志的末尾与其锚点不符，可能被删改：请从备份恢复后再运行"
             }
+            Error::State(crate::state::StateError::Newer { .. }) => {
+                "状态数据库由更新版本的 hedui 写成，本版本不认识其结构：请使用写入它的版本或更新的版本（不会降级改写数据库）"
+            }
             Error::State(_) => "状态数据库出错",
             Error::AuditBroken { .. } => "审计日志被篡改",
             Error::Internal(_) => "内部错误",
@@ -198,7 +201,9 @@ impl Error {
                 ..
             }) => 2,
             // A --state folder that cannot be opened is the user's to fix.
-            Error::State(crate::state::StateError::Open { .. }) => 2,
+            Error::State(
+                crate::state::StateError::Open { .. } | crate::state::StateError::Newer { .. },
+            ) => 2,
             // An account name taken, or none of that name: the user's to fix.
             Error::State(
                 crate::state::StateError::AccountExists { .. }

@@ -362,7 +362,12 @@ async fn a_clerk_works_in_a_real_browser() {
         fantoccini::key::Key::Tab,
         fantoccini::key::Key::Enter
     );
-    b.active_element().await.unwrap().send_keys(&typed).await.unwrap();
+    b.active_element()
+        .await
+        .unwrap()
+        .send_keys(&typed)
+        .await
+        .unwrap();
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("form.upload"))

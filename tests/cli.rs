@@ -1027,6 +1027,51 @@ fn hedui_stdin(args: &[&str], stdin: &str) -> std::process::Output {
 }
 
 /// Staff accounts from the command line: added with the password on standard input,
+
+/// A state database written by a newer hedui is refused, in words, and left as it was:
+/// nothing starts on a schema it does not know.
+#[test]
+fn a_newer_state_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hedui.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[lake]\nurl = \"{}\"\n[state]\npath = \"{}\"\n",
+            dir.path().join("lake").display(),
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let out = hedui(&["user", "list", "--config", c]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let db = dir.path().join("state").join("hedui.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 7")
+        .unwrap();
+    for args in [
+        vec!["user", "list", "--config", c],
+        // Read-only too: a newer schema's tables may mean other things.
+        vec!["audit", "verify", "--config", c],
+    ] {
+        let out = hedui(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("状态数据库由更新版本的 hedui 写成")
+                && stderr(&out).contains("schema version 7"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let kept: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 7);
+}
+
 /// names unique, weak passwords and bad roles or regions refused in words (exit 2),
 /// listed without hashes, disabled and enabled, passwords reset — each change audited
 /// as the OS user, the chain intact.

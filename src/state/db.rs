@@ -61,6 +61,16 @@ pub enum StateError {
         /// Why.
         why: String,
     },
+    /// The database was written by a newer hedui, whose schema this one does not know.
+    #[error("state database {path} has schema version {found}; this hedui knows versions up to {known}: run the hedui that wrote it, or a newer one")]
+    Newer {
+        /// The database file.
+        path: String,
+        /// Its schema version.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
     /// A query failed.
     #[error("state database {path}: cannot {what}: {source}")]
     Query {
@@ -252,6 +262,17 @@ impl State {
         .map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| open_err(e.to_string()))?;
+        // An older database reads as it is; a newer one's tables may mean other things.
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        if found > schema::VERSION {
+            return Err(StateError::Newer {
+                path: path.display().to_string(),
+                found,
+                known: schema::VERSION,
+            });
+        }
         Ok(State { conn, path, audit })
     }
 
@@ -271,28 +292,14 @@ impl State {
             .map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| open_err(e.to_string()))?;
-        conn.execute_batch(schema::RUNS)
-            .map_err(|e| open_err(e.to_string()))?;
-        conn.execute_batch(schema::AUDIT)
-            .map_err(|e| open_err(e.to_string()))?;
-        conn.execute_batch(schema::JOBS)
-            .map_err(|e| open_err(e.to_string()))?;
-        conn.execute_batch(schema::PEOPLE)
-            .map_err(|e| open_err(e.to_string()))?;
-        conn.execute_batch(schema::ACCOUNTS)
-            .map_err(|e| open_err(e.to_string()))?;
-        // Databases made before runs kept their regions get the column.
-        let has_regions: bool = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('runs') WHERE name = 'regions')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| open_err(e.to_string()))?;
-        if !has_regions {
-            conn.execute_batch("ALTER TABLE runs ADD COLUMN regions TEXT")
-                .map_err(|e| open_err(e.to_string()))?;
-        }
+        schema::migrate(&conn).map_err(|e| match e {
+            schema::Migration::Newer(found) => StateError::Newer {
+                path: path.display().to_string(),
+                found,
+                known: schema::VERSION,
+            },
+            schema::Migration::Failed(why) => open_err(why),
+        })?;
         Ok(State { conn, path, audit })
     }
 

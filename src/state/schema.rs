@@ -1,6 +1,7 @@
 //! The state database's tables, in one place: reconciliation runs with what each found
 //! per household and the changes it reported, the hash-chained audit log, and the jobs
-//! of the server. Created when a database is opened.
+//! of the server. Created when a database is opened, and brought forward from older
+//! versions then ([`migrate`]; the version is SQLite's `user_version`).
 
 /// Reconciliation runs, their households and their changes.
 pub(super) const RUNS: &str = "
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS audit (
 pub(super) const JOBS: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
     id           TEXT PRIMARY KEY,
-    kind         TEXT NOT NULL CHECK (kind IN ('batch', 'reconcile')),
+    kind         TEXT NOT NULL CHECK (kind IN ('batch', 'reconcile', 'ingest')),
     status       TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
     actor        TEXT NOT NULL,
     regions      TEXT NOT NULL,
@@ -110,3 +111,207 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_account ON sessions (account);
 ";
+
+/// The schema version this build writes:
+/// - 0: a database of a release before versions were kept (any of them);
+/// - 1: runs keep their regions (`runs.regions`);
+/// - 2: the server's jobs include the night's pulls (`jobs.kind` 'ingest').
+pub const VERSION: i64 = 2;
+
+/// Why a database could not be brought to [`VERSION`].
+#[derive(Debug)]
+pub(super) enum Migration {
+    /// It was written by a newer build (its version).
+    Newer(i64),
+    /// SQLite failed.
+    Failed(String),
+}
+
+/// Creates the tables of a new database, or brings an older one forward to [`VERSION`]
+/// in one transaction (all of it or nothing); a newer one is refused untouched.
+pub(super) fn migrate(conn: &rusqlite::Connection) -> Result<(), Migration> {
+    let fail = |e: rusqlite::Error| Migration::Failed(e.to_string());
+    let version = |c: &rusqlite::Connection| -> Result<i64, Migration> {
+        c.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(fail)
+    };
+    let found = version(conn)?;
+    if found > VERSION {
+        return Err(Migration::Newer(found));
+    }
+    if found == VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+    let done = (|| {
+        // Another process may have migrated it meanwhile.
+        let found = version(conn)?;
+        if found > VERSION {
+            return Err(Migration::Newer(found));
+        }
+        if found == VERSION {
+            return Ok(());
+        }
+        let exists = |table: &str| -> Result<bool, Migration> {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [table],
+                |r| r.get(0),
+            )
+            .map_err(fail)
+        };
+        let old = exists("jobs")?;
+        for tables in [RUNS, AUDIT, JOBS, PEOPLE, ACCOUNTS] {
+            conn.execute_batch(tables).map_err(fail)?;
+        }
+        if old {
+            forward(conn, found)?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))
+            .map_err(fail)
+    })();
+    match done {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(fail),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The steps from version `from` of an existing database to [`VERSION`].
+fn forward(conn: &rusqlite::Connection, from: i64) -> Result<(), Migration> {
+    let fail = |e: rusqlite::Error| Migration::Failed(e.to_string());
+    if from < 1 {
+        let has_regions: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('runs') WHERE name = 'regions')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(fail)?;
+        if !has_regions {
+            conn.execute_batch("ALTER TABLE runs ADD COLUMN regions TEXT")
+                .map_err(fail)?;
+        }
+    }
+    if from < 2 {
+        // SQLite cannot change a CHECK: the jobs table is made again with the new one
+        // and every row copied.
+        conn.execute_batch(
+            "ALTER TABLE jobs RENAME TO jobs_v1;
+             DROP INDEX IF EXISTS jobs_status;
+             DROP INDEX IF EXISTS jobs_actor;",
+        )
+        .map_err(fail)?;
+        conn.execute_batch(JOBS).map_err(fail)?;
+        conn.execute_batch(
+            "INSERT INTO jobs (id, kind, status, actor, regions, file_name, input, as_of,
+                               submitted_at, started_at, finished_at, attempts, stage, steps,
+                               run_id, summary, error)
+             SELECT id, kind, status, actor, regions, file_name, input, as_of, submitted_at,
+                    started_at, finished_at, attempts, stage, steps, run_id, summary, error
+             FROM jobs_v1;
+             DROP TABLE jobs_v1;",
+        )
+        .map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{State, StateError};
+
+    /// A database as the previous release wrote it: no version, jobs of two kinds.
+    fn previous_release(dir: &std::path::Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        let conn = rusqlite::Connection::open(dir.join(crate::state::DB_FILE)).unwrap();
+        let old_jobs = JOBS.replace(
+            "CHECK (kind IN ('batch', 'reconcile', 'ingest'))",
+            "CHECK (kind IN ('batch', 'reconcile'))",
+        );
+        assert_ne!(old_jobs, JOBS);
+        for t in [RUNS, AUDIT, old_jobs.as_str(), PEOPLE, ACCOUNTS] {
+            conn.execute_batch(t).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO jobs (id, kind, status, actor, regions, file_name, input, as_of,
+                               submitted_at, attempts, steps)
+             VALUES ('0123456789abcdef0123456789abcdef', 'batch', 'done', 'token:zz', '4101',
+                     '郑州.csv', 'in.csv', '2026-12-01', '2026-12-01T01:00:00.000Z', 1, 3)",
+            [],
+        )
+        .unwrap();
+        let err = conn.execute(
+            "INSERT INTO jobs (id, kind, status, actor, regions, file_name, input, as_of,
+                               submitted_at) VALUES ('x', 'ingest', 'queued', 'schedule', '',
+                               '', '', '2026-12-01', '2026-12-01T01:00:00.000Z')",
+            [],
+        );
+        assert!(err.is_err(), "the old table refuses the new kind");
+    }
+
+    fn version(dir: &std::path::Path) -> i64 {
+        rusqlite::Connection::open(dir.join(crate::state::DB_FILE))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The previous release's state opens: brought to this version, its jobs kept, the
+    /// new kind of job accepted; opening it again changes nothing.
+    #[test]
+    fn a_previous_release_state_is_brought_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        previous_release(dir.path());
+        let state = State::open(dir.path()).expect("opens");
+        assert_eq!(version(dir.path()), VERSION);
+        let job = state
+            .job("0123456789abcdef0123456789abcdef")
+            .unwrap()
+            .expect("the old job is kept");
+        assert_eq!(
+            (job.status.as_str(), job.file_name.as_str()),
+            ("done", "郑州.csv")
+        );
+        state
+            .conn
+            .execute(
+                "INSERT INTO jobs (id, kind, status, actor, regions, file_name, input, as_of,
+                                   submitted_at) VALUES ('y', 'ingest', 'queued', 'schedule',
+                                   '', '', '', '2026-12-02', '2026-12-02T01:00:00.000Z')",
+                [],
+            )
+            .expect("a pull is a job now");
+        drop(state);
+        let again = State::open(dir.path()).expect("opens again");
+        assert_eq!(version(dir.path()), VERSION);
+        assert!(again.job("y").unwrap().is_some());
+    }
+
+    /// A database of a newer hedui is refused, named, and left as it was.
+    #[test]
+    fn a_newer_state_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(State::open(dir.path()).unwrap());
+        rusqlite::Connection::open(dir.path().join(crate::state::DB_FILE))
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        match State::open(dir.path()) {
+            Err(
+                e @ StateError::Newer {
+                    found: 99,
+                    known: VERSION,
+                    ..
+                },
+            ) => {
+                assert!(e.to_string().contains("schema version 99"), "{e}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert_eq!(version(dir.path()), 99);
+    }
+}
