@@ -2564,6 +2564,132 @@ async fn wait_log(s: &Server, what: &str) {
     );
 }
 
+/// `[schedule] ingest`: the night pulls every source inside `serve`, as a job, then
+/// re-checks on what it pulled — a shop delivered into the property register after the
+/// last ingest is in the night's reconciliation, the pulls' job ended before the
+/// reconciliation's began, and /metrics counts each source's pull. A bad ingest cron
+/// stops `serve` at start, named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
+    let site = Site::new();
+    std::fs::write(
+        site.p("recipients.csv"),
+        rows_of(&site, &["41", "51", "11"]),
+    )
+    .unwrap();
+    check_lake(&site, "recipients.csv", "before");
+    let (hid, id, _) =
+        support::pages::household_of(&site, "before/results.jsonl", "eligible", "4101");
+    // Delivered by the department after the last ingest: only a pull brings it in.
+    let mut prop = std::fs::read_to_string(site.p("city/sources/property.csv")).unwrap();
+    prop.push_str(&format!(
+        "{id},NIGHT-1,commercial,200.00,,2020-01-01,,测试路2号\n"
+    ));
+    std::fs::write(site.p("city/sources/property.csv"), prop).unwrap();
+
+    site.config_variant(
+        "bad-night.toml",
+        "",
+        "[schedule]\ningest = \"61 1 * * *\"\nreconcile = \"0 2 * * *\"\nrecipients = \"recipients.csv\"\n",
+    );
+    let out = hedui(&["serve", "--config", &site.p("bad-night.toml")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("schedule.ingest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    site.config_variant(
+        "night.toml",
+        "",
+        "[schedule]\ningest = \"* * * * *\"\nreconcile = \"* * * * *\"\nrecipients = \"recipients.csv\"\n",
+    );
+    let server = site.serve_with("night.toml", &[]);
+    let c = client(&server);
+    let mut done = None;
+    for _ in 0..900 {
+        let runs: Value = get_as(&c, &server, ADMIN, "/api/v1/reconciliations")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(d) = runs["reconciliations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == "done")
+        {
+            done = Some(d["id"].as_i64().unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let done = done.expect("the night's reconciliation finished");
+    let changes: Value = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{done}/changes?limit=1000"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let theirs = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["household_id"] == hid.as_str())
+        .expect("the household is in the night's run")
+        .clone();
+    assert!(
+        theirs["added_flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "commercial_property"),
+        "the night re-checked on what it pulled: {theirs}"
+    );
+    // The pulls' job ended before the reconciliation's began.
+    let db = rusqlite::Connection::open(site.dir.path().join("state/hedui.db")).unwrap();
+    let (ingest_done, summary): (String, String) = db
+        .query_row(
+            "SELECT finished_at, summary FROM jobs WHERE kind = 'ingest' AND status = 'done'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let reconcile_began: String = db
+        .query_row(
+            "SELECT min(started_at) FROM jobs WHERE kind = 'reconcile'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        ingest_done <= reconcile_began,
+        "{ingest_done} {reconcile_began}"
+    );
+    let summary: Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(
+        summary["refreshed"].as_array().unwrap().len(),
+        6,
+        "{summary}"
+    );
+    assert_eq!(summary["failed"], serde_json::json!([]));
+    let metrics = get_as(&c, &server, ADMIN, "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hedui_source_pulls_total{source=\"housing\",outcome=\"committed\"} 1")
+            && metrics.contains("hedui_source_last_pull_failed{source=\"housing\"} 0"),
+        "{metrics}"
+    );
+}
+
 /// `[schedule]`: a reconciliation of the recipients is queued at the fire time (and one
 /// missed within the last day at start); a server killed (-9) during the run finds the job
 /// at its next start and runs it again, and the killed run is never the baseline; the

@@ -5,17 +5,11 @@
 //! `files` sources and `http` sources in snapshot mode are pulled by
 //! [`crate::ingest::pull`]; lookup-mode sources are asked at check time instead.
 
-use futures::StreamExt;
-
 use crate::cli::IngestArgs;
 use crate::config::{Deployment, SourceConfig};
 use crate::error::Error;
-use crate::ingest::pull::{pull, Outcome};
-use crate::lake::Lake;
+use crate::ingest::all::{pull_all, Pulled};
 use crate::progress::Progress;
-
-/// Sources pulled at the same time by one ingest.
-const SOURCES_AT_ONCE: usize = 3;
 
 /// Ingests the selected sources.
 pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested, Error> {
@@ -37,64 +31,12 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
     if args.sources.is_empty() {
         selected = config.sources.iter().collect();
     }
-    let lake = Lake::open(&config.lake)?;
-    // Each source is pulled on its own: one that fails commits nothing (its previous
-    // snapshot stays current) and does not stop the others.
-    // Up to SOURCES_AT_ONCE sources are pulled at a time (departments answer at their
-    // own pace); the report keeps the config's order.
-    let outcomes: Vec<(&SourceConfig, Result<Outcome, Error>)> = futures::stream::iter(selected)
-        .map(|s| {
-            let (lake, config) = (&lake, &config);
-            async move {
-                (
-                    s,
-                    pull(lake, s, config, progress).await.map_err(Error::from),
-                )
-            }
-        })
-        .buffered(SOURCES_AT_ONCE)
-        .collect()
-        .await;
-    let mut lines = Vec::new();
-    let mut first_failure = None;
-    for (s, outcome) in outcomes {
-        match outcome {
-            Ok(Outcome::Lookup) => lines.push(format!(
-                "{}: lookup mode — asked for the households being checked at check time, nothing to ingest",
-                s.name.as_str()
-            )),
-            Ok(Outcome::Committed(m)) => {
-                let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
-                let problems: u64 = m.tables.iter().map(|t| t.problems).sum();
-                lines.push(format!(
-                    "{}: snapshot {} committed ({} tables, {rows} records, {problems} malformed)",
-                    m.source,
-                    m.seq,
-                    m.tables.len()
-                ));
-            }
-            Err(e) => {
-                let mut line = format!("{}: failed, nothing committed: {e}", s.name.as_str());
-                if let Ok(Some(c)) = lake.load_checkpoint(s.name.as_str()).await {
-                    let kept = c.done.iter().map(|t| t.rows).sum::<u64>()
-                        + c.current.as_ref().map_or(0, |i| i.written.rows);
-                    if kept > 0 {
-                        line.push_str(&format!(
-                            " ({kept} records written so far are kept; the next ingest goes on from there)"
-                        ));
-                    }
-                }
-                if let Err(rec) = lake.record_failure(s.name.as_str(), &e.to_string()).await {
-                    line.push_str(&format!(" (the failure could not be recorded: {rec})"));
-                }
-                lines.push(line);
-                first_failure.get_or_insert(e);
-            }
-        }
-    }
+    let Pulled {
+        report, failure, ..
+    } = pull_all(&config, selected, progress).await?;
     Ok(Ingested {
-        report: lines.join("\n"),
-        failure: first_failure,
+        report,
+        failure: failure.map(Error::from),
     })
 }
 

@@ -64,6 +64,7 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         jobs: Default::default(),
         checks: Default::default(),
         sources_label: input.label(),
+        deployment: d.clone(),
         config,
         policy,
         setup,

@@ -1,8 +1,10 @@
 //! The departments' deliveries into the lake (SPEC §9): snapshot pulls of `files` and
 //! `http` sources ([`pull`]), the staging of `files` sources on object-store prefixes
 //! ([`stage`]) and, at check time, the lookups of lookup-mode sources for a batch's
-//! members ([`lookup`]). Each delivery becomes a snapshot committed atomically.
+//! members ([`lookup`]); all of a deployment's sources at once ([`all`]). Each delivery
+//! becomes a snapshot committed atomically.
 
+pub mod all;
 pub mod lookup;
 pub mod pull;
 pub mod stage;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub setup: Setup,
     /// How results name the data read.
     pub sources_label: String,
+    /// The deployment config: its lake and sources, for the night's pulls.
+    pub deployment: crate::config::Deployment,
     /// The state database (audit log).
     pub state: Mutex<State>,
     /// Requests per minute per token.

@@ -120,14 +120,19 @@ fn default_shutdown_grace_s() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScheduleSection {
+    /// When to pull every source (optional: without it the night re-checks on what the
+    /// lake holds).
+    ingest: Option<String>,
     reconcile: String,
     recipients: PathBuf,
 }
 
-/// The nightly reconciliation, validated.
+/// The night, validated: its pulls (if any), then its reconciliation.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    /// When, in local time.
+    /// When to pull every source, in local time, and the expression as written.
+    pub ingest: Option<(super::cron::Cron, String)>,
+    /// When to reconcile, in local time.
     pub cron: super::cron::Cron,
     /// The expression as written (for logs).
     pub expression: String,
@@ -422,6 +427,13 @@ fn schedule(
         .map_err(|e: toml::de::Error| fail.at("schedule", e.message()))?;
     let cron = super::cron::Cron::parse(&sc.reconcile)
         .map_err(|why| fail.at("schedule.reconcile", why))?;
+    let ingest = match &sc.ingest {
+        Some(e) => Some((
+            super::cron::Cron::parse(e).map_err(|why| fail.at("schedule.ingest", why))?,
+            e.trim().to_owned(),
+        )),
+        None => None,
+    };
     let recipients = resolve(&sc.recipients);
     if !recipients.is_file() {
         return Err(fail.at(
@@ -430,6 +442,7 @@ fn schedule(
         ));
     }
     Ok(Some(Schedule {
+        ingest,
         cron,
         expression: sc.reconcile.trim().to_owned(),
         recipients,

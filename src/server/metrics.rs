@@ -34,6 +34,9 @@ pub struct Metrics {
     /// Per token: people checked (first time of their day), requests refused by the
     /// daily bound.
     people: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Per source: the server's pulls that committed, that failed, and whether the last
+    /// one failed.
+    pulls: Mutex<BTreeMap<String, (u64, u64, bool)>>,
 }
 
 impl Metrics {
@@ -66,6 +69,19 @@ impl Metrics {
         }
     }
 
+    /// Counts one pull of `source` by the server's night: committed (`ok`) or failed.
+    pub fn pulled(&self, source: &str, ok: bool) {
+        if let Ok(mut p) = self.pulls.lock() {
+            let e = p.entry(source.to_owned()).or_default();
+            if ok {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+            e.2 = !ok;
+        }
+    }
+
     /// Counts `added` people newly checked today by `token`.
     pub fn people(&self, token: &str, added: usize) {
         if let Ok(mut p) = self.people.lock() {
@@ -82,6 +98,35 @@ impl Metrics {
 
     /// The counters and histograms as Prometheus text.
     pub fn render(&self, out: &mut String) {
+        if let Ok(p) = self.pulls.lock() {
+            let _ = writeln!(
+                out,
+                "# HELP hedui_source_pulls_total The server's pulls of each source (its night), by outcome."
+            );
+            let _ = writeln!(out, "# TYPE hedui_source_pulls_total counter");
+            for (source, (ok, failed, _)) in p.iter() {
+                let _ = writeln!(
+                    out,
+                    "hedui_source_pulls_total{{source=\"{source}\",outcome=\"committed\"}} {ok}"
+                );
+                let _ = writeln!(
+                    out,
+                    "hedui_source_pulls_total{{source=\"{source}\",outcome=\"failed\"}} {failed}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP hedui_source_last_pull_failed 1 while the server's last pull of the source failed (its previous snapshot stays current)."
+            );
+            let _ = writeln!(out, "# TYPE hedui_source_last_pull_failed gauge");
+            for (source, (_, _, last_failed)) in p.iter() {
+                let _ = writeln!(
+                    out,
+                    "hedui_source_last_pull_failed{{source=\"{source}\"}} {}",
+                    u8::from(*last_failed)
+                );
+            }
+        }
         if let Ok(p) = self.people.lock() {
             let _ = writeln!(
                 out,

@@ -25,6 +25,8 @@ pub enum JobKind {
     Batch,
     /// A reconciliation of the recipients, from `[schedule]`.
     Reconcile,
+    /// The night's pulls of every source, from `[schedule] ingest`.
+    Ingest,
 }
 
 impl JobKind {
@@ -32,14 +34,15 @@ impl JobKind {
         match self {
             JobKind::Batch => "batch",
             JobKind::Reconcile => "reconcile",
+            JobKind::Ingest => "ingest",
         }
     }
 
     fn parse(s: &str) -> JobKind {
-        if s == "reconcile" {
-            JobKind::Reconcile
-        } else {
-            JobKind::Batch
+        match s {
+            "reconcile" => JobKind::Reconcile,
+            "ingest" => JobKind::Ingest,
+            _ => JobKind::Batch,
         }
     }
 }
@@ -232,7 +235,8 @@ impl State {
         })
     }
 
-    /// Takes the oldest queued job — a scheduled reconciliation before any upload — and
+    /// Takes the oldest queued job — the night's pulls first, then a scheduled
+    /// reconciliation (so that it re-checks on what the night pulled), then uploads — and
     /// marks it running (one atomic update).
     /// In its own write transaction: the job is the caller's only once the commit
     /// succeeded (a full disk fails the claim, and the job stays queued).
@@ -243,7 +247,8 @@ impl State {
                     "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1,
                             stage = NULL, steps = 0
                      WHERE id = (SELECT id FROM jobs q WHERE status = 'queued'
-                                 ORDER BY kind = 'reconcile' DESC,
+                                 ORDER BY CASE kind WHEN 'ingest' THEN 0
+                                                    WHEN 'reconcile' THEN 1 ELSE 2 END,
                                           (SELECT max(r.started_at) FROM jobs r
                                            WHERE r.actor = q.actor) NULLS FIRST,
                                           submitted_at, rowid
@@ -255,6 +260,18 @@ impl State {
             )
             .optional()
             .map_err(query_err(path, "claim a job"))
+        })
+    }
+
+    /// Marks running job `id` done with `summary` (a job that writes no run: the night's
+    /// pulls); false if it was not running.
+    pub fn finish_job(
+        &mut self,
+        id: &str,
+        summary: &serde_json::Value,
+    ) -> Result<bool, StateError> {
+        self.write("finish a job", |tx, path| {
+            mark_done_in(tx, path, id, summary)
         })
     }
 

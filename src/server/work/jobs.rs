@@ -1,5 +1,5 @@
-//! The job worker: one thread running the queued jobs (batches, scheduled
-//! reconciliations) one at a time until the server stops; a stopping server waits
+//! The job worker: one thread running the queued jobs (the night's pulls, scheduled
+//! reconciliations, batches) one at a time until the server stops; a stopping server waits
 //! `shutdown_grace_s` for the running job and otherwise queues it again itself.
 
 use std::path::{Path, PathBuf};
@@ -172,6 +172,32 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
             if !done.job_done {
                 tracing::warn!(job = %job.id, "the job was queued again meanwhile; it will run again");
             }
+            Ok(())
+        }
+        JobKind::Ingest => {
+            let d = &app.deployment;
+            let pulled = rt.block_on(crate::ingest::all::pull_all(
+                d,
+                d.sources.iter().collect(),
+                &progress,
+            ))?;
+            for source in &pulled.refreshed {
+                app.metrics.pulled(source, true);
+            }
+            for source in &pulled.failed {
+                app.metrics.pulled(source, false);
+                // The alert in the log; the sources page and /metrics say it too.
+                tracing::error!(job = %job.id, source = %source, "the night's pull failed: the previous snapshot stays current");
+            }
+            let summary = serde_json::json!({
+                "refreshed": pulled.refreshed,
+                "failed": pulled.failed,
+                "report": hedui_connectors::idnum::mask_ids_in(&pulled.report),
+            });
+            if !state.finish_job(&job.id, &summary)? {
+                tracing::warn!(job = %job.id, "the job was queued again meanwhile; it will run again");
+            }
+            tracing::info!(job = %job.id, refreshed = pulled.refreshed.len(), failed = pulled.failed.len(), "the night's pulls done");
             Ok(())
         }
         JobKind::Reconcile => {

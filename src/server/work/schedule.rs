@@ -1,8 +1,10 @@
-//! The schedule and the retention of `hedui serve`: `[schedule] reconcile` (cron, local
-//! time) queues a reconciliation of `recipients` unless one is already waiting or
-//! running (a fire time missed while the server was down, within the last day, is caught
-//! up at start); finished jobs (with their files) and reconciliation runs older than
-//! `retention_days` are deleted, the baseline run excepted.
+//! The schedule and the retention of `hedui serve`: `[schedule] ingest` (cron, local
+//! time) queues the night's pulls of every source and `[schedule] reconcile` a
+//! reconciliation of `recipients`, each unless one is already waiting or running (a fire
+//! time missed while the server was down, within the last day, is caught up at start,
+//! the pulls first). The worker runs pulls before reconciliations, so the night
+//! re-checks on what it pulled. Finished jobs (with their files) and reconciliation runs
+//! older than `retention_days` are deleted, the baseline run excepted.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,25 +19,50 @@ use super::super::jobs::{is_job_id, job_dir, new_id, SCHEDULE_ACTOR};
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
 
-/// Queues a scheduled reconciliation unless one is waiting or running.
-fn queue_reconciliation(app: &AppState, recipients: &Path) -> Result<Option<String>, Error> {
+/// What the schedule queues at its fire times.
+#[derive(Debug, Clone)]
+struct Timer {
+    kind: JobKind,
+    cron: crate::server::cron::Cron,
+    expression: String,
+}
+
+impl Timer {
+    fn what(&self) -> &'static str {
+        match self.kind {
+            JobKind::Ingest => "the night's pulls",
+            _ => "reconciliation",
+        }
+    }
+}
+
+/// Queues a scheduled job of `kind` (a reconciliation reads `recipients`) unless one is
+/// waiting or running.
+fn queue_job(app: &AppState, kind: JobKind, recipients: &Path) -> Result<Option<String>, Error> {
     let id = new_id()?;
     let mut state = app
         .state
         .lock()
         .map_err(|_| Error::Internal("state database lock poisoned".into()))?;
-    if state.job_pending(JobKind::Reconcile)? {
+    if state.job_pending(kind)? {
         return Ok(None);
     }
+    let (file_name, input) = match kind {
+        JobKind::Ingest => ("ingest".to_owned(), String::new()),
+        _ => (
+            recipients
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            recipients.display().to_string(),
+        ),
+    };
     let job = NewJob {
         id: id.clone(),
-        kind: JobKind::Reconcile,
+        kind,
         actor: SCHEDULE_ACTOR.into(),
         regions: vec![],
-        file_name: recipients
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        input: recipients.display().to_string(),
+        file_name,
+        input,
         as_of: chrono::Local::now().date_naive().to_string(),
     };
     state.submit_job(&job, None)?;
@@ -44,69 +71,101 @@ fn queue_reconciliation(app: &AppState, recipients: &Path) -> Result<Option<Stri
     Ok(Some(id))
 }
 
-/// [`queue_reconciliation`] on a blocking thread (the state database is never used on
-/// the async ones).
-async fn queue_off_thread(app: &Arc<AppState>, recipients: &Path) -> Result<Option<String>, Error> {
-    let (app, recipients) = (app.clone(), recipients.to_owned());
-    tokio::task::spawn_blocking(move || queue_reconciliation(&app, &recipients))
+/// [`queue_job`] on a blocking thread (the state database is never used on the async
+/// ones), its outcome logged.
+async fn queue_logged(app: &Arc<AppState>, timer: &Timer, recipients: &Path, missed: bool) {
+    let (a, kind, r) = (app.clone(), timer.kind, recipients.to_owned());
+    let queued = tokio::task::spawn_blocking(move || queue_job(&a, kind, &r))
         .await
-        .map_err(|e| Error::Internal(format!("the schedule's thread failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("the schedule's thread failed: {e}")))
+        .and_then(|q| q);
+    let what = timer.what();
+    match queued {
+        Ok(Some(id)) if missed => tracing::info!(job = %id, "missed scheduled {what} queued"),
+        Ok(Some(id)) => tracing::info!(job = %id, "scheduled {what} queued"),
+        Ok(None) if missed => {}
+        Ok(None) => {
+            tracing::warn!("a {what} job is still waiting or running; this one is skipped")
+        }
+        Err(e) => tracing::error!(error = %e, "cannot queue the scheduled {what}"),
+    }
 }
 
-/// Runs `[schedule]` until the server stops: at each fire time (local time) a
-/// reconciliation is queued. A fire time missed within the last day while the server
-/// was down is caught up now.
-pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
-    let Some(schedule) = app.config.schedule.clone() else {
-        return;
-    };
+/// Whether `timer`'s latest fire time of the last day passed with no job of its kind
+/// submitted since (the server was down then).
+async fn missed(app: &Arc<AppState>, timer: &Timer) -> bool {
     let now = chrono::Local::now();
-    // The latest fire time of the last day, if any.
     let mut latest = None;
     let mut t = now - chrono::Duration::days(1);
-    while let Some(n) = schedule.cron.next_after(&t) {
+    while let Some(n) = timer.cron.next_after(&t) {
         if n > now {
             break;
         }
         latest = Some(n);
         t = n;
     }
+    let kind = timer.kind;
     let last = app
-        .db(|s| Ok(s.last_job_submitted(JobKind::Reconcile).ok().flatten()))
+        .db(move |s| Ok(s.last_job_submitted(kind).ok().flatten()))
         .await
         .ok()
         .flatten();
-    let caught_up = latest.is_some_and(|missed| {
+    latest.is_some_and(|missed| {
         let missed = missed
             .with_timezone(&chrono::Utc)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         last.is_none_or(|at| at < missed)
+    })
+}
+
+/// Runs `[schedule]` until the server stops: at each fire time (local time) the night's
+/// pulls or a reconciliation is queued. Fire times missed within the last day while the
+/// server was down are caught up now, the pulls first.
+pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
+    let Some(schedule) = app.config.schedule.clone() else {
+        return;
+    };
+    let mut timers: Vec<Timer> = Vec::new();
+    if let Some((cron, expression)) = &schedule.ingest {
+        timers.push(Timer {
+            kind: JobKind::Ingest,
+            cron: cron.clone(),
+            expression: expression.clone(),
+        });
+    }
+    timers.push(Timer {
+        kind: JobKind::Reconcile,
+        cron: schedule.cron.clone(),
+        expression: schedule.expression.clone(),
     });
-    if caught_up {
-        match queue_off_thread(&app, &schedule.recipients).await {
-            Ok(Some(id)) => tracing::info!(job = %id, "missed scheduled reconciliation queued"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "cannot queue the scheduled reconciliation"),
+    for timer in &timers {
+        if missed(&app, timer).await {
+            queue_logged(&app, timer, &schedule.recipients, true).await;
         }
     }
     loop {
         let now = chrono::Local::now();
-        let Some(next) = schedule.cron.next_after(&now) else {
-            tracing::warn!(cron = %schedule.expression, "the schedule never fires again");
+        // The next timer to fire (the pulls first when both fire at once).
+        let Some((next, timer)) = timers
+            .iter()
+            .filter_map(|t| t.cron.next_after(&now).map(|n| (n, t)))
+            .min_by_key(|(n, t)| (*n, t.kind != JobKind::Ingest))
+        else {
+            tracing::warn!("the schedule never fires again");
             return;
         };
-        tracing::info!(cron = %schedule.expression, next = %next.to_rfc3339(), "next scheduled reconciliation");
+        tracing::info!(cron = %timer.expression, next = %next.to_rfc3339(), "next scheduled {}", timer.what());
         let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {},
             _ = stopped(&mut shutdown) => return,
         }
-        match queue_off_thread(&app, &schedule.recipients).await {
-            Ok(Some(id)) => tracing::info!(job = %id, "scheduled reconciliation queued"),
-            Ok(None) => {
-                tracing::warn!("a reconciliation is still waiting or running; this one is skipped")
-            }
-            Err(e) => tracing::error!(error = %e, "cannot queue the scheduled reconciliation"),
+        // Every timer due at this time, the pulls first.
+        for t in timers
+            .iter()
+            .filter(|t| t.cron.next_after(&now) == Some(next))
+        {
+            queue_logged(&app, t, &schedule.recipients, false).await;
         }
     }
 }

@@ -1,0 +1,99 @@
+//! Pulling a deployment's sources into its lake, each as one new snapshot: what `hedui
+//! ingest` and the server's night (`[schedule] ingest`) both run.
+
+use futures::StreamExt;
+
+use crate::config::{Deployment, SourceConfig};
+use crate::lake::Lake;
+use crate::progress::Progress;
+
+use super::pull::{pull, Outcome};
+use super::IngestError;
+
+/// Sources pulled at the same time.
+const SOURCES_AT_ONCE: usize = 3;
+
+/// Pulls `selected` sources of `config` into its lake, up to [`SOURCES_AT_ONCE`] at a
+/// time, each on its own (one that fails commits nothing, records its failure in the
+/// lake and does not stop the others) — what `hedui ingest` does, and the server's night
+/// (`[schedule] ingest`) too.
+pub async fn pull_all(
+    config: &Deployment,
+    selected: Vec<&SourceConfig>,
+    progress: &Progress,
+) -> Result<Pulled, IngestError> {
+    let lake = Lake::open(&config.lake)?;
+    // Each source is pulled on its own: one that fails commits nothing (its previous
+    // snapshot stays current) and does not stop the others.
+    // Up to SOURCES_AT_ONCE sources are pulled at a time (departments answer at their
+    // own pace); the report keeps the config's order.
+    let outcomes: Vec<(&SourceConfig, Result<Outcome, IngestError>)> =
+        futures::stream::iter(selected)
+            .map(|s| {
+                let lake = &lake;
+                async move { (s, pull(lake, s, config, progress).await) }
+            })
+            .buffered(SOURCES_AT_ONCE)
+            .collect()
+            .await;
+    let mut lines = Vec::new();
+    let mut first_failure = None;
+    let (mut refreshed, mut failed) = (Vec::new(), Vec::new());
+    for (s, outcome) in outcomes {
+        match outcome {
+            Ok(Outcome::Lookup) => lines.push(format!(
+                "{}: lookup mode — asked for the households being checked at check time, nothing to ingest",
+                s.name.as_str()
+            )),
+            Ok(Outcome::Committed(m)) => {
+                let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
+                let problems: u64 = m.tables.iter().map(|t| t.problems).sum();
+                refreshed.push(m.source.clone());
+                lines.push(format!(
+                    "{}: snapshot {} committed ({} tables, {rows} records, {problems} malformed)",
+                    m.source,
+                    m.seq,
+                    m.tables.len()
+                ));
+            }
+            Err(e) => {
+                failed.push(s.name.as_str().to_owned());
+                let mut line = format!("{}: failed, nothing committed: {e}", s.name.as_str());
+                if let Ok(Some(c)) = lake.load_checkpoint(s.name.as_str()).await {
+                    let kept = c.done.iter().map(|t| t.rows).sum::<u64>()
+                        + c.current.as_ref().map_or(0, |i| i.written.rows);
+                    if kept > 0 {
+                        line.push_str(&format!(
+                            " ({kept} records written so far are kept; the next ingest goes on from there)"
+                        ));
+                    }
+                }
+                if let Err(rec) = lake.record_failure(s.name.as_str(), &e.to_string()).await {
+                    line.push_str(&format!(" (the failure could not be recorded: {rec})"));
+                }
+                lines.push(line);
+                first_failure.get_or_insert(e);
+            }
+        }
+    }
+    Ok(Pulled {
+        report: lines.join("\n"),
+        failure: first_failure,
+        refreshed,
+        failed,
+    })
+}
+
+/// What the pulls did: one line per source, the first failure if any, and which
+/// sources were refreshed and which failed.
+#[derive(Debug)]
+pub struct Pulled {
+    /// One line per source.
+    pub report: String,
+    /// The first source that failed.
+    pub failure: Option<IngestError>,
+    /// Sources with a new snapshot.
+    pub refreshed: Vec<String>,
+    /// Sources that failed (their previous snapshot stays current).
+    pub failed: Vec<String>,
+}
