@@ -40,6 +40,8 @@ pub struct Tail<'a> {
     pub job: Option<&'a str>,
     /// The reconciliation run it is: compared with the previous one.
     pub reconciliation: Option<Reconciled<'a>>,
+    /// The night's pulls it follows (a scheduled reconciliation), for its report.
+    pub pulls: Option<&'a crate::output::NightPulls>,
 }
 
 impl<'a> Tail<'a> {
@@ -53,6 +55,7 @@ impl<'a> Tail<'a> {
             household: None,
             job: None,
             reconciliation: None,
+            pulls: None,
         }
     }
 }
@@ -265,6 +268,7 @@ fn read_answer(run: &CheckRun, tail: &Tail<'_>, progress: &Progress) -> Result<R
         let origin = Origin {
             batch: tail.job,
             actor: tail.actor,
+            pulls: tail.pulls,
         };
         read.ready = Some(o.finish(run, compared.as_ref(), &origin, progress)?);
         if reconciliation.is_some() {

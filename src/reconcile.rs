@@ -41,6 +41,8 @@ pub struct Reconciliation<'a> {
     /// Told the run's id once it is recorded `running` (so that a run interrupted from
     /// the terminal can be failed).
     pub begun: Option<&'a std::sync::OnceLock<i64>>,
+    /// The night's pulls it follows (the server's schedule), said in its report.
+    pub pulls: Option<&'a crate::output::NightPulls>,
 }
 
 /// What a reconciliation did.
@@ -112,6 +114,7 @@ async fn reconcile(
             previous: previous.as_ref().map(|p| p.id),
             before: &before,
         }),
+        pulls: r.pulls,
         ..Tail::new(Some(r.out), r.actor, r.audit_kind)
     };
     let done = publish(&checked, &tail, Record::In(state), progress)?;

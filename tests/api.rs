@@ -2678,6 +2678,28 @@ async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
         "{summary}"
     );
     assert_eq!(summary["failed"], serde_json::json!([]));
+    // The run's report says the night's pulls: when they ended, what they refreshed.
+    let report = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{done}/report"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let said = report
+        .lines()
+        .find(|l| l.contains("data-pulls"))
+        .expect("the night's pulls in the report");
+    assert!(
+        said.contains("<th>本晚拉取</th>")
+            && said.contains("已更新：")
+            && said.contains("不动产")
+            && !said.contains("拉取失败"),
+        "{said}"
+    );
     let metrics = get_as(&c, &server, ADMIN, "/metrics")
         .await
         .text()

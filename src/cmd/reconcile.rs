@@ -33,6 +33,7 @@ pub async fn execute(args: &ReconcileArgs, progress: &Progress) -> Result<Outcom
         audit_kind: "reconcile",
         job: None,
         begun: Some(&begun),
+        pulls: None,
     };
     let outcome = super::signal::interruptible(run(&r, &mut state, progress)).await;
     if let (Err(Error::Interrupted), Some(id)) = (&outcome, begun.get()) {

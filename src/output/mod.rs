@@ -25,7 +25,7 @@ use crate::progress::Progress;
 use crate::verdict::{CheckRun, HouseholdResult};
 
 pub use files::{write_atomic, write_jsonl, AtomicFile, FolderLock, OutputError, Staged};
-pub use report::{Compared, Origin};
+pub use report::{Compared, NightPulls, Origin};
 
 /// Every file a run may write into its output folder (a file of these names that this
 /// run did not write — a reconciliation's `changes.jsonl` under a later check — is

@@ -366,6 +366,20 @@ pub struct Origin<'a> {
     pub batch: Option<&'a str>,
     /// Who ran it (`user:NAME`, `token:NAME`, `os:USER`, `schedule`).
     pub actor: &'a str,
+    /// The night's pulls before a scheduled reconciliation, if any.
+    pub pulls: Option<&'a NightPulls>,
+}
+
+/// The night's pulls a scheduled reconciliation followed: when they ended, which sources
+/// they refreshed and which failed (those keep their previous snapshot).
+#[derive(Debug, Clone, Default)]
+pub struct NightPulls {
+    /// When the pulls ended (RFC 3339).
+    pub at: String,
+    /// Sources with a new snapshot.
+    pub refreshed: Vec<String>,
+    /// Sources whose pull failed.
+    pub failed: Vec<String>,
 }
 
 /// Each source's snapshot as the report names it: `2026-12-03 01:00 拉取（第 3 版）`, or
@@ -518,6 +532,11 @@ pub fn write(
     let ctx = context! {
         sec,
         batch => origin.batch,
+        pulls => origin.pulls.map(|p| context! {
+            at => super::labels::local_time(&p.at),
+            refreshed => p.refreshed.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
+            failed => p.failed.iter().map(|s| source_zh(s)).collect::<Vec<_>>().join("、"),
+        }),
         submitter => super::labels::submitter(origin.actor),
         checked_at => super::labels::local_time(&run.checked_at.to_rfc3339()),
         snapshots => summary.sources.keys().map(|name| (source_zh(name), snapshots.get(name).cloned().unwrap_or_else(|| "—".into()))).collect::<Vec<_>>(),

@@ -471,6 +471,22 @@ impl State {
             .map_err(self.err("find the latest job"))
     }
 
+    /// The job of `kind` that finished (done) last, if any finished after `since`
+    /// (RFC 3339): the night's pulls a reconciliation follows.
+    pub fn last_done_since(&self, kind: JobKind, since: &str) -> Result<Option<Job>, StateError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND status = 'done'
+                     AND finished_at >= ?2 ORDER BY finished_at DESC LIMIT 1"
+                ),
+                params![kind.as_str(), since],
+                job_of,
+            )
+            .optional()
+            .map_err(self.err("find the night's pulls"))
+    }
+
     /// Ids of finished jobs that ended before `before` (RFC 3339), for retention.
     pub fn jobs_finished_before(&self, before: &str) -> Result<Vec<String>, StateError> {
         let mut stmt = self

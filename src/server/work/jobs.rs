@@ -202,6 +202,34 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
         }
         JobKind::Reconcile => {
             let recipients = PathBuf::from(&job.input);
+            // The night's pulls it follows: those that ended in the day before it was
+            // queued (the worker ran them first).
+            let day_before = chrono::DateTime::parse_from_rfc3339(&job.submitted_at)
+                .map(|t| {
+                    (t - chrono::Duration::days(1))
+                        .with_timezone(&chrono::Utc)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                })
+                .unwrap_or_default();
+            let pulls = state
+                .last_done_since(JobKind::Ingest, &day_before)?
+                .and_then(|j| {
+                    let s = j.summary?;
+                    let names = |k: &str| -> Vec<String> {
+                        s[k].as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|v| v.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    Some(crate::output::NightPulls {
+                        at: j.finished_at.unwrap_or_default(),
+                        refreshed: names("refreshed"),
+                        failed: names("failed"),
+                    })
+                });
             let r = Reconciliation {
                 recipients: &recipients,
                 policy: &app.policy,
@@ -213,6 +241,7 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
                 audit_kind: "schedule",
                 job: Some(&job.id),
                 begun: None,
+                pulls: pulls.as_ref(),
             };
             let done = rt.block_on(reconcile::run(&r, state, &progress))?;
             for (verdict, n) in &done.summary.verdicts {
