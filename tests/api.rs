@@ -601,7 +601,8 @@ async fn an_id_number_typed_as_household_id_is_never_shown_in_full() {
 /// The contract's small print: a route asked with another method is 405 in JSON; the
 /// `Bearer` scheme is read in any case; a check without a region is 422, not 403; every
 /// answer carries `nosniff` and `no-store`; requests without a valid token share one rate;
-/// `/healthz` fails on a state database that is not one.
+/// `/healthz` and `/readyz` fail on a state database that is not one while `/livez`
+/// still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_small_print_of_the_api() {
     let site = Site::new();
@@ -670,7 +671,21 @@ async fn the_small_print_of_the_api() {
     };
     write_head(&[0x5a; 100]);
     let (status, v) = healthz().await;
+    // Not ready — but alive: a restart would not mend the file, so the liveness probe
+    // asks nothing outside the process; `/readyz` says what `/healthz` says.
+    let probe = |path: &'static str| {
+        let c = c.clone();
+        let url = format!("{}{path}", s.url);
+        async move {
+            let resp = c.get(url).send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (live, lv) = probe("/livez").await;
+    let (ready, _) = probe("/readyz").await;
     write_head(&head);
+    assert_eq!((live, lv["status"].as_str()), (200, Some("alive")), "{lv}");
+    assert_eq!(ready, 503);
     assert_eq!(
         (status, v["error"].as_str()),
         (503, Some("not_ready")),
@@ -1155,7 +1170,9 @@ async fn openapi_document_matches_the_routes() {
         ("get", "/api/v1/reconciliations/{id}/changes"),
         ("get", "/api/v1/reconciliations/{id}/report"),
         ("get", "/healthz"),
+        ("get", "/livez"),
         ("get", "/metrics"),
+        ("get", "/readyz"),
         ("post", "/api/v1/batches"),
         ("post", "/api/v1/checks"),
     ]
@@ -1871,6 +1888,8 @@ async fn openapi_document_describes_every_answer() {
             404,
         ),
         ("/healthz".to_owned(), "healthz", "", 200),
+        ("/readyz".to_owned(), "readyz", "", 200),
+        ("/livez".to_owned(), "livez", "", 200),
         ("/metrics".to_owned(), "metrics", "", 200),
         (
             "/api/v1/openapi.json".to_owned(),

@@ -26,6 +26,8 @@ use super::handlers::{audit, batches, checks, health, metrics, reconciliations, 
         reconciliations::changes,
         reconciliations::report,
         health::healthz,
+        health::readyz,
+        health::livez,
         metrics::scrape,
         openapi,
     ),
@@ -149,6 +151,8 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(reconciliations::report),
         )
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/livez", get(health::livez))
         .route("/metrics", get(metrics::scrape))
         .route("/api/v1/openapi.json", get(openapi))
         .merge(pages())

@@ -300,9 +300,9 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /healthz` when ready.
+/// `GET /healthz`, `/readyz` when ready; `GET /livez` when alive.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
-    /// `ready`.
+    /// `ready` (or `alive`).
     pub status: String,
 }

@@ -1,4 +1,7 @@
-//! `GET /healthz`: ready only when the state database and the lake answer.
+//! `GET /healthz` (and `/readyz`): ready only when the state database and the lake
+//! answer — a load balancer sends work only then. `GET /livez`: the process answers and
+//! its job worker runs — a supervisor restarts it only when not (a lake that is down is
+//! not fixed by a restart).
 
 use std::sync::Arc;
 
@@ -20,6 +23,49 @@ use axum::Json;
     )
 )]
 pub async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Ready>, ApiError> {
+    ready(&app).await
+}
+
+/// `GET /readyz`: the same as `/healthz`, by the name probes expect.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "The state database and the lake answer", body = Ready),
+        (status = 503, description = "One of them does not, or the state database's disk is full"),
+    )
+)]
+pub async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<Ready>, ApiError> {
+    ready(&app).await
+}
+
+/// 200 `{"status":"alive"}` while the job worker runs; 503 once it has stopped (a
+/// restart is the cure). Nothing outside the process is asked.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    operation_id = "livez",
+    responses(
+        (status = 200, description = "The server and its job worker run", body = Ready),
+        (status = 503, description = "The job worker has stopped: restart the server"),
+    )
+)]
+pub async fn livez(State(app): State<Arc<AppState>>) -> Result<Json<Ready>, ApiError> {
+    if app.jobs.exited.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_alive",
+            "后台任务线程已停止，请重启服务（the job worker has stopped: restart the server）",
+        ));
+    }
+    Ok(Json(Ready {
+        status: "alive".into(),
+    }))
+}
+
+/// Whether the state database and the lake answer.
+async fn ready(app: &Arc<AppState>) -> Result<Json<Ready>, ApiError> {
     // On a connection of its own (never behind the requests that write), off the async
     // threads, and not waited for beyond HEALTH_WAIT: a database that does not answer
     // makes the server not ready, never a hanging probe.
