@@ -2583,6 +2583,75 @@ async fn wait_log(s: &Server, what: &str) {
     );
 }
 
+/// The alert rules of docs/prometheus/hedui-alerts.yml: a rule file of Prometheus's
+/// shape (parsed with PyYAML, from the OpenAPI validators' Python, when at hand —
+/// required where those are) whose every hedui_* metric is one the server's /metrics
+/// exports; the server verifies the audit chain at start and says so there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_rules_use_what_the_server_exports() {
+    let site = Site::new();
+    let s = site.serve();
+    let c = client(&s);
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = get_as(&c, &s, ADMIN, "/metrics")
+            .await
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("hedui_audit_last_verified_timestamp_seconds ") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains("hedui_audit_chain_intact 1"), "{metrics}");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/prometheus/hedui-alerts.yml");
+    let rules = std::fs::read_to_string(&path).unwrap();
+    let mut used: Vec<String> = Vec::new();
+    let mut rest = rules.as_str();
+    while let Some(at) = rest.find("hedui_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        if !used.contains(&name) {
+            used.push(name);
+        }
+    }
+    // `hedui_*` in the file's comment is no metric.
+    used.retain(|n| !n.ends_with('_'));
+    assert!(used.len() >= 6, "{used:?}");
+    for name in &used {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} is used by an alert but not exported"
+        );
+    }
+    let python = std::env::var("HEDUI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let parsed = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import sys, yaml\n\
+             d = yaml.safe_load(open(sys.argv[1]))\n\
+             rules = [r for g in d['groups'] for r in g['rules']]\n\
+             assert rules and all({'alert', 'expr', 'labels', 'annotations'} <= set(r) for r in rules), rules\n\
+             print(len(rules))",
+        ])
+        .arg(&path)
+        .output();
+    match parsed {
+        Ok(out) if out.status.success() => {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7");
+        }
+        other => assert!(
+            std::env::var_os("HEDUI_REQUIRE_OPENAPI_VALIDATOR").is_none(),
+            "the rule file does not parse: {other:?}"
+        ),
+    }
+}
+
 /// `[schedule] ingest`: the night pulls every source inside `serve`, as a job, then
 /// re-checks on what it pulled — a shop delivered into the property register after the
 /// last ingest is in the night's reconciliation, the pulls' job ended before the

@@ -37,6 +37,9 @@ pub struct Metrics {
     /// Per source: the server's pulls that committed, that failed, and whether the last
     /// one failed.
     pulls: Mutex<BTreeMap<String, (u64, u64, bool)>>,
+    /// The server's last verification of the audit chain: when (unix seconds) and
+    /// whether it held.
+    audit: Mutex<Option<(i64, bool)>>,
 }
 
 impl Metrics {
@@ -82,6 +85,13 @@ impl Metrics {
         }
     }
 
+    /// Records a verification of the audit chain at `at` (unix seconds): intact or not.
+    pub fn audit_verified(&self, at: i64, intact: bool) {
+        if let Ok(mut a) = self.audit.lock() {
+            *a = Some((at, intact));
+        }
+    }
+
     /// Counts `added` people newly checked today by `token`.
     pub fn people(&self, token: &str, added: usize) {
         if let Ok(mut p) = self.people.lock() {
@@ -98,6 +108,23 @@ impl Metrics {
 
     /// The counters and histograms as Prometheus text.
     pub fn render(&self, out: &mut String) {
+        if let Ok(Some((at, intact))) = self.audit.lock().map(|a| *a) {
+            let _ = writeln!(
+                out,
+                "# HELP hedui_audit_last_verified_timestamp_seconds When the server last verified the whole audit chain (at start, then every six hours)."
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE hedui_audit_last_verified_timestamp_seconds gauge"
+            );
+            let _ = writeln!(out, "hedui_audit_last_verified_timestamp_seconds {at}");
+            let _ = writeln!(
+                out,
+                "# HELP hedui_audit_chain_intact 1 if that verification found the chain intact and its end at the anchor, 0 if not."
+            );
+            let _ = writeln!(out, "# TYPE hedui_audit_chain_intact gauge");
+            let _ = writeln!(out, "hedui_audit_chain_intact {}", u8::from(intact));
+        }
         if let Ok(p) = self.pulls.lock() {
             let _ = writeln!(
                 out,

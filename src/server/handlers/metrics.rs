@@ -91,6 +91,12 @@ pub async fn scrape(State(app): State<Arc<AppState>>) -> Response {
     let _ = writeln!(out, "hedui_job_queue_depth {}", count("queued"));
     let _ = writeln!(
         out,
+        "# HELP hedui_job_queue_limit Jobs that may wait at most ([server] max_queued_jobs); beyond, uploads are refused."
+    );
+    let _ = writeln!(out, "# TYPE hedui_job_queue_limit gauge");
+    let _ = writeln!(out, "hedui_job_queue_limit {}", app.config.max_queued_jobs);
+    let _ = writeln!(
+        out,
         "# HELP hedui_jobs Jobs kept in the state database, by status."
     );
     let _ = writeln!(out, "# TYPE hedui_jobs gauge");

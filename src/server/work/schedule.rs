@@ -170,9 +170,34 @@ pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
     }
 }
 
-/// Deletes what is older than `retention_days` now, then every few hours.
+/// Verifies the whole audit chain (off the async threads) and records the outcome for
+/// `/metrics`; a broken chain is logged as an error.
+async fn verify_chain(app: &Arc<AppState>) {
+    let (dir, files) = (app.config.state_dir.clone(), app.config.audit_files.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        crate::state::State::open_read_only(&dir, files).and_then(|s| s.verify_audit())
+    })
+    .await;
+    let at = chrono::Utc::now().timestamp();
+    match verified {
+        Ok(Ok(Ok(n))) => {
+            app.metrics.audit_verified(at, true);
+            tracing::info!(entries = n, "audit chain verified intact");
+        }
+        Ok(Ok(Err((seq, why)))) => {
+            app.metrics.audit_verified(at, false);
+            tracing::error!(entry = seq, why = %why, "the audit chain is broken: run `hedui audit verify` and restore from a backup");
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "the audit chain could not be verified"),
+        Err(e) => tracing::error!(error = %e, "the audit chain could not be verified"),
+    }
+}
+
+/// Deletes what is older than `retention_days` now, then every few hours; verifies the
+/// audit chain as often.
 pub async fn run_retention(app: Arc<AppState>, mut shutdown: Shutdown) {
     loop {
+        verify_chain(&app).await;
         let a = app.clone();
         let swept = tokio::task::spawn_blocking(move || sweep(&a)).await;
         match swept {
