@@ -2800,6 +2800,90 @@ async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
     );
 }
 
+/// A night whose pulls fail (every department's folder gone): the previous snapshots stay
+/// current, the reconciliation still runs on them, and the failure is visible — the
+/// report's 拉取失败, /metrics, an error line in the log, the sources page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_night_pull_keeps_the_snapshots_and_says_so() {
+    let site = Site::new();
+    std::fs::write(site.p("recipients.csv"), rows_of(&site, &["41"])).unwrap();
+    std::fs::rename(site.p("city/sources"), site.p("city/sources-gone")).unwrap();
+    site.config_variant(
+        "night.toml",
+        "",
+        "[schedule]\ningest = \"* * * * *\"\nreconcile = \"* * * * *\"\nrecipients = \"recipients.csv\"\n",
+    );
+    let server = site.serve_with("night.toml", &[]);
+    let c = client(&server);
+    let mut done = None;
+    for _ in 0..900 {
+        let runs: Value = get_as(&c, &server, ADMIN, "/api/v1/reconciliations")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(d) = runs["reconciliations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == "done")
+        {
+            done = Some(d["id"].as_i64().unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let done = done.expect("the night's reconciliation ran on the previous snapshots");
+    let report = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{done}/report"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let said = report
+        .lines()
+        .find(|l| l.contains("data-pulls"))
+        .expect("the night's pulls in the report");
+    assert!(
+        said.contains("拉取失败：") && said.contains("不动产") && !said.contains("已更新："),
+        "{said}"
+    );
+    // Still checked on what the lake held (fresh enough): no household is incomplete.
+    let changes: Value = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{done}/changes?limit=1000"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let changes = changes["changes"].as_array().unwrap();
+    assert!(!changes.is_empty());
+    assert!(
+        changes.iter().all(|ch| ch["verdict"] != "incomplete"),
+        "{changes:?}"
+    );
+    let metrics = get_as(&c, &server, ADMIN, "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hedui_source_last_pull_failed{source=\"housing\"} 1")
+            && metrics
+                .contains("hedui_source_pulls_total{source=\"housing\",outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+    wait_log(&server, "the night's pull failed").await;
+    assert!(server.log.lock().unwrap().contains("ERROR"));
+}
+
 /// `[schedule]`: a reconciliation of the recipients is queued at the fire time (and one
 /// missed within the last day at start); a server killed (-9) during the run finds the job
 /// at its next start and runs it again, and the killed run is never the baseline; the
