@@ -2652,8 +2652,8 @@ async fn the_alert_rules_use_what_the_server_exports() {
     }
 }
 
-/// `[schedule] ingest`: the night pulls every source inside `serve`, as a job, then
-/// re-checks on what it pulled — a shop delivered into the property register after the
+/// `[schedule] ingest`: the night pulls every source inside `serve`, as a job (a source
+/// with a schedule of its own in a job of its own), then re-checks on what it pulled — a shop delivered into the property register after the
 /// last ingest is in the night's reconciliation, the pulls' job ended before the
 /// reconciliation's began, and /metrics counts each source's pull. A bad ingest cron
 /// stops `serve` at start, named.
@@ -2688,11 +2688,47 @@ async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A source's own schedule is checked as the others are, and needs a [schedule].
+    let base = std::fs::read_to_string(site.p("hedui.toml")).unwrap();
+    for (name, extra, says) in [
+        (
+            "bad-own.toml",
+            "[schedule]\nreconcile = \"0 2 * * *\"\nrecipients = \"recipients.csv\"\n",
+            "source[4].schedule",
+        ),
+        ("lone-own.toml", "", "needs the [schedule] table"),
+    ] {
+        let text = base.replacen(
+            "name = \"bank\"\n",
+            "name = \"bank\"\nschedule = \"0 3 * * 9\"\n",
+            1,
+        ) + if extra.is_empty() { "" } else { extra };
+        let text = if extra.is_empty() {
+            text.replace("0 3 * * 9", "0 3 * * *")
+        } else {
+            text
+        };
+        std::fs::write(site.p(name), text).unwrap();
+        let out = hedui(&["serve", "--config", &site.p(name)]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{name}: {err}");
+    }
     site.config_variant(
         "night.toml",
         "",
         "[schedule]\ningest = \"* * * * *\"\nreconcile = \"* * * * *\"\nrecipients = \"recipients.csv\"\n",
     );
+    // The bank delivers at its own hour: its own pull (caught up at start, as its 03:00
+    // of the last day passed with none).
+    let night = std::fs::read_to_string(site.p("night.toml")).unwrap();
+    let own = night.replacen(
+        "name = \"bank\"\n",
+        "name = \"bank\"\nschedule = \"0 3 * * *\"\n",
+        1,
+    );
+    assert_ne!(own, night);
+    std::fs::write(site.p("night.toml"), own).unwrap();
     let server = site.serve_with("night.toml", &[]);
     let c = client(&server);
     let mut done = None;
@@ -2741,13 +2777,20 @@ async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
     );
     // The pulls' job ended before the reconciliation's began.
     let db = rusqlite::Connection::open(site.dir.path().join("state/hedui.db")).unwrap();
-    let (ingest_done, summary): (String, String) = db
-        .query_row(
-            "SELECT finished_at, summary FROM jobs WHERE kind = 'ingest' AND status = 'done'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let pulls = |input: &str| -> (String, Value) {
+        let (at, summary): (String, String) = db
+            .query_row(
+                "SELECT finished_at, summary FROM jobs WHERE kind = 'ingest' AND status = 'done'
+                 AND input = ?1",
+                [input],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        (at, serde_json::from_str(&summary).unwrap())
+    };
+    let (ingest_done, summary) = pulls("");
+    let (bank_done, bank) = pulls("bank");
+    assert_eq!(bank["refreshed"], serde_json::json!(["bank"]), "{bank}");
     let reconcile_began: String = db
         .query_row(
             "SELECT min(started_at) FROM jobs WHERE kind = 'reconcile'",
@@ -2756,15 +2799,12 @@ async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
         )
         .unwrap();
     assert!(
-        ingest_done <= reconcile_began,
-        "{ingest_done} {reconcile_began}"
+        ingest_done <= reconcile_began && bank_done <= reconcile_began,
+        "{ingest_done} {bank_done} {reconcile_began}"
     );
-    let summary: Value = serde_json::from_str(&summary).unwrap();
-    assert_eq!(
-        summary["refreshed"].as_array().unwrap().len(),
-        6,
-        "{summary}"
-    );
+    let refreshed = summary["refreshed"].as_array().unwrap();
+    assert_eq!(refreshed.len(), 5, "{summary}");
+    assert!(!refreshed.contains(&serde_json::json!("bank")), "{summary}");
     assert_eq!(summary["failed"], serde_json::json!([]));
     // The run's report says the night's pulls: when they ended, what they refreshed.
     let report = get_as(

@@ -199,6 +199,8 @@ pub struct SourceConfig {
     pub pull_deadline_s: u64,
     /// The largest page or lookup answer accepted, MiB.
     pub max_page_mb: u64,
+    /// Its own pull schedule in `hedui serve` (cron, validated there), if any.
+    pub schedule: Option<String>,
     /// Field and code mappings.
     pub mapping: SourceMapping,
 }
@@ -511,7 +513,7 @@ ca_file = "certs/bank-ca.pem"
         let with = |extra: &str| format!("[lake]\nurl = \"/l\"\n[state]\npath = \"/s\"\n{extra}");
         assert_eq!(
             err(&with("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://h\"\npage_sise = 10\n")),
-            "/etc/hedui/hedui.toml: line 9: unknown field `page_sise`, expected one of `name`, `kind`, `url`, `tables`, `mode`, `token_env`, `client_cert`, `client_key`, `ca_file`, `page_size`, `timeout_s`, `max_retries`, `freshness_days`, `pull_deadline_s`, `max_page_mb`, `fields`, `codes`"
+            "/etc/hedui/hedui.toml: line 9: unknown field `page_sise`, expected one of `name`, `kind`, `url`, `tables`, `mode`, `token_env`, `client_cert`, `client_key`, `ca_file`, `page_size`, `timeout_s`, `max_retries`, `freshness_days`, `pull_deadline_s`, `max_page_mb`, `schedule`, `fields`, `codes`"
         );
         let cases = [
             ("[[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"http://h\"\n", "source[0].url: \"http://h\": HTTP sources are reached over https:// only"),

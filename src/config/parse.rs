@@ -107,6 +107,9 @@ struct RawSource {
     pull_deadline_s: Option<u64>,
     /// Largest page or lookup answer, MB (default [`DEFAULT_MAX_PAGE_MB`]).
     max_page_mb: Option<u64>,
+    /// When `hedui serve` pulls this source (cron, local time), instead of at
+    /// `[schedule] ingest` with the others.
+    schedule: Option<String>,
     /// Per canonical table: canonical column → the department's field name.
     #[serde(default)]
     fields: BTreeMap<String, BTreeMap<String, String>>,
@@ -313,6 +316,10 @@ fn source(
         freshness_days: u32::try_from(freshness_days).unwrap_or(DEFAULT_FRESHNESS_DAYS),
         pull_deadline_s,
         max_page_mb,
+        schedule: s
+            .schedule
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty()),
         mapping,
     })
 }

@@ -130,8 +130,12 @@ struct ScheduleSection {
 /// The night, validated: its pulls (if any), then its reconciliation.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    /// When to pull every source, in local time, and the expression as written.
+    /// When to pull the sources without a schedule of their own, in local time, and the
+    /// expression as written.
     pub ingest: Option<(super::cron::Cron, String)>,
+    /// The sources with a schedule of their own (`[[source]] schedule`): name, when, as
+    /// written.
+    pub sources: Vec<(String, super::cron::Cron, String)>,
     /// When to reconcile, in local time.
     pub cron: super::cron::Cron,
     /// The expression as written (for logs).
@@ -420,8 +424,23 @@ fn schedule(
     fail: &Fail<'_>,
 ) -> Result<Option<Schedule>, ConfigError> {
     let Some(table) = &d.schedule else {
+        if let Some(i) = d.sources.iter().position(|s| s.schedule.is_some()) {
+            return Err(fail.at(
+                &format!("source[{i}].schedule"),
+                "a source's own schedule needs the [schedule] table (its reconcile and recipients)"
+                    .to_owned(),
+            ));
+        }
         return Ok(None);
     };
+    let mut sources = Vec::new();
+    for (i, s) in d.sources.iter().enumerate() {
+        if let Some(e) = &s.schedule {
+            let cron = super::cron::Cron::parse(e)
+                .map_err(|why| fail.at(&format!("source[{i}].schedule"), why))?;
+            sources.push((s.name.as_str().to_owned(), cron, e.clone()));
+        }
+    }
     let sc: ScheduleSection = toml::Value::Table(table.clone())
         .try_into()
         .map_err(|e: toml::de::Error| fail.at("schedule", e.message()))?;
@@ -443,6 +462,7 @@ fn schedule(
     }
     Ok(Some(Schedule {
         ingest,
+        sources,
         cron,
         expression: sc.reconcile.trim().to_owned(),
         recipients,

@@ -460,6 +460,30 @@ impl State {
             .map_err(self.err("look for pending jobs"))
     }
 
+    /// Whether a job of the night's pulls of `input` (`""`: the sources without a
+    /// schedule of their own; else one source's name) is queued or running.
+    pub fn pulls_pending(&self, input: &str) -> Result<bool, StateError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = 'ingest' AND input = ?1
+                                AND status IN ('queued', 'running'))",
+                params![input],
+                |r| r.get(0),
+            )
+            .map_err(self.err("look for pending pulls"))
+    }
+
+    /// When the latest job of the night's pulls of `input` was submitted (RFC 3339, UTC).
+    pub fn last_pulls_submitted(&self, input: &str) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(submitted_at) FROM jobs WHERE kind = 'ingest' AND input = ?1",
+                params![input],
+                |r| r.get(0),
+            )
+            .map_err(self.err("find the latest pulls"))
+    }
+
     /// When the latest job of `kind` was submitted (RFC 3339, UTC).
     pub fn last_job_submitted(&self, kind: JobKind) -> Result<Option<String>, StateError> {
         self.conn
@@ -471,19 +495,20 @@ impl State {
             .map_err(self.err("find the latest job"))
     }
 
-    /// The job of `kind` that finished (done) last, if any finished after `since`
-    /// (RFC 3339): the night's pulls a reconciliation follows.
-    pub fn last_done_since(&self, kind: JobKind, since: &str) -> Result<Option<Job>, StateError> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND status = 'done'
-                     AND finished_at >= ?2 ORDER BY finished_at DESC LIMIT 1"
-                ),
-                params![kind.as_str(), since],
-                job_of,
-            )
-            .optional()
+    /// The jobs of `kind` done since `since` (RFC 3339), oldest first: the night's pulls
+    /// a reconciliation follows (a source with a schedule of its own has its own job).
+    pub fn done_since(&self, kind: JobKind, since: &str) -> Result<Vec<Job>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND status = 'done'
+                 AND finished_at >= ?2 ORDER BY finished_at LIMIT 100"
+            ))
+            .map_err(self.err("find the night's pulls"))?;
+        let rows = stmt
+            .query_map(params![kind.as_str(), since], job_of)
+            .map_err(self.err("find the night's pulls"))?;
+        rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("find the night's pulls"))
     }
 

@@ -175,12 +175,17 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
             Ok(())
         }
         JobKind::Ingest => {
+            // One source (its own schedule), or those without a schedule of their own.
             let d = &app.deployment;
-            let pulled = rt.block_on(crate::ingest::all::pull_all(
-                d,
-                d.sources.iter().collect(),
-                &progress,
-            ))?;
+            let selected = d
+                .sources
+                .iter()
+                .filter(|s| match job.input.as_str() {
+                    "" => s.schedule.is_none(),
+                    one => s.name.as_str() == one,
+                })
+                .collect();
+            let pulled = rt.block_on(crate::ingest::all::pull_all(d, selected, &progress))?;
             for source in &pulled.refreshed {
                 app.metrics.pulled(source, true);
             }
@@ -211,25 +216,31 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 })
                 .unwrap_or_default();
-            let pulls = state
-                .last_done_since(JobKind::Ingest, &day_before)?
-                .and_then(|j| {
-                    let s = j.summary?;
-                    let names = |k: &str| -> Vec<String> {
-                        s[k].as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|v| v.as_str().map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    };
-                    Some(crate::output::NightPulls {
-                        at: j.finished_at.unwrap_or_default(),
-                        refreshed: names("refreshed"),
-                        failed: names("failed"),
-                    })
-                });
+            // Each source as its latest pull of that day left it.
+            let mut pulls: Option<crate::output::NightPulls> = None;
+            for j in state.done_since(JobKind::Ingest, &day_before)? {
+                let (Some(sum), Some(at)) = (j.summary, j.finished_at) else {
+                    continue;
+                };
+                let p = pulls.get_or_insert_with(Default::default);
+                p.at = at;
+                for (k, ok) in [("refreshed", true), ("failed", false)] {
+                    for name in sum[k]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str())
+                    {
+                        p.refreshed.retain(|n| n != name);
+                        p.failed.retain(|n| n != name);
+                        if ok {
+                            p.refreshed.push(name.to_owned());
+                        } else {
+                            p.failed.push(name.to_owned());
+                        }
+                    }
+                }
+            }
             let r = Reconciliation {
                 recipients: &recipients,
                 policy: &app.policy,

@@ -23,32 +23,40 @@ const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
 #[derive(Debug, Clone)]
 struct Timer {
     kind: JobKind,
+    /// The pulls' sources: `""` those without a schedule of their own, else one name.
+    source: String,
     cron: crate::server::cron::Cron,
     expression: String,
 }
 
 impl Timer {
-    fn what(&self) -> &'static str {
+    fn what(&self) -> String {
         match self.kind {
-            JobKind::Ingest => "the night's pulls",
-            _ => "reconciliation",
+            JobKind::Ingest if self.source.is_empty() => "the night's pulls".to_owned(),
+            JobKind::Ingest => format!("pull of {}", self.source),
+            _ => "reconciliation".to_owned(),
         }
     }
 }
 
-/// Queues a scheduled job of `kind` (a reconciliation reads `recipients`) unless one is
-/// waiting or running.
-fn queue_job(app: &AppState, kind: JobKind, recipients: &Path) -> Result<Option<String>, Error> {
+/// Queues a scheduled job of `timer`'s (a reconciliation reads `recipients`) unless one
+/// is waiting or running.
+fn queue_job(app: &AppState, timer: &Timer, recipients: &Path) -> Result<Option<String>, Error> {
+    let kind = timer.kind;
     let id = new_id()?;
     let mut state = app
         .state
         .lock()
         .map_err(|_| Error::Internal("state database lock poisoned".into()))?;
-    if state.job_pending(kind)? {
+    let pending = match kind {
+        JobKind::Ingest => state.pulls_pending(&timer.source)?,
+        _ => state.job_pending(kind)?,
+    };
+    if pending {
         return Ok(None);
     }
     let (file_name, input) = match kind {
-        JobKind::Ingest => ("ingest".to_owned(), String::new()),
+        JobKind::Ingest => ("ingest".to_owned(), timer.source.clone()),
         _ => (
             recipients
                 .file_name()
@@ -74,8 +82,8 @@ fn queue_job(app: &AppState, kind: JobKind, recipients: &Path) -> Result<Option<
 /// [`queue_job`] on a blocking thread (the state database is never used on the async
 /// ones), its outcome logged.
 async fn queue_logged(app: &Arc<AppState>, timer: &Timer, recipients: &Path, missed: bool) {
-    let (a, kind, r) = (app.clone(), timer.kind, recipients.to_owned());
-    let queued = tokio::task::spawn_blocking(move || queue_job(&a, kind, &r))
+    let (a, t, r) = (app.clone(), timer.clone(), recipients.to_owned());
+    let queued = tokio::task::spawn_blocking(move || queue_job(&a, &t, &r))
         .await
         .map_err(|e| Error::Internal(format!("the schedule's thread failed: {e}")))
         .and_then(|q| q);
@@ -104,9 +112,16 @@ async fn missed(app: &Arc<AppState>, timer: &Timer) -> bool {
         latest = Some(n);
         t = n;
     }
-    let kind = timer.kind;
+    let (kind, source) = (timer.kind, timer.source.clone());
     let last = app
-        .db(move |s| Ok(s.last_job_submitted(kind).ok().flatten()))
+        .db(move |s| {
+            Ok(match kind {
+                JobKind::Ingest => s.last_pulls_submitted(&source),
+                _ => s.last_job_submitted(kind),
+            }
+            .ok()
+            .flatten())
+        })
         .await
         .ok()
         .flatten();
@@ -129,12 +144,22 @@ pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
     if let Some((cron, expression)) = &schedule.ingest {
         timers.push(Timer {
             kind: JobKind::Ingest,
+            source: String::new(),
+            cron: cron.clone(),
+            expression: expression.clone(),
+        });
+    }
+    for (name, cron, expression) in &schedule.sources {
+        timers.push(Timer {
+            kind: JobKind::Ingest,
+            source: name.clone(),
             cron: cron.clone(),
             expression: expression.clone(),
         });
     }
     timers.push(Timer {
         kind: JobKind::Reconcile,
+        source: String::new(),
         cron: schedule.cron.clone(),
         expression: schedule.expression.clone(),
     });
