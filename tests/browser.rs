@@ -179,7 +179,32 @@ async fn sign_in_as(b: &Client, url: &str, name: &str, password: &str) {
         .unwrap();
     f.set_by_name("name", name).await.unwrap();
     f.set_by_name("password", password).await.unwrap();
+    b.execute("window.heduiOld = 1;", vec![]).await.unwrap();
     f.submit().await.unwrap();
+    loaded(b).await;
+}
+
+/// Waits until the page a form or link led to has loaded (a mark on the old page's
+/// window is gone, and the new one has its `<main>`).
+async fn loaded(b: &Client) {
+    let started = Instant::now();
+    loop {
+        let fresh = b
+            .execute(
+                "return window.heduiOld === undefined && document.readyState === 'complete' \
+                 && !!document.querySelector('main');",
+                vec![],
+            )
+            .await;
+        if matches!(fresh, Ok(Value::Bool(true))) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the next page did not load"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The value of attribute `a` of the first element matching `css`.
