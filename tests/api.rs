@@ -2583,6 +2583,46 @@ async fn wait_log(s: &Server, what: &str) {
     );
 }
 
+/// The first done reconciliation run of `server` (three minutes at most).
+async fn first_done_run(c: &reqwest::Client, server: &Server) -> i64 {
+    for _ in 0..900 {
+        let runs: Value = get_as(c, server, ADMIN, "/api/v1/reconciliations")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(d) = runs["reconciliations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == "done")
+        {
+            return d["id"].as_i64().unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("no reconciliation finished");
+}
+
+/// The line of run `id`'s report that says the night's pulls.
+async fn pulls_said(c: &reqwest::Client, server: &Server, id: i64) -> String {
+    let report = get_as(
+        c,
+        server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{id}/report"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    report
+        .lines()
+        .find(|l| l.contains("data-pulls"))
+        .expect("the night's pulls in the report")
+        .to_owned()
+}
+
 /// The alert rules of docs/prometheus/hedui-alerts.yml: a rule file of Prometheus's
 /// shape (parsed with PyYAML, from the OpenAPI validators' Python, when at hand —
 /// required where those are) whose every hedui_* metric is one the server's /metrics
@@ -2731,25 +2771,7 @@ async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
     std::fs::write(site.p("night.toml"), own).unwrap();
     let server = site.serve_with("night.toml", &[]);
     let c = client(&server);
-    let mut done = None;
-    for _ in 0..900 {
-        let runs: Value = get_as(&c, &server, ADMIN, "/api/v1/reconciliations")
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(d) = runs["reconciliations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["status"] == "done")
-        {
-            done = Some(d["id"].as_i64().unwrap());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let done = done.expect("the night's reconciliation finished");
+    let done = first_done_run(&c, &server).await;
     let changes: Value = get_as(
         &c,
         &server,
@@ -2807,20 +2829,7 @@ async fn the_night_pulls_then_reconciles_on_what_it_pulled() {
     assert!(!refreshed.contains(&serde_json::json!("bank")), "{summary}");
     assert_eq!(summary["failed"], serde_json::json!([]));
     // The run's report says the night's pulls: when they ended, what they refreshed.
-    let report = get_as(
-        &c,
-        &server,
-        ADMIN,
-        &format!("/api/v1/reconciliations/{done}/report"),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
-    let said = report
-        .lines()
-        .find(|l| l.contains("data-pulls"))
-        .expect("the night's pulls in the report");
+    let said = pulls_said(&c, &server, done).await;
     assert!(
         said.contains("<th>本晚拉取</th>")
             && said.contains("已更新：")
@@ -2855,39 +2864,9 @@ async fn a_failed_night_pull_keeps_the_snapshots_and_says_so() {
     );
     let server = site.serve_with("night.toml", &[]);
     let c = client(&server);
-    let mut done = None;
-    for _ in 0..900 {
-        let runs: Value = get_as(&c, &server, ADMIN, "/api/v1/reconciliations")
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(d) = runs["reconciliations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["status"] == "done")
-        {
-            done = Some(d["id"].as_i64().unwrap());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let done = done.expect("the night's reconciliation ran on the previous snapshots");
-    let report = get_as(
-        &c,
-        &server,
-        ADMIN,
-        &format!("/api/v1/reconciliations/{done}/report"),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
-    let said = report
-        .lines()
-        .find(|l| l.contains("data-pulls"))
-        .expect("the night's pulls in the report");
+    // It ran on the previous snapshots.
+    let done = first_done_run(&c, &server).await;
+    let said = pulls_said(&c, &server, done).await;
     assert!(
         said.contains("拉取失败：") && said.contains("不动产") && !said.contains("已更新："),
         "{said}"

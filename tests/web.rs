@@ -101,15 +101,7 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         if let Some(t) = &token {
             fields.push(("csrf", t.as_str()));
         }
-        let (ct, body) = form(&fields, &rows, "郑州.csv");
-        let resp = c
-            .post(format!("{}/ui/batches", s.url))
-            .header("cookie", &wang)
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = upload_form(&c, &s, &wang, &fields, &rows, "郑州.csv").await;
         assert_eq!(resp.status().as_u16(), 403, "csrf {token:?}");
         assert!(resp.text().await.unwrap().contains("未做任何更改"));
     }
@@ -120,15 +112,15 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
     );
 
     // A refused file is said on the page, in Chinese.
-    let (ct, body) = form(&[("csrf", &csrf)], b"foo,bar\n1,2\n", "bad.csv");
-    let resp = c
-        .post(format!("{}/ui/batches", s.url))
-        .header("cookie", &wang)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = upload_form(
+        &c,
+        &s,
+        &wang,
+        &[("csrf", &csrf)],
+        b"foo,bar\n1,2\n",
+        "bad.csv",
+    )
+    .await;
     assert_eq!(resp.status().as_u16(), 422);
     assert!(resp
         .text()
@@ -139,15 +131,7 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
     // A file with a household of a region the clerk may not check is refused whole,
     // naming the region and the row, and saying what to do.
     let mixed = rows_of(&site, &["4101", "5120"]);
-    let (ct, body) = form(&[("csrf", &csrf)], &mixed, "混合.csv");
-    let resp = c
-        .post(format!("{}/ui/batches", s.url))
-        .header("cookie", &wang)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = upload_form(&c, &s, &wang, &[("csrf", &csrf)], &mixed, "混合.csv").await;
     assert_eq!(resp.status().as_u16(), 403);
     let said = resp.text().await.unwrap();
     assert!(
@@ -157,19 +141,15 @@ async fn a_clerk_signs_in_uploads_and_reads_a_batch() {
         "{said}"
     );
 
-    let (ct, body) = form(
+    let resp = upload_form(
+        &c,
+        &s,
+        &wang,
         &[("csrf", &csrf), ("as_of", &site.today)],
         &rows,
         "郑州.csv",
-    );
-    let resp = c
-        .post(format!("{}/ui/batches", s.url))
-        .header("cookie", &wang)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    )
+    .await;
     assert_eq!(resp.status().as_u16(), 303);
     let at = resp.headers()["location"].to_str().unwrap().to_owned();
     assert!(at.starts_with("/ui/batches/"), "{at}");

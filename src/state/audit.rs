@@ -103,6 +103,22 @@ pub struct ReadDetail {
     pub households: Vec<ReadHousehold>,
 }
 
+impl ReadDetail {
+    /// A read `read` of `of` that returned `households`, its regions theirs (sorted,
+    /// each once).
+    pub fn of_households(read: &str, of: String, households: Vec<ReadHousehold>) -> ReadDetail {
+        let mut regions: Vec<String> = households.iter().map(|h| h.region_code.clone()).collect();
+        regions.sort();
+        regions.dedup();
+        ReadDetail {
+            read: read.to_owned(),
+            of,
+            regions,
+            households,
+        }
+    }
+}
+
 /// One household a read returned.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReadHousehold {

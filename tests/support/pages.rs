@@ -129,6 +129,26 @@ pub fn form(fields: &[(&str, &str)], file: &[u8], file_name: &str) -> (String, V
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// POST the batch list's upload form as `multipart/form-data` with `cookie`: its text
+/// `fields` and the file `file` named `file_name`.
+pub async fn upload_form(
+    c: &reqwest::Client,
+    s: &Server,
+    cookie: &str,
+    fields: &[(&str, &str)],
+    file: &[u8],
+    file_name: &str,
+) -> reqwest::Response {
+    let (ct, body) = form(fields, file, file_name);
+    c.post(format!("{}/ui/batches", s.url))
+        .header("cookie", cookie)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// POST a url-encoded form to `path` with `cookie`: status, Location, body.
 pub async fn post_form(
     c: &reqwest::Client,

@@ -204,19 +204,14 @@ pub async fn changes(
                 });
                 changes.push(c);
             }
-            let mut regions: Vec<String> =
-                households.iter().map(|h| h.region_code.clone()).collect();
-            regions.sort();
-            regions.dedup();
             state
                 .audit_read(
                     &token.actor,
-                    &ReadDetail {
-                        read: "reconciliation_changes".into(),
-                        of: format!("run:{run}"),
-                        regions,
+                    &ReadDetail::of_households(
+                        "reconciliation_changes",
+                        format!("run:{run}"),
                         households,
-                    },
+                    ),
                 )
                 .map_err(|e| ApiError::internal(&e.into()))?;
             Ok((run, known, changes, next))

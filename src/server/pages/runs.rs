@@ -243,19 +243,14 @@ pub async fn show(
                     region_code: c.region_code.clone(),
                 })
                 .collect();
-            let mut regions: Vec<String> =
-                households.iter().map(|h| h.region_code.clone()).collect();
-            regions.sort();
-            regions.dedup();
             state
                 .audit_read(
                     &who.actor,
-                    &ReadDetail {
-                        read: "page_reconciliation".into(),
-                        of: format!("run:{run}"),
-                        regions,
+                    &ReadDetail::of_households(
+                        "page_reconciliation",
+                        format!("run:{run}"),
                         households,
-                    },
+                    ),
                 )
                 .map_err(|e| ApiError::internal(&e.into()))?;
             Ok((
