@@ -273,6 +273,7 @@ impl From<crate::ingest::IngestError> for Error {
             I::Source(e) => Error::Source(e),
             I::Lake(e) => Error::Lake(e),
             I::Disk { path, source } => Error::Output { path, source },
+            e @ I::OutOfTime { .. } => Error::Usage(e.to_string()),
         }
     }
 }

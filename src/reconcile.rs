@@ -76,6 +76,9 @@ pub async fn run(
     if let Some(job) = r.job {
         state.job_run(job, run_id)?;
     }
+    if let Some(pulls) = r.pulls {
+        state.set_run_pulls(run_id, &serde_json::to_string(pulls).unwrap_or_default())?;
+    }
     tracing::info!(run = run_id, "reconciliation started");
     let outcome = reconcile(r, state, run_id, progress).await;
     if let Err(e) = &outcome {

@@ -2857,6 +2857,7 @@ async fn a_failed_night_pull_keeps_the_snapshots_and_says_so() {
     let site = Site::new();
     std::fs::write(site.p("recipients.csv"), rows_of(&site, &["41"])).unwrap();
     std::fs::rename(site.p("city/sources"), site.p("city/sources-gone")).unwrap();
+    support::pages::add_user(&site, "zhang", "admin", "41", "pass-word-1");
     site.config_variant(
         "night.toml",
         "",
@@ -2870,6 +2871,21 @@ async fn a_failed_night_pull_keeps_the_snapshots_and_says_so() {
     assert!(
         said.contains("拉取失败：") && said.contains("不动产") && !said.contains("已更新："),
         "{said}"
+    );
+    // The run's page says it too.
+    let b = support::pages::browser(&server);
+    let (cookie, _) =
+        support::pages::session(&b, &server, "zhang", "pass-word-1", "/ui/reconciliations").await;
+    let (status, _, page) =
+        support::pages::get(&b, &server, &cookie, &format!("/ui/reconciliations/{done}")).await;
+    assert_eq!(status, 200);
+    let on_page = page
+        .lines()
+        .find(|l| l.contains("data-pulls"))
+        .expect("the night's pulls on the run's page");
+    assert!(
+        on_page.contains("拉取失败：") && on_page.contains("不动产") && !on_page.contains("已更新"),
+        "{on_page}"
     );
     // Still checked on what the lake held (fresh enough): no household is incomplete.
     let changes: Value = get_as(

@@ -33,7 +33,7 @@ pub async fn execute(args: &IngestArgs, progress: &Progress) -> Result<Ingested,
     }
     let Pulled {
         report, failure, ..
-    } = pull_all(&config, selected, progress).await?;
+    } = pull_all(&config, selected, None, progress).await?;
     Ok(Ingested {
         report,
         failure: failure.map(Error::from),

@@ -1,6 +1,8 @@
 //! Pulling a deployment's sources into its lake, each as one new snapshot: what `hedui
 //! ingest` and the server's night (`[schedule] ingest`) both run.
 
+use std::time::Duration;
+
 use futures::StreamExt;
 
 use crate::config::{Deployment, SourceConfig};
@@ -17,11 +19,18 @@ const SOURCES_AT_ONCE: usize = 3;
 /// time, each on its own (one that fails commits nothing, records its failure in the
 /// lake and does not stop the others) — what `hedui ingest` does, and the server's night
 /// (`[schedule] ingest`) too.
+///
+/// With `within`, a source still pulling when that time has passed since the start is
+/// given up: it counts as failed (recorded so in the lake, its previous snapshot current,
+/// what it wrote so far kept for the next pull), so the night's reconciliation does not
+/// wait for a department that never answers.
 pub async fn pull_all(
     config: &Deployment,
     selected: Vec<&SourceConfig>,
+    within: Option<Duration>,
     progress: &Progress,
 ) -> Result<Pulled, IngestError> {
+    let deadline = within.map(|w| (tokio::time::Instant::now() + w, w.as_secs() / 60));
     let lake = Lake::open(&config.lake)?;
     // Each source is pulled on its own: one that fails commits nothing (its previous
     // snapshot stays current) and does not stop the others.
@@ -31,7 +40,16 @@ pub async fn pull_all(
         futures::stream::iter(selected)
             .map(|s| {
                 let lake = &lake;
-                async move { (s, pull(lake, s, config, progress).await) }
+                async move {
+                    let pulled = pull(lake, s, config, progress);
+                    let outcome = match deadline {
+                        Some((at, minutes)) => tokio::time::timeout_at(at, pulled)
+                            .await
+                            .unwrap_or(Err(IngestError::OutOfTime { minutes })),
+                        None => pulled.await,
+                    };
+                    (s, outcome)
+                }
             })
             .buffered(SOURCES_AT_ONCE)
             .collect()
@@ -96,4 +114,54 @@ pub struct Pulled {
     pub refreshed: Vec<String>,
     /// Sources that failed (their previous snapshot stays current).
     pub failed: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A department that accepts the connection and never answers is given up when the
+    /// night's time for pulls has run out: the source counts as failed, the failure is
+    /// recorded in the lake (so `hedui sources` and the page say it) and nothing is
+    /// committed.
+    #[tokio::test]
+    async fn a_source_past_the_nights_time_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        // Connections are accepted by the kernel and never read.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let text = format!(
+            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n\
+             [[source]]\nname = \"hr\"\nkind = \"http\"\nurl = \"https://127.0.0.1:{port}\"\n\
+             timeout_s = 600\n"
+        );
+        let config = Deployment::parse(&text, &dir.path().join("hedui.toml")).unwrap();
+        let started = std::time::Instant::now();
+        let pulled = pull_all(
+            &config,
+            config.sources.iter().collect(),
+            Some(Duration::from_millis(300)),
+            &Progress::silent(),
+        )
+        .await
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert_eq!(pulled.failed, ["hr"]);
+        assert!(pulled.refreshed.is_empty());
+        assert!(
+            pulled
+                .report
+                .contains("hr: failed, nothing committed: 未在规定时间内完成"),
+            "{}",
+            pulled.report
+        );
+        let lake = Lake::open(&config.lake).unwrap();
+        let failure = lake.last_failure("hr").await.unwrap().expect("recorded");
+        assert!(
+            failure.error.contains("未在规定时间内完成"),
+            "{}",
+            failure.error
+        );
+        drop(silent);
+    }
 }

@@ -27,6 +27,13 @@ pub enum IngestError {
     /// The lake failed.
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// The pull had not ended when the night's time for pulls ran out (`[schedule]
+    /// pulls_within_minutes`): what it wrote so far is kept for the next pull.
+    #[error("未在规定时间内完成（{minutes} 分钟）：上一份快照仍然有效，已写入的记录保留，下次拉取从那里继续 — the pull did not end within {minutes} minutes; the previous snapshot stays current")]
+    OutOfTime {
+        /// the time allowed
+        minutes: u64,
+    },
     /// The local staging folder cannot be written.
     #[error("cannot write {path}: {source}")]
     Disk {

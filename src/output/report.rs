@@ -372,7 +372,7 @@ pub struct Origin<'a> {
 
 /// The night's pulls a scheduled reconciliation followed: when they ended, which sources
 /// they refreshed and which failed (those keep their previous snapshot).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct NightPulls {
     /// When the pulls ended (RFC 3339).
     pub at: String,

@@ -123,6 +123,9 @@ struct ScheduleSection {
     /// When to pull every source (optional: without it the night re-checks on what the
     /// lake holds).
     ingest: Option<String>,
+    /// How long the night's pulls may take before the sources still pulling are given up
+    /// (optional: without it the reconciliation waits for every pull to end).
+    pulls_within_minutes: Option<u64>,
     reconcile: String,
     recipients: PathBuf,
 }
@@ -136,6 +139,8 @@ pub struct Schedule {
     /// The sources with a schedule of their own (`[[source]] schedule`): name, when, as
     /// written.
     pub sources: Vec<(String, super::cron::Cron, String)>,
+    /// How long a job of pulls may take: a source still pulling then counts as failed.
+    pub pulls_within: Option<std::time::Duration>,
     /// When to reconcile, in local time.
     pub cron: super::cron::Cron,
     /// The expression as written (for logs).
@@ -453,6 +458,16 @@ fn schedule(
         )),
         None => None,
     };
+    let pulls_within = match sc.pulls_within_minutes {
+        None => None,
+        Some(m @ 1..=1440) => Some(std::time::Duration::from_secs(m * 60)),
+        Some(m) => {
+            return Err(fail.at(
+                "schedule.pulls_within_minutes",
+                format!("{m} 分钟不在 1 到 1440 之间 — give the minutes the night's pulls may take, from 1 to 1440"),
+            ))
+        }
+    };
     let recipients = resolve(&sc.recipients);
     if !recipients.is_file() {
         return Err(fail.at(
@@ -463,6 +478,7 @@ fn schedule(
     Ok(Some(Schedule {
         ingest,
         sources,
+        pulls_within,
         cron,
         expression: sc.reconcile.trim().to_owned(),
         recipients,
@@ -598,6 +614,32 @@ mod tests {
         );
         let e = config("max_household_members = 0", "").unwrap_err();
         assert!(e.contains("server.max_household_members"), "{e}");
+    }
+
+    /// The night's time for pulls is optional and bounded, in minutes.
+    #[test]
+    fn pulls_within_minutes_is_bounded() {
+        let list = tempfile::NamedTempFile::new().unwrap();
+        let night = |extra: &str| {
+            format!(
+                "[schedule]\nreconcile = \"0 2 * * *\"\nrecipients = '{}'\n{extra}",
+                list.path().display()
+            )
+        };
+        let c = config("", &night("")).unwrap();
+        assert_eq!(c.schedule.unwrap().pulls_within, None);
+        let c = config("", &night("pulls_within_minutes = 240")).unwrap();
+        assert_eq!(
+            c.schedule.unwrap().pulls_within,
+            Some(std::time::Duration::from_secs(240 * 60))
+        );
+        for bad in ["0", "1441"] {
+            let e = config("", &night(&format!("pulls_within_minutes = {bad}"))).unwrap_err();
+            assert!(
+                e.contains("schedule.pulls_within_minutes") && e.contains("1 到 1440"),
+                "{e}"
+            );
+        }
     }
 
     /// The client timeouts have defaults and bounds.

@@ -65,3 +65,44 @@ pub fn is_job_id(id: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
+
+/// The night's pulls a reconciliation queued at `submitted_at` follows: the pulls' jobs
+/// that ended in the day before, each source as its latest pull of that day left it;
+/// `None` when there were none.
+pub fn night_pulls(
+    state: &crate::state::State,
+    submitted_at: &str,
+) -> Result<Option<crate::output::NightPulls>, crate::state::StateError> {
+    let day_before = chrono::DateTime::parse_from_rfc3339(submitted_at)
+        .map(|t| {
+            (t - chrono::Duration::days(1))
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        })
+        .unwrap_or_default();
+    let mut pulls: Option<crate::output::NightPulls> = None;
+    for j in state.done_since(crate::state::jobs::JobKind::Ingest, &day_before)? {
+        let (Some(sum), Some(at)) = (j.summary, j.finished_at) else {
+            continue;
+        };
+        let p = pulls.get_or_insert_with(Default::default);
+        p.at = at;
+        for (k, ok) in [("refreshed", true), ("failed", false)] {
+            for name in sum[k]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+            {
+                p.refreshed.retain(|n| n != name);
+                p.failed.retain(|n| n != name);
+                if ok {
+                    p.refreshed.push(name.to_owned());
+                } else {
+                    p.failed.push(name.to_owned());
+                }
+            }
+        }
+    }
+    Ok(pulls)
+}

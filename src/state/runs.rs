@@ -327,6 +327,28 @@ impl State {
             .map_err(self.err("read a run"))
     }
 
+    /// Records the night's pulls run `run` follows (JSON, as its report says them).
+    pub fn set_run_pulls(&self, run: i64, pulls: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET pulls = ?2 WHERE id = ?1",
+                params![run, pulls],
+            )
+            .map_err(self.err("record the night's pulls of a run"))?;
+        Ok(())
+    }
+
+    /// The night's pulls run `run` followed (JSON), if it followed any.
+    pub fn run_pulls(&self, run: i64) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT pulls FROM runs WHERE id = ?1", params![run], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.err("read a run"))
+    }
+
     /// The recipients file run `run` read, as it was named.
     pub fn run_recipients(&self, run: i64) -> Result<Option<String>, StateError> {
         self.conn

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS runs (
     recipients  TEXT NOT NULL,
     sources     TEXT NOT NULL,
     error       TEXT,
-    regions     TEXT
+    regions     TEXT,
+    pulls       TEXT
 );
 CREATE TABLE IF NOT EXISTS run_changes (
     run_id       INTEGER NOT NULL REFERENCES runs(id),
@@ -112,11 +113,35 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_account ON sessions (account);
 ";
 
+/// The recipients lists (在保名单) the hub kept: each list replaced as a whole, its file
+/// kept under the state folder; the households of the current one.
+pub(super) const RECIPIENTS: &str = "
+CREATE TABLE IF NOT EXISTS recipient_lists (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    uploaded_at TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    file_name   TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    households  INTEGER NOT NULL,
+    people      INTEGER NOT NULL,
+    added       INTEGER NOT NULL,
+    removed     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recipient_households (
+    household_id TEXT PRIMARY KEY,
+    region_code  TEXT NOT NULL,
+    members      TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
 /// The schema version this build writes:
 /// - 0: a database of a release before versions were kept (any of them);
 /// - 1: runs keep their regions (`runs.regions`);
-/// - 2: the server's jobs include the night's pulls (`jobs.kind` 'ingest').
-pub const VERSION: i64 = 2;
+/// - 2: the server's jobs include the night's pulls (`jobs.kind` 'ingest');
+/// - 3: the hub keeps the recipients list (`recipient_lists`, `recipient_households`),
+///   and a run the night's pulls it followed (`runs.pulls`).
+pub const VERSION: i64 = 3;
 
 /// Why a database could not be brought to [`VERSION`].
 #[derive(Debug)]
@@ -161,7 +186,7 @@ pub(super) fn migrate(conn: &rusqlite::Connection) -> Result<(), Migration> {
             .map_err(fail)
         };
         let old = exists("jobs")?;
-        for tables in [RUNS, AUDIT, JOBS, PEOPLE, ACCOUNTS] {
+        for tables in [RUNS, AUDIT, JOBS, PEOPLE, ACCOUNTS, RECIPIENTS] {
             conn.execute_batch(tables).map_err(fail)?;
         }
         if old {
@@ -182,18 +207,23 @@ pub(super) fn migrate(conn: &rusqlite::Connection) -> Result<(), Migration> {
 /// The steps from version `from` of an existing database to [`VERSION`].
 fn forward(conn: &rusqlite::Connection, from: i64) -> Result<(), Migration> {
     let fail = |e: rusqlite::Error| Migration::Failed(e.to_string());
-    if from < 1 {
-        let has_regions: bool = conn
+    // A column of `runs` added by a version, unless the database has it already.
+    let add_to_runs = |column: &str| -> Result<(), Migration> {
+        let has: bool = conn
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('runs') WHERE name = 'regions')",
-                [],
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('runs') WHERE name = ?1)",
+                [column],
                 |r| r.get(0),
             )
             .map_err(fail)?;
-        if !has_regions {
-            conn.execute_batch("ALTER TABLE runs ADD COLUMN regions TEXT")
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {column} TEXT"))
                 .map_err(fail)?;
         }
+        Ok(())
+    };
+    if from < 1 {
+        add_to_runs("regions")?;
     }
     if from < 2 {
         // SQLite cannot change a CHECK: the jobs table is made again with the new one
@@ -216,6 +246,10 @@ fn forward(conn: &rusqlite::Connection, from: i64) -> Result<(), Migration> {
         )
         .map_err(fail)?;
     }
+    if from < 3 {
+        // The recipients' tables are new (made above with the others).
+        add_to_runs("pulls")?;
+    }
     Ok(())
 }
 
@@ -233,7 +267,15 @@ mod tests {
             "CHECK (kind IN ('batch', 'reconcile'))",
         );
         assert_ne!(old_jobs, JOBS);
-        for t in [RUNS, AUDIT, old_jobs.as_str(), PEOPLE, ACCOUNTS] {
+        let old_runs = RUNS.replace(",\n    pulls       TEXT", "");
+        assert_ne!(old_runs, RUNS);
+        for t in [
+            old_runs.as_str(),
+            AUDIT,
+            old_jobs.as_str(),
+            PEOPLE,
+            ACCOUNTS,
+        ] {
             conn.execute_batch(t).unwrap();
         }
         conn.execute(
@@ -285,6 +327,15 @@ mod tests {
                 [],
             )
             .expect("a pull is a job now");
+        // A run keeps the night's pulls; the hub keeps recipients lists.
+        state
+            .conn
+            .execute_batch(
+                "UPDATE runs SET pulls = '{}';
+                 SELECT COUNT(*) FROM recipient_lists;
+                 SELECT COUNT(*) FROM recipient_households;",
+            )
+            .expect("the tables of version 3");
         drop(state);
         let again = State::open(dir.path()).expect("opens again");
         assert_eq!(version(dir.path()), VERSION);

@@ -228,6 +228,10 @@ pub async fn show(
             let recipients = state
                 .run_recipients(run)
                 .map_err(|e| ApiError::internal(&e.into()))?;
+            let pulls: Option<crate::output::NightPulls> = state
+                .run_pulls(run)
+                .map_err(|e| ApiError::internal(&e.into()))?
+                .and_then(|text| serde_json::from_str(&text).ok());
             // Showing households' changes is a read of their data: audited first.
             let on_page = &shown[..shown.len().min(CHANGES_PER_PAGE)];
             let hash = state
@@ -254,11 +258,11 @@ pub async fn show(
                 )
                 .map_err(|e| ApiError::internal(&e.into()))?;
             Ok((
-                run, known, summary, listed, shown, lines, handled, recipients,
+                run, known, summary, listed, shown, lines, handled, recipients, pulls,
             ))
         })
         .await?;
-    let (run, known, summary, listed, mut shown, lines, handled, recipients) = read;
+    let (run, known, summary, listed, mut shown, lines, handled, recipients, pulls) = read;
     let more = shown.len() > CHANGES_PER_PAGE;
     shown.truncate(CHANGES_PER_PAGE);
     // The members of the households shown, from the recipients list the run read.
@@ -305,6 +309,20 @@ pub async fn show(
                 started_at => local_time(&known.started_at),
                 as_of => known.as_of,
             },
+            pulls => pulls.map(|p| {
+                let zh = |names: &[String]| {
+                    names
+                        .iter()
+                        .map(|s| crate::output::report::source_zh(s))
+                        .collect::<Vec<_>>()
+                        .join("、")
+                };
+                minijinja::context! {
+                    at => local_time(&p.at),
+                    refreshed => zh(&p.refreshed),
+                    failed => zh(&p.failed),
+                }
+            }),
             summary => summary,
             listed => listed,
             changes => changes,

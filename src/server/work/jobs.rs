@@ -19,7 +19,7 @@ use crate::state::jobs::{Job, JobKind};
 use crate::state::State;
 
 use super::super::app::{stopped, AppState, Shutdown};
-use super::super::jobs::out_dir;
+use super::super::jobs::{night_pulls, out_dir};
 
 /// How often the worker looks for work when nobody told it.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -185,7 +185,9 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
                     one => s.name.as_str() == one,
                 })
                 .collect();
-            let pulled = rt.block_on(crate::ingest::all::pull_all(d, selected, &progress))?;
+            let within = app.config.schedule.as_ref().and_then(|s| s.pulls_within);
+            let pulled =
+                rt.block_on(crate::ingest::all::pull_all(d, selected, within, &progress))?;
             for source in &pulled.refreshed {
                 app.metrics.pulled(source, true);
             }
@@ -207,40 +209,8 @@ fn run_job(app: &AppState, state: &mut State, rt: &Handle, job: &Job) -> Result<
         }
         JobKind::Reconcile => {
             let recipients = PathBuf::from(&job.input);
-            // The night's pulls it follows: those that ended in the day before it was
-            // queued (the worker ran them first).
-            let day_before = chrono::DateTime::parse_from_rfc3339(&job.submitted_at)
-                .map(|t| {
-                    (t - chrono::Duration::days(1))
-                        .with_timezone(&chrono::Utc)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                })
-                .unwrap_or_default();
-            // Each source as its latest pull of that day left it.
-            let mut pulls: Option<crate::output::NightPulls> = None;
-            for j in state.done_since(JobKind::Ingest, &day_before)? {
-                let (Some(sum), Some(at)) = (j.summary, j.finished_at) else {
-                    continue;
-                };
-                let p = pulls.get_or_insert_with(Default::default);
-                p.at = at;
-                for (k, ok) in [("refreshed", true), ("failed", false)] {
-                    for name in sum[k]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|v| v.as_str())
-                    {
-                        p.refreshed.retain(|n| n != name);
-                        p.failed.retain(|n| n != name);
-                        if ok {
-                            p.refreshed.push(name.to_owned());
-                        } else {
-                            p.failed.push(name.to_owned());
-                        }
-                    }
-                }
-            }
+            // The night's pulls it follows (the worker ran them first).
+            let pulls = night_pulls(state, &job.submitted_at)?;
             let r = Reconciliation {
                 recipients: &recipients,
                 policy: &app.policy,
