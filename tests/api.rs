@@ -1166,6 +1166,7 @@ async fn openapi_document_matches_the_routes() {
         ("get", "/api/v1/batches/{id}/report"),
         ("get", "/api/v1/batches/{id}/results"),
         ("get", "/api/v1/openapi.json"),
+        ("get", "/api/v1/recipients"),
         ("get", "/api/v1/reconciliations"),
         ("get", "/api/v1/reconciliations/{id}/changes"),
         ("get", "/api/v1/reconciliations/{id}/report"),
@@ -1175,6 +1176,8 @@ async fn openapi_document_matches_the_routes() {
         ("get", "/readyz"),
         ("post", "/api/v1/batches"),
         ("post", "/api/v1/checks"),
+        ("post", "/api/v1/reconciliations"),
+        ("put", "/api/v1/recipients"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
@@ -1184,6 +1187,7 @@ async fn openapi_document_matches_the_routes() {
         let url = format!("{}{}", server.url, path.replace("{id}", "1"));
         let req = match method.as_str() {
             "post" => c.post(url).json(&json!({})),
+            "put" => c.put(url).body(""),
             _ => c.get(url),
         };
         let resp = req.bearer_auth(ADMIN).send().await.unwrap();
@@ -1645,7 +1649,8 @@ async fn openapi_document_describes_every_answer() {
     ids.dedup();
     assert_eq!(ids.len(), n, "operation ids repeat: {ids:?}");
     for (method, path, op) in &ops {
-        if *method == "post" {
+        // Starting a reconciliation takes no body; every other upload has one.
+        if matches!(method.as_str(), "post" | "put") && *path != "/api/v1/reconciliations" {
             let content = op["requestBody"]["content"].as_object();
             assert!(
                 content
@@ -1904,6 +1909,56 @@ async fn openapi_document_describes_every_answer() {
         }
         let (status, v) = sampled(req, op, &mut samples).await;
         assert_eq!(status, want, "{path} as {token}: {v}");
+    }
+    // The recipients list: one household as JSON Lines (a row per member), refused with
+    // a bad ID number, then accepted; listed; a reconciliation of it now.
+    let (_, one) = &households[0];
+    let list = |id_number: Option<&str>| {
+        let mut text = String::new();
+        for m in one["members"].as_array().unwrap() {
+            let mut row = one.clone();
+            let fields = row.as_object_mut().unwrap();
+            fields.remove("members");
+            fields.remove("as_of");
+            for k in ["id_number", "name", "relation"] {
+                fields.insert(k.to_owned(), m[k].clone());
+            }
+            if let Some(bad) = id_number {
+                fields.insert("id_number".to_owned(), json!(bad));
+            }
+            text.push_str(&Value::Object(fields.clone()).to_string());
+            text.push('\n');
+        }
+        text
+    };
+    for (body, token, want) in [
+        (list(Some("410101199001011234")), ADMIN, 422),
+        (list(None), STAFF_4101, 403),
+        (list(None), ADMIN, 200),
+    ] {
+        let req = c
+            .put(url("/api/v1/recipients?file_name=list.jsonl"))
+            .bearer_auth(token)
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        let (status, v) = sampled(req, "replace_recipients", &mut samples).await;
+        assert_eq!(status, want, "{v}");
+    }
+    let (status, v) = sampled(
+        c.get(url("/api/v1/recipients?limit=10")).bearer_auth(ADMIN),
+        "list_recipients",
+        &mut samples,
+    )
+    .await;
+    assert_eq!(
+        (status, v["households"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{v}"
+    );
+    for (token, want) in [(STAFF_4101, 403), (ADMIN, 202), (ADMIN, 409)] {
+        let req = c.post(url("/api/v1/reconciliations")).bearer_auth(token);
+        let (status, v) = sampled(req, "start_reconciliation", &mut samples).await;
+        assert_eq!(status, want, "{v}");
     }
     assert!(
         samples
@@ -3374,4 +3429,233 @@ async fn role_by_region_matrix() {
             .unwrap();
         assert_eq!(none["entries"], json!([]), "{role}");
     }
+}
+
+/// PUT `body` as the recipients list with `token`.
+async fn put_list(c: &reqwest::Client, s: &Server, token: &str, body: Vec<u8>) -> (u16, Value) {
+    let resp = c
+        .put(format!(
+            "{}/api/v1/recipients?file_name=在保名单.csv",
+            s.url
+        ))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The recipients list in the hub: a list with rejected rows is refused whole (422, the
+/// rows answered by number, nothing changed), one naming regions outside the caller's is
+/// 403, staff may not replace it; an accepted one replaces the list (version, households,
+/// added, removed), is listed a page at a time (IDs masked for staff, its read audited),
+/// and `POST /api/v1/reconciliations` runs one on it now (202 `{"id"}`, 409 while one
+/// waits or runs), reading the hub's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recipients_list_is_kept_in_the_hub() {
+    let site = Site::new();
+    let server = site.serve();
+    let c = client(&server);
+    // No list yet, and no [schedule]: nothing to reconcile.
+    let none = c
+        .post(format!("{}/api/v1/reconciliations", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status().as_u16(), 409);
+    let none: Value = none.json().await.unwrap();
+    assert_eq!(none["error"], "no_recipients", "{none}");
+
+    let mut csv = rows_of(&site, &["41"]);
+    let (status, body) = put_list(&c, &server, STAFF_4101, csv.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = put_list(&c, &server, ADMIN, rows_of(&site, &["41", "35"])).await;
+    assert!(status == 403 || status == 422, "{body}");
+    // The city's applicants have rows a clerk got wrong: refused whole, by row.
+    let (status, body) = put_list(&c, &server, ADMIN, csv.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "rejected_rows");
+    assert!(
+        body["message"].as_str().unwrap().contains("名单未更换"),
+        "{body}"
+    );
+    let listed: Value = get_as(&c, &server, ADMIN, "/api/v1/recipients")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["version"], Value::Null, "nothing changed: {listed}");
+    assert_eq!(listed["households"].as_array().unwrap().len(), 0);
+    // Without the households of the rejected rows it is accepted.
+    let mut first = Value::Null;
+    for _ in 0..4 {
+        let (status, body) = put_list(&c, &server, ADMIN, csv.clone()).await;
+        if status == 200 {
+            first = body;
+            break;
+        }
+        assert_eq!(status, 422, "{body}");
+        let rejected = body["rejections"].as_array().unwrap();
+        let rows: std::collections::BTreeSet<u64> = rejected
+            .iter()
+            .map(|r| r["row"].as_u64().unwrap())
+            .collect();
+        let households: std::collections::BTreeSet<String> = rejected
+            .iter()
+            .filter_map(|r| r["household_id"].as_str())
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect();
+        csv = csv
+            .split_inclusive(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(i, line)| {
+                let id = String::from_utf8_lossy(line.split(|b| *b == b',').next().unwrap_or(b""));
+                *i == 0 || (!rows.contains(&(*i as u64 + 1)) && !households.contains(id.as_ref()))
+            })
+            .flat_map(|(_, l)| l.to_vec())
+            .collect();
+    }
+    let n = first["households"].as_i64().unwrap();
+    assert!(n > 3, "{first}");
+    assert_eq!(
+        (first["added"].as_i64(), first["removed"].as_i64()),
+        (Some(n), Some(0))
+    );
+    // The same list again changes nothing but its version.
+    let (status, same) = put_list(&c, &server, ADMIN, csv.clone()).await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(
+        (
+            same["households"].as_i64(),
+            same["added"].as_i64(),
+            same["removed"].as_i64()
+        ),
+        (Some(n), Some(0), Some(0))
+    );
+    // A page at a time; staff see their region only, the ID numbers masked.
+    let page: Value = get_as(&c, &server, ADMIN, "/api/v1/recipients?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["version"], same["version"]);
+    assert_eq!(page["households"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let next: Value = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/recipients?limit=2&cursor={cursor}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(
+        next["households"][0]["household_id"],
+        page["households"][0]["household_id"]
+    );
+    let id = page["households"][0]["members"][0]["id_number"]
+        .as_str()
+        .unwrap();
+    assert_eq!(id.len(), 18, "the admin sees the full ID: {id}");
+    let staff: Value = get_as(&c, &server, STAFF_4101, "/api/v1/recipients?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let staff = staff["households"].as_array().unwrap();
+    assert!(!staff.is_empty());
+    assert!(staff
+        .iter()
+        .all(|h| h["region_code"].as_str().unwrap().starts_with("4101")));
+    assert!(
+        staff
+            .iter()
+            .all(|h| h["members"][0]["id_number"].as_str().unwrap().contains('*')),
+        "{staff:?}"
+    );
+    let bad = get_as(&c, &server, ADMIN, "/api/v1/recipients?cursor=zz").await;
+    assert_eq!(bad.status().as_u16(), 400);
+
+    // A smaller list: what it removed is counted.
+    let fewer: Vec<u8> = {
+        let lines: Vec<&[u8]> = csv.split_inclusive(|b| *b == b'\n').collect();
+        let last_household =
+            String::from_utf8_lossy(lines.last().unwrap().split(|b| *b == b',').next().unwrap())
+                .into_owned();
+        lines
+            .into_iter()
+            .filter(|l| !l.starts_with(last_household.as_bytes()))
+            .flat_map(|l| l.to_vec())
+            .collect()
+    };
+    let (status, second) = put_list(&c, &server, ADMIN, fewer).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["households"].as_i64(), Some(n - 1));
+    assert_eq!(
+        (second["added"].as_i64(), second["removed"].as_i64()),
+        (Some(0), Some(1))
+    );
+    assert!(second["version"].as_i64() > first["version"].as_i64());
+
+    // A reconciliation now, on the hub's list.
+    let started = c
+        .post(format!("{}/api/v1/reconciliations", server.url))
+        .bearer_auth(SYSTEM_5120)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 202);
+    let started: Value = started.json().await.unwrap();
+    assert_eq!(started["id"].as_str().unwrap().len(), 32, "{started}");
+    let again = c
+        .post(format!("{}/api/v1/reconciliations", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let staff_start = c
+        .post(format!("{}/api/v1/reconciliations", server.url))
+        .bearer_auth(STAFF_4101)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(staff_start.status().as_u16(), 403);
+    let done = first_done_run(&c, &server).await;
+    let changes: Value = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/reconciliations/{done}/changes?limit=1000"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        changes["changes"].as_array().unwrap().len() as i64,
+        n - 1,
+        "every household of the hub's list is new: {changes}"
+    );
+    // Replacing, and reading, the list are in the audit log.
+    let audit: Value = get_as(&c, &server, ADMIN, "/api/v1/audit?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = audit.to_string();
+    assert!(
+        text.contains("\"kind\":\"recipients\"") && text.contains("api_recipients"),
+        "{text}"
+    );
 }

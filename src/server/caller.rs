@@ -74,6 +74,16 @@ impl Permit for MayAudit {
         "只有审计员和管理员可以查看审计日志（only auditors and admins read the audit log）";
 }
 
+/// The recipients list and reconciliations run now: admins and system tokens.
+pub struct MayReconcile;
+
+impl Permit for MayReconcile {
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Admin | Role::System)
+    }
+    const REFUSED: &'static str = "只有管理员和系统令牌可以更换在保名单或发起复核（only admins and system tokens replace the recipients list or start a reconciliation）";
+}
+
 /// Staff accounts: admins.
 pub struct MayAdminister;
 

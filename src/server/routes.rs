@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::app::AppState;
-use super::handlers::{audit, batches, checks, health, metrics, reconciliations, submit};
+use super::handlers::{
+    audit, batches, checks, health, metrics, recipients, reconciliations, submit,
+};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -25,6 +27,9 @@ use super::handlers::{audit, batches, checks, health, metrics, reconciliations, 
         reconciliations::list,
         reconciliations::changes,
         reconciliations::report,
+        recipients::start,
+        recipients::replace,
+        recipients::list,
         health::healthz,
         health::readyz,
         health::livez,
@@ -141,7 +146,14 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/batches/{id}/rejected", get(batches::rejected))
         .route("/api/v1/batches/{id}/report", get(batches::report))
         .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/reconciliations", get(reconciliations::list))
+        .route(
+            "/api/v1/reconciliations",
+            get(reconciliations::list).post(recipients::start),
+        )
+        .route(
+            "/api/v1/recipients",
+            get(recipients::list).put(recipients::replace),
+        )
         .route(
             "/api/v1/reconciliations/{id}/changes",
             get(reconciliations::changes),

@@ -9,6 +9,7 @@
 //! - [`people`]: the people each token had checked a day (its daily bound).
 //! - [`complete`]: the one transaction every run ends in (audit, run, job).
 //! - [`handled`]: a run's changes ranked as a work list, and marked handled.
+//! - [`recipients`]: the recipients list kept in the hub, replaced whole, its history.
 //! - [`runs`]: reconciliation runs and what each completed run found per household, so
 //!   the next run can say what changed.
 
@@ -21,6 +22,7 @@ pub mod db;
 pub mod handled;
 pub mod jobs;
 pub mod people;
+pub mod recipients;
 pub mod runs;
 pub mod schema;
 

@@ -6,6 +6,7 @@ pub mod checks;
 pub mod files;
 pub mod health;
 pub mod metrics;
+pub mod recipients;
 pub mod reconciliations;
 pub mod submit;
 

@@ -40,7 +40,7 @@ pub struct SubmitQuery {
 }
 
 /// The extension a Content-Type stands for.
-fn extension_of(content_type: Option<&str>) -> Option<&'static str> {
+pub(crate) fn extension_of(content_type: Option<&str>) -> Option<&'static str> {
     match crate::server::upload::media_type(content_type?).as_str() {
         "text/csv" => Some("csv"),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some("xlsx"),
@@ -54,7 +54,7 @@ fn extension_of(content_type: Option<&str>) -> Option<&'static str> {
 
 /// The name the batch goes by: the given name's last component (no folders), at most
 /// 100 characters, with the Content-Type's extension when it lacks one.
-fn batch_name(given: Option<&str>, ext: Option<&str>) -> String {
+pub(crate) fn batch_name(given: Option<&str>, ext: Option<&str>) -> String {
     let base = given
         .and_then(|g| g.rsplit(['/', '\\']).next())
         .map(|g| {
@@ -325,7 +325,7 @@ fn regions_within(token: &Who, raw: &RawBatch) -> Result<BTreeSet<String>, ApiEr
 }
 
 /// Keeps the uploaded file as the job's input (synced, then renamed into `dir`).
-async fn keep(upload: Upload, dir: &FsPath, input: &FsPath) -> Result<(), ApiError> {
+pub(crate) async fn keep(upload: Upload, dir: &FsPath, input: &FsPath) -> Result<(), ApiError> {
     let (dir, target, file) = (dir.to_owned(), input.to_owned(), upload.file);
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;

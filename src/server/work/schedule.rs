@@ -57,12 +57,11 @@ fn queue_job(app: &AppState, timer: &Timer, recipients: &Path) -> Result<Option<
     }
     let (file_name, input) = match kind {
         JobKind::Ingest => ("ingest".to_owned(), timer.source.clone()),
-        _ => (
-            recipients
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-            recipients.display().to_string(),
-        ),
+        // The hub's current list, else the config's first one.
+        _ => match super::super::handlers::recipients::current_file(&state, Some(recipients))? {
+            Some((path, name)) => (name, path.display().to_string()),
+            None => return Ok(None),
+        },
     };
     let job = NewJob {
         id: id.clone(),

@@ -1,0 +1,428 @@
+//! `PUT /api/v1/recipients` and `GET /api/v1/recipients`: the recipients list (在保名单)
+//! kept in the hub, replaced whole (validated as a batch is: one rejected row and nothing
+//! changes), its history kept; and `POST /api/v1/reconciliations`, a reconciliation of
+//! the current list now.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::applicants::batch_of;
+use crate::server::app::AppState;
+use crate::server::caller::{Caller, MayReadRuns, MayReconcile};
+use crate::server::error::ApiError;
+use crate::server::jobs::new_id;
+use crate::server::upload;
+use crate::server::who::Who;
+use crate::state::audit::{ReadDetail, ReadHousehold};
+use crate::state::jobs::{JobKind, NewJob};
+use crate::state::recipients::ListedHousehold;
+
+/// Rejected rows a refused list answers at most (the message gives the total).
+const REJECTIONS_SHOWN: usize = 1000;
+
+/// Query parameters of a replacement.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutQuery {
+    /// The file's name (its extension tells the format when the Content-Type does not).
+    pub file_name: Option<String>,
+}
+
+/// The folder the hub keeps its lists' files in.
+pub fn lists_dir(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("recipients")
+}
+
+/// `PUT /api/v1/recipients`: a recipients file replaces the current list, all of it or
+/// nothing.
+#[utoipa::path(
+    put,
+    path = "/api/v1/recipients",
+    operation_id = "replace_recipients",
+    description = "A recipients list (the applicant formats: CSV in UTF-8 or GBK, XLSX, JSON Lines; or the part `file` of a multipart/form-data form) replaces the current list as a whole. It is validated as a batch is: if any row is rejected nothing changes and the rejected rows are answered. Every household of the new list and of the current one must be in the caller's regions.",
+    params(("file_name" = Option<String>, Query, description = "The file's name")),
+    request_body(content(
+        (String = "text/csv"),
+        ([u8] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "application/x-ndjson"),
+    )),
+    responses(
+        (status = 200, description = "The list replaced: its version and counts", body = Object),
+        (status = 403, description = "The token's role, or households outside its regions"),
+        (status = 413, description = "Body larger than max_body_mb"),
+        (status = 422, description = "Not readable, or rows rejected (answered in `rejections`); nothing changed"),
+        Caller<MayReconcile>,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn replace(
+    State(app): State<Arc<AppState>>,
+    Caller(ref token, _): Caller<MayReconcile>,
+    headers: HeaderMap,
+    query: Result<Query<PutQuery>, QueryRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(ApiError::bad_query)?;
+    let up = upload::receive(
+        &app.config.state_dir,
+        app.config.max_body_bytes,
+        &headers,
+        body,
+    )
+    .await?;
+    if let Some(other) = up.fields.keys().find(|k| k.as_str() != "file_name") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("表单中有无法识别的部分“{other}”：只收 file 和 file_name（the form has a part {other:?}: only file and file_name are read）"),
+        ));
+    }
+    let name = super::submit::batch_name(
+        q.file_name
+            .as_deref()
+            .or(up.fields.get("file_name").map(String::as_str))
+            .or(up.file_name.as_deref()),
+        super::submit::extension_of(up.content_type.as_deref()),
+    );
+    let replaced = replace_with(&app, token, up, name).await?;
+    Ok((StatusCode::OK, Json(replaced)).into_response())
+}
+
+/// Validates `up` as the new list and, when every row is accepted and in `token`'s
+/// regions, makes it the current one: what the answer says of it.
+pub async fn replace_with(
+    app: &Arc<AppState>,
+    token: &Who,
+    up: upload::Upload,
+    name: String,
+) -> Result<Value, ApiError> {
+    let (limits, policy) = (app.config.batch_limits, app.policy.clone());
+    let path = up.file.path().to_owned();
+    let as_of = chrono::Local::now().date_naive();
+    let _turn = app
+        .reading
+        .acquire()
+        .await
+        .map_err(|_| ApiError::stopping())?;
+    let shown = name.clone();
+    let (batch, bytes) = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        Ok::<_, String>((batch_of(&shown, &bytes, &limits, &policy, as_of), bytes))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
+    .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e)))?;
+    drop(_turn);
+    let batch = batch.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable_list",
+            format!("无法读取在保名单“{name}”，名单未更换：{e}（the recipients list cannot be read; nothing changed）"),
+        )
+    })?;
+    // Every household it names, accepted or not, must be the caller's to see.
+    let outside: Vec<String> = batch
+        .households
+        .iter()
+        .map(|h| h.region_code.as_str())
+        .chain(
+            batch
+                .rejected_households
+                .iter()
+                .map(|h| h.region_code.as_str()),
+        )
+        .filter(|r| !r.is_empty() && !token.covers(r))
+        .map(str::to_owned)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .take(10)
+        .collect();
+    if !outside.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "名单中有您无权管理的行政区划：{}。名单未更换：请删除这些家庭，或由有权管理这些地区的管理员上传（the list has households of regions this account or token may not manage: {}）",
+            outside.join("、"),
+            outside.join(", ")
+        )));
+    }
+    if !batch.rejections.is_empty() {
+        let total = batch.rejections.len();
+        let rows: Vec<Value> = batch
+            .rejections
+            .iter()
+            .take(REJECTIONS_SHOWN)
+            .map(|r| {
+                json!({
+                    "household_id": r.household_id,
+                    "row": r.row,
+                    "field": r.field,
+                    "reason": r.reason.code(),
+                    "message": r.message,
+                })
+            })
+            .collect();
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rejected_rows",
+            format!("在保名单“{name}”有 {total} 处错误（见 rejections，按行号），名单未更换：请改正这些行后重新上传（{total} problems in the list, listed by row; nothing changed — correct them and upload it again）"),
+        );
+        e.rejections = Some(Value::Array(rows));
+        return Err(e);
+    }
+    let households: Vec<ListedHousehold> = batch
+        .households
+        .iter()
+        .map(|h| ListedHousehold {
+            household_id: h.household_id.clone(),
+            region_code: h.region_code.clone(),
+            members: Value::Array(
+                h.members
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "id_number": m.id_number,
+                            "name": m.name,
+                            "relation": m.relation.code(),
+                        })
+                    })
+                    .collect(),
+            )
+            .to_string(),
+        })
+        .collect();
+    let people: usize = batch.households.iter().map(|h| h.members.len()).sum();
+    let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+    let ext = match batch.format {
+        crate::applicants::BatchFormat::Csv => "csv",
+        crate::applicants::BatchFormat::Xlsx => "xlsx",
+        _ => "jsonl",
+    };
+    // The file is kept by its content (the reconciliations read it), synced, then
+    // renamed into place.
+    let dir = lists_dir(&app.config.state_dir);
+    let kept = dir.join(format!("{sha256}.{ext}"));
+    super::submit::keep(up, &dir, &kept).await?;
+    let (actor, who) = (token.actor.clone(), token.clone());
+    let file_name = name.clone();
+    let path = kept.display().to_string();
+    let list = app
+        .db(move |state| {
+            // Replacing the whole list removes the households it does not name: the
+            // current list's regions must be the caller's too.
+            let current = state
+                .listed_regions()
+                .map_err(|e| ApiError::internal(&e.into()))?;
+            let theirs: Vec<String> = current
+                .into_iter()
+                .filter(|r| !who.covers(r))
+                .take(10)
+                .collect();
+            if !theirs.is_empty() {
+                return Err(ApiError::forbidden(format!(
+                    "当前在保名单中有您无权管理的行政区划：{}，整份替换会删除这些家庭。名单未更换：请由有权管理全部地区的管理员上传（the current list has households of regions this account or token may not manage: {}; replacing it would remove them）",
+                    theirs.join("、"),
+                    theirs.join(", ")
+                )));
+            }
+            state
+                .replace_recipients(&actor, &file_name, &path, &sha256, &households, people)
+                .map_err(|e| ApiError::internal(&e.into()))
+        })
+        .await?;
+    app.wrote();
+    tracing::info!(list = list.id, token = %token.label, households = list.households, added = list.added, removed = list.removed, "recipients list replaced");
+    Ok(json!({
+        "version": list.id,
+        "file_name": list.file_name,
+        "uploaded_at": list.uploaded_at,
+        "households": list.households,
+        "people": list.people,
+        "added": list.added,
+        "removed": list.removed,
+    }))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Query parameters of the list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Households a page (1–1000, default 100).
+    limit: Option<usize>,
+    /// Where the page starts: the `next_cursor` of the page before.
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/recipients`: the current list's households in the caller's regions, a
+/// page at a time (ID numbers masked for staff), audited as a read.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recipients",
+    operation_id = "list_recipients",
+    params(
+        ("limit" = Option<usize>, Query, description = "Households a page, 1–1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
+    ),
+    responses(
+        (status = 200, description = "The current list's version and a page of its households", body = Object),
+        (status = 400, description = "Bad limit or cursor"),
+        Caller<MayReadRuns>,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Caller(ref token, _): Caller<MayReadRuns>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(ApiError::bad_query)?;
+    let limit = super::page_limit(q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(super::from_text_cursor)
+        .transpose()?;
+    let who = token.clone();
+    let full = who.role.sees_full_ids();
+    let (list, page) = app
+        .db(move |state| {
+            let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
+            let list = state.current_recipients().map_err(internal)?;
+            let page = state
+                .listed_households(after.as_deref(), &who.regions, limit + 1)
+                .map_err(internal)?;
+            let hash = state.id_hasher().map_err(internal)?;
+            let read: Vec<ReadHousehold> = page
+                .iter()
+                .take(limit)
+                .map(|h| ReadHousehold {
+                    household_id: hedui_connectors::idnum::replace_ids_in(&h.household_id, |r| {
+                        format!("#{}", hash(r))
+                    })
+                    .into_owned(),
+                    region_code: h.region_code.clone(),
+                })
+                .collect();
+            if !read.is_empty() {
+                let of = format!("recipients:{}", list.as_ref().map_or(0, |l| l.id));
+                state
+                    .audit_read(
+                        &who.actor,
+                        &ReadDetail::of_households("api_recipients", of, read),
+                    )
+                    .map_err(internal)?;
+            }
+            Ok((list, page))
+        })
+        .await?;
+    let next = (page.len() > limit).then(|| super::text_cursor(&page[limit - 1].household_id));
+    let households: Vec<Value> = page
+        .into_iter()
+        .take(limit)
+        .map(|h| {
+            let mut members: Value = serde_json::from_str(&h.members).unwrap_or(Value::Null);
+            if !full {
+                for m in members.as_array_mut().into_iter().flatten() {
+                    if let Some(id) = m["id_number"].as_str() {
+                        m["id_number"] = Value::String(hedui_connectors::idnum::mask_id(id));
+                    }
+                }
+            }
+            json!({
+                "household_id": h.household_id,
+                "region_code": h.region_code,
+                "members": members,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "version": list.as_ref().map(|l| l.id),
+        "uploaded_at": list.as_ref().map(|l| l.uploaded_at.clone()),
+        "households": households,
+        "next_cursor": next,
+    })))
+}
+
+/// The recipients file a reconciliation reads now: the hub's current list, else the
+/// first list of the config (`[schedule] recipients`); its path and name.
+pub fn current_file(
+    state: &crate::state::State,
+    configured: Option<&std::path::Path>,
+) -> Result<Option<(PathBuf, String)>, crate::state::StateError> {
+    if let Some(list) = state.current_recipients()? {
+        return Ok(Some((PathBuf::from(list.path), list.file_name)));
+    }
+    Ok(configured.map(|p| {
+        (
+            p.to_owned(),
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        )
+    }))
+}
+
+/// `POST /api/v1/reconciliations`: a reconciliation of the current list, queued now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reconciliations",
+    operation_id = "start_reconciliation",
+    responses(
+        (status = 202, description = "Queued: `id` is its job, which the reconciliations list shows once it begins", body = Object),
+        (status = 409, description = "A reconciliation is already waiting or running, or there is no recipients list"),
+        Caller<MayReconcile>,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn start(
+    State(app): State<Arc<AppState>>,
+    Caller(ref token, _): Caller<MayReconcile>,
+) -> Result<Response, ApiError> {
+    let id = new_id().map_err(|e| ApiError::internal(&e))?;
+    let configured = app.config.schedule.as_ref().map(|s| s.recipients.clone());
+    let (actor, job_id) = (token.actor.clone(), id.clone());
+    app.db(move |state| {
+        let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
+        if state.job_pending(JobKind::Reconcile).map_err(internal)? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_running",
+                "已有一次复核在排队或进行中，请等它完成后再发起（a reconciliation is already waiting or running）",
+            ));
+        }
+        let Some((path, file_name)) = current_file(state, configured.as_deref()).map_err(internal)?
+        else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_recipients",
+                "还没有在保名单：请先上传名单（PUT /api/v1/recipients）再发起复核（there is no recipients list yet: upload one first）",
+            ));
+        };
+        let job = NewJob {
+            id: job_id,
+            kind: JobKind::Reconcile,
+            actor,
+            regions: vec![],
+            file_name,
+            input: path.display().to_string(),
+            as_of: chrono::Local::now().date_naive().to_string(),
+        };
+        state.submit_job(&job, None).map_err(internal)?;
+        Ok(())
+    })
+    .await?;
+    app.wrote();
+    app.jobs.wake.notify_one();
+    tracing::info!(job = %id, token = %token.label, "reconciliation queued on request");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
+}

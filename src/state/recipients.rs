@@ -1,0 +1,348 @@
+//! The recipients list (在保名单) kept in the hub: each upload replaces the current list
+//! as a whole, in one transaction with its audit entry, and is kept in the history (who,
+//! when, how many households and people, how many added and removed).
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::audit::append_in;
+use super::db::{State, StateError};
+
+/// A household of the current list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedHousehold {
+    /// As the list names it.
+    pub household_id: String,
+    /// Its region code.
+    pub region_code: String,
+    /// Its members as JSON: `[{"id_number", "name", "relation"}]`.
+    pub members: String,
+}
+
+/// One list the hub kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecipientList {
+    /// Its version, growing.
+    pub id: i64,
+    /// When it replaced the one before (RFC 3339).
+    pub uploaded_at: String,
+    /// Who replaced it (`token:NAME`, `user:NAME`).
+    pub actor: String,
+    /// The file's name as uploaded.
+    pub file_name: String,
+    /// The file as kept under the state folder (what the reconciliations read).
+    #[serde(skip)]
+    pub path: String,
+    /// The SHA-256 of the file.
+    pub sha256: String,
+    /// Households on it.
+    pub households: i64,
+    /// People on it.
+    pub people: i64,
+    /// Households not on the list before.
+    pub added: i64,
+    /// Households of the list before that are not on it.
+    pub removed: i64,
+}
+
+/// What the audit entry of a replacement says.
+#[derive(Serialize)]
+struct Replaced<'a> {
+    /// What was replaced, as reads name what they read.
+    of: String,
+    /// The regions of its households (the audit is shown to them).
+    regions: Vec<&'a str>,
+    list: i64,
+    file_name: &'a str,
+    sha256: &'a str,
+    households: usize,
+    people: usize,
+    added: i64,
+    removed: i64,
+}
+
+fn list_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecipientList> {
+    Ok(RecipientList {
+        id: r.get(0)?,
+        uploaded_at: r.get(1)?,
+        actor: r.get(2)?,
+        file_name: r.get(3)?,
+        path: r.get(4)?,
+        sha256: r.get(5)?,
+        households: r.get(6)?,
+        people: r.get(7)?,
+        added: r.get(8)?,
+        removed: r.get(9)?,
+    })
+}
+
+const LIST_COLUMNS: &str =
+    "id, uploaded_at, actor, file_name, path, sha256, households, people, added, removed";
+
+impl State {
+    /// Makes `households` (read from the file kept at `path`) the current recipients
+    /// list, in one transaction with its audit entry (kind `recipients`): all of it or
+    /// nothing. Returns the list as recorded.
+    pub fn replace_recipients(
+        &mut self,
+        actor: &str,
+        file_name: &str,
+        path: &str,
+        sha256: &str,
+        households: &[ListedHousehold],
+        people: usize,
+    ) -> Result<RecipientList, StateError> {
+        let appender = self.appender()?;
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let (list, seq, hash) = self.write("replace the recipients list", |tx, db| {
+            let q = |what: &'static str| super::db::query_err(db, what);
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS new_recipients (household_id TEXT PRIMARY KEY);
+                 DELETE FROM new_recipients;",
+            )
+            .map_err(q("compare the recipients lists"))?;
+            {
+                let mut put = tx
+                    .prepare("INSERT OR IGNORE INTO new_recipients (household_id) VALUES (?1)")
+                    .map_err(q("compare the recipients lists"))?;
+                for h in households {
+                    put.execute([&h.household_id])
+                        .map_err(q("compare the recipients lists"))?;
+                }
+            }
+            let removed: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM recipient_households
+                     WHERE household_id NOT IN (SELECT household_id FROM new_recipients)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(q("compare the recipients lists"))?;
+            let kept: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM recipient_households
+                     WHERE household_id IN (SELECT household_id FROM new_recipients)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(q("compare the recipients lists"))?;
+            let added = households.len() as i64 - kept;
+            tx.execute_batch("DELETE FROM recipient_households; DELETE FROM new_recipients;")
+                .map_err(q("replace the recipients list"))?;
+            {
+                let mut put = tx
+                    .prepare(
+                        "INSERT INTO recipient_households (household_id, region_code, members)
+                         VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(q("replace the recipients list"))?;
+                for h in households {
+                    put.execute(params![h.household_id, h.region_code, h.members])
+                        .map_err(q("replace the recipients list"))?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO recipient_lists (uploaded_at, actor, file_name, path, sha256,
+                                              households, people, added, removed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    at,
+                    actor,
+                    file_name,
+                    path,
+                    sha256,
+                    households.len() as i64,
+                    people as i64,
+                    added,
+                    removed
+                ],
+            )
+            .map_err(q("replace the recipients list"))?;
+            let id = tx.last_insert_rowid();
+            let regions: std::collections::BTreeSet<&str> =
+                households.iter().map(|h| h.region_code.as_str()).collect();
+            let detail = Replaced {
+                of: format!("recipients:{id}"),
+                regions: regions.into_iter().collect(),
+                list: id,
+                file_name,
+                sha256,
+                households: households.len(),
+                people,
+                added,
+                removed,
+            };
+            let (seq, hash) = append_in(tx, db, &appender, actor, "recipients", &detail)?;
+            let list = tx
+                .query_row(
+                    &format!("SELECT {LIST_COLUMNS} FROM recipient_lists WHERE id = ?1"),
+                    [id],
+                    list_row,
+                )
+                .map_err(q("replace the recipients list"))?;
+            Ok((list, seq, hash))
+        })?;
+        self.anchor_after(&appender.key, seq, &hash);
+        Ok(list)
+    }
+
+    /// The current recipients list, if one was ever uploaded.
+    pub fn current_recipients(&self) -> Result<Option<RecipientList>, StateError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {LIST_COLUMNS} FROM recipient_lists ORDER BY id DESC LIMIT 1"),
+                [],
+                list_row,
+            )
+            .optional()
+            .map_err(self.err("read the recipients list"))
+    }
+
+    /// Up to `limit` lists uploaded before list `before` (newest first).
+    pub fn recipient_lists(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<RecipientList>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {LIST_COLUMNS} FROM recipient_lists WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .map_err(self.err("read the recipients lists"))?;
+        let rows = stmt
+            .query_map(params![before.unwrap_or(i64::MAX), limit as i64], list_row)
+            .map_err(self.err("read the recipients lists"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("read the recipients lists"))
+    }
+
+    /// Up to `limit` households of the current list after `after` (by household id)
+    /// whose region code starts with one of `prefixes`.
+    pub fn listed_households(
+        &self,
+        after: Option<&str>,
+        prefixes: &[String],
+        limit: usize,
+    ) -> Result<Vec<ListedHousehold>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT household_id, region_code, members FROM recipient_households
+                 WHERE household_id > ?1 ORDER BY household_id",
+            )
+            .map_err(self.err("read the recipients list"))?;
+        let rows = stmt
+            .query_map([after.unwrap_or("")], |r| {
+                Ok(ListedHousehold {
+                    household_id: r.get(0)?,
+                    region_code: r.get(1)?,
+                    members: r.get(2)?,
+                })
+            })
+            .map_err(self.err("read the recipients list"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let h = row.map_err(self.err("read the recipients list"))?;
+            if prefixes
+                .iter()
+                .any(|p| h.region_code.starts_with(p.as_str()))
+            {
+                out.push(h);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The region codes of the current list's households.
+    pub fn listed_regions(&self) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT region_code FROM recipient_households")
+            .map_err(self.err("read the recipients list"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err("read the recipients list"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("read the recipients list"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn household(id: &str) -> ListedHousehold {
+        ListedHousehold {
+            household_id: id.into(),
+            region_code: "410102".into(),
+            members: "[]".into(),
+        }
+    }
+
+    /// A replacement counts what it added and removed, keeps the history, and is
+    /// audited; the current list is the newest.
+    #[test]
+    fn a_list_replaces_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(dir.path()).unwrap();
+        assert_eq!(s.current_recipients().unwrap(), None);
+        let first = s
+            .replace_recipients(
+                "token:a",
+                "r.csv",
+                "p1",
+                "h1",
+                &[household("A"), household("B")],
+                3,
+            )
+            .unwrap();
+        assert_eq!((first.households, first.added, first.removed), (2, 2, 0));
+        let second = s
+            .replace_recipients(
+                "user:zhang",
+                "r2.csv",
+                "p2",
+                "h2",
+                &[household("B"), household("C")],
+                2,
+            )
+            .unwrap();
+        assert_eq!((second.households, second.added, second.removed), (2, 1, 1));
+        assert_eq!(s.current_recipients().unwrap().unwrap().id, second.id);
+        let ids: Vec<String> = s
+            .listed_households(None, &["41".into()], 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.household_id)
+            .collect();
+        assert_eq!(ids, ["B", "C"]);
+        assert!(s
+            .listed_households(None, &["51".into()], 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.listed_households(Some("B"), &["".into()], 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        let history = s.recipient_lists(None, 10).unwrap();
+        assert_eq!(
+            history.iter().map(|l| l.id).collect::<Vec<_>>(),
+            [second.id, first.id]
+        );
+        assert_eq!(s.recipient_lists(Some(second.id), 10).unwrap().len(), 1);
+        let kinds: Vec<String> = s
+            .audit_entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["recipients", "recipients"]);
+        assert_eq!(s.verify_audit().unwrap(), Ok(2));
+    }
+}
