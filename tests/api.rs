@@ -1167,6 +1167,7 @@ async fn openapi_document_matches_the_routes() {
         ("get", "/api/v1/batches/{id}/results"),
         ("get", "/api/v1/openapi.json"),
         ("get", "/api/v1/recipients"),
+        ("get", "/api/v1/recipients/history"),
         ("get", "/api/v1/reconciliations"),
         ("get", "/api/v1/reconciliations/{id}/changes"),
         ("get", "/api/v1/reconciliations/{id}/report"),
@@ -1952,6 +1953,17 @@ async fn openapi_document_describes_every_answer() {
     .await;
     assert_eq!(
         (status, v["households"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{v}"
+    );
+    let (status, v) = sampled(
+        c.get(url("/api/v1/recipients/history")).bearer_auth(ADMIN),
+        "recipients_history",
+        &mut samples,
+    )
+    .await;
+    assert_eq!(
+        (status, v["lists"].as_array().map(Vec::len)),
         (200, Some(1)),
         "{v}"
     );
@@ -3606,6 +3618,37 @@ async fn the_recipients_list_is_kept_in_the_hub() {
         (Some(0), Some(1))
     );
     assert!(second["version"].as_i64() > first["version"].as_i64());
+    // The history, newest first, a page at a time: who, the counts.
+    let history: Value = get_as(&c, &server, ADMIN, "/api/v1/recipients/history?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lists = history["lists"].as_array().unwrap();
+    assert_eq!(lists[0]["version"], second["version"], "{history}");
+    assert_eq!(lists[0]["actor"], "token:admin");
+    assert_eq!(
+        (lists[0]["removed"].as_i64(), lists[1]["removed"].as_i64()),
+        (Some(1), Some(0))
+    );
+    let older = history["next_cursor"]
+        .as_str()
+        .expect("a third list")
+        .to_owned();
+    let last: Value = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/recipients/history?limit=2&cursor={older}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(last["lists"][0]["version"], first["version"], "{last}");
+    assert_eq!(last["next_cursor"], Value::Null);
+    let staff = get_as(&c, &server, STAFF_4101, "/api/v1/recipients/history").await;
+    assert_eq!(staff.status().as_u16(), 403);
 
     // A reconciliation now, on the hub's list.
     let started = c

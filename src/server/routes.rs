@@ -30,6 +30,7 @@ use super::handlers::{
         recipients::start,
         recipients::replace,
         recipients::list,
+        recipients::history,
         health::healthz,
         health::readyz,
         health::livez,
@@ -154,6 +155,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/api/v1/recipients",
             get(recipients::list).put(recipients::replace),
         )
+        .route("/api/v1/recipients/history", get(recipients::history))
         .route(
             "/api/v1/reconciliations/{id}/changes",
             get(reconciliations::changes),

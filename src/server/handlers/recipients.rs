@@ -354,6 +354,60 @@ pub async fn list(
     })))
 }
 
+/// `GET /api/v1/recipients/history`: the lists the hub kept, newest first — who
+/// replaced the list when, with what file, how many households it had, added and
+/// removed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recipients/history",
+    operation_id = "recipients_history",
+    params(
+        ("limit" = Option<usize>, Query, description = "Lists a page, 1–1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
+    ),
+    responses(
+        (status = 200, description = "A page of the lists, newest first", body = Object),
+        (status = 400, description = "Bad limit or cursor"),
+        Caller<MayReconcile>,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn history(
+    State(app): State<Arc<AppState>>,
+    Caller(_, _): Caller<MayReconcile>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(ApiError::bad_query)?;
+    let limit = super::page_limit(q.limit)?;
+    let before = q.cursor.as_deref().map(super::number_cursor).transpose()?;
+    let lists = app
+        .db(move |state| {
+            state
+                .recipient_lists(before, limit + 1)
+                .map_err(|e| ApiError::internal(&e.into()))
+        })
+        .await?;
+    let next = (lists.len() > limit).then(|| lists[limit - 1].id.to_string());
+    let lists: Vec<Value> = lists
+        .into_iter()
+        .take(limit)
+        .map(|l| {
+            json!({
+                "version": l.id,
+                "uploaded_at": l.uploaded_at,
+                "actor": l.actor,
+                "file_name": l.file_name,
+                "sha256": l.sha256,
+                "households": l.households,
+                "people": l.people,
+                "added": l.added,
+                "removed": l.removed,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "lists": lists, "next_cursor": next })))
+}
+
 /// The recipients file a reconciliation reads now: the hub's current list, else the
 /// first list of the config (`[schedule] recipients`); its path and name.
 pub fn current_file(
