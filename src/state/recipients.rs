@@ -257,6 +257,50 @@ impl State {
         Ok(out)
     }
 
+    /// Forgets the lists uploaded before `before` (RFC 3339), the current one excepted;
+    /// returns the files that no list, run or job names any more (the caller deletes
+    /// them).
+    pub fn expire_recipient_lists(&mut self, before: &str) -> Result<Vec<String>, StateError> {
+        self.write("expire old recipients lists", |tx, db| {
+            let q = |what: &'static str| super::db::query_err(db, what);
+            let mut stmt = tx
+                .prepare(
+                    "SELECT DISTINCT path FROM recipient_lists
+                     WHERE uploaded_at < ?1
+                       AND id < (SELECT MAX(id) FROM recipient_lists)",
+                )
+                .map_err(q("expire old recipients lists"))?;
+            let paths = stmt
+                .query_map([before], |r| r.get::<_, String>(0))
+                .map_err(q("expire old recipients lists"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(q("expire old recipients lists"))?;
+            drop(stmt);
+            tx.execute(
+                "DELETE FROM recipient_lists
+                 WHERE uploaded_at < ?1 AND id < (SELECT MAX(id) FROM recipient_lists)",
+                [before],
+            )
+            .map_err(q("expire old recipients lists"))?;
+            let mut unused = Vec::new();
+            for path in paths {
+                let named: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM recipient_lists WHERE path = ?1)
+                             OR EXISTS (SELECT 1 FROM runs WHERE recipients = ?1)
+                             OR EXISTS (SELECT 1 FROM jobs WHERE input = ?1)",
+                        [&path],
+                        |r| r.get(0),
+                    )
+                    .map_err(q("expire old recipients lists"))?;
+                if !named {
+                    unused.push(path);
+                }
+            }
+            Ok(unused)
+        })
+    }
+
     /// The region codes of the current list's households.
     pub fn listed_regions(&self) -> Result<Vec<String>, StateError> {
         let mut stmt = self
@@ -344,5 +388,24 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["recipients", "recipients"]);
         assert_eq!(s.verify_audit().unwrap(), Ok(2));
+        // Retention forgets old lists but the current one, and gives back the files no
+        // list, run or job names.
+        s.begin_run("2026-12-01", "p2", "lake").unwrap();
+        let third = s
+            .replace_recipients("token:a", "r3.csv", "p3", "h3", &[household("C")], 1)
+            .unwrap();
+        let unused = s.expire_recipient_lists("9999-01-01T00:00:00Z").unwrap();
+        assert_eq!(unused, ["p1"], "p2 is read by a run");
+        let left: Vec<i64> = s
+            .recipient_lists(None, 10)
+            .unwrap()
+            .iter()
+            .map(|l| l.id)
+            .collect();
+        assert_eq!(left, [third.id]);
+        assert!(s
+            .expire_recipient_lists("9999-01-01T00:00:00Z")
+            .unwrap()
+            .is_empty());
     }
 }

@@ -262,7 +262,17 @@ pub fn sweep(app: &AppState) -> Result<(usize, usize), Error> {
     }
     let runs = state.expire_runs(&before)?;
     let known = state.job_ids()?;
+    // Old recipients lists (never the current one), and their files once nothing reads
+    // them.
+    let unused = state.expire_recipient_lists(&before)?;
     drop(state);
+    let lists = super::super::handlers::recipients::lists_dir(dir);
+    for path in unused {
+        let path = std::path::PathBuf::from(path);
+        if path.starts_with(&lists) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     if let Ok(entries) = std::fs::read_dir(dir.join("jobs")) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
