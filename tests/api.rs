@@ -3618,6 +3618,17 @@ async fn the_recipients_list_is_kept_in_the_hub() {
         (Some(0), Some(1))
     );
     assert!(second["version"].as_i64() > first["version"].as_i64());
+    // A page's cursor from before the replacement is refused, not mixed.
+    let stale = get_as(
+        &c,
+        &server,
+        ADMIN,
+        &format!("/api/v1/recipients?limit=2&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(stale.status().as_u16(), 400);
+    let stale: Value = stale.json().await.unwrap();
+    assert_eq!(stale["error"], "list_replaced", "{stale}");
     // The history, newest first, a page at a time: who, the counts.
     let history: Value = get_as(&c, &server, ADMIN, "/api/v1/recipients/history?limit=2")
         .await
@@ -3701,4 +3712,34 @@ async fn the_recipients_list_is_kept_in_the_hub() {
         text.contains("\"kind\":\"recipients\"") && text.contains("api_recipients"),
         "{text}"
     );
+}
+
+/// Before the hub holds a list, the night reads the config's: a token that does not
+/// cover all of that file's regions may not replace it with its own region's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_list_must_cover_the_configured_one() {
+    let site = Site::new();
+    std::fs::write(site.p("recipients.csv"), rows_of(&site, &["41", "5120"])).unwrap();
+    site.config_variant(
+        "listed.toml",
+        "",
+        "[schedule]\nreconcile = \"0 2 * * *\"\nrecipients = \"recipients.csv\"\n",
+    );
+    let server = site.serve_with("listed.toml", &[]);
+    let c = client(&server);
+    let (status, body) = put_list(&c, &server, SYSTEM_5120, rows_of(&site, &["5120"])).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("当前在保名单中有您无权管理的行政区划"),
+        "{body}"
+    );
+    let listed: Value = get_as(&c, &server, ADMIN, "/api/v1/recipients")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["version"], Value::Null, "nothing changed: {listed}");
 }

@@ -127,7 +127,8 @@ struct ScheduleSection {
     /// (optional: without it the reconciliation waits for every pull to end).
     pulls_within_minutes: Option<u64>,
     reconcile: String,
-    recipients: PathBuf,
+    /// The first list (optional: `PUT /api/v1/recipients` may give the first one).
+    recipients: Option<PathBuf>,
 }
 
 /// The night, validated: its pulls (if any), then its reconciliation.
@@ -145,8 +146,8 @@ pub struct Schedule {
     pub cron: super::cron::Cron,
     /// The expression as written (for logs).
     pub expression: String,
-    /// The current recipients file.
-    pub recipients: PathBuf,
+    /// The first recipients file, read until the hub holds a list of its own.
+    pub recipients: Option<PathBuf>,
 }
 
 fn default_max_body_mb() -> u64 {
@@ -468,13 +469,19 @@ fn schedule(
             ))
         }
     };
-    let recipients = resolve(&sc.recipients);
-    if !recipients.is_file() {
-        return Err(fail.at(
-            "schedule.recipients",
-            format!("{} is not a file", recipients.display()),
-        ));
-    }
+    let recipients = match &sc.recipients {
+        Some(r) => {
+            let r = resolve(r);
+            if !r.is_file() {
+                return Err(fail.at(
+                    "schedule.recipients",
+                    format!("{} is not a file", r.display()),
+                ));
+            }
+            Some(r)
+        }
+        None => None,
+    };
     Ok(Some(Schedule {
         ingest,
         sources,
@@ -628,6 +635,9 @@ mod tests {
         };
         let c = config("", &night("")).unwrap();
         assert_eq!(c.schedule.unwrap().pulls_within, None);
+        // The first list is optional: the hub may be given one.
+        let c = config("", "[schedule]\nreconcile = \"0 2 * * *\"\n").unwrap();
+        assert_eq!(c.schedule.unwrap().recipients, None);
         let c = config("", &night("pulls_within_minutes = 240")).unwrap();
         assert_eq!(
             c.schedule.unwrap().pulls_within,

@@ -96,6 +96,18 @@ impl State {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let (list, seq, hash) = self.write("replace the recipients list", |tx, db| {
             let q = |what: &'static str| super::db::query_err(db, what);
+            // The regions of both lists: the audit is shown to those whose households
+            // were added and to those whose households were removed.
+            let before: Vec<String> = {
+                let mut stmt = tx
+                    .prepare("SELECT DISTINCT region_code FROM recipient_households")
+                    .map_err(q("replace the recipients list"))?;
+                let rows = stmt
+                    .query_map([], |r| r.get(0))
+                    .map_err(q("replace the recipients list"))?;
+                rows.collect::<Result<Vec<_>, _>>()
+                    .map_err(q("replace the recipients list"))?
+            };
             tx.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS new_recipients (household_id TEXT PRIMARY KEY);
                  DELETE FROM new_recipients;",
@@ -159,8 +171,11 @@ impl State {
             )
             .map_err(q("replace the recipients list"))?;
             let id = tx.last_insert_rowid();
-            let regions: std::collections::BTreeSet<&str> =
-                households.iter().map(|h| h.region_code.as_str()).collect();
+            let regions: std::collections::BTreeSet<&str> = households
+                .iter()
+                .map(|h| h.region_code.as_str())
+                .chain(before.iter().map(String::as_str))
+                .collect();
             let detail = Replaced {
                 of: format!("recipients:{id}"),
                 regions: regions.into_iter().collect(),
@@ -217,44 +232,51 @@ impl State {
             .map_err(self.err("read the recipients lists"))
     }
 
-    /// Up to `limit` households of the current list after `after` (by household id)
-    /// whose region code starts with one of `prefixes`.
+    /// Up to `limit` households of the current list, in household id order, from the
+    /// `from`-th (0-based, of every region), whose region code starts with one of
+    /// `prefixes`, looking at `scan` households at most; and where the next page starts
+    /// (`None` once the list is exhausted).
     pub fn listed_households(
         &self,
-        after: Option<&str>,
+        from: u64,
         prefixes: &[String],
         limit: usize,
-    ) -> Result<Vec<ListedHousehold>, StateError> {
+        scan: usize,
+    ) -> Result<(Vec<ListedHousehold>, Option<u64>), StateError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT household_id, region_code, members FROM recipient_households
-                 WHERE household_id > ?1 ORDER BY household_id",
+                 ORDER BY household_id LIMIT -1 OFFSET ?1",
             )
             .map_err(self.err("read the recipients list"))?;
-        let rows = stmt
-            .query_map([after.unwrap_or("")], |r| {
-                Ok(ListedHousehold {
-                    household_id: r.get(0)?,
-                    region_code: r.get(1)?,
-                    members: r.get(2)?,
-                })
-            })
+        let mut rows = stmt
+            .query([from as i64])
             .map_err(self.err("read the recipients list"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let h = row.map_err(self.err("read the recipients list"))?;
+        let (mut out, mut at) = (Vec::new(), from);
+        while let Some(r) = rows.next().map_err(self.err("read the recipients list"))? {
+            at += 1;
+            let h = ListedHousehold {
+                household_id: r.get(0).map_err(self.err("read the recipients list"))?,
+                region_code: r.get(1).map_err(self.err("read the recipients list"))?,
+                members: r.get(2).map_err(self.err("read the recipients list"))?,
+            };
             if prefixes
                 .iter()
                 .any(|p| h.region_code.starts_with(p.as_str()))
             {
                 out.push(h);
-                if out.len() == limit {
-                    break;
-                }
+            }
+            if out.len() == limit || at - from >= scan as u64 {
+                // More may follow.
+                let more = rows
+                    .next()
+                    .map_err(self.err("read the recipients list"))?
+                    .is_some();
+                return Ok((out, more.then_some(at)));
             }
         }
-        Ok(out)
+        Ok((out, None))
     }
 
     /// Forgets the lists uploaded before `before` (RFC 3339), the current one excepted;
@@ -357,22 +379,24 @@ mod tests {
             .unwrap();
         assert_eq!((second.households, second.added, second.removed), (2, 1, 1));
         assert_eq!(s.current_recipients().unwrap().unwrap().id, second.id);
-        let ids: Vec<String> = s
-            .listed_households(None, &["41".into()], 10)
-            .unwrap()
-            .into_iter()
-            .map(|h| h.household_id)
-            .collect();
-        assert_eq!(ids, ["B", "C"]);
-        assert!(s
-            .listed_households(None, &["51".into()], 10)
-            .unwrap()
-            .is_empty());
+        let (page, next) = s.listed_households(0, &["41".into()], 10, 100).unwrap();
+        let ids: Vec<String> = page.into_iter().map(|h| h.household_id).collect();
         assert_eq!(
-            s.listed_households(Some("B"), &["".into()], 10)
-                .unwrap()
-                .len(),
-            1
+            (ids.as_slice(), next),
+            (&["B".to_owned(), "C".to_owned()][..], None)
+        );
+        let (page, next) = s.listed_households(0, &["41".into()], 1, 100).unwrap();
+        assert_eq!((page[0].household_id.as_str(), next), ("B", Some(1)));
+        let (page, next) = s.listed_households(1, &["41".into()], 1, 100).unwrap();
+        assert_eq!((page[0].household_id.as_str(), next), ("C", None));
+        // Other regions: nothing, and a scan that stops early says where to go on.
+        assert_eq!(
+            s.listed_households(0, &["51".into()], 10, 100).unwrap(),
+            (vec![], None)
+        );
+        assert_eq!(
+            s.listed_households(0, &["51".into()], 10, 1).unwrap(),
+            (vec![], Some(1))
         );
         let history = s.recipient_lists(None, 10).unwrap();
         assert_eq!(

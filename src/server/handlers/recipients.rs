@@ -108,49 +108,82 @@ pub async fn replace_with(
     let (limits, policy) = (app.config.batch_limits, app.policy.clone());
     let path = up.file.path().to_owned();
     let as_of = chrono::Local::now().date_naive();
+    // The list replaced: the hub's current one, else the config's first list (whose
+    // regions a first upload must cover too, as it replaces it for the night).
+    let (who, configured) = (
+        token.clone(),
+        app.config
+            .schedule
+            .as_ref()
+            .and_then(|s| s.recipients.clone()),
+    );
+    let hub_regions = app
+        .db(move |state| {
+            let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
+            Ok(match state.current_recipients().map_err(internal)? {
+                Some(_) => Some(state.listed_regions().map_err(internal)?),
+                None => None,
+            })
+        })
+        .await?;
     let _turn = app
         .reading
         .acquire()
         .await
         .map_err(|_| ApiError::stopping())?;
     let shown = name.clone();
-    let (batch, bytes) = tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-        Ok::<_, String>((batch_of(&shown, &bytes, &limits, &policy, as_of), bytes))
+    let read = tokio::task::spawn_blocking(move || {
+        read_list(
+            &shown,
+            &path,
+            &limits,
+            &policy,
+            as_of,
+            configured.as_deref(),
+            hub_regions,
+        )
     })
     .await
-    .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?
-    .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e)))?;
+    .map_err(|e| ApiError::internal(&crate::error::Error::Internal(e.to_string())))?;
     drop(_turn);
-    let batch = batch.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unreadable_list",
-            format!("无法读取在保名单“{name}”，名单未更换：{e}（the recipients list cannot be read; nothing changed）"),
-        )
-    })?;
-    // Every household it names, accepted or not, must be the caller's to see.
-    let outside: Vec<String> = batch
-        .households
-        .iter()
-        .map(|h| h.region_code.as_str())
-        .chain(
-            batch
-                .rejected_households
-                .iter()
-                .map(|h| h.region_code.as_str()),
-        )
-        .filter(|r| !r.is_empty() && !token.covers(r))
-        .map(str::to_owned)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .take(10)
-        .collect();
-    if !outside.is_empty() {
+    let read = read?;
+    let (batch, current) = (read.batch, read.current_regions);
+    // Every household it names, accepted or not, and every household of the list it
+    // replaces (a whole replacement removes them), must be the caller's.
+    let outside = |regions: &mut dyn Iterator<Item = &str>| -> Vec<String> {
+        regions
+            .filter(|r| !r.is_empty() && !who.covers(r))
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .take(10)
+            .collect()
+    };
+    let theirs = outside(
+        &mut batch
+            .households
+            .iter()
+            .map(|h| h.region_code.as_str())
+            .chain(
+                batch
+                    .rejected_households
+                    .iter()
+                    .map(|h| h.region_code.as_str()),
+            ),
+    );
+    if !theirs.is_empty() {
         return Err(ApiError::forbidden(format!(
             "名单中有您无权管理的行政区划：{}。名单未更换：请删除这些家庭，或由有权管理这些地区的管理员上传（the list has households of regions this account or token may not manage: {}）",
-            outside.join("、"),
-            outside.join(", ")
+            theirs.join("、"),
+            theirs.join(", ")
+        )));
+    }
+    let theirs = outside(&mut current.iter().map(String::as_str));
+    if !theirs.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "当前在保名单中有您无权管理的行政区划：{}，整份替换会删除这些家庭。名单未更换：请由有权管理全部地区的管理员上传（the current list has households of regions this account or token may not manage: {}; replacing it would remove them）",
+            theirs.join("、"),
+            theirs.join(", ")
         )));
     }
     if !batch.rejections.is_empty() {
@@ -177,34 +210,7 @@ pub async fn replace_with(
         e.rejections = Some(Value::Array(rows));
         return Err(e);
     }
-    let households: Vec<ListedHousehold> = batch
-        .households
-        .iter()
-        .map(|h| ListedHousehold {
-            household_id: h.household_id.clone(),
-            region_code: h.region_code.clone(),
-            members: Value::Array(
-                h.members
-                    .iter()
-                    .map(|m| {
-                        json!({
-                            "id_number": m.id_number,
-                            "name": m.name,
-                            "relation": m.relation.code(),
-                        })
-                    })
-                    .collect(),
-            )
-            .to_string(),
-        })
-        .collect();
-    let people: usize = batch.households.iter().map(|h| h.members.len()).sum();
-    let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
-    let ext = match batch.format {
-        crate::applicants::BatchFormat::Csv => "csv",
-        crate::applicants::BatchFormat::Xlsx => "xlsx",
-        _ => "jsonl",
-    };
+    let (households, people, sha256, ext) = (read.households, read.people, read.sha256, read.ext);
     // The file is kept by its content (the reconciliations read it), synced, then
     // renamed into place.
     let dir = lists_dir(&app.config.state_dir);
@@ -250,6 +256,99 @@ pub async fn replace_with(
     }))
 }
 
+/// A list as read on a blocking thread: validated, its households as the hub keeps
+/// them, its hash, and the regions of the list it would replace.
+struct ReadList {
+    batch: crate::applicants::Batch,
+    households: Vec<ListedHousehold>,
+    people: usize,
+    sha256: String,
+    ext: &'static str,
+    current_regions: Vec<String>,
+}
+
+fn read_list(
+    name: &str,
+    path: &std::path::Path,
+    limits: &crate::applicants::Limits,
+    policy: &crate::policy::Policy,
+    as_of: chrono::NaiveDate,
+    configured: Option<&std::path::Path>,
+    hub_regions: Option<Vec<String>>,
+) -> Result<ReadList, ApiError> {
+    let internal = |e: String| ApiError::internal(&crate::error::Error::Internal(e));
+    let bytes = std::fs::read(path).map_err(|e| internal(e.to_string()))?;
+    let batch = batch_of(name, &bytes, limits, policy, as_of).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable_list",
+            format!("无法读取在保名单“{name}”，名单未更换：{e}（the recipients list cannot be read; nothing changed）"),
+        )
+    })?;
+    // Before the hub holds a list, the night reads the config's: its regions count.
+    let current_regions = match (hub_regions, configured) {
+        (Some(r), _) => r,
+        (None, Some(file)) => {
+            let bytes =
+                std::fs::read(file).map_err(|e| internal(format!("{}: {e}", file.display())))?;
+            crate::applicants::read_batch_within(
+                file,
+                &bytes,
+                &crate::applicants::Limits::default(),
+            )
+            .map(|raw| {
+                raw.rows
+                    .iter()
+                    .filter_map(|r| {
+                        r.values[crate::applicants::Column::RegionCode as usize].as_deref()
+                    })
+                    .map(|v| hedui_connectors::text::fold_trim(v).into_owned())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default()
+        }
+        (None, None) => Vec::new(),
+    };
+    let households: Vec<ListedHousehold> = batch
+        .households
+        .iter()
+        .map(|h| ListedHousehold {
+            household_id: h.household_id.clone(),
+            region_code: h.region_code.clone(),
+            members: Value::Array(
+                h.members
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "id_number": m.id_number,
+                            "name": m.name,
+                            "relation": m.relation.code(),
+                        })
+                    })
+                    .collect(),
+            )
+            .to_string(),
+        })
+        .collect();
+    let people = batch.households.iter().map(|h| h.members.len()).sum();
+    let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+    let ext = match batch.format {
+        crate::applicants::BatchFormat::Csv => "csv",
+        crate::applicants::BatchFormat::Xlsx => "xlsx",
+        _ => "jsonl",
+    };
+    Ok(ReadList {
+        batch,
+        households,
+        people,
+        sha256,
+        ext,
+        current_regions,
+    })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -288,24 +387,38 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(ApiError::bad_query)?;
     let limit = super::page_limit(q.limit)?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(super::from_text_cursor)
-        .transpose()?;
+    // `VERSION.OFFSET`: where the page starts in that version of the list.
+    let from = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => {
+            let (v, o) = c.split_once('.').ok_or_else(super::bad_cursor)?;
+            Some((super::number_cursor(v)?, super::number_cursor(o)? as u64))
+        }
+    };
     let who = token.clone();
     let full = who.role.sees_full_ids();
-    let (list, page) = app
+    let (list, page, next) = app
         .db(move |state| {
             let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
             let list = state.current_recipients().map_err(internal)?;
-            let page = state
-                .listed_households(after.as_deref(), &who.regions, limit + 1)
+            let version = list.as_ref().map_or(0, |l| l.id);
+            let offset = match from {
+                None => 0,
+                Some((v, o)) if v == version => o,
+                Some(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "list_replaced",
+                        "在保名单在翻页期间已被更换：请从第一页重新读取（the recipients list was replaced meanwhile; read it again from the first page）",
+                    ))
+                }
+            };
+            let (page, next) = state
+                .listed_households(offset, &who.regions, limit, super::SCAN_PER_PAGE)
                 .map_err(internal)?;
             let hash = state.id_hasher().map_err(internal)?;
             let read: Vec<ReadHousehold> = page
                 .iter()
-                .take(limit)
                 .map(|h| ReadHousehold {
                     household_id: hedui_connectors::idnum::replace_ids_in(&h.household_id, |r| {
                         format!("#{}", hash(r))
@@ -315,21 +428,18 @@ pub async fn list(
                 })
                 .collect();
             if !read.is_empty() {
-                let of = format!("recipients:{}", list.as_ref().map_or(0, |l| l.id));
                 state
                     .audit_read(
                         &who.actor,
-                        &ReadDetail::of_households("api_recipients", of, read),
+                        &ReadDetail::of_households("api_recipients", format!("recipients:{version}"), read),
                     )
                     .map_err(internal)?;
             }
-            Ok((list, page))
+            Ok((list, page, next.map(|o| format!("{version}.{o}"))))
         })
         .await?;
-    let next = (page.len() > limit).then(|| super::text_cursor(&page[limit - 1].household_id));
     let households: Vec<Value> = page
         .into_iter()
-        .take(limit)
         .map(|h| {
             let mut members: Value = serde_json::from_str(&h.members).unwrap_or(Value::Null);
             if !full {
@@ -339,11 +449,16 @@ pub async fn list(
                     }
                 }
             }
-            json!({
+            let mut line = json!({
                 "household_id": h.household_id,
                 "region_code": h.region_code,
                 "members": members,
-            })
+            });
+            if !full {
+                // A clerk may have typed an ID number as the household's id.
+                super::checks::mask_household_id(&mut line);
+            }
+            line
         })
         .collect();
     Ok(Json(json!({
@@ -443,7 +558,11 @@ pub async fn start(
     Caller(ref token, _): Caller<MayReconcile>,
 ) -> Result<Response, ApiError> {
     let id = new_id().map_err(|e| ApiError::internal(&e))?;
-    let configured = app.config.schedule.as_ref().map(|s| s.recipients.clone());
+    let configured = app
+        .config
+        .schedule
+        .as_ref()
+        .and_then(|s| s.recipients.clone());
     let (actor, job_id) = (token.actor.clone(), id.clone());
     app.db(move |state| {
         let internal = |e: crate::state::StateError| ApiError::internal(&e.into());

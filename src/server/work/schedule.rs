@@ -41,7 +41,11 @@ impl Timer {
 
 /// Queues a scheduled job of `timer`'s (a reconciliation reads `recipients`) unless one
 /// is waiting or running.
-fn queue_job(app: &AppState, timer: &Timer, recipients: &Path) -> Result<Option<String>, Error> {
+fn queue_job(
+    app: &AppState,
+    timer: &Timer,
+    recipients: Option<&Path>,
+) -> Result<Option<String>, Error> {
     let kind = timer.kind;
     let id = new_id()?;
     let mut state = app
@@ -58,9 +62,13 @@ fn queue_job(app: &AppState, timer: &Timer, recipients: &Path) -> Result<Option<
     let (file_name, input) = match kind {
         JobKind::Ingest => ("ingest".to_owned(), timer.source.clone()),
         // The hub's current list, else the config's first one.
-        _ => match super::super::handlers::recipients::current_file(&state, Some(recipients))? {
+        _ => match super::super::handlers::recipients::current_file(&state, recipients)? {
             Some((path, name)) => (name, path.display().to_string()),
-            None => return Ok(None),
+            None => {
+                return Err(Error::Usage(
+                    "还没有在保名单，本次复核未排队：请上传名单（PUT /api/v1/recipients）或在 [schedule] recipients 中指定文件（there is no recipients list yet: upload one, or name a file in [schedule] recipients）".into(),
+                ))
+            }
         },
     };
     let job = NewJob {
@@ -80,9 +88,9 @@ fn queue_job(app: &AppState, timer: &Timer, recipients: &Path) -> Result<Option<
 
 /// [`queue_job`] on a blocking thread (the state database is never used on the async
 /// ones), its outcome logged.
-async fn queue_logged(app: &Arc<AppState>, timer: &Timer, recipients: &Path, missed: bool) {
-    let (a, t, r) = (app.clone(), timer.clone(), recipients.to_owned());
-    let queued = tokio::task::spawn_blocking(move || queue_job(&a, &t, &r))
+async fn queue_logged(app: &Arc<AppState>, timer: &Timer, recipients: Option<&Path>, missed: bool) {
+    let (a, t, r) = (app.clone(), timer.clone(), recipients.map(Path::to_owned));
+    let queued = tokio::task::spawn_blocking(move || queue_job(&a, &t, r.as_deref()))
         .await
         .map_err(|e| Error::Internal(format!("the schedule's thread failed: {e}")))
         .and_then(|q| q);
@@ -164,7 +172,7 @@ pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
     });
     for timer in &timers {
         if missed(&app, timer).await {
-            queue_logged(&app, timer, &schedule.recipients, true).await;
+            queue_logged(&app, timer, schedule.recipients.as_deref(), true).await;
         }
     }
     loop {
@@ -189,7 +197,7 @@ pub async fn run_schedule(app: Arc<AppState>, mut shutdown: Shutdown) {
             .iter()
             .filter(|t| t.cron.next_after(&now) == Some(next))
         {
-            queue_logged(&app, t, &schedule.recipients, false).await;
+            queue_logged(&app, t, schedule.recipients.as_deref(), false).await;
         }
     }
 }
