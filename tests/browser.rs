@@ -258,8 +258,13 @@ async fn status_of(s: &Server, b: &Client, path: &str) -> u16 {
 /// wrong check digit: that member's row (as the spreadsheet numbers it), household and
 /// name.
 fn with_a_bad_row(site: &Site) -> (Vec<u8>, u64, String, String) {
-    let rows = rows_of(site, &["4101"]);
-    let text = encoding_rs::GBK.decode(&rows).0.into_owned();
+    bad_row_in(&rows_of(site, &["4101"]))
+}
+
+/// GBK CSV `rows` with the ID number of its third data row's member made wrong: the
+/// rows, and that row's number, household and name.
+fn bad_row_in(rows: &[u8]) -> (Vec<u8>, u64, String, String) {
+    let text = encoding_rs::GBK.decode(rows).0.into_owned();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let at = 3;
     let mut cells: Vec<String> = lines[at].split(',').map(str::to_owned).collect();
@@ -754,5 +759,119 @@ async fn a_clerk_works_in_a_real_browser() {
     );
     shot(&b, "15-users").await;
 
+    b.close().await.unwrap();
+}
+
+/// An admin in Chromium replaces the recipients list: a list with a wrong ID number is
+/// refused, the row told by number and the list left as it was; the corrected list
+/// becomes the current one, its households listed masked and the change in the
+/// history; "立即复核" on the reconciliations page runs the night's check now on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_replaces_the_recipients_list_in_a_real_browser() {
+    let Some(d) = driver() else { return };
+    let site = Site::new();
+    add_user(&site, "zhangmin", "admin", "41,51,11", "admin-password-1");
+    let s = site.serve();
+    let url = s.url.trim_end_matches('/').to_owned();
+    let downloads = tempfile::tempdir().unwrap();
+    let b = chromium(&d, downloads.path()).await;
+    sign_in_as(&b, &url, "zhangmin", "admin-password-1").await;
+
+    // The menu leads there.
+    b.find(Locator::Css("nav a[href='/ui/recipients']"))
+        .await
+        .expect("the admin's menu has the recipients list")
+        .click()
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("form.recipients"))
+        .await
+        .unwrap();
+    assert!(main_text(&b).await.contains("还没有在保名单"));
+
+    // A wrong ID number: refused, by row.
+    let clean = accepted_rows(&site, &["41", "51"]);
+    let (bad, bad_row, _, _) = bad_row_in(&clean);
+    let bad_path = site.dir.path().join("在保名单-有错.csv");
+    std::fs::write(&bad_path, &bad).unwrap();
+    b.execute("window.heduiOld = 1;", vec![]).await.unwrap();
+    pick_and_submit(&b, &bad_path).await;
+    loaded(&b).await;
+    let row = b
+        .find(Locator::Css(&format!("[data-rejected-row='{bad_row}']")))
+        .await
+        .expect("the bad row is listed by number");
+    assert!(
+        row.text().await.unwrap().contains("身份证"),
+        "{}",
+        row.text().await.unwrap()
+    );
+    let text = main_text(&b).await;
+    assert!(
+        text.contains("名单未更换") && text.contains("还没有在保名单"),
+        "{text}"
+    );
+    for id in ids_of(&bad) {
+        assert!(!text.contains(&id), "no full ID number: {id}");
+    }
+    shot(&b, "16-recipients-refused").await;
+
+    // The corrected list.
+    let good_path = site.dir.path().join("在保名单.csv");
+    std::fs::write(&good_path, &clean).unwrap();
+    b.execute("window.heduiOld = 1;", vec![]).await.unwrap();
+    pick_and_submit(&b, &good_path).await;
+    loaded(&b).await;
+    assert_eq!(attr(&b, "dl.summary", "data-version").await, "1");
+    let text = main_text(&b).await;
+    assert!(
+        text.contains("已更换在保名单") && text.contains("在保名单.csv"),
+        "{text}"
+    );
+    for id in ids_of(&clean) {
+        assert!(!text.contains(&id), "no full ID number: {id}");
+    }
+    assert!(
+        b.find_all(Locator::Css("tr[data-household-id]"))
+            .await
+            .unwrap()
+            .len()
+            > 3,
+        "its households listed"
+    );
+    b.find(Locator::Css("tr[data-list-version='1']"))
+        .await
+        .expect("the change in the history");
+    shot(&b, "17-recipients").await;
+
+    // 立即复核.
+    b.goto(&format!("{url}/ui/reconciliations")).await.unwrap();
+    b.execute("window.heduiOld = 1;", vec![]).await.unwrap();
+    b.find(Locator::Css("form.start button"))
+        .await
+        .expect("the admin's button")
+        .click()
+        .await
+        .unwrap();
+    loaded(&b).await;
+    assert!(main_text(&b).await.contains("已发起复核"));
+    shot(&b, "18-reconcile-now").await;
+    let started = Instant::now();
+    loop {
+        b.goto(&format!("{url}/ui/reconciliations")).await.unwrap();
+        if b.find(Locator::Css("tr[data-run-id='1'][data-status='done']"))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     b.close().await.unwrap();
 }

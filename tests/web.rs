@@ -734,3 +734,146 @@ async fn the_night_the_sources_the_audit_log_and_the_accounts() {
         .unwrap();
     assert!(!logged.contains(&id), "{logged}");
 }
+
+/// POST the recipients page's upload form with `cookie`: status, Location, body.
+async fn upload_list(
+    c: &reqwest::Client,
+    s: &Server,
+    cookie: &str,
+    fields: &[(&str, &str)],
+    file: &[u8],
+) -> (u16, String, String) {
+    let (ct, body) = form(fields, file, "在保名单.csv");
+    let resp = c
+        .post(format!("{}/ui/recipients", s.url))
+        .header("cookie", cookie)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    answer(resp).await
+}
+
+/// An admin replaces the recipients list on its page: without the CSRF token nothing
+/// changes; a list with bad rows is refused whole, the rows told by number and nothing
+/// replaced; a clean one becomes the current list, its households listed with masked ID
+/// numbers and the change in the history; the "立即复核" button queues a reconciliation
+/// of it once (a second press while it waits says so); staff have neither the page nor
+/// the button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_replaces_the_recipients_list_and_reconciles_now() {
+    let site = Site::new();
+    add_user(&site, "zhangadmin", "admin", "41,51,11", "admin-password-1");
+    add_user(&site, "wangli", "staff", "4101", "clerk-password-1");
+    // The reconciliation waits before it is done, so that a second press finds it.
+    let s = site.serve_with("hedui.toml", &[("HEDUI_PAUSE_BEFORE_RUN_DONE_MS", "4000")]);
+    let c = browser(&s);
+    let (admin, csrf) = session(&c, &s, "zhangadmin", "admin-password-1", "/ui/recipients").await;
+    let (_, _, empty) = get(&c, &s, &admin, "/ui/recipients").await;
+    assert!(empty.contains("还没有在保名单"), "{empty}");
+    assert!(
+        empty.contains("href=\"/ui/recipients\""),
+        "in the admin's menu"
+    );
+
+    // Without the token: 403, nothing replaced.
+    let clean = accepted_rows(&site, &["41", "51"]);
+    let (status, _, body) = upload_list(&c, &s, &admin, &[], &clean).await;
+    assert_eq!(status, 403, "{body}");
+    let (_, _, still) = get(&c, &s, &admin, "/ui/recipients").await;
+    assert!(still.contains("还没有在保名单"));
+
+    // The city's applicants have rows a clerk got wrong: refused whole, by row.
+    let raw = rows_of(&site, &["41", "51"]);
+    let (status, _, refused) = upload_list(&c, &s, &admin, &[("csrf", &csrf)], &raw).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.contains("名单未更换"), "{refused}");
+    assert!(refused.contains("data-rejected-row="), "{refused}");
+    for id in ids_of(&raw) {
+        assert!(
+            !refused.contains(&id),
+            "no full ID number on the page: {id}"
+        );
+    }
+    assert!(refused.contains("还没有在保名单"), "nothing replaced");
+
+    // A clean list: the current one, a page of its households, masked.
+    let (status, location, body) = upload_list(&c, &s, &admin, &[("csrf", &csrf)], &clean).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/ui/recipients?done=replaced"),
+        "{body}"
+    );
+    let (status, _, list) = get(&c, &s, &admin, &location).await;
+    assert_eq!(status, 200);
+    assert!(list.contains("已更换在保名单"), "{list}");
+    assert!(list.contains("data-version=\"1\""), "{list}");
+    assert!(list.contains("data-list-version=\"1\""), "in the history");
+    assert!(list.contains("zhangadmin"), "who replaced it");
+    let households = clean
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+        - 1;
+    assert!(households > 0);
+    assert!(list.matches("data-household-id=").count() > 3, "{list}");
+    for id in ids_of(&clean) {
+        assert!(!list.contains(&id), "no full ID number on the page: {id}");
+    }
+    assert!(list.contains("********"), "IDs masked");
+
+    // Staff: no page, no button.
+    let (wang, wang_csrf) =
+        session(&c, &s, "wangli", "clerk-password-1", "/ui/reconciliations").await;
+    let (status, _, _) = get(&c, &s, &wang, "/ui/recipients").await;
+    assert_eq!(status, 403);
+    let (_, _, runs) = get(&c, &s, &wang, "/ui/reconciliations").await;
+    assert!(!runs.contains("立即复核"), "staff have no button");
+    assert!(
+        !runs.contains("href=\"/ui/recipients\""),
+        "nor the menu item"
+    );
+    let (status, _, _) = post_form(
+        &c,
+        &s,
+        &wang,
+        "/ui/reconciliations",
+        &[("csrf", &wang_csrf)],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // 立即复核: queued once; pressed again while it waits or runs, said so.
+    let (_, _, runs) = get(&c, &s, &admin, "/ui/reconciliations").await;
+    assert!(runs.contains("立即复核"), "{runs}");
+    let (status, _, _) = post_form(&c, &s, &admin, "/ui/reconciliations", &[]).await;
+    assert_eq!(status, 403, "no token, no run");
+    let (status, location, _) =
+        post_form(&c, &s, &admin, "/ui/reconciliations", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/ui/reconciliations?done=queued")
+    );
+    let (status, _, again) =
+        post_form(&c, &s, &admin, "/ui/reconciliations", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 409, "{again}");
+    assert!(again.contains("已有一次复核在排队或进行中"), "{again}");
+    // It runs on the list just uploaded and is listed as done.
+    let mut done = String::new();
+    for _ in 0..120 {
+        let (_, _, runs) = get(&c, &s, &admin, "/ui/reconciliations").await;
+        if runs.contains("data-status=\"done\"") {
+            done = runs;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        done.contains("data-run-id=\"1\""),
+        "the run is done: {done}"
+    );
+    let (status, _, run) = get(&c, &s, &admin, "/ui/reconciliations/1").await;
+    assert_eq!(status, 200);
+    assert!(run.contains("这是首次复核"), "{run}");
+}

@@ -27,7 +27,7 @@ use super::handlers::{
         reconciliations::list,
         reconciliations::changes,
         reconciliations::report,
-        recipients::start,
+        reconciliations::start,
         recipients::replace,
         recipients::list,
         recipients::history,
@@ -112,7 +112,9 @@ pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// The staff pages, under `/ui/` (and `/`, which leads there).
 fn pages() -> Router<Arc<AppState>> {
-    use super::pages::{asset, audit, batch, batches, household, runs, session, sources, users};
+    use super::pages::{
+        asset, audit, batch, batches, household, recipients, runs, session, sources, users,
+    };
     use axum::response::Redirect;
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
@@ -128,7 +130,11 @@ fn pages() -> Router<Arc<AppState>> {
             "/ui/batches/{id}/households/{household_id}",
             get(household::show),
         )
-        .route("/ui/reconciliations", get(runs::list))
+        .route("/ui/reconciliations", get(runs::list).post(runs::start))
+        .route(
+            "/ui/recipients",
+            get(recipients::show).post(recipients::upload),
+        )
         .route("/ui/reconciliations/{id}", get(runs::show))
         .route("/ui/reconciliations/{id}/changes/{key}", post(runs::mark))
         .route("/ui/sources", get(sources::show))
@@ -149,7 +155,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/audit", get(audit::list))
         .route(
             "/api/v1/reconciliations",
-            get(reconciliations::list).post(recipients::start),
+            get(reconciliations::list).post(reconciliations::start),
         )
         .route(
             "/api/v1/recipients",

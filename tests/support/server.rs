@@ -245,3 +245,56 @@ pub fn ids_of(csv: &[u8]) -> Vec<String> {
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect()
 }
+
+/// [`rows_of`] without the rows `hedui check` rejects (and the rest of their
+/// households): a list the hub accepts whole.
+pub fn accepted_rows(site: &Site, prefixes: &[&str]) -> Vec<u8> {
+    let mut csv = rows_of(site, prefixes);
+    for round in 0..4 {
+        let (file, out) = (
+            site.p(&format!("accepted-{round}.csv")),
+            site.p(&format!("accepted-{round}")),
+        );
+        std::fs::write(&file, &csv).unwrap();
+        let o = hedui(&[
+            "check",
+            "--applicants",
+            &file,
+            "--lake",
+            &site.p("lake"),
+            "--policy",
+            &site.p("city/policy.toml"),
+            "--as-of",
+            &site.today,
+            "--out",
+            &out,
+            "--quiet",
+        ]);
+        let rejected = std::fs::read_to_string(format!("{out}/rejected.jsonl"))
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        let rejected: Vec<serde_json::Value> = rejected
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if rejected.is_empty() {
+            return csv;
+        }
+        let rows: std::collections::BTreeSet<u64> =
+            rejected.iter().filter_map(|r| r["row"].as_u64()).collect();
+        let households: std::collections::BTreeSet<&str> = rejected
+            .iter()
+            .filter_map(|r| r["household_id"].as_str())
+            .filter(|h| !h.is_empty())
+            .collect();
+        csv = csv
+            .split_inclusive(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(i, line)| {
+                let id = String::from_utf8_lossy(line.split(|b| *b == b',').next().unwrap_or(b""));
+                *i == 0 || (!rows.contains(&(*i as u64 + 1)) && !households.contains(id.as_ref()))
+            })
+            .flat_map(|(_, l)| l.to_vec())
+            .collect();
+    }
+    panic!("the list still has rejected rows after four rounds");
+}

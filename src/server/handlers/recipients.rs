@@ -1,7 +1,7 @@
 //! `PUT /api/v1/recipients` and `GET /api/v1/recipients`: the recipients list (在保名单)
 //! kept in the hub, replaced whole (validated as a batch is: one rejected row and nothing
-//! changes), its history kept; and `POST /api/v1/reconciliations`, a reconciliation of
-//! the current list now.
+//! changes), its history kept. (`POST /api/v1/reconciliations`, a reconciliation of
+//! the current list now, is in [`super::reconciliations`].)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,11 +19,9 @@ use crate::applicants::batch_of;
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayReadRuns, MayReconcile};
 use crate::server::error::ApiError;
-use crate::server::jobs::new_id;
 use crate::server::upload;
 use crate::server::who::Who;
 use crate::state::audit::{ReadDetail, ReadHousehold};
-use crate::state::jobs::{JobKind, NewJob};
 use crate::state::recipients::ListedHousehold;
 
 /// Rejected rows a refused list answers at most (the message gives the total).
@@ -150,16 +148,8 @@ pub async fn replace_with(
     let (batch, current) = (read.batch, read.current_regions);
     // Every household it names, accepted or not, and every household of the list it
     // replaces (a whole replacement removes them), must be the caller's.
-    let outside = |regions: &mut dyn Iterator<Item = &str>| -> Vec<String> {
-        regions
-            .filter(|r| !r.is_empty() && !who.covers(r))
-            .map(str::to_owned)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .take(10)
-            .collect()
-    };
     let theirs = outside(
+        &who,
         &mut batch
             .households
             .iter()
@@ -178,14 +168,7 @@ pub async fn replace_with(
             theirs.join(", ")
         )));
     }
-    let theirs = outside(&mut current.iter().map(String::as_str));
-    if !theirs.is_empty() {
-        return Err(ApiError::forbidden(format!(
-            "当前在保名单中有您无权管理的行政区划：{}，整份替换会删除这些家庭。名单未更换：请由有权管理全部地区的管理员上传（the current list has households of regions this account or token may not manage: {}; replacing it would remove them）",
-            theirs.join("、"),
-            theirs.join(", ")
-        )));
-    }
+    refuse_removal(outside(&who, &mut current.iter().map(String::as_str)))?;
     if !batch.rejections.is_empty() {
         let total = batch.rejections.len();
         let rows: Vec<Value> = batch
@@ -205,7 +188,7 @@ pub async fn replace_with(
         let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "rejected_rows",
-            format!("在保名单“{name}”有 {total} 处错误（见 rejections，按行号），名单未更换：请改正这些行后重新上传（{total} problems in the list, listed by row; nothing changed — correct them and upload it again）"),
+            format!("在保名单“{name}”有 {total} 处错误，名单未更换：请按行号改正这些行后重新上传（the list has {total} problem(s), listed by row; nothing changed — correct them and upload it again）"),
         );
         e.rejections = Some(Value::Array(rows));
         return Err(e);
@@ -226,18 +209,7 @@ pub async fn replace_with(
             let current = state
                 .listed_regions()
                 .map_err(|e| ApiError::internal(&e.into()))?;
-            let theirs: Vec<String> = current
-                .into_iter()
-                .filter(|r| !who.covers(r))
-                .take(10)
-                .collect();
-            if !theirs.is_empty() {
-                return Err(ApiError::forbidden(format!(
-                    "当前在保名单中有您无权管理的行政区划：{}，整份替换会删除这些家庭。名单未更换：请由有权管理全部地区的管理员上传（the current list has households of regions this account or token may not manage: {}; replacing it would remove them）",
-                    theirs.join("、"),
-                    theirs.join(", ")
-                )));
-            }
+            refuse_removal(outside(&who, &mut current.iter().map(String::as_str)))?;
             state
                 .replace_recipients(&actor, &file_name, &path, &sha256, &households, people)
                 .map_err(|e| ApiError::internal(&e.into()))
@@ -254,6 +226,30 @@ pub async fn replace_with(
         "added": list.added,
         "removed": list.removed,
     }))
+}
+
+/// The regions of `regions` that `who` does not cover (the first ten, sorted).
+fn outside(who: &Who, regions: &mut dyn Iterator<Item = &str>) -> Vec<String> {
+    regions
+        .filter(|r| !r.is_empty() && !who.covers(r))
+        .map(str::to_owned)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .take(10)
+        .collect()
+}
+
+/// 403 when the current list has households of regions `theirs` the caller may not
+/// manage: replacing the list whole would remove them.
+fn refuse_removal(theirs: Vec<String>) -> Result<(), ApiError> {
+    if theirs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "当前在保名单中有您无权管理的行政区划：{}，整份替换会删除这些家庭。名单未更换：请由有权管理全部地区的管理员上传（the current list has households of regions this account or token may not manage: {}; replacing it would remove them）",
+        theirs.join("、"),
+        theirs.join(", ")
+    )))
 }
 
 /// A list as read on a blocking thread: validated, its households as the hub keeps
@@ -395,9 +391,57 @@ pub async fn list(
             Some((super::number_cursor(v)?, super::number_cursor(o)? as u64))
         }
     };
-    let who = token.clone();
-    let full = who.role.sees_full_ids();
-    let (list, page, next) = app
+    let full = token.role.sees_full_ids();
+    let (list, page, next) = listed_page(&app, token, from, limit).await?;
+    let households: Vec<Value> = page
+        .into_iter()
+        .map(|h| {
+            let mut members: Value = serde_json::from_str(&h.members).unwrap_or(Value::Null);
+            if !full {
+                for m in members.as_array_mut().into_iter().flatten() {
+                    if let Some(id) = m["id_number"].as_str() {
+                        m["id_number"] = Value::String(hedui_connectors::idnum::mask_id(id));
+                    }
+                }
+            }
+            let mut line = json!({
+                "household_id": h.household_id,
+                "region_code": h.region_code,
+                "members": members,
+            });
+            if !full {
+                // A clerk may have typed an ID number as the household's id.
+                super::checks::mask_household_id(&mut line);
+            }
+            line
+        })
+        .collect();
+    Ok(Json(json!({
+        "version": list.as_ref().map(|l| l.id),
+        "uploaded_at": list.as_ref().map(|l| l.uploaded_at.clone()),
+        "households": households,
+        "next_cursor": next,
+    })))
+}
+
+/// The current list and a page of its households in `who`'s regions from `from`
+/// (`(version, offset)`; `list_replaced` when the list changed meanwhile), the page's
+/// read audited; the cursor of the next page (`VERSION.OFFSET`).
+pub async fn listed_page(
+    app: &Arc<AppState>,
+    who: &Who,
+    from: Option<(i64, u64)>,
+    limit: usize,
+) -> Result<
+    (
+        Option<crate::state::recipients::RecipientList>,
+        Vec<ListedHousehold>,
+        Option<String>,
+    ),
+    ApiError,
+> {
+    let who = who.clone();
+    app
         .db(move |state| {
             let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
             let list = state.current_recipients().map_err(internal)?;
@@ -437,36 +481,7 @@ pub async fn list(
             }
             Ok((list, page, next.map(|o| format!("{version}.{o}"))))
         })
-        .await?;
-    let households: Vec<Value> = page
-        .into_iter()
-        .map(|h| {
-            let mut members: Value = serde_json::from_str(&h.members).unwrap_or(Value::Null);
-            if !full {
-                for m in members.as_array_mut().into_iter().flatten() {
-                    if let Some(id) = m["id_number"].as_str() {
-                        m["id_number"] = Value::String(hedui_connectors::idnum::mask_id(id));
-                    }
-                }
-            }
-            let mut line = json!({
-                "household_id": h.household_id,
-                "region_code": h.region_code,
-                "members": members,
-            });
-            if !full {
-                // A clerk may have typed an ID number as the household's id.
-                super::checks::mask_household_id(&mut line);
-            }
-            line
-        })
-        .collect();
-    Ok(Json(json!({
-        "version": list.as_ref().map(|l| l.id),
-        "uploaded_at": list.as_ref().map(|l| l.uploaded_at.clone()),
-        "households": households,
-        "next_cursor": next,
-    })))
+        .await
 }
 
 /// `GET /api/v1/recipients/history`: the lists the hub kept, newest first — who
@@ -539,63 +554,4 @@ pub fn current_file(
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         )
     }))
-}
-
-/// `POST /api/v1/reconciliations`: a reconciliation of the current list, queued now.
-#[utoipa::path(
-    post,
-    path = "/api/v1/reconciliations",
-    operation_id = "start_reconciliation",
-    responses(
-        (status = 202, description = "Queued: `id` is its job, which the reconciliations list shows once it begins", body = Object),
-        (status = 409, description = "A reconciliation is already waiting or running, or there is no recipients list"),
-        Caller<MayReconcile>,
-    ),
-    security(("bearer" = []))
-)]
-pub async fn start(
-    State(app): State<Arc<AppState>>,
-    Caller(ref token, _): Caller<MayReconcile>,
-) -> Result<Response, ApiError> {
-    let id = new_id().map_err(|e| ApiError::internal(&e))?;
-    let configured = app
-        .config
-        .schedule
-        .as_ref()
-        .and_then(|s| s.recipients.clone());
-    let (actor, job_id) = (token.actor.clone(), id.clone());
-    app.db(move |state| {
-        let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
-        if state.job_pending(JobKind::Reconcile).map_err(internal)? {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "already_running",
-                "已有一次复核在排队或进行中，请等它完成后再发起（a reconciliation is already waiting or running）",
-            ));
-        }
-        let Some((path, file_name)) = current_file(state, configured.as_deref()).map_err(internal)?
-        else {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no_recipients",
-                "还没有在保名单：请先上传名单（PUT /api/v1/recipients）再发起复核（there is no recipients list yet: upload one first）",
-            ));
-        };
-        let job = NewJob {
-            id: job_id,
-            kind: JobKind::Reconcile,
-            actor,
-            regions: vec![],
-            file_name,
-            input: path.display().to_string(),
-            as_of: chrono::Local::now().date_naive().to_string(),
-        };
-        state.submit_job(&job, None).map_err(internal)?;
-        Ok(())
-    })
-    .await?;
-    app.wrote();
-    app.jobs.wake.notify_one();
-    tracing::info!(job = %id, token = %token.label, "reconciliation queued on request");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
 }

@@ -1,20 +1,27 @@
 //! `GET /api/v1/reconciliations` and `/{id}/changes`: the reconciliation runs a token
 //! may see (those that checked households of its regions) and their changes, only those
-//! of its regions. A run it may not see is 404, like one that does not exist.
+//! of its regions. A run it may not see is 404, like one that does not exist. `POST
+//! /api/v1/reconciliations` (admins, systems) queues one of the current recipients list
+//! now.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::server::app::AppState;
-use crate::server::caller::{Caller, MayReadRuns};
+use crate::server::caller::{Caller, MayReadRuns, MayReconcile};
 use crate::server::error::ApiError;
+use crate::server::jobs::new_id;
 use crate::server::schema::{ChangesPage, RunItem, RunPage};
 use crate::server::who::Who;
 use crate::state::audit::{ReadDetail, ReadHousehold};
+use crate::state::jobs::{JobKind, NewJob};
+
+use super::recipients::current_file;
 
 /// How many of a run's regions a token must cover to see it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -297,4 +304,70 @@ pub async fn report(
     .await?;
     let path = crate::server::jobs::out_dir(&app.config.state_dir, &job.id).join("report.html");
     super::files::html_file(&path).await
+}
+
+/// `POST /api/v1/reconciliations`: a reconciliation of the current list, queued now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reconciliations",
+    operation_id = "start_reconciliation",
+    responses(
+        (status = 202, description = "Queued: `id` is its job, which the reconciliations list shows once it begins", body = Object),
+        (status = 409, description = "A reconciliation is already waiting or running, or there is no recipients list"),
+        Caller<MayReconcile>,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn start(
+    State(app): State<Arc<AppState>>,
+    Caller(ref token, _): Caller<MayReconcile>,
+) -> Result<Response, ApiError> {
+    let id = queue_reconciliation(&app, token).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
+}
+
+/// Queues a reconciliation of the current list now, as `token`: its job id. 409
+/// `already_running` when one waits or runs, `no_recipients` when there is no list.
+pub async fn queue_reconciliation(app: &Arc<AppState>, token: &Who) -> Result<String, ApiError> {
+    let id = new_id().map_err(|e| ApiError::internal(&e))?;
+    let configured = app
+        .config
+        .schedule
+        .as_ref()
+        .and_then(|s| s.recipients.clone());
+    let (actor, job_id) = (token.actor.clone(), id.clone());
+    app.db(move |state| {
+        let internal = |e: crate::state::StateError| ApiError::internal(&e.into());
+        if state.job_pending(JobKind::Reconcile).map_err(internal)? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_running",
+                "已有一次复核在排队或进行中，请等它完成后再发起（a reconciliation is already waiting or running）",
+            ));
+        }
+        let Some((path, file_name)) = current_file(state, configured.as_deref()).map_err(internal)?
+        else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_recipients",
+                "还没有在保名单：请先在“在保名单”页面（或用 PUT /api/v1/recipients）上传名单，再发起复核（there is no recipients list yet: upload one first）",
+            ));
+        };
+        let job = NewJob {
+            id: job_id,
+            kind: JobKind::Reconcile,
+            actor,
+            regions: vec![],
+            file_name,
+            input: path.display().to_string(),
+            as_of: chrono::Local::now().date_naive().to_string(),
+        };
+        state.submit_job(&job, None).map_err(internal)?;
+        Ok(())
+    })
+    .await?;
+    app.wrote();
+    app.jobs.wake.notify_one();
+    tracing::info!(job = %id, token = %token.label, "reconciliation queued on request");
+    Ok(id)
 }

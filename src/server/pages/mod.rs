@@ -7,7 +7,8 @@
 //! - [`batches`]: the batch list and upload form; [`batch`]: a batch's progress, its
 //!   households a page at a time, its downloads; [`household`]: a household's
 //!   printable 核对报告; [`members`]: households' members from their own file.
-//! - [`runs`]: the nightly reconciliations as a work list, marked handled.
+//! - [`runs`]: the nightly reconciliations as a work list, marked handled (admins start
+//!   one now); [`recipients`]: the recipients list the night reads (admins).
 //! - [`sources`]: each department's freshness; [`audit`]: the audit log, searched by
 //!   person; [`users`]: the staff accounts (admins).
 
@@ -16,6 +17,7 @@ pub mod batch;
 pub mod batches;
 pub mod household;
 pub mod members;
+pub mod recipients;
 pub mod runs;
 pub mod session;
 pub mod sources;
@@ -33,7 +35,8 @@ pub const PAGE_CSP: &str =
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The templates, compiled in.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
+    ("recipients.html", include_str!("templates/recipients.html")),
     ("sources.html", include_str!("templates/sources.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("users.html", include_str!("templates/users.html")),

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::server::app::AppState;
-use crate::server::caller::MayReadRuns;
+use crate::server::caller::{MayReadRuns, MayReconcile, Permit};
 use crate::server::error::ApiError;
 use crate::server::handlers::checks::{mask_flag, mask_household_id};
+use crate::server::handlers::reconciliations::queue_reconciliation;
 use crate::server::handlers::reconciliations::{visible_run, visible_runs, Covered};
 use crate::state::audit::{ReadDetail, ReadHousehold};
 use crate::state::handled::{rank, Handled, Ranked, MAX_NOTE_CHARS};
@@ -40,6 +41,9 @@ const CHANGES_PER_PAGE: usize = 200;
 pub struct ListQuery {
     /// The run the page before ended at.
     before: Option<i64>,
+    /// `queued` after the button.
+    #[serde(default)]
+    done: String,
 }
 
 /// `GET /ui/reconciliations`: the runs of the user's regions, newest first.
@@ -49,7 +53,44 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
     user.permit::<MayReadRuns>()?;
-    let before = query.ok().and_then(|Query(q)| q.before);
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let notice = (q.done == "queued").then(|| {
+        "已发起复核：它在排队，开始后会出现在下表中，完成后请刷新本页查看变化。".to_owned()
+    });
+    runs_page(&app, &user, q.before, StatusCode::OK, notice, None).await
+}
+
+/// `POST /ui/reconciliations` (admins, CSRF token required): a reconciliation of the
+/// current recipients list now, as `POST /api/v1/reconciliations`.
+pub async fn start(
+    State(app): State<Arc<AppState>>,
+    user: Signed,
+    form: Result<Form<StartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let csrf = form.ok().and_then(|Form(f)| f.csrf);
+    user.require_csrf(csrf.as_deref())?;
+    user.permit::<MayReconcile>()?;
+    match queue_reconciliation(&app, &user.who).await {
+        Ok(_) => Ok(Redirect::to("/ui/reconciliations?done=queued").into_response()),
+        Err(e) => runs_page(&app, &user, None, e.status, None, Some(e.message)).await,
+    }
+}
+
+/// The form of the button that starts one.
+#[derive(Debug, Deserialize)]
+pub struct StartForm {
+    csrf: Option<String>,
+}
+
+/// The page of runs before `before`, with a notice or an error above it.
+async fn runs_page(
+    app: &Arc<AppState>,
+    user: &Signed,
+    before: Option<i64>,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
     let who = user.who.clone();
     let (runs, next) = app
         .db(move |state| {
@@ -71,7 +112,7 @@ pub async fn list(
         })
         .await?;
     Ok(render(
-        StatusCode::OK,
+        status,
         "runs.html",
         minijinja::context! {
             nav => "runs",
@@ -80,6 +121,9 @@ pub async fn list(
             csrf => user.csrf,
             runs => runs,
             next => next,
+            notice => notice,
+            error => error,
+            may_start => MayReconcile::allows(user.who.role),
         },
     ))
 }
