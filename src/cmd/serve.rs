@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::policy::Policy;
 use crate::server::app::stopped;
 use crate::server::config::ServerConfig;
-use crate::server::{run, tls_config, work, AppState};
+use crate::server::{run, work, AppState, Tls};
 use crate::state::State;
 
 /// Runs the server until it is told to stop.
@@ -24,13 +24,13 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     // over: the first entry appended would make the shortened log verify again.
     state.audit_end_ok()?;
     let tls = match &config.tls {
-        Some((cert, key)) => Some(tls_config(cert, key).map_err(|why| {
+        Some((cert, key)) => Some(Arc::new(Tls::load(cert, key).map_err(|why| {
             Error::Config(crate::config::ConfigError {
                 file: d.file.display().to_string(),
                 key: "server.tls_cert".into(),
                 why,
             })
-        })?),
+        })?)),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -85,16 +85,48 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         super::signal::interrupted().await;
         let _ = stop.send(true);
     });
+    let reload = tls.clone().map(|t| tokio::spawn(reload_on_hangup(t)));
     let mut server_stop = shutdown.clone();
     run(listener, tls, app.clone(), async move {
         stopped(&mut server_stop).await
     })
     .await;
     signal.abort();
+    if let Some(r) = reload {
+        r.abort();
+    }
     let _ = drained_tx.send(true);
     // No new requests; the running job finishes or is queued again.
     work::jobs::stop_worker(&app, grace).await;
     let _ = tokio::join!(schedule, retention);
     eprintln!("hedui: stopped");
     Ok(())
+}
+
+/// Reads the certificate and key again on each SIGHUP (`systemctl reload hedui`): new
+/// connections get the renewed certificate, those open keep theirs; a pair that does not
+/// load is logged and the current one kept.
+async fn reload_on_hangup(tls: Arc<Tls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be listened to: the certificate is read only at start");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!("certificate reloaded (SIGHUP): new connections get it");
+                    eprintln!("hedui: certificate reloaded");
+                }
+                Err(why) => {
+                    tracing::error!(error = %why, "the certificate could not be reloaded; the one in use is kept");
+                    eprintln!("hedui: 证书重新加载失败，继续使用当前证书：{why}（the certificate could not be reloaded; the current one is kept）");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }

@@ -42,18 +42,18 @@ pub use app::AppState;
 
 pub use config::MAX_CONNECTIONS;
 
-/// Serves `app` on `listener` (TLS when `tls` is given) until `shutdown` completes; then
-/// stops accepting and lets the connections in progress finish.
+/// Serves `app` on `listener` (TLS when `tls` is given: each connection gets the
+/// certificate current when it arrives) until `shutdown` completes; then stops accepting
+/// and lets the connections in progress finish.
 pub async fn run(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<Tls>>,
     app: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
     let timeouts = app.config.timeouts;
     let app_per_ip = app.config.max_connections_per_ip;
     let router = routes::router(app);
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let per_ip = PerIp::new(app_per_ip);
     // Tells connections to finish: the request in progress is answered, idle
@@ -85,7 +85,9 @@ pub async fn run(
             continue;
         };
         let router = router.clone();
-        let acceptor = acceptor.clone();
+        let acceptor = tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.current()));
         let stop = stop_rx.clone();
         tasks.spawn(async move {
             let (_permit, _held) = (permit, held);
@@ -187,6 +189,42 @@ async fn serve_connection<I>(
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+/// The server's certificate and key: read from their files at start, and again on
+/// [`Tls::reload`] (SIGHUP) — a renewed certificate is served to new connections without
+/// a restart; one that does not load leaves the current one in place.
+pub struct Tls {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    current: std::sync::RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl Tls {
+    /// The certificate chain `cert` and its key `key` (PEM files), read now.
+    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls, String> {
+        Ok(Tls {
+            current: std::sync::RwLock::new(tls_config(cert, key)?),
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// The configuration new connections get.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the files again; on success new connections get the new certificate, on
+    /// failure the current one stays and the reason is returned.
+    pub fn reload(&self) -> Result<(), String> {
+        let fresh = tls_config(&self.cert, &self.key)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
 }
 
 /// The rustls server configuration for a certificate chain and key (PEM files).

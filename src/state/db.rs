@@ -284,7 +284,13 @@ impl State {
             path: path.display().to_string(),
             why,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        // A new state folder is the service user's alone (it holds the audit key unless
+        // the config places it elsewhere, and every household's members).
+        let mut mk = std::fs::DirBuilder::new();
+        mk.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut mk, 0o700);
+        mk.create(dir).map_err(|e| open_err(e.to_string()))?;
         let conn = Connection::open(&path).map_err(|e| open_err(e.to_string()))?;
         // WAL: readers (the server) never wait for a run being written; a busy database
         // is waited for, not failed.
