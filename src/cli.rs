@@ -38,6 +38,40 @@ pub enum Command {
     Serve(ServeArgs),
     /// Staff accounts of the pages: `hedui user add|list|disable|enable|passwd`.
     User(UserArgs),
+    /// Copy the state database, the audit key and anchor, the recipients lists, the
+    /// jobs' files and the lake's snapshots into a new folder, while the server runs.
+    Backup(BackupArgs),
+    /// Put a backup in the places a config names (which must be empty), and verify it.
+    Restore(RestoreArgs),
+}
+
+/// `hedui backup`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Example:\n  hedui backup --config /etc/hedui/hedui.toml --to /backup/hedui-$(date +%F)"
+)]
+pub struct BackupArgs {
+    /// Deployment config: its `[state]` and `[lake]` are copied.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// A folder that does not exist yet (or is empty): the backup.
+    #[arg(long)]
+    pub to: PathBuf,
+}
+
+/// `hedui restore`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "示例 Example:\n  hedui restore --from /backup/hedui-2026-12-01 --config /etc/hedui/hedui.toml"
+)]
+pub struct RestoreArgs {
+    /// A folder `hedui backup` made.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Deployment config: where the state, the audit key and anchor and the lake go
+    /// (none of them may hold anything yet).
+    #[arg(long)]
+    pub config: PathBuf,
 }
 
 /// `hedui user`.

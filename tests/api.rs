@@ -12,42 +12,6 @@ use serde_json::{json, Value};
 use support::server::*;
 use support::{lines, ok};
 
-/// Tokens of the test (plaintext here; the config holds their SHA-256 only).
-/// The API body of one household of the city's applicant batch.
-fn bodies(site: &Site) -> Vec<(String, Value)> {
-    let policy =
-        hedui::policy::Policy::load(std::path::Path::new(&site.p("city/policy.toml"))).unwrap();
-    let today = chrono::Local::now().date_naive();
-    let batch = hedui::applicants::load(
-        std::path::Path::new(&site.p("city/applicants.csv")),
-        &policy,
-        today,
-    )
-    .unwrap();
-    batch
-        .households
-        .iter()
-        .map(|h| {
-            let members: Vec<Value> = h
-                .members
-                .iter()
-                .map(|m| json!({"id_number": m.id_number, "name": m.name, "relation": m.relation.chinese()}))
-                .collect();
-            (
-                h.household_id.clone(),
-                json!({
-                    "household_id": h.household_id,
-                    "region_code": h.region_code,
-                    "area_type": h.area_type.chinese(),
-                    "aid_type": h.aid_type.code(),
-                    "authorization_id": h.authorization_id,
-                    "members": members,
-                }),
-            )
-        })
-        .collect()
-}
-
 /// What the API answers for a household the batch answered `batch` for:
 /// member_in_multiple_households is a batch rule, not on the API; a household under
 /// review for it alone is eligible when asked about by itself.
@@ -2089,30 +2053,6 @@ async fn submit(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn get_as(c: &reqwest::Client, s: &Server, token: &str, path: &str) -> reqwest::Response {
-    c.get(format!("{}{path}", s.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Polls a batch until it is done or failed (two minutes at most).
-async fn wait_batch(c: &reqwest::Client, s: &Server, token: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let v: Value = get_as(c, s, token, &format!("/api/v1/batches/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if v["status"] == "done" || v["status"] == "failed" {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    panic!("batch {id} did not finish");
-}
-
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// A batch's lifecycle over HTTPS: a GBK CSV with Chinese headers from staff and an XLSX
@@ -3441,23 +3381,6 @@ async fn role_by_region_matrix() {
             .unwrap();
         assert_eq!(none["entries"], json!([]), "{role}");
     }
-}
-
-/// PUT `body` as the recipients list with `token`.
-async fn put_list(c: &reqwest::Client, s: &Server, token: &str, body: Vec<u8>) -> (u16, Value) {
-    let resp = c
-        .put(format!(
-            "{}/api/v1/recipients?file_name=在保名单.csv",
-            s.url
-        ))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// The recipients list in the hub: a list with rejected rows is refused whole (422, the

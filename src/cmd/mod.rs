@@ -3,6 +3,7 @@
 //! dispatches a parsed command line to them.
 
 pub mod audit;
+pub mod backup;
 pub mod check;
 pub mod data;
 pub mod demo;
@@ -56,6 +57,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 if !cli.quiet {
                     println!("{}", reconcile::describe(&done, &args.out));
                 }
+                Ok(())
+            }
+            Command::Backup(args) => {
+                println!("{}", backup::backup(args).await?);
+                Ok(())
+            }
+            Command::Restore(args) => {
+                println!("{}", backup::restore(args).await?);
                 Ok(())
             }
             Command::User(args) => {

@@ -41,6 +41,7 @@
 
 pub mod checkpoint;
 pub mod commit;
+pub mod copy;
 pub mod error;
 pub mod housekeeping;
 pub mod manifest;

@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod audit_search;
+pub mod backup;
 pub mod complete;
 pub mod credentials;
 pub mod db;

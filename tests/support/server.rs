@@ -298,3 +298,89 @@ pub fn accepted_rows(site: &Site, prefixes: &[&str]) -> Vec<u8> {
     }
     panic!("the list still has rejected rows after four rounds");
 }
+
+/// The API body of each household of the city's applicant batch, by household.
+pub fn bodies(site: &Site) -> Vec<(String, serde_json::Value)> {
+    let policy =
+        hedui::policy::Policy::load(std::path::Path::new(&site.p("city/policy.toml"))).unwrap();
+    let today = chrono::Local::now().date_naive();
+    let batch = hedui::applicants::load(
+        std::path::Path::new(&site.p("city/applicants.csv")),
+        &policy,
+        today,
+    )
+    .unwrap();
+    batch
+        .households
+        .iter()
+        .map(|h| {
+            let members: Vec<serde_json::Value> = h
+                .members
+                .iter()
+                .map(|m| serde_json::json!({"id_number": m.id_number, "name": m.name, "relation": m.relation.chinese()}))
+                .collect();
+            (
+                h.household_id.clone(),
+                serde_json::json!({
+                    "household_id": h.household_id,
+                    "region_code": h.region_code,
+                    "area_type": h.area_type.chinese(),
+                    "aid_type": h.aid_type.code(),
+                    "authorization_id": h.authorization_id,
+                    "members": members,
+                }),
+            )
+        })
+        .collect()
+}
+
+pub async fn get_as(c: &reqwest::Client, s: &Server, token: &str, path: &str) -> reqwest::Response {
+    c.get(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls a batch until it is done or failed (two minutes at most).
+pub async fn wait_batch(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    id: &str,
+) -> serde_json::Value {
+    for _ in 0..600 {
+        let v: serde_json::Value = get_as(c, s, token, &format!("/api/v1/batches/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "done" || v["status"] == "failed" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("batch {id} did not finish");
+}
+
+/// PUT `body` as the recipients list with `token`.
+pub async fn put_list(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let resp = c
+        .put(format!(
+            "{}/api/v1/recipients?file_name=在保名单.csv",
+            s.url
+        ))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}

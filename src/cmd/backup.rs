@@ -1,0 +1,301 @@
+//! `hedui backup --config F --to DIR` and `hedui restore --from DIR --config F`.
+//!
+//! A backup is a folder:
+//!
+//! ```text
+//! DIR/backup.json          what it holds (written last: a folder without it is not a backup)
+//! DIR/state/audit.key      the audit key (0600) and the anchor of the log's end
+//! DIR/state/audit.anchor
+//! DIR/state/hedui.db       the state database, by SQLite's online backup
+//! DIR/state/jobs/…         the jobs' inputs and results, the hub's recipients lists
+//! DIR/state/recipients/…
+//! DIR/lake/sources/…       every committed snapshot: its files, then its manifest
+//! ```
+//!
+//! It is taken while the server runs. The order makes the copy consistent: the key and
+//! the anchor first, then the database in one read transaction (so it holds at least
+//! every entry the anchor names, and `hedui audit verify --state DIR/state` passes on
+//! it), then the files the database names, then the lake. A restore puts each part where
+//! the config says — places that must be empty — moves the database's paths of its own
+//! files to the new state folder, and verifies the chain before it says it is done.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::cli::{BackupArgs, RestoreArgs};
+use crate::config::Deployment;
+use crate::error::Error;
+use crate::lake::store::Lake;
+use crate::state::{AuditFiles, State, DB_FILE};
+
+/// The backup's own description.
+const DESCRIPTION: &str = "backup.json";
+
+/// The state folder's parts a backup copies besides the database.
+const STATE_FOLDERS: [&str; 2] = ["jobs", "recipients"];
+
+/// Takes a backup; the summary to print.
+pub async fn backup(args: &BackupArgs) -> Result<String, Error> {
+    let d = Deployment::load(&args.config)?;
+    let audit = AuditFiles::of(&d);
+    let to = args.to.clone();
+    if to.exists()
+        && std::fs::read_dir(&to)
+            .map(|mut e| e.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Error::Usage(format!(
+            "备份目录 {} 已存在且不是空的：请指定一个新目录，备份不会覆盖已有的文件（the backup folder exists and is not empty: name a new one）",
+            to.display()
+        )));
+    }
+    let state_to = to.join("state");
+    private_dir(&state_to)?;
+    // The key and the anchor before the database: the copy then holds every entry the
+    // anchor names.
+    copy_private(&audit.key, &state_to.join(crate::state::db::KEY_FILE))?;
+    copy_private(&audit.anchor, &state_to.join(crate::state::db::ANCHOR_FILE))?;
+    let (from, db_to) = (d.state_path.clone(), state_to.join(DB_FILE));
+    let (copied, files, bytes) = tokio::task::spawn_blocking(move || {
+        let copied = crate::state::backup::backup_database(&from, &db_to)?;
+        let mut n = (0, 0);
+        for folder in STATE_FOLDERS {
+            let (f, b) = copy_tree(&from.join(folder), &db_to.with_file_name(folder))?;
+            n = (n.0 + f, n.1 + b);
+        }
+        Ok::<_, Error>((copied, n.0, n.1))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    let lake = match Lake::open_existing(&d.lake).await {
+        Ok(lake) => Some(lake.export_to(&to.join("lake")).await?),
+        Err(crate::lake::LakeError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    // The copy verifies before the backup says it is one.
+    let verified = verify(&state_to, AuditFiles::beside(&state_to))?;
+    let lake_json = lake.as_ref().map(|l| {
+        json!({
+            "url": d.lake.url,
+            "sources": l.sources.iter().map(|(s, seq)| (s.clone(), json!(seq))).collect::<serde_json::Map<_, _>>(),
+            "manifests": l.manifests,
+            "files": l.files,
+            "bytes": l.bytes,
+        })
+    });
+    let description = json!({
+        "hedui": env!("CARGO_PKG_VERSION"),
+        "made_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "config": d.file.display().to_string(),
+        "state_path": d.state_path.display().to_string(),
+        "schema": copied.schema,
+        "audit_entries": verified,
+        "state_files": files,
+        "state_bytes": bytes,
+        "lake": lake_json,
+    });
+    write_file(
+        &to.join(DESCRIPTION),
+        serde_json::to_string_pretty(&description)
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .as_bytes(),
+    )?;
+    Ok(format!(
+        "备份完成（backup complete）: {}: state schema {}, {verified} audit entries (chain intact), {files} files of jobs and lists; {}",
+        to.display(),
+        copied.schema,
+        match &lake {
+            Some(l) => format!(
+                "lake: {} sources, {} snapshots, {} files, {} MB",
+                l.sources.len(),
+                l.manifests,
+                l.files,
+                l.bytes / 1_000_000
+            ),
+            None => "no lake yet".to_owned(),
+        }
+    ))
+}
+
+/// Restores a backup into the places the config names; the summary to print.
+pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
+    let d = Deployment::load(&args.config)?;
+    let audit = AuditFiles::of(&d);
+    let from = args.from.clone();
+    let description: serde_json::Value = std::fs::read(from.join(DESCRIPTION))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} 不是一份完整的备份（没有可读的 backup.json）：请指定 hedui backup 做成的目录（not a complete backup: it has no readable backup.json）",
+                from.display()
+            ))
+        })?;
+    let old_state = description["state_path"]
+        .as_str()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    // Nothing is overwritten: each place must be empty.
+    let taken = |p: &Path, what: &str| -> Result<(), Error> {
+        if p.exists() {
+            return Err(Error::Usage(format!(
+                "{what} {} 已存在：恢复不会覆盖现有数据。请先把它移走（或在配置中指定新的位置）再恢复（{} exists already: restore never overwrites; move it away first）",
+                p.display(),
+                p.display()
+            )));
+        }
+        Ok(())
+    };
+    taken(&d.state_path.join(DB_FILE), "状态数据库")?;
+    taken(&audit.key, "审计密钥")?;
+    taken(&audit.anchor, "审计锚点")?;
+    let lake = Lake::open(&d.lake)?;
+    if lake.has_commits().await? {
+        return Err(Error::Usage(format!(
+            "数据湖 {} 中已有快照：恢复不会覆盖现有数据，请指定一个空的数据湖位置（the lake holds snapshots already: restore into an empty one）",
+            d.lake.url
+        )));
+    }
+    let state_from = from.join("state");
+    private_dir(&d.state_path)?;
+    if let Some(dir) = audit.key.parent() {
+        private_dir(dir)?;
+    }
+    if let Some(dir) = audit.anchor.parent() {
+        private_dir(dir)?;
+    }
+    copy_private(&state_from.join(crate::state::db::KEY_FILE), &audit.key)?;
+    copy_private(
+        &state_from.join(crate::state::db::ANCHOR_FILE),
+        &audit.anchor,
+    )?;
+    let (dir, src) = (d.state_path.clone(), state_from.clone());
+    let (files, moved) = tokio::task::spawn_blocking(move || {
+        let db = dir.join(DB_FILE);
+        copy_private(&src.join(DB_FILE), &db)?;
+        let mut files = 0;
+        for folder in STATE_FOLDERS {
+            files += copy_tree(&src.join(folder), &dir.join(folder))?.0;
+        }
+        let moved = crate::state::backup::move_paths(&db, &old_state, &dir)?;
+        Ok::<_, Error>((files, moved))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    let lake_copied = if from.join("lake").is_dir() {
+        Some(lake.import_from(&from.join("lake")).await?)
+    } else {
+        None
+    };
+    // Opened as the server opens it (brought forward to this hedui's schema), its end at
+    // its anchor, its chain whole.
+    let state = State::open_with(&d.state_path, audit.clone())?;
+    state.audit_end_ok()?;
+    drop(state);
+    let verified = verify(&d.state_path, audit)?;
+    Ok(format!(
+        "恢复完成（restored）: {} → {}: {verified} audit entries (chain intact), {files} files of jobs and lists ({moved} paths moved to the new state folder); {}",
+        from.display(),
+        d.state_path.display(),
+        match lake_copied {
+            Some(l) => format!(
+                "lake {}: {} sources, {} snapshots, {} files",
+                d.lake.url,
+                l.sources.len(),
+                l.manifests,
+                l.files
+            ),
+            None => "the backup holds no lake".to_owned(),
+        }
+    ))
+}
+
+/// The chain of the state in `dir` verified: its entries.
+fn verify(dir: &Path, audit: AuditFiles) -> Result<usize, Error> {
+    let state = State::open_read_only(dir, audit)?;
+    let path = state.path().display().to_string();
+    match state.verify_audit()? {
+        Ok(n) => Ok(n),
+        Err((seq, why)) => Err(Error::AuditBroken { path, seq, why }),
+    }
+}
+
+fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Output {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Makes folder `dir` (and its parents) readable by the owner only, if it is new.
+fn private_dir(dir: &Path) -> Result<(), Error> {
+    let mut mk = std::fs::DirBuilder::new();
+    mk.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut mk, 0o700);
+    mk.create(dir).map_err(output_err(dir))
+}
+
+/// Writes `body` to a new file `to`, synced.
+fn write_file(to: &Path, body: &[u8]) -> Result<(), Error> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(to).map_err(output_err(to))?;
+    std::io::Write::write_all(&mut f, body).map_err(output_err(to))?;
+    f.sync_all().map_err(output_err(to))
+}
+
+/// Copies file `from` to a new file `to` readable by the owner only; a file that is not
+/// there is skipped (a log that never audited has no key yet).
+fn copy_private(from: &Path, to: &Path) -> Result<(), Error> {
+    match std::fs::read(from) {
+        Ok(body) => write_file(to, &body),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Output {
+            path: from.display().to_string(),
+            source: e,
+        }),
+    }
+}
+
+/// Copies the folder `from` into `to`, file by file: (files, bytes). Files that vanish
+/// meanwhile (retention, a finished upload) are skipped.
+fn copy_tree(from: &Path, to: &Path) -> Result<(usize, u64), Error> {
+    let entries = match std::fs::read_dir(from) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(output_err(from)(e)),
+    };
+    private_dir(to)?;
+    let (mut files, mut bytes) = (0, 0);
+    for entry in entries.flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                let (f, b) = copy_tree(&src, &dst)?;
+                files += f;
+                bytes += b;
+            }
+            // Streamed (a batch's results can be large), then the owner's only.
+            Ok(t) if t.is_file() => match std::fs::copy(&src, &dst) {
+                Ok(n) => {
+                    #[cfg(unix)]
+                    std::fs::set_permissions(
+                        &dst,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                    )
+                    .map_err(output_err(&dst))?;
+                    files += 1;
+                    bytes += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(output_err(&src)(e)),
+            },
+            _ => {}
+        }
+    }
+    Ok((files, bytes))
+}
