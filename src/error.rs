@@ -129,6 +129,9 @@ impl Error {
             Error::Engine(_) => "核对引擎内部错误",
             Error::Config(_) => "部署配置有误",
             Error::Lake(crate::lake::LakeError::NotFound { .. }) => "找不到数据湖",
+            Error::Lake(crate::lake::LakeError::NewerFormat { .. }) => {
+                "数据湖中的快照由更新版本的 hedui 写成，本版本不认识其格式：请使用写入它的版本或更新的版本"
+            }
             Error::Lake(_) => "数据湖出错",
             Error::Output { .. } => "无法写入结果",
             Error::TempFolder { .. } => {
@@ -177,7 +180,9 @@ impl Error {
             ) => 1,
             // A read-only command pointed at a place without a lake: the user's mistake.
             Error::Lake(
-                crate::lake::LakeError::NotFound { .. } | crate::lake::LakeError::Refused { .. },
+                crate::lake::LakeError::NotFound { .. }
+                | crate::lake::LakeError::Refused { .. }
+                | crate::lake::LakeError::NewerFormat { .. },
             ) => 2,
             Error::Usage(_)
             | Error::Policy(_)

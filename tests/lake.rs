@@ -270,3 +270,148 @@ fn snapshot_at_reads_the_past() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Copies folder `from` into `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A lake the previous release wrote (`tests/fixtures/lake-format-1`: its manifests of
+/// format 1, which have no `format` field, and that release's results of a check on
+/// it) reads to the same results; an ingest adds a commit of this release's format, the
+/// older snapshot still read by time travel; a manifest of a format newer than this
+/// hedui knows is refused in words, never misread.
+#[test]
+fn a_lake_of_the_previous_release_keeps_reading() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lake-format-1");
+    let dir = tempfile::tempdir().unwrap();
+    let p = |r: &str| dir.path().join(r).display().to_string();
+    copy_dir(&fixture.join("lake"), &dir.path().join("lake"));
+    let manifest = dir
+        .path()
+        .join("lake/sources/hr/manifests/00000000000000000001.json");
+    assert!(
+        !std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains("\"format\""),
+        "the fixture is of the format before formats were kept"
+    );
+    let (applicants, policy) = (
+        fixture.join("applicants.csv").display().to_string(),
+        fixture.join("policy.toml").display().to_string(),
+    );
+    let lake = p("lake");
+    let check = |out: &str, more: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--lake",
+            &lake,
+            "--applicants",
+            &applicants,
+            "--policy",
+            &policy,
+            "--as-of",
+            "2026-12-04",
+            "--out",
+            out,
+            "--no-audit",
+            "--quiet",
+        ];
+        args.extend_from_slice(more);
+        hedui(&args)
+    };
+    let was = std::fs::read_to_string(fixture.join("results.jsonl")).unwrap();
+    ok(check(&p("now"), &[]));
+    assert_eq!(
+        std::fs::read_to_string(p("now/results.jsonl")).unwrap(),
+        was
+    );
+
+    // The same city's departments again (generated alike), pulled into it by this hedui.
+    ok(hedui(&[
+        "generate",
+        "--people",
+        "40",
+        "--households",
+        "8",
+        "--seed",
+        "5",
+        "--as-of",
+        "2026-11-30",
+        "--out",
+        &p("city"),
+        "--quiet",
+    ]));
+    std::fs::write(
+        p("hedui.toml"),
+        format!(
+            "[lake]\nurl = \"lake\"\n[state]\npath = \"state\"\n{}",
+            support::files_sources(&p("city/sources"))
+        ),
+    )
+    .unwrap();
+    ok(hedui(&["ingest", "--config", &p("hedui.toml"), "--quiet"]));
+    let second: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.path()
+                .join("lake/sources/hr/manifests/00000000000000000002.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(second["format"], 2, "{second}");
+    ok(check(&p("after"), &[]));
+    assert_eq!(
+        sorted(lines(&dir.path().join("after/results.jsonl"))),
+        sorted(lines(&fixture.join("results.jsonl"))),
+        "the same departments' data, the same answers"
+    );
+    // The old snapshot by time travel: its very results.
+    // (the last of the previous release's commits: sources commit one after another).
+    let at = ["hr", "housing", "police", "tax", "bank", "fund"]
+        .iter()
+        .map(|s| {
+            let m: Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.path().join(format!(
+                    "lake/sources/{s}/manifests/00000000000000000001.json"
+                )))
+                .unwrap(),
+            )
+            .unwrap();
+            m["committed_at"].as_str().unwrap().to_owned()
+        })
+        .max()
+        .unwrap();
+    ok(check(&p("then"), &["--snapshot-at", &at]));
+    assert_eq!(
+        std::fs::read_to_string(p("then/results.jsonl")).unwrap(),
+        was
+    );
+
+    // A newer format: refused, in words, exit 2.
+    let mut newer = second.clone();
+    newer["format"] = serde_json::json!(99);
+    newer["tables"] = serde_json::json!("changed in a way this hedui cannot know");
+    std::fs::write(
+        dir.path()
+            .join("lake/sources/hr/manifests/00000000000000000003.json"),
+        serde_json::to_vec(&newer).unwrap(),
+    )
+    .unwrap();
+    let refused = check(&p("refused"), &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("更新版本的 hedui") && said.contains("format 99"),
+        "{said}"
+    );
+}

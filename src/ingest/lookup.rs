@@ -81,6 +81,7 @@ pub async fn pull(
     let queried_file = format!("sources/{name}/snapshots/{snapshot_id}/queried.json");
     lake.put_json(&queried_file, &queried).await?;
     let manifest = Manifest {
+        format: crate::lake::manifest::FORMAT,
         source: name.to_owned(),
         seq: 0,
         snapshot_id,

@@ -235,6 +235,7 @@ async fn commit(
 ) -> Result<Outcome, IngestError> {
     let name = s.name.as_str();
     let manifest = Manifest {
+        format: crate::lake::manifest::FORMAT,
         source: name.to_owned(),
         seq: 0,
         snapshot_id: cp.snapshot_id.clone(),

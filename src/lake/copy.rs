@@ -163,12 +163,7 @@ impl Lake {
                 };
                 let rel = format!("sources/{source}/manifests/{name}");
                 let body = read(&rel)?;
-                let m: Manifest =
-                    serde_json::from_slice(&body).map_err(|e| LakeError::BadManifest {
-                        url: from.display().to_string(),
-                        path: rel.clone(),
-                        why: e.to_string(),
-                    })?;
+                let m = Manifest::parse(&body, &from.display().to_string(), &rel)?;
                 manifests.push((seq, rel, body, m));
             }
             manifests.sort_by_key(|(seq, ..)| *seq);

@@ -34,6 +34,18 @@ pub enum LakeError {
         /// Why.
         why: String,
     },
+    /// A manifest written by a newer hedui, in a format this one does not know.
+    #[error("lake {url}: manifest {path} has format {found}; this hedui reads formats up to {known}: it was written by a newer hedui — run that one, or a newer one")]
+    NewerFormat {
+        /// The lake URL.
+        url: String,
+        /// The object.
+        path: String,
+        /// Its format.
+        found: u32,
+        /// The newest this build reads.
+        known: u32,
+    },
     /// A file of the lake that cannot be written (or its folder created).
     #[error("lake {url}: cannot write {what}: {why}")]
     Write {

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::error::LakeError;
+
 /// One table of a committed snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableEntry {
@@ -19,9 +21,31 @@ pub struct TableEntry {
     pub problems_file: Option<String>,
 }
 
+/// The manifest format this build writes, and the newest it reads:
+/// - 1: manifests of releases before formats were kept (no `format` field);
+/// - 2: the same fields, with `format`.
+///
+/// A change to what a manifest means ships as a new number; this build keeps reading
+/// every older one, and refuses a newer one in words rather than misread it.
+pub const FORMAT: u32 = 2;
+
+fn format_one() -> u32 {
+    1
+}
+
+/// The one field read before the rest: a newer format may not parse as this one.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default = "format_one")]
+    format: u32,
+}
+
 /// A committed snapshot of one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest format ([`FORMAT`] when written by this build; 1 when absent).
+    #[serde(default = "format_one")]
+    pub format: u32,
     /// Source name (`hr`, `police` …).
     pub source: String,
     /// Commit sequence number, from 1.
@@ -64,6 +88,26 @@ pub enum SnapshotMode {
 }
 
 impl Manifest {
+    /// Reads the manifest `bytes` of object `path` in lake `url`: any format up to
+    /// [`FORMAT`]; a newer one is [`LakeError::NewerFormat`].
+    pub fn parse(bytes: &[u8], url: &str, path: &str) -> Result<Manifest, LakeError> {
+        let bad = |e: serde_json::Error| LakeError::BadManifest {
+            url: url.to_owned(),
+            path: path.to_owned(),
+            why: e.to_string(),
+        };
+        let head: Head = serde_json::from_slice(bytes).map_err(bad)?;
+        if head.format > FORMAT {
+            return Err(LakeError::NewerFormat {
+                url: url.to_owned(),
+                path: path.to_owned(),
+                found: head.format,
+                known: FORMAT,
+            });
+        }
+        serde_json::from_slice(bytes).map_err(bad)
+    }
+
     /// Whether the snapshot is stale on `d`: pulled more than `freshness_days` days
     /// before it, days counted on the calendar of `zone` (the deployment's local time,
     /// as D is): a pull at 01:00 Beijing time belongs to that day, not to the UTC day

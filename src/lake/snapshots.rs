@@ -49,11 +49,7 @@ impl Lake {
             .bytes()
             .await
             .map_err(self.store_err(format!("read {location}")))?;
-        serde_json::from_slice(&bytes).map_err(|e| LakeError::BadManifest {
-            url: self.url.clone(),
-            path: location.to_string(),
-            why: e.to_string(),
-        })
+        Manifest::parse(&bytes, &self.url, location.as_ref())
     }
 
     /// Every committed manifest of `source`, by sequence.

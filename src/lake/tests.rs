@@ -224,6 +224,7 @@ fn lake(dir: &std::path::Path) -> Lake {
 
 pub(super) fn manifest(source: &str, id: &str) -> Manifest {
     Manifest {
+        format: super::manifest::FORMAT,
         source: source.into(),
         seq: 0,
         snapshot_id: id.into(),
