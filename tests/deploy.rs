@@ -226,3 +226,41 @@ async fn the_first_day_of_deploy_md_runs_as_written() {
         "no token in the log"
     );
 }
+
+/// `systemctl reload` of a server that runs without TLS (loopback only): the SIGHUP is
+/// said and ignored, never the end of the process (systemd would not restart it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_without_tls_is_ignored() {
+    let site = Site::new();
+    let cfg = std::fs::read_to_string(site.p("hedui.toml")).unwrap();
+    let plain: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("tls_cert") && !l.starts_with("tls_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(plain, cfg);
+    std::fs::write(site.p("plain.toml"), plain).unwrap();
+    let s = site.serve_with("plain.toml", &[]);
+    assert!(s.url.starts_with("http://"), "{}", s.url);
+    let pid = s.child.id().to_string();
+    for _ in 0..2 {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let started = Instant::now();
+    while s.log.lock().unwrap().matches("SIGHUP ignored").count() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            s.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live = reqwest::get(format!("{}/livez", s.url.trim_end_matches('/')))
+        .await
+        .unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+}

@@ -14,6 +14,9 @@ use crate::state::State;
 
 /// Runs the server until it is told to stop.
 pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
+    // SIGHUP (`systemctl reload`) is listened to before anything else: its default
+    // would end the process, and systemd does not restart one that a SIGHUP ended.
+    let hangups = hangups();
     let d = Deployment::load(&args.config)?;
     let config = ServerConfig::from_deployment(&d)?;
     let policy = Policy::load(&config.policy)?;
@@ -85,16 +88,14 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
         super::signal::interrupted().await;
         let _ = stop.send(true);
     });
-    let reload = tls.clone().map(|t| tokio::spawn(reload_on_hangup(t)));
+    let reload = tokio::spawn(reload_on_hangup(hangups, tls.clone()));
     let mut server_stop = shutdown.clone();
     run(listener, tls, app.clone(), async move {
         stopped(&mut server_stop).await
     })
     .await;
     signal.abort();
-    if let Some(r) = reload {
-        r.abort();
-    }
+    reload.abort();
     let _ = drained_tx.send(true);
     // No new requests; the running job finishes or is queued again.
     work::jobs::stop_worker(&app, grace).await;
@@ -103,30 +104,46 @@ pub async fn execute(args: &ServeArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// The SIGHUPs of the process, from now on.
+#[cfg(unix)]
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Option<()> {
+    None
+}
+
 /// Reads the certificate and key again on each SIGHUP (`systemctl reload hedui`): new
 /// connections get the renewed certificate, those open keep theirs; a pair that does not
-/// load is logged and the current one kept.
-async fn reload_on_hangup(tls: Arc<Tls>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("SIGHUP cannot be listened to: the certificate is read only at start");
-            return;
+/// load is logged and the current one kept. Without TLS there is nothing to reload: the
+/// signal is logged and ignored.
+#[cfg(unix)]
+async fn reload_on_hangup(hup: Option<tokio::signal::unix::Signal>, tls: Option<Arc<Tls>>) {
+    let Some(mut hup) = hup else {
+        tracing::warn!("SIGHUP cannot be listened to: the certificate is read only at start");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: this server runs without TLS, nothing to reload");
+            eprintln!("hedui: SIGHUP ignored (no TLS certificate to reload)");
+            continue;
         };
-        while hup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => {
-                    tracing::info!("certificate reloaded (SIGHUP): new connections get it");
-                    eprintln!("hedui: certificate reloaded");
-                }
-                Err(why) => {
-                    tracing::error!(error = %why, "the certificate could not be reloaded; the one in use is kept");
-                    eprintln!("hedui: 证书重新加载失败，继续使用当前证书：{why}（the certificate could not be reloaded; the current one is kept）");
-                }
+        match tls.reload() {
+            Ok(()) => {
+                tracing::info!("certificate reloaded (SIGHUP): new connections get it");
+                eprintln!("hedui: certificate reloaded");
+            }
+            Err(why) => {
+                tracing::error!(error = %why, "the certificate could not be reloaded; the one in use is kept");
+                eprintln!("hedui: 证书重新加载失败，继续使用当前证书：{why}（the certificate could not be reloaded; the current one is kept）");
             }
         }
     }
-    #[cfg(not(unix))]
-    let _ = tls;
 }
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_: Option<()>, _: Option<Arc<Tls>>) {}

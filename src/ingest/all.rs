@@ -21,7 +21,8 @@ const SOURCES_AT_ONCE: usize = 3;
 /// (`[schedule] ingest`) too.
 ///
 /// With `within`, a source still pulling when that time has passed since the start is
-/// given up: it counts as failed (recorded so in the lake, its previous snapshot current,
+/// given up while it still reads the department (a pull that has read everything
+/// commits): it counts as failed (recorded so in the lake, its previous snapshot current,
 /// what it wrote so far kept for the next pull), so the night's reconciliation does not
 /// wait for a department that never answers.
 pub async fn pull_all(
@@ -40,16 +41,7 @@ pub async fn pull_all(
         futures::stream::iter(selected)
             .map(|s| {
                 let lake = &lake;
-                async move {
-                    let pulled = pull(lake, s, config, progress);
-                    let outcome = match deadline {
-                        Some((at, minutes)) => tokio::time::timeout_at(at, pulled)
-                            .await
-                            .unwrap_or(Err(IngestError::OutOfTime { minutes })),
-                        None => pulled.await,
-                    };
-                    (s, outcome)
-                }
+                async move { (s, pull(lake, s, config, deadline, progress).await) }
             })
             .buffered(SOURCES_AT_ONCE)
             .collect()

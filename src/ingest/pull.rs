@@ -35,19 +35,43 @@ pub enum Outcome {
     Lookup,
 }
 
-/// Pulls source `s` of deployment `d` into `lake` as a new snapshot.
+/// Pulls source `s` of deployment `d` into `lake` as a new snapshot. With `deadline`
+/// (when, and its minutes for the message), a pull still reading the department then is
+/// given up ([`IngestError::OutOfTime`]); one that has read everything commits whatever
+/// the time — a commit is never cut in the middle, so a pull reported failed never
+/// became the current snapshot.
 pub async fn pull(
     lake: &Lake,
     s: &SourceConfig,
     d: &Deployment,
+    deadline: Option<(tokio::time::Instant, u64)>,
     progress: &Progress,
 ) -> Result<Outcome, IngestError> {
     if s.mode == SourceMode::Lookup {
         return Ok(Outcome::Lookup);
     }
-    let (connector, _staged) = connect(s, d).await?;
-    // Only HTTP pulls resume: a folder may have changed between two runs.
     let resumable = s.kind == SourceKind::Http;
+    let read = read_all(lake, s, d, resumable, progress);
+    let (cp, _staged) = match deadline {
+        Some((at, minutes)) => tokio::time::timeout_at(at, read)
+            .await
+            .unwrap_or(Err(IngestError::OutOfTime { minutes }))?,
+        None => read.await?,
+    };
+    commit(lake, s, &cp, resumable, progress).await
+}
+
+/// Reads every table of source `s` into the lake's files of a new (or resumed) snapshot:
+/// its checkpoint, ready to commit, and the staged copy it read (kept until then).
+async fn read_all(
+    lake: &Lake,
+    s: &SourceConfig,
+    d: &Deployment,
+    resumable: bool,
+    progress: &Progress,
+) -> Result<(Checkpoint, Option<Staged>), IngestError> {
+    let (connector, staged) = connect(s, d).await?;
+    // Only HTTP pulls resume: a folder may have changed between two runs.
     let mut cp = start_or_resume(lake, s, resumable, progress).await?;
     let opts = LoadOptions {
         reference_date: cp.pulled_at.date_naive(),
@@ -78,7 +102,7 @@ pub async fn pull(
             lake.save_checkpoint(&cp).await?;
         }
     }
-    commit(lake, s, &cp, resumable, progress).await
+    Ok((cp, staged))
 }
 
 /// The connector of a snapshot-mode source, and the staged copy it reads when the source

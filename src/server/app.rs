@@ -71,7 +71,10 @@ impl AppState {
     ) -> Result<T, ApiError> {
         let app = self.clone();
         let out = tokio::task::spawn_blocking(move || {
-            let mut state = app.state.lock().map_err(|_| ApiError::unavailable())?;
+            // A panic in another request's closure poisons the lock; its transaction was
+            // rolled back when dropped, so the database is as the last commit left it:
+            // go on rather than answer 503 until a restart.
+            let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut state)
         })
         .await

@@ -250,12 +250,16 @@ impl State {
                  ORDER BY household_id LIMIT -1 OFFSET ?1",
             )
             .map_err(self.err("read the recipients list"))?;
+        // An offset past what SQLite counts is past the end.
+        let Ok(offset) = i64::try_from(from) else {
+            return Ok((Vec::new(), None));
+        };
         let mut rows = stmt
-            .query([from as i64])
+            .query([offset])
             .map_err(self.err("read the recipients list"))?;
         let (mut out, mut at) = (Vec::new(), from);
         while let Some(r) = rows.next().map_err(self.err("read the recipients list"))? {
-            at += 1;
+            at = at.saturating_add(1);
             let h = ListedHousehold {
                 household_id: r.get(0).map_err(self.err("read the recipients list"))?,
                 region_code: r.get(1).map_err(self.err("read the recipients list"))?,

@@ -92,10 +92,13 @@ pub async fn show(
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let notice =
         (q.done == "replaced").then(|| "已更换在保名单，今晚的复核将读取新名单。".to_owned());
-    let from = q
-        .cursor
-        .split_once('.')
-        .and_then(|(v, o)| Some((v.parse::<i64>().ok()?, o.parse::<u64>().ok()?)));
+    // As the API reads it: `VERSION.OFFSET`, both numbers in range; anything else is
+    // the first page.
+    let from = q.cursor.split_once('.').and_then(|(v, o)| {
+        let v = crate::server::handlers::number_cursor(v).ok()?;
+        let o = crate::server::handlers::number_cursor(o).ok()?;
+        Some((v, u64::try_from(o).ok()?))
+    });
     page(
         &app,
         &user,

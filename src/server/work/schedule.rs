@@ -48,10 +48,7 @@ fn queue_job(
 ) -> Result<Option<String>, Error> {
     let kind = timer.kind;
     let id = new_id()?;
-    let mut state = app
-        .state
-        .lock()
-        .map_err(|_| Error::Internal("state database lock poisoned".into()))?;
+    let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
     let pending = match kind {
         JobKind::Ingest => state.pulls_pending(&timer.source)?,
         _ => state.job_pending(kind)?,
@@ -253,10 +250,7 @@ pub fn sweep(app: &AppState) -> Result<(usize, usize), Error> {
     let days = i64::from(app.config.retention_days);
     let before = (chrono::Utc::now() - chrono::Duration::days(days))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut state = app
-        .state
-        .lock()
-        .map_err(|_| Error::Internal("state database lock poisoned".into()))?;
+    let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
     // Daily people counts are needed for the day only.
     let today = chrono::Local::now().date_naive().to_string();
     state.forget_people_before(&today)?;
