@@ -57,6 +57,10 @@ pub struct BackupArgs {
     /// A folder that does not exist yet (or is empty): the backup.
     #[arg(long)]
     pub to: PathBuf,
+    /// Take the backup though the lake does not exist yet (a new installation that has
+    /// pulled nothing); without it a missing lake (an unmounted volume) is an error.
+    #[arg(long)]
+    pub without_lake: bool,
 }
 
 /// `hedui restore`.

@@ -144,6 +144,39 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
             & 0o777,
         0o600
     );
+    // Its copy of the lake is the owner's alone, whatever the umask.
+    let part = walk(&site.dir.path().join("backup/lake"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("a snapshot file");
+    assert_eq!(mode(&part), 0o600, "{}", part.display());
+    assert_eq!(mode(&site.dir.path().join("backup/state/hedui.db")), 0o600);
+    assert_eq!(mode(&site.dir.path().join("backup")), 0o700);
+    // Not inside what it copies; not when the lake is missing (an unmounted volume).
+    for (to, says) in [
+        (site.p("state/jobs/bk"), "位于状态目录"),
+        (site.p("lake/sources/bk"), "位于数据湖"),
+    ] {
+        let out = hedui(&["backup", "--config", &site.p("hedui.toml"), "--to", &to]);
+        assert_eq!(out.status.code(), Some(2), "{to}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(says), "{to}");
+        assert!(!std::path::Path::new(&to).exists(), "nothing written: {to}");
+    }
+    let cfg = std::fs::read_to_string(site.p("hedui.toml")).unwrap();
+    std::fs::write(
+        site.p("unmounted.toml"),
+        cfg.replacen("url = \"lake\"", "url = \"not-mounted/lake\"", 1),
+    )
+    .unwrap();
+    let out = hedui(&[
+        "backup",
+        "--config",
+        &site.p("unmounted.toml"),
+        "--to",
+        &site.p("bk-nolake"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--without-lake"));
     // A second backup into the same folder is refused: nothing is overwritten.
     let again = hedui(&[
         "backup",
@@ -164,6 +197,54 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
     );
     assert_ne!(moved, cfg);
     std::fs::write(site.p("restored.toml"), moved).unwrap();
+    // A damaged backup (a snapshot file lost): refused before anything is written, so
+    // the good one restores after it.
+    copy_dir(
+        &site.dir.path().join("backup"),
+        &site.dir.path().join("damaged"),
+    );
+    let lost = walk(&site.dir.path().join("damaged/lake"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    std::fs::remove_file(&lost).unwrap();
+    let out = hedui(&[
+        "restore",
+        "--from",
+        &site.p("damaged"),
+        "--config",
+        &site.p("restored.toml"),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not hold it"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for left in [
+        "state2/hedui.db",
+        "keys2/audit.key",
+        "keys2/audit.anchor",
+        "lake2/sources",
+    ] {
+        assert!(
+            !site.dir.path().join(left).exists(),
+            "a failed restore left {left}"
+        );
+    }
+    // A journal left in the target would be replayed into the restored database.
+    std::fs::create_dir_all(site.p("state2")).unwrap();
+    std::fs::write(site.p("state2/hedui.db-wal"), b"left over").unwrap();
+    let out = hedui(&[
+        "restore",
+        "--from",
+        &site.p("backup"),
+        "--config",
+        &site.p("restored.toml"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hedui.db-wal"));
+    std::fs::remove_file(site.p("state2/hedui.db-wal")).unwrap();
     let restored = hedui(&[
         "restore",
         "--from",
@@ -181,6 +262,10 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
     assert!(
         said.contains("恢复完成") && said.contains("chain intact"),
         "{said}"
+    );
+    assert!(
+        !said.contains("warning"),
+        "a whole backup holds every file it names: {said}"
     );
     let verify = hedui(&["audit", "verify", "--config", &site.p("restored.toml")]);
     assert_eq!(
@@ -295,4 +380,32 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().map(Result::unwrap) {
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777
 }

@@ -743,7 +743,18 @@ async fn upload_list(
     fields: &[(&str, &str)],
     file: &[u8],
 ) -> (u16, String, String) {
-    let (ct, body) = form(fields, file, "在保名单.csv");
+    upload_named(c, s, cookie, fields, file, "在保名单.csv").await
+}
+
+async fn upload_named(
+    c: &reqwest::Client,
+    s: &Server,
+    cookie: &str,
+    fields: &[(&str, &str)],
+    file: &[u8],
+    name: &str,
+) -> (u16, String, String) {
+    let (ct, body) = form(fields, file, name);
     let resp = c
         .post(format!("{}/ui/recipients", s.url))
         .header("cookie", cookie)
@@ -822,6 +833,33 @@ async fn an_admin_replaces_the_recipients_list_and_reconciles_now() {
         assert!(!list.contains(&id), "no full ID number on the page: {id}");
     }
     assert!(list.contains("********"), "IDs masked");
+    // An ID number typed into a name, or into the file's name, is masked there too.
+    let text = encoding_rs::GBK.decode(&clean).0.into_owned();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut cells: Vec<String> = lines[1].split(',').map(str::to_owned).collect();
+    let id = cells[5].clone();
+    cells[6] = format!("{}{id}", cells[6]);
+    lines[1] = cells.join(",");
+    let typed = encoding_rs::GBK
+        .encode(&(lines.join("\r\n") + "\r\n"))
+        .0
+        .into_owned();
+    let (status, _, _) = upload_named(
+        &c,
+        &s,
+        &admin,
+        &[("csrf", &csrf)],
+        &typed,
+        &format!("名单{id}.csv"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, _, list) = get(&c, &s, &admin, "/ui/recipients").await;
+    assert!(list.contains("data-version=\"2\""), "{list}");
+    assert!(
+        !list.contains(&id),
+        "no full ID number in a name or file name: {id}"
+    );
 
     // Staff: no page, no button.
     let (wang, wang_csrf) =

@@ -92,10 +92,13 @@ chgrp "$SVC_GROUP" "$ETC/hedui.toml" "$ETC/policy.toml" 2>/dev/null || true
 # 5. The unit.
 install -D -m 0644 hedui.service "$UNIT"
 
-# 6. The first admin (the password on standard input, never an argument).
-printf '%s' "$ADMIN_PASSWORD" |
-  as_service "$BIN" user add --config "$ETC/hedui.toml" --name admin --role admin \
-    --regions 41,51 --password-stdin
+# 6. The first admin (the password on standard input, never an argument); kept if the
+#    script is run again.
+if ! as_service "$BIN" user list --config "$ETC/hedui.toml" | awk -F'\t' '$1 == "admin" { f = 1 } END { exit !f }'; then
+  printf '%s' "$ADMIN_PASSWORD" |
+    as_service "$BIN" user add --config "$ETC/hedui.toml" --name admin --role admin \
+      --regions 41,51 --password-stdin
+fi
 
 # 7. The first pull of every department (later the night does it: [schedule] ingest).
 as_service "$BIN" ingest --config "$ETC/hedui.toml"
@@ -114,7 +117,8 @@ else
   echo $! > "$ROOT/run/hedui.pid"
 fi
 API="https://$HOST:$PORT"
-api() { curl -fsS --cacert "$ETC/tls/server.pem" -H "Authorization: Bearer $SYSTEM_TOKEN" "$@"; }
+# --fail-with-body: a refused list still shows its rejected rows.
+api() { curl --fail-with-body -sS --cacert "$ETC/tls/server.pem" -H "Authorization: Bearer $SYSTEM_TOKEN" "$@"; }
 for _ in $(seq 1 120); do
   curl -fsS --cacert "$ETC/tls/server.pem" "$API/readyz" >/dev/null 2>&1 && break
   sleep 0.5

@@ -50,6 +50,41 @@ pub async fn backup(args: &BackupArgs) -> Result<String, Error> {
             to.display()
         )));
     }
+    // Not inside what it copies: the copy would copy itself, or put the key in the lake.
+    let mut inside: Vec<(&str, PathBuf)> = vec![("状态目录", d.state_path.clone())];
+    if let crate::config::LakeLocation::Local(dir) = &d.lake.location {
+        inside.push(("数据湖", dir.clone()));
+    }
+    for f in [&audit.key, &audit.anchor] {
+        if let Some(dir) = f.parent() {
+            inside.push(("审计密钥所在目录", dir.to_owned()));
+        }
+    }
+    let target = resolved(&to);
+    for (what, dir) in inside {
+        if target.starts_with(resolved(&dir)) {
+            return Err(Error::Usage(format!(
+                "备份目录 {} 位于{what} {} 之内：请把备份放在它之外（最好在另一块磁盘上）（the backup folder lies inside what it copies: put it elsewhere）",
+                to.display(),
+                dir.display()
+            )));
+        }
+    }
+    // The lake is looked for before anything is written.
+    let lake = match Lake::open_existing(&d.lake).await {
+        Ok(lake) => Some(lake),
+        Err(crate::lake::LakeError::NotFound { .. }) if args.without_lake => None,
+        Err(crate::lake::LakeError::NotFound { url, why }) => {
+            return Err(Error::Usage(format!(
+                "找不到数据湖 {url}（{why}）：数据湖所在的磁盘是否已挂载？若这是尚未拉取过数据的新部署，请加 --without-lake（no lake there: is its volume mounted? for a new installation with nothing pulled yet, add --without-lake）"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    private_dir(&to)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(output_err(&to))?;
     let state_to = to.join("state");
     private_dir(&state_to)?;
     // The key and the anchor before the database: the copy then holds every entry the
@@ -59,19 +94,21 @@ pub async fn backup(args: &BackupArgs) -> Result<String, Error> {
     let (from, db_to) = (d.state_path.clone(), state_to.join(DB_FILE));
     let (copied, files, bytes) = tokio::task::spawn_blocking(move || {
         let copied = crate::state::backup::backup_database(&from, &db_to)?;
+        #[cfg(unix)]
+        std::fs::set_permissions(&db_to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(output_err(&db_to))?;
         let mut n = (0, 0);
         for folder in STATE_FOLDERS {
-            let (f, b) = copy_tree(&from.join(folder), &db_to.with_file_name(folder))?;
+            let (f, b) = copy_tree(&from.join(folder), &db_to.with_file_name(folder), 0)?;
             n = (n.0 + f, n.1 + b);
         }
         Ok::<_, Error>((copied, n.0, n.1))
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
-    let lake = match Lake::open_existing(&d.lake).await {
-        Ok(lake) => Some(lake.export_to(&to.join("lake")).await?),
-        Err(crate::lake::LakeError::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
+    let lake = match lake {
+        Some(lake) => Some(lake.export_to(&to.join("lake")).await?),
+        None => None,
     };
     // The copy verifies before the backup says it is one.
     let verified = verify(&state_to, AuditFiles::beside(&state_to))?;
@@ -113,32 +150,50 @@ pub async fn backup(args: &BackupArgs) -> Result<String, Error> {
                 l.files,
                 l.bytes / 1_000_000
             ),
-            None => "no lake yet".to_owned(),
+            None => "no lake yet (--without-lake)".to_owned(),
         }
     ))
 }
 
-/// Restores a backup into the places the config names; the summary to print.
+/// Restores a backup into the places the config names; the summary to print. Nothing
+/// is written until the backup is found whole (its description, its database, every
+/// file its manifests name) and its chain verified; the state is assembled beside its
+/// place and moved in last; a restore that fails removes what it wrote.
 pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
     let d = Deployment::load(&args.config)?;
     let audit = AuditFiles::of(&d);
     let from = args.from.clone();
+    let not_backup = |why: &str| {
+        Error::Usage(format!(
+            "{} 不是一份完整的备份（{why}）：请指定 hedui backup 做成的目录（not a complete backup: {why}）",
+            from.display()
+        ))
+    };
     let description: serde_json::Value = std::fs::read(from.join(DESCRIPTION))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{} 不是一份完整的备份（没有可读的 backup.json）：请指定 hedui backup 做成的目录（not a complete backup: it has no readable backup.json）",
-                from.display()
+        .ok_or_else(|| not_backup("没有可读的 backup.json / no readable backup.json"))?;
+    let old_state = match description["state_path"].as_str() {
+        Some(p) if !p.trim().is_empty() => PathBuf::from(p),
+        _ => {
+            return Err(not_backup(
+                "backup.json 没有 state_path / backup.json names no state_path",
             ))
-        })?;
-    let old_state = description["state_path"]
-        .as_str()
-        .map(PathBuf::from)
-        .unwrap_or_default();
+        }
+    };
+    let state_from = from.join("state");
+    if !state_from.join(DB_FILE).is_file() {
+        return Err(not_backup("没有状态数据库 / it holds no state database"));
+    }
+    // The backup's own chain, against its own anchor, before anything is written.
+    verify(&state_from, AuditFiles::beside(&state_from))?;
     // Nothing is overwritten: each place must be empty.
     let taken = |p: &Path, what: &str| -> Result<(), Error> {
-        if p.exists() {
+        let used = match std::fs::read_dir(p) {
+            Ok(mut entries) => entries.next().is_some(),
+            Err(_) => p.exists(),
+        };
+        if used {
             return Err(Error::Usage(format!(
                 "{what} {} 已存在：恢复不会覆盖现有数据。请先把它移走（或在配置中指定新的位置）再恢复（{} exists already: restore never overwrites; move it away first）",
                 p.display(),
@@ -147,7 +202,18 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
         }
         Ok(())
     };
-    taken(&d.state_path.join(DB_FILE), "状态数据库")?;
+    let db = d.state_path.join(DB_FILE);
+    taken(&db, "状态数据库")?;
+    // A database's journal left behind would be replayed into the restored one.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        taken(
+            &PathBuf::from(format!("{}{suffix}", db.display())),
+            "状态数据库的日志文件",
+        )?;
+    }
+    for folder in STATE_FOLDERS {
+        taken(&d.state_path.join(folder), "状态目录中的文件夹")?;
+    }
     taken(&audit.key, "审计密钥")?;
     taken(&audit.anchor, "审计锚点")?;
     let lake = Lake::open(&d.lake)?;
@@ -157,29 +223,29 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
             d.lake.url
         )));
     }
-    let state_from = from.join("state");
-    private_dir(&d.state_path)?;
-    if let Some(dir) = audit.key.parent() {
-        private_dir(dir)?;
-    }
-    if let Some(dir) = audit.anchor.parent() {
-        private_dir(dir)?;
-    }
-    copy_private(&state_from.join(crate::state::db::KEY_FILE), &audit.key)?;
-    copy_private(
-        &state_from.join(crate::state::db::ANCHOR_FILE),
-        &audit.anchor,
-    )?;
-    let (dir, src) = (d.state_path.clone(), state_from.clone());
-    let (files, moved) = tokio::task::spawn_blocking(move || {
-        let db = dir.join(DB_FILE);
+    // The state is assembled beside its place (same disk), then moved in.
+    let name = d
+        .state_path
+        .file_name()
+        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
+    let staging = d
+        .state_path
+        .with_file_name(format!(".{name}.restoring-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let cleanup = Cleanup(vec![staging.clone()]);
+    private_dir(&staging)?;
+    let (dir, src, at) = (d.state_path.clone(), state_from.clone(), staging.clone());
+    let (files, moved, missing) = tokio::task::spawn_blocking(move || {
+        let db = at.join(DB_FILE);
         copy_private(&src.join(DB_FILE), &db)?;
         let mut files = 0;
         for folder in STATE_FOLDERS {
-            files += copy_tree(&src.join(folder), &dir.join(folder))?.0;
+            files += copy_tree(&src.join(folder), &at.join(folder), 0)?.0;
         }
         let moved = crate::state::backup::move_paths(&db, &old_state, &dir)?;
-        Ok::<_, Error>((files, moved))
+        // The paths now name where the files will be once moved in.
+        let missing = crate::state::backup::missing_files(&db, &dir, &at)?;
+        Ok::<_, Error>((files, moved, missing))
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
@@ -188,14 +254,45 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
     } else {
         None
     };
+    // Moved in: the database and its folders, then the key and the anchor.
+    private_dir(&d.state_path)?;
+    let mut placed = Cleanup(Vec::new());
+    for part in std::iter::once(DB_FILE).chain(STATE_FOLDERS) {
+        let (a, b) = (staging.join(part), d.state_path.join(part));
+        if a.exists() {
+            std::fs::rename(&a, &b).map_err(output_err(&b))?;
+            placed.0.push(b);
+        }
+    }
+    for (src, dst) in [
+        (crate::state::db::KEY_FILE, &audit.key),
+        (crate::state::db::ANCHOR_FILE, &audit.anchor),
+    ] {
+        if let Some(dir) = dst.parent() {
+            private_dir(dir)?;
+        }
+        copy_private(&state_from.join(src), dst)?;
+        placed.0.push(dst.clone());
+    }
     // Opened as the server opens it (brought forward to this hedui's schema), its end at
     // its anchor, its chain whole.
     let state = State::open_with(&d.state_path, audit.clone())?;
     state.audit_end_ok()?;
     drop(state);
     let verified = verify(&d.state_path, audit)?;
+    placed.0.clear();
+    drop(cleanup);
+    let warning = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n注意（warning）: {} 个作业或名单文件在备份中没有，相关的批次或名单无法再读取（files the database names that the backup does not hold）: {}",
+            missing.len(),
+            missing.join(", ")
+        )
+    };
     Ok(format!(
-        "恢复完成（restored）: {} → {}: {verified} audit entries (chain intact), {files} files of jobs and lists ({moved} paths moved to the new state folder); {}",
+        "恢复完成（restored）: {} → {}: {verified} audit entries (chain intact), {files} files of jobs and lists ({moved} paths moved to the new state folder); {}{warning}",
         from.display(),
         d.state_path.display(),
         match lake_copied {
@@ -209,6 +306,17 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
             None => "the backup holds no lake".to_owned(),
         }
     ))
+}
+
+/// Paths removed when dropped (a restore that did not finish), unless emptied first.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+        }
+    }
 }
 
 /// The chain of the state in `dir` verified: its entries.
@@ -225,6 +333,26 @@ fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Output {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// `p` with its existing part resolved (links, `..`) and the rest as written: where it
+/// is, for comparing, though it may not exist yet.
+fn resolved(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let mut rest = Vec::new();
+    let mut at = abs.as_path();
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return rest.iter().rev().fold(real, |acc, seg| acc.join(seg));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                at = parent;
+            }
+            _ => return abs,
+        }
     }
 }
 
@@ -263,7 +391,13 @@ fn copy_private(from: &Path, to: &Path) -> Result<(), Error> {
 
 /// Copies the folder `from` into `to`, file by file: (files, bytes). Files that vanish
 /// meanwhile (retention, a finished upload) are skipped.
-fn copy_tree(from: &Path, to: &Path) -> Result<(usize, u64), Error> {
+fn copy_tree(from: &Path, to: &Path, depth: usize) -> Result<(usize, u64), Error> {
+    if depth > 16 {
+        return Err(Error::Usage(format!(
+            "{} 的文件夹嵌套过深（是否有指向上级目录的链接？）（folders nested too deep: a link to a parent folder?）",
+            from.display()
+        )));
+    }
     let entries = match std::fs::read_dir(from) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
@@ -273,9 +407,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(usize, u64), Error> {
     let (mut files, mut bytes) = (0, 0);
     for entry in entries.flatten() {
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        match entry.file_type() {
+        // A link is copied as what it points to (an operator may have moved a folder).
+        match std::fs::metadata(&src) {
             Ok(t) if t.is_dir() => {
-                let (f, b) = copy_tree(&src, &dst)?;
+                let (f, b) = copy_tree(&src, &dst, depth + 1)?;
                 files += f;
                 bytes += b;
             }

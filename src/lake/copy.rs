@@ -80,6 +80,8 @@ impl Lake {
     /// (as `sources/…`, the lake's own layout).
     pub async fn export_to(&self, to: &Path) -> Result<Copied, LakeError> {
         let mut done = Copied::default();
+        // The copy holds every household's records: its folders and files are the
+        // owner's alone, whatever the umask.
         let write = |rel: &str, body: &[u8]| -> Result<(), LakeError> {
             let file = to.join(rel);
             let fail = |e: std::io::Error| LakeError::Write {
@@ -88,9 +90,19 @@ impl Lake {
                 why: e.to_string(),
             };
             if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir).map_err(fail)?;
+                let mut mk = std::fs::DirBuilder::new();
+                mk.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut mk, 0o700);
+                mk.create(dir).map_err(fail)?;
             }
-            std::fs::write(&file, body).map_err(fail)
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&file).map_err(fail)?;
+            std::io::Write::write_all(&mut f, body).map_err(fail)?;
+            f.sync_all().map_err(fail)
         };
         for source in self.source_names().await? {
             let names = self.manifest_names(&source).await?;
@@ -132,59 +144,46 @@ impl Lake {
     }
 
     /// Copies a folder made by [`Lake::export_to`] into this lake, which must hold no
-    /// commit yet: each snapshot's files, then its manifest, source by source.
+    /// commit yet: each snapshot's files, then its manifest, source by source. Every
+    /// manifest is read and every file it names found before anything is written; a
+    /// write that fails removes what this import wrote, so a failed restore leaves the
+    /// lake as empty as it was.
     pub async fn import_from(&self, from: &Path) -> Result<Copied, LakeError> {
-        let mut done = Copied::default();
-        let read = |rel: &str| -> Result<Vec<u8>, LakeError> {
-            std::fs::read(from.join(rel)).map_err(|e| LakeError::BadFile {
-                url: from.display().to_string(),
-                path: rel.to_owned(),
-                why: e.to_string(),
-            })
-        };
-        let list = |dir: &Path| -> Vec<String> {
-            let mut names: Vec<String> = std::fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        };
-        for source in list(&from.join("sources")) {
-            let mut manifests = Vec::new();
-            for name in list(&from.join(format!("sources/{source}/manifests"))) {
-                let Some(seq) = name
-                    .strip_suffix(".json")
-                    .and_then(|s| s.parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                let rel = format!("sources/{source}/manifests/{name}");
-                let body = read(&rel)?;
-                let m = Manifest::parse(&body, &from.display().to_string(), &rel)?;
-                manifests.push((seq, rel, body, m));
+        let plan = plan_import(from)?;
+        let mut written = Vec::new();
+        match self.write_plan(from, &plan, &mut written).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                for rel in written.iter().rev() {
+                    let _ = self.store().delete(&self.path(rel)).await;
+                }
+                Err(e)
             }
-            manifests.sort_by_key(|(seq, ..)| *seq);
-            let failures = format!("sources/{source}/failures");
-            let mut rels: Vec<String> = list(&from.join(&failures))
-                .into_iter()
-                .map(|n| format!("{failures}/{n}"))
-                .collect();
-            rels.extend(manifests.iter().flat_map(|(_, _, _, m)| named(m)));
-            for rel in rels {
-                let body = read(&rel)?;
+        }
+    }
+
+    async fn write_plan(
+        &self,
+        from: &Path,
+        plan: &[Planned],
+        written: &mut Vec<String>,
+    ) -> Result<Copied, LakeError> {
+        let mut done = Copied::default();
+        for p in plan {
+            for rel in &p.files {
+                let body = read_file(from, rel)?;
                 done.bytes += body.len() as u64;
-                self.put_bytes(&rel, body).await?;
+                self.put_bytes(rel, body).await?;
+                written.push(rel.clone());
                 done.files += 1;
             }
-            for (_, rel, body, _) in &manifests {
-                self.put_bytes(rel, body.clone()).await?;
+            for rel in &p.manifests {
+                self.put_bytes(rel, read_file(from, rel)?).await?;
+                written.push(rel.clone());
                 done.manifests += 1;
             }
-            if let Some((seq, ..)) = manifests.last() {
-                done.sources.push((source, *seq));
+            if let Some(seq) = p.newest {
+                done.sources.push((p.source.clone(), seq));
             }
         }
         Ok(done)
@@ -197,4 +196,83 @@ impl Lake {
             .map_err(self.store_err(format!("write {rel}")))?;
         Ok(())
     }
+}
+
+/// One source of a folder to import: its files (failure records, then each snapshot's),
+/// then its manifests, by sequence.
+struct Planned {
+    source: String,
+    files: Vec<String>,
+    manifests: Vec<String>,
+    newest: Option<u64>,
+}
+
+fn read_file(from: &Path, rel: &str) -> Result<Vec<u8>, LakeError> {
+    std::fs::read(from.join(rel)).map_err(|e| LakeError::BadFile {
+        url: from.display().to_string(),
+        path: rel.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+/// The names in folder `dir`, sorted (none when it is not there).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What importing `from` writes, every manifest read and every file it names found.
+fn plan_import(from: &Path) -> Result<Vec<Planned>, LakeError> {
+    let url = from.display().to_string();
+    let mut plan = Vec::new();
+    for source in names_in(&from.join("sources")) {
+        let mut manifests = Vec::new();
+        for name in names_in(&from.join(format!("sources/{source}/manifests"))) {
+            let Some(seq) = name
+                .strip_suffix(".json")
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let rel = format!("sources/{source}/manifests/{name}");
+            let m = Manifest::parse(&read_file(from, &rel)?, &url, &rel)?;
+            if m.source != source {
+                return Err(LakeError::BadManifest {
+                    url: url.clone(),
+                    path: rel,
+                    why: format!("it is a manifest of source {:?}", m.source),
+                });
+            }
+            manifests.push((seq, rel, m));
+        }
+        manifests.sort_by_key(|(seq, ..)| *seq);
+        let failures = format!("sources/{source}/failures");
+        let mut files: Vec<String> = names_in(&from.join(&failures))
+            .into_iter()
+            .map(|n| format!("{failures}/{n}"))
+            .collect();
+        files.extend(manifests.iter().flat_map(|(_, _, m)| named(m)));
+        for rel in &files {
+            if !from.join(rel).is_file() {
+                return Err(LakeError::BadFile {
+                    url: url.clone(),
+                    path: rel.clone(),
+                    why: "the backup does not hold it (incomplete or damaged backup); nothing was restored".into(),
+                });
+            }
+        }
+        plan.push(Planned {
+            newest: manifests.last().map(|(seq, ..)| *seq),
+            manifests: manifests.into_iter().map(|(_, rel, _)| rel).collect(),
+            files,
+            source,
+        });
+    }
+    Ok(plan)
 }

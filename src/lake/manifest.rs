@@ -97,6 +97,13 @@ impl Manifest {
             why: e.to_string(),
         };
         let head: Head = serde_json::from_slice(bytes).map_err(bad)?;
+        if head.format == 0 {
+            return Err(LakeError::BadManifest {
+                url: url.to_owned(),
+                path: path.to_owned(),
+                why: "format 0 is no manifest format (they begin at 1)".into(),
+            });
+        }
         if head.format > FORMAT {
             return Err(LakeError::NewerFormat {
                 url: url.to_owned(),
@@ -105,7 +112,36 @@ impl Manifest {
                 known: FORMAT,
             });
         }
-        serde_json::from_slice(bytes).map_err(bad)
+        let m: Manifest = serde_json::from_slice(bytes).map_err(bad)?;
+        m.check_files().map_err(|why| LakeError::BadManifest {
+            url: url.to_owned(),
+            path: path.to_owned(),
+            why,
+        })?;
+        Ok(m)
+    }
+
+    /// Every file it names lies in its own source's folder of the lake: relative, no
+    /// `..`, `.` or empty segment (a manifest that named `../../etc/x` would make a backup
+    /// write, and a check read, outside the lake).
+    pub fn check_files(&self) -> Result<(), String> {
+        let own = format!("sources/{}/", self.source);
+        let files = self
+            .tables
+            .iter()
+            .flat_map(|t| t.files.iter().chain(t.problems_file.iter()))
+            .chain(self.queried_file.iter());
+        for f in files {
+            let inside = f.starts_with(&own)
+                && f.split('/')
+                    .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains('\\'));
+            if !inside || self.source.is_empty() || self.source.contains('/') {
+                return Err(format!(
+                    "it names the file {f:?}, which is not inside its source's folder {own}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Whether the snapshot is stale on `d`: pulled more than `freshness_days` days

@@ -338,3 +338,31 @@ async fn time_travel_reads_the_snapshot_in_force() {
         .unwrap()
         .is_none());
 }
+
+/// A manifest naming a file outside its source's folder, or of format 0, is refused
+/// when read (a backup would otherwise write, and a check read, outside the lake).
+#[test]
+fn manifests_name_files_inside_their_source_only() {
+    let ok = manifest("hr", "s1");
+    let text = serde_json::to_vec(&ok).unwrap();
+    assert!(Manifest::parse(&text, "lake", "m.json").is_ok());
+    for bad in [
+        "../../../pwned.txt",
+        "sources/hr/../../etc/passwd",
+        "/etc/passwd",
+        "sources/tax/snapshots/x/part.parquet",
+        "sources/hr//part.parquet",
+    ] {
+        let mut m = ok.clone();
+        m.tables[0].files = vec![bad.into()];
+        let e = Manifest::parse(&serde_json::to_vec(&m).unwrap(), "lake", "m.json").unwrap_err();
+        assert!(
+            e.to_string().contains("not inside its source's folder"),
+            "{bad}: {e}"
+        );
+    }
+    let mut zero = serde_json::to_value(&ok).unwrap();
+    zero["format"] = serde_json::json!(0);
+    let e = Manifest::parse(&serde_json::to_vec(&zero).unwrap(), "lake", "m.json").unwrap_err();
+    assert!(e.to_string().contains("format 0"), "{e}");
+}

@@ -86,6 +86,53 @@ fn describe(conn: &Connection) -> rusqlite::Result<Copied> {
     Ok(Copied { schema, audit_head })
 }
 
+/// The columns that hold paths of the state folder's own files.
+const OWN_PATHS: [(&str, &str); 3] = [
+    ("jobs", "input"),
+    ("runs", "recipients"),
+    ("recipient_lists", "path"),
+];
+
+/// `p` as the database compares it: its components joined, without a trailing `/` or
+/// `.` segments (`/var/lib/hedui/state/` and `/var/lib/hedui/state` are one folder).
+fn plain(p: &Path) -> String {
+    p.components()
+        .collect::<std::path::PathBuf>()
+        .display()
+        .to_string()
+}
+
+/// The paths under state folder `dir` that database `db` names and that are not there
+/// yet in `staged` (where the folder is being assembled): files a backup lacked.
+pub fn missing_files(db: &Path, dir: &Path, staged: &Path) -> Result<Vec<String>, StateError> {
+    let fail = |why: String| StateError::Open {
+        path: db.display().to_string(),
+        why,
+    };
+    let dir_s = plain(dir);
+    let conn = Connection::open(db).map_err(|e| fail(e.to_string()))?;
+    let mut missing = Vec::new();
+    for (table, column) in OWN_PATHS {
+        let Ok(mut stmt) = conn.prepare(&format!("SELECT {column} FROM {table}")) else {
+            continue;
+        };
+        let paths: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| fail(e.to_string()))?
+            .filter_map(Result::ok)
+            .collect();
+        for p in paths {
+            let Ok(rel) = Path::new(&p).strip_prefix(&dir_s) else {
+                continue;
+            };
+            if !staged.join(rel).exists() && !missing.contains(&p) {
+                missing.push(p);
+            }
+        }
+    }
+    Ok(missing)
+}
+
 /// In the database file `db`, the paths of the state folder's own files (jobs' inputs,
 /// the runs' and the hub's recipients lists) that lie under `old` are moved under `new`;
 /// others (a config's recipients file) are left. The audit log is never touched: its
@@ -95,18 +142,14 @@ pub fn move_paths(db: &Path, old: &Path, new: &Path) -> Result<usize, StateError
         path: db.display().to_string(),
         why,
     };
-    let (old, new) = (old.display().to_string(), new.display().to_string());
-    if old == new {
+    let (old, new) = (plain(old), plain(new));
+    if old.is_empty() || old == new {
         return Ok(0);
     }
     let mut conn = Connection::open(db).map_err(|e| fail(e.to_string()))?;
     let tx = conn.transaction().map_err(|e| fail(e.to_string()))?;
     let mut moved = 0;
-    for (table, column) in [
-        ("jobs", "input"),
-        ("runs", "recipients"),
-        ("recipient_lists", "path"),
-    ] {
+    for (table, column) in OWN_PATHS {
         let exists: bool = tx
             .query_row(
                 "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",

@@ -402,6 +402,11 @@ pub async fn list(
                     if let Some(id) = m["id_number"].as_str() {
                         m["id_number"] = Value::String(hedui_connectors::idnum::mask_id(id));
                     }
+                    // A clerk may have typed an ID number into the name too.
+                    if let Some(name) = m["name"].as_str() {
+                        let masked = hedui_connectors::idnum::mask_ids_in(name).into_owned();
+                        m["name"] = Value::String(masked);
+                    }
                 }
             }
             let mut line = json!({

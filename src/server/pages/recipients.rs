@@ -163,7 +163,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
             version: l.id,
             uploaded_at: local_time(&l.uploaded_at),
             actor: submitter(&l.actor),
-            file_name: l.file_name,
+            file_name: hedui_connectors::idnum::mask_ids_in(&l.file_name).into_owned(),
             households: l.households,
             people: l.people,
             added: l.added,
@@ -181,7 +181,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
     let summary = list.map(|l| {
         minijinja::context! {
             version => l.id,
-            file_name => l.file_name,
+            file_name => hedui_connectors::idnum::mask_ids_in(&l.file_name).into_owned(),
             uploaded_at => local_time(&l.uploaded_at),
             actor => submitter(&l.actor),
             households => l.households,
@@ -199,7 +199,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
             role => role_zh(user.who.role),
             csrf => user.csrf,
             list => summary,
-            night_reads => night_reads,
+            night_reads => night_reads.map(|n| hedui_connectors::idnum::mask_ids_in(&n).into_owned()),
             rows => rows,
             next => next,
             history => kept,
@@ -215,6 +215,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
 
 /// The members the hub keeps (JSON), masked, the relation in words.
 fn members_of(json: &str) -> Vec<Member> {
+    let mask = |t: &str| hedui_connectors::idnum::mask_ids_in(t).into_owned();
     let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
     v.as_array()
         .into_iter()
@@ -222,7 +223,7 @@ fn members_of(json: &str) -> Vec<Member> {
         .map(|m| {
             let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
             Member {
-                name: s("name").to_owned(),
+                name: mask(s("name")),
                 id_number: hedui_connectors::idnum::mask_id(s("id_number")),
                 relation: crate::applicants::Relation::parse(s("relation"))
                     .map_or("", |r| r.chinese()),
