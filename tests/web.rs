@@ -788,6 +788,11 @@ async fn an_admin_replaces_the_recipients_list_and_reconciles_now() {
         "in the admin's menu"
     );
 
+    // A file over the limit (max_body_mb = 1): a page that says so, not the API's JSON.
+    let (status, _, big) =
+        upload_list(&c, &s, &admin, &[("csrf", &csrf)], &vec![b'x'; 2 << 20]).await;
+    assert_eq!(status, 413);
+    assert!(big.contains("<html") && big.contains("MB 的上限"), "{big}");
     // Without the token: 403, nothing replaced.
     let clean = accepted_rows(&site, &["41", "51"]);
     let (status, _, body) = upload_list(&c, &s, &admin, &[], &clean).await;

@@ -221,6 +221,8 @@ async fn refuse_oversized(
     if !announced.is_some_and(|n| n > limit as u64) {
         return next.run(req).await;
     }
+    // A page's form is answered with a page, an API call with JSON.
+    let page = req.uri().path().starts_with("/ui/");
     let mut body = req.into_body().into_data_stream();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         let mut read = 0usize;
@@ -232,6 +234,14 @@ async fn refuse_oversized(
         }
     })
     .await;
+    if page {
+        let mb = limit >> 20;
+        return super::pages::PageError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("上传的文件超过 {mb} MB 的上限，未做任何更改：批量核对可以把名单分成几个文件分别提交；在保名单过大时请管理员调高配置中的 max_body_mb（the file is larger than the {mb} MB limit; nothing changed）"),
+        )
+        .into_response();
+    }
     super::error::ApiError::too_large(limit).into_response()
 }
 
