@@ -3443,26 +3443,7 @@ async fn the_recipients_list_is_kept_in_the_hub() {
             break;
         }
         assert_eq!(status, 422, "{body}");
-        let rejected = body["rejections"].as_array().unwrap();
-        let rows: std::collections::BTreeSet<u64> = rejected
-            .iter()
-            .map(|r| r["row"].as_u64().unwrap())
-            .collect();
-        let households: std::collections::BTreeSet<String> = rejected
-            .iter()
-            .filter_map(|r| r["household_id"].as_str())
-            .filter(|h| !h.is_empty())
-            .map(str::to_owned)
-            .collect();
-        csv = csv
-            .split_inclusive(|b| *b == b'\n')
-            .enumerate()
-            .filter(|(i, line)| {
-                let id = String::from_utf8_lossy(line.split(|b| *b == b',').next().unwrap_or(b""));
-                *i == 0 || (!rows.contains(&(*i as u64 + 1)) && !households.contains(id.as_ref()))
-            })
-            .flat_map(|(_, l)| l.to_vec())
-            .collect();
+        csv = without_rejected(&csv, body["rejections"].as_array().unwrap());
     }
     let n = first["households"].as_i64().unwrap();
     assert!(n > 3, "{first}");

@@ -246,6 +246,26 @@ pub fn ids_of(csv: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// CSV `csv` without the rows of `rejected` (rejections as the API and `rejected.jsonl`
+/// give them) and the rest of their households.
+pub fn without_rejected(csv: &[u8], rejected: &[serde_json::Value]) -> Vec<u8> {
+    let rows: std::collections::BTreeSet<u64> =
+        rejected.iter().filter_map(|r| r["row"].as_u64()).collect();
+    let households: std::collections::BTreeSet<&str> = rejected
+        .iter()
+        .filter_map(|r| r["household_id"].as_str())
+        .filter(|h| !h.is_empty())
+        .collect();
+    csv.split_inclusive(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(i, line)| {
+            let id = String::from_utf8_lossy(line.split(|b| *b == b',').next().unwrap_or(b""));
+            *i == 0 || (!rows.contains(&(*i as u64 + 1)) && !households.contains(id.as_ref()))
+        })
+        .flat_map(|(_, l)| l.to_vec())
+        .collect()
+}
+
 /// [`rows_of`] without the rows `hedui check` rejects (and the rest of their
 /// households): a list the hub accepts whole.
 pub fn accepted_rows(site: &Site, prefixes: &[&str]) -> Vec<u8> {
@@ -279,22 +299,7 @@ pub fn accepted_rows(site: &Site, prefixes: &[&str]) -> Vec<u8> {
         if rejected.is_empty() {
             return csv;
         }
-        let rows: std::collections::BTreeSet<u64> =
-            rejected.iter().filter_map(|r| r["row"].as_u64()).collect();
-        let households: std::collections::BTreeSet<&str> = rejected
-            .iter()
-            .filter_map(|r| r["household_id"].as_str())
-            .filter(|h| !h.is_empty())
-            .collect();
-        csv = csv
-            .split_inclusive(|b| *b == b'\n')
-            .enumerate()
-            .filter(|(i, line)| {
-                let id = String::from_utf8_lossy(line.split(|b| *b == b',').next().unwrap_or(b""));
-                *i == 0 || (!rows.contains(&(*i as u64 + 1)) && !households.contains(id.as_ref()))
-            })
-            .flat_map(|(_, l)| l.to_vec())
-            .collect();
+        csv = without_rejected(&csv, &rejected);
     }
     panic!("the list still has rejected rows after four rounds");
 }
