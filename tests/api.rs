@@ -3451,6 +3451,21 @@ async fn the_recipients_list_is_kept_in_the_hub() {
         (first["added"].as_i64(), first["removed"].as_i64()),
         (Some(n), Some(0))
     );
+    // A caller that read no list yet (version 0) does not replace the one there now.
+    let resp = c
+        .put(format!(
+            "{}/api/v1/recipients?expected_version=0",
+            server.url
+        ))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body(csv.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    let stale: Value = resp.json().await.unwrap();
+    assert_eq!(stale["error"], "list_changed", "{stale}");
     // The same list again changes nothing but its version.
     let (status, same) = put_list(&c, &server, ADMIN, csv.clone()).await;
     assert_eq!(status, 200, "{same}");

@@ -865,6 +865,56 @@ async fn an_admin_replaces_the_recipients_list_and_reconciles_now() {
         !list.contains(&id),
         "no full ID number in a name or file name: {id}"
     );
+    // A form opened before another admin's upload: refused, nothing replaced.
+    let (status, _, stale) = upload_list(
+        &c,
+        &s,
+        &admin,
+        &[("csrf", &csrf), ("expected_version", "1")],
+        &clean,
+    )
+    .await;
+    assert_eq!(status, 409, "{stale}");
+    assert!(
+        stale.contains("已被更换") && stale.contains("data-version=\"2\""),
+        "{stale}"
+    );
+    // A partial file (a few households of the list) would stop the night re-checking
+    // the rest: refused until the removal is confirmed.
+    let partial: Vec<u8> = clean
+        .split_inclusive(|b| *b == b'\n')
+        .take(4)
+        .flatten()
+        .copied()
+        .collect();
+    let (status, _, asked) = upload_list(
+        &c,
+        &s,
+        &admin,
+        &[("csrf", &csrf), ("expected_version", "2")],
+        &partial,
+    )
+    .await;
+    assert_eq!(status, 409, "{asked}");
+    assert!(
+        asked.contains("会从当前在保名单中移除") && asked.contains("data-version=\"2\""),
+        "{asked}"
+    );
+    let (status, _, _) = upload_list(
+        &c,
+        &s,
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("expected_version", "2"),
+            ("confirm_removal", "1"),
+        ],
+        &partial,
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, _, list) = get(&c, &s, &admin, "/ui/recipients").await;
+    assert!(list.contains("data-version=\"3\""), "{list}");
 
     // Staff: no page, no button.
     let (wang, wang_csrf) =

@@ -80,6 +80,24 @@ const LIST_COLUMNS: &str =
     "id, uploaded_at, actor, file_name, path, sha256, households, people, added, removed";
 
 impl State {
+    /// How many households of the current list `households` would remove, and how many
+    /// the current list has.
+    pub fn removal_of(&self, households: &[ListedHousehold]) -> Result<(usize, usize), StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT household_id FROM recipient_households")
+            .map_err(self.err("read the recipients list"))?;
+        let current: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err("read the recipients list"))?
+            .collect::<Result<_, _>>()
+            .map_err(self.err("read the recipients list"))?;
+        let new: std::collections::HashSet<&str> =
+            households.iter().map(|h| h.household_id.as_str()).collect();
+        let removed = current.iter().filter(|h| !new.contains(h.as_str())).count();
+        Ok((removed, current.len()))
+    }
+
     /// Makes `households` (read from the file kept at `path`) the current recipients
     /// list, in one transaction with its audit entry (kind `recipients`): all of it or
     /// nothing. Returns the list as recorded.

@@ -27,12 +27,30 @@ use crate::state::recipients::ListedHousehold;
 /// Rejected rows a refused list answers at most (the message gives the total).
 const REJECTIONS_SHOWN: usize = 1000;
 
+/// What a replacement must find before it applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Guard {
+    /// The version the caller read (0: none): replaced only if it is still current.
+    pub expected: Option<i64>,
+    /// Whether removing many of the current households is confirmed; when not, a list
+    /// that would remove more than [`LARGE_REMOVAL`] of them (and more than ten) is
+    /// refused with `large_removal` — a partial file uploaded by mistake would stop the
+    /// night re-checking most recipients.
+    pub removal_confirmed: bool,
+}
+
+/// The share of the current households whose removal needs confirming (one in five).
+pub const LARGE_REMOVAL: (usize, usize) = (1, 5);
+
 /// Query parameters of a replacement.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutQuery {
     /// The file's name (its extension tells the format when the Content-Type does not).
     pub file_name: Option<String>,
+    /// The version the caller read (0: no list yet): the list is replaced only if it is
+    /// still the current one, so that two admins do not overwrite each other unseen.
+    pub expected_version: Option<i64>,
 }
 
 /// The folder the hub keeps its lists' files in.
@@ -47,7 +65,10 @@ pub fn lists_dir(state_dir: &std::path::Path) -> PathBuf {
     path = "/api/v1/recipients",
     operation_id = "replace_recipients",
     description = "A recipients list (the applicant formats: CSV in UTF-8 or GBK, XLSX, JSON Lines; or the part `file` of a multipart/form-data form) replaces the current list as a whole. It is validated as a batch is: if any row is rejected nothing changes and the rejected rows are answered. Every household of the new list and of the current one must be in the caller's regions.",
-    params(("file_name" = Option<String>, Query, description = "The file's name")),
+    params(
+        ("file_name" = Option<String>, Query, description = "The file's name"),
+        ("expected_version" = Option<i64>, Query, description = "Replace only if this is still the current version (0: no list yet); 409 list_changed otherwise"),
+    ),
     request_body(content(
         (String = "text/csv"),
         ([u8] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
@@ -56,6 +77,7 @@ pub fn lists_dir(state_dir: &std::path::Path) -> PathBuf {
     responses(
         (status = 200, description = "The list replaced: its version and counts", body = Object),
         (status = 403, description = "The token's role, or households outside its regions"),
+        (status = 409, description = "expected_version is no longer the current version; nothing changed"),
         (status = 413, description = "Body larger than max_body_mb"),
         (status = 422, description = "Not readable, or rows rejected (answered in `rejections`); nothing changed"),
         Caller<MayReconcile>,
@@ -77,11 +99,15 @@ pub async fn replace(
         body,
     )
     .await?;
-    if let Some(other) = up.fields.keys().find(|k| k.as_str() != "file_name") {
+    if let Some(other) = up
+        .fields
+        .keys()
+        .find(|k| k.as_str() != "file_name" && k.as_str() != "expected_version")
+    {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("表单中有无法识别的部分“{other}”：只收 file 和 file_name（the form has a part {other:?}: only file and file_name are read）"),
+            format!("表单中有无法识别的部分“{other}”：只收 file、file_name 和 expected_version（the form has a part {other:?}: only file, file_name and expected_version are read）"),
         ));
     }
     let name = super::submit::batch_name(
@@ -91,7 +117,20 @@ pub async fn replace(
             .or(up.file_name.as_deref()),
         super::submit::extension_of(up.content_type.as_deref()),
     );
-    let replaced = replace_with(&app, token, up, name).await?;
+    let expected = match q.expected_version {
+        Some(v) => Some(v),
+        None => up
+            .fields
+            .get("expected_version")
+            .map(|v| super::number_cursor(v))
+            .transpose()?,
+    };
+    let guard = Guard {
+        expected,
+        // Systems send what they mean; the page asks a person.
+        removal_confirmed: true,
+    };
+    let replaced = replace_with(&app, token, up, name, guard).await?;
     Ok((StatusCode::OK, Json(replaced)).into_response())
 }
 
@@ -102,6 +141,7 @@ pub async fn replace_with(
     token: &Who,
     up: upload::Upload,
     name: String,
+    guard: Guard,
 ) -> Result<Value, ApiError> {
     let (limits, policy) = (app.config.batch_limits, app.policy.clone());
     let path = up.file.path().to_owned();
@@ -206,6 +246,33 @@ pub async fn replace_with(
         .db(move |state| {
             // Replacing the whole list removes the households it does not name: the
             // current list's regions must be the caller's too.
+            // The check and the replacement under the one lock of the state database.
+            if let Some(v) = guard.expected {
+                let now = state
+                    .current_recipients()
+                    .map_err(|e| ApiError::internal(&e.into()))?
+                    .map_or(0, |l| l.id);
+                if now != v {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "list_changed",
+                        format!("在保名单已被更换（现在是第 {now} 版，您看到的是第 {v} 版），本次上传未生效：请先查看当前名单再决定是否上传（the list was replaced meanwhile: it is version {now}, you read version {v}; nothing changed）"),
+                    ));
+                }
+            }
+            if !guard.removal_confirmed {
+                let (removed, of) = state
+                    .removal_of(&households)
+                    .map_err(|e| ApiError::internal(&e.into()))?;
+                let (part, whole) = LARGE_REMOVAL;
+                if removed > 10 && removed * whole > of * part {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "large_removal",
+                        format!("这份名单会从当前在保名单中移除 {removed} 户（当前共 {of} 户），这些家庭今后不再每晚复核。名单未更换：如果确实如此，请勾选“确认移除”后重新上传；如果文件不完整，请换成完整的名单（the list would remove {removed} of the {of} current households; nothing changed — confirm the removal, or upload the whole list）"),
+                    ));
+                }
+            }
             let current = state
                 .listed_regions()
                 .map_err(|e| ApiError::internal(&e.into()))?;

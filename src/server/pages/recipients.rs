@@ -288,11 +288,19 @@ pub async fn upload(
     // The CSRF token is checked before the file is read; without it nothing happens.
     let csrf = received.fields.remove("csrf");
     user.require_csrf(csrf.as_deref())?;
+    // The version the page showed: replaced only if it is still the current one.
+    let guard = crate::server::handlers::recipients::Guard {
+        expected: received
+            .fields
+            .remove("expected_version")
+            .and_then(|v| v.trim().parse::<i64>().ok()),
+        removal_confirmed: received.fields.remove("confirm_removal").is_some(),
+    };
     let name = batch_name(
         received.file_name.as_deref(),
         extension_of(received.content_type.as_deref()),
     );
-    match replace_with(&app, &user.who, received, name).await {
+    match replace_with(&app, &user.who, received, name, guard).await {
         Ok(_) => Ok(Redirect::to("/ui/recipients?done=replaced").into_response()),
         Err(e) => {
             let mut shown = refused(
