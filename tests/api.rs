@@ -3671,3 +3671,45 @@ async fn a_first_list_must_cover_the_configured_one() {
         .unwrap();
     assert_eq!(listed["version"], Value::Null, "nothing changed: {listed}");
 }
+
+/// A health check reads the database file's header without giving up SQLite's lock on
+/// it: a `hedui` command run beside the server afterwards (an account added) must not
+/// take the database for unused and delete its write-ahead log under the server — the
+/// server's later writes would be lost and the audit log would no longer reach its
+/// anchor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_keeps_the_database_lock() {
+    let site = Site::new();
+    let server = site.serve();
+    let c = client(&server);
+    let list = accepted_rows(&site, &["41"]);
+    let (status, body) = put_list(&c, &server, ADMIN, list.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..3 {
+        let h = c
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(h.status().as_u16(), 200);
+    }
+    support::pages::add_user(&site, "beside", "staff", "4101", "beside-password-1");
+    let (status, body) = put_list(&c, &server, ADMIN, list).await;
+    assert_eq!(status, 200, "{body}");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", server.child.id())).unwrap();
+    for fd in fds.map(Result::unwrap) {
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        assert!(
+            !target.display().to_string().contains("(deleted)"),
+            "the server writes into a deleted file: {}",
+            target.display()
+        );
+    }
+    let verify = hedui(&["audit", "verify", "--config", &site.p("hedui.toml")]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

@@ -173,6 +173,46 @@ pub struct State {
     pub(super) audit: AuditFiles,
 }
 
+/// A read handle of database file `path` that this process keeps open until it exits:
+/// [`State::ping`] reads the file's header through it. Opening the file and closing it
+/// again would close a descriptor of it, and on POSIX closing any descriptor of a file
+/// releases every lock the process holds on it — SQLite's too: another process (a
+/// `hedui` command run beside the server) would then take the database for unused and
+/// delete its write-ahead log under the server, whose later writes would be lost. One
+/// handle per file the process pings (a server: one), never closed; a file replaced at
+/// the path gets a handle of its own, the old one kept open too.
+fn held_file(path: &Path) -> Option<std::sync::Arc<std::fs::File>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Held = Vec<(PathBuf, (u64, u64), Arc<std::fs::File>)>;
+    static HELD: OnceLock<Mutex<Held>> = OnceLock::new();
+    let id = file_id(&std::fs::metadata(path).ok()?);
+    let mut held = HELD
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, f)) = held.iter().find(|(p, i, _)| p == path && *i == id) {
+        return Some(f.clone());
+    }
+    let f = Arc::new(std::fs::File::open(path).ok()?);
+    let id = file_id(&f.metadata().ok()?);
+    held.push((path.to_owned(), id, f.clone()));
+    Some(f)
+}
+
+/// A file's device and inode (zero elsewhere than on Unix).
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        (0, 0)
+    }
+}
+
 impl State {
     /// Opens the database in folder `dir` for reading: it must exist (nothing is
     /// created by a command that only reads).
@@ -191,10 +231,19 @@ impl State {
     pub fn ping(&self) -> Result<(), StateError> {
         // The file's own header first: pages recently written are read from the WAL,
         // so a database file overwritten under the server could still answer queries.
+        // Read through a handle kept open (never one opened and closed: see `held_file`).
         let mut head = [0u8; 16];
-        let read = std::fs::File::open(&self.path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
-        if read.is_err() || &head != b"SQLite format 3\0" {
+        let read = match held_file(&self.path) {
+            #[cfg(unix)]
+            Some(f) => std::os::unix::fs::FileExt::read_exact_at(&*f, &mut head, 0).is_ok(),
+            #[cfg(not(unix))]
+            Some(_) => {
+                head = *b"SQLite format 3\0";
+                true
+            }
+            None => false,
+        };
+        if !read || &head != b"SQLite format 3\0" {
             return Err(StateError::Open {
                 path: self.path.display().to_string(),
                 why: "the file is not an SQLite database (damaged or replaced)".into(),
