@@ -153,14 +153,25 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
     assert_eq!(mode(&site.dir.path().join("backup/state/hedui.db")), 0o600);
     assert_eq!(mode(&site.dir.path().join("backup")), 0o700);
     // Not inside what it copies; not when the lake is missing (an unmounted volume).
-    for (to, says) in [
-        (site.p("state/jobs/bk"), "位于状态目录"),
-        (site.p("lake/sources/bk"), "位于数据湖"),
+    for (to, says, lands) in [
+        ("state/jobs/bk", "位于状态目录", "state/jobs/bk"),
+        ("lake/sources/bk", "位于数据湖", "lake/sources/bk"),
+        ("nothere/../state/bk", "位于状态目录", "state/bk"),
+        ("nothere/../lake/bk", "位于数据湖", "lake/bk"),
     ] {
-        let out = hedui(&["backup", "--config", &site.p("hedui.toml"), "--to", &to]);
+        let out = hedui(&[
+            "backup",
+            "--config",
+            &site.p("hedui.toml"),
+            "--to",
+            &site.p(to),
+        ]);
         assert_eq!(out.status.code(), Some(2), "{to}");
         assert!(String::from_utf8_lossy(&out.stderr).contains(says), "{to}");
-        assert!(!std::path::Path::new(&to).exists(), "nothing written: {to}");
+        assert!(
+            !site.dir.path().join(lands).exists(),
+            "nothing written: {to}"
+        );
     }
     let cfg = std::fs::read_to_string(site.p("hedui.toml")).unwrap();
     std::fs::write(
@@ -231,6 +242,44 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
             !site.dir.path().join(left).exists(),
             "a failed restore left {left}"
         );
+    }
+    // A description whose state folder is not the database's: refused, nothing left.
+    for said in ["/", "state"] {
+        let mut d: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(site.p("damaged/backup.json")).unwrap()).unwrap();
+        d["state_path"] = serde_json::json!(said);
+        d.as_object_mut()
+            .unwrap()
+            .remove("state_path_as_configured");
+        copy_dir(
+            &site.dir.path().join("backup"),
+            &site.dir.path().join("tampered"),
+        );
+        std::fs::write(
+            site.p("tampered/backup.json"),
+            serde_json::to_vec(&d).unwrap(),
+        )
+        .unwrap();
+        let out = hedui(&[
+            "restore",
+            "--from",
+            &site.p("tampered"),
+            "--config",
+            &site.p("restored.toml"),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("不符") || err.contains("绝对路径"),
+            "{said}: {err}"
+        );
+        for left in ["state2/hedui.db", "keys2/audit.key", "lake2/sources"] {
+            assert!(
+                !site.dir.path().join(left).exists(),
+                "{said}: a refused restore left {left}"
+            );
+        }
+        std::fs::remove_dir_all(site.p("tampered")).unwrap();
     }
     // A journal left in the target would be replayed into the restored database.
     std::fs::create_dir_all(site.p("state2")).unwrap();

@@ -82,6 +82,9 @@ pub async fn backup(args: &BackupArgs) -> Result<String, Error> {
         Err(e) => return Err(e.into()),
     };
     private_dir(&to)?;
+    // A backup that does not finish leaves no half of itself (the next night's, into a
+    // folder of the same name, would be refused).
+    let mut undo = Cleanup(vec![to.clone()]);
     #[cfg(unix)]
     std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(output_err(&to))?;
@@ -125,7 +128,13 @@ pub async fn backup(args: &BackupArgs) -> Result<String, Error> {
         "hedui": env!("CARGO_PKG_VERSION"),
         "made_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "config": d.file.display().to_string(),
-        "state_path": d.state_path.display().to_string(),
+        "state_path": std::path::absolute(&d.state_path)
+            .unwrap_or_else(|_| d.state_path.clone())
+            .display()
+            .to_string(),
+        // As the config wrote it (a server started with a relative config keeps its
+        // files' paths in that form).
+        "state_path_as_configured": d.state_path.display().to_string(),
         "schema": copied.schema,
         "audit_entries": verified,
         "state_files": files,
@@ -138,6 +147,7 @@ pub async fn backup(args: &BackupArgs) -> Result<String, Error> {
             .map_err(|e| Error::Internal(e.to_string()))?
             .as_bytes(),
     )?;
+    undo.0.clear();
     Ok(format!(
         "备份完成（backup complete）: {}: state schema {}, {verified} audit entries (chain intact), {files} files of jobs and lists; {}",
         to.display(),
@@ -174,13 +184,15 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| not_backup("没有可读的 backup.json / no readable backup.json"))?;
     let old_state = match description["state_path"].as_str() {
-        Some(p) if !p.trim().is_empty() => PathBuf::from(p),
-        _ => {
-            return Err(not_backup(
-                "backup.json 没有 state_path / backup.json names no state_path",
-            ))
-        }
+        Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
+        _ => return Err(not_backup(
+            "backup.json 没有写明原状态目录的绝对路径 / backup.json names no absolute state_path",
+        )),
     };
+    let as_configured = description["state_path_as_configured"]
+        .as_str()
+        .filter(|p| !p.trim().is_empty() && Path::new(p) != old_state)
+        .map(PathBuf::from);
     let state_from = from.join("state");
     if !state_from.join(DB_FILE).is_file() {
         return Err(not_backup("没有状态数据库 / it holds no state database"));
@@ -219,9 +231,15 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
     let lake = Lake::open(&d.lake)?;
     if lake.has_commits().await? {
         return Err(Error::Usage(format!(
-            "数据湖 {} 中已有快照：恢复不会覆盖现有数据，请指定一个空的数据湖位置（the lake holds snapshots already: restore into an empty one）",
+            "数据湖 {} 中已有快照：恢复不会覆盖现有数据，请指定一个空的数据湖位置；如果是上一次被中断的恢复留下的，请删除它后重试（the lake holds snapshots already: restore into an empty one, or remove what an interrupted restore left）",
             d.lake.url
         )));
+    }
+    // The places of the key and the anchor can be made before anything is copied.
+    for f in [&audit.key, &audit.anchor] {
+        if let Some(dir) = f.parent() {
+            private_dir(dir)?;
+        }
     }
     // The state is assembled beside its place (same disk), then moved in.
     let name = d
@@ -231,10 +249,20 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
     let staging = d
         .state_path
         .with_file_name(format!(".{name}.restoring-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
+    // What an interrupted restore left beside it (a whole copy of a database) goes.
+    if let Some(parent) = staging.parent() {
+        let stale = format!(".{name}.restoring-");
+        for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stale) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let cleanup = Cleanup(vec![staging.clone()]);
     private_dir(&staging)?;
-    let (dir, src, at) = (d.state_path.clone(), state_from.clone(), staging.clone());
+    // The files' paths are written absolute, so that they hold from any folder.
+    let dir = std::path::absolute(&d.state_path).unwrap_or_else(|_| d.state_path.clone());
+    let (src, at) = (state_from.clone(), staging.clone());
     let (files, moved, missing) = tokio::task::spawn_blocking(move || {
         let db = at.join(DB_FILE);
         copy_private(&src.join(DB_FILE), &db)?;
@@ -242,7 +270,18 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
         for folder in STATE_FOLDERS {
             files += copy_tree(&src.join(folder), &at.join(folder), 0)?.0;
         }
-        let moved = crate::state::backup::move_paths(&db, &old_state, &dir)?;
+        let mut moved = crate::state::backup::move_paths(&db, &old_state, &dir)?;
+        if let Some(p) = &as_configured {
+            moved += crate::state::backup::move_paths(&db, p, &dir)?;
+        }
+        let strays = crate::state::backup::strays(&db, &dir)?;
+        if !strays.is_empty() {
+            return Err(Error::Usage(format!(
+                "备份说明中的原状态目录 {} 与数据库中记下的文件位置不符（例如 {}）：备份说明可能被改过，未做任何恢复（the backup's state_path does not match the paths its database keeps; nothing was restored）",
+                old_state.display(),
+                strays[0]
+            )));
+        }
         // The paths now name where the files will be once moved in.
         let missing = crate::state::backup::missing_files(&db, &dir, &at)?;
         Ok::<_, Error>((files, moved, missing))
@@ -254,32 +293,17 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
     } else {
         None
     };
-    // Moved in: the database and its folders, then the key and the anchor.
-    private_dir(&d.state_path)?;
-    let mut placed = Cleanup(Vec::new());
-    for part in std::iter::once(DB_FILE).chain(STATE_FOLDERS) {
-        let (a, b) = (staging.join(part), d.state_path.join(part));
-        if a.exists() {
-            std::fs::rename(&a, &b).map_err(output_err(&b))?;
-            placed.0.push(b);
+    // From here a failure also removes what the import wrote.
+    let (placed, verified) = match place(&d, &audit, &staging, &state_from).await {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(l) = &lake_copied {
+                lake.remove_objects(&l.written).await;
+            }
+            return Err(e);
         }
-    }
-    for (src, dst) in [
-        (crate::state::db::KEY_FILE, &audit.key),
-        (crate::state::db::ANCHOR_FILE, &audit.anchor),
-    ] {
-        if let Some(dir) = dst.parent() {
-            private_dir(dir)?;
-        }
-        copy_private(&state_from.join(src), dst)?;
-        placed.0.push(dst.clone());
-    }
-    // Opened as the server opens it (brought forward to this hedui's schema), its end at
-    // its anchor, its chain whole.
-    let state = State::open_with(&d.state_path, audit.clone())?;
-    state.audit_end_ok()?;
-    drop(state);
-    let verified = verify(&d.state_path, audit)?;
+    };
+    let mut placed = placed;
     placed.0.clear();
     drop(cleanup);
     let warning = if missing.is_empty() {
@@ -306,6 +330,51 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
             None => "the backup holds no lake".to_owned(),
         }
     ))
+}
+
+/// Moves the assembled state from `staging` into its place, then writes the key and
+/// the anchor, and verifies what is there: the entries of the chain, and what to remove
+/// should anything after fail (cleared by the caller once all is done).
+async fn place(
+    d: &Deployment,
+    audit: &AuditFiles,
+    staging: &Path,
+    state_from: &Path,
+) -> Result<(Cleanup, usize), Error> {
+    // Moved in: the database and its folders, then the key and the anchor.
+    private_dir(&d.state_path)?;
+    let mut placed = Cleanup(Vec::new());
+    for part in std::iter::once(DB_FILE).chain(STATE_FOLDERS) {
+        let (a, b) = (staging.join(part), d.state_path.join(part));
+        if a.exists() {
+            std::fs::rename(&a, &b).map_err(output_err(&b))?;
+            placed.0.push(b);
+        }
+    }
+    for (src, dst) in [
+        (crate::state::db::KEY_FILE, &audit.key),
+        (crate::state::db::ANCHOR_FILE, &audit.anchor),
+    ] {
+        if let Some(dir) = dst.parent() {
+            private_dir(dir)?;
+        }
+        copy_private(&state_from.join(src), dst)?;
+        placed.0.push(dst.clone());
+    }
+    // Opened as the server opens it (brought forward to this hedui's schema), its end at
+    // its anchor, its chain whole. (Opening makes the database's journal files: removed
+    // too if this fails.)
+    for suffix in ["-wal", "-shm"] {
+        placed.0.push(PathBuf::from(format!(
+            "{}{suffix}",
+            d.state_path.join(DB_FILE).display()
+        )));
+    }
+    let state = State::open_with(&d.state_path, audit.clone())?;
+    state.audit_end_ok()?;
+    drop(state);
+    let verified = verify(&d.state_path, audit.clone())?;
+    Ok((placed, verified))
 }
 
 /// Paths removed when dropped (a restore that did not finish), unless emptied first.
@@ -339,21 +408,26 @@ fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// `p` with its existing part resolved (links, `..`) and the rest as written: where it
 /// is, for comparing, though it may not exist yet.
 fn resolved(p: &Path) -> PathBuf {
+    use std::path::Component;
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-    let mut rest = Vec::new();
-    let mut at = abs.as_path();
-    loop {
-        if let Ok(real) = at.canonicalize() {
-            return rest.iter().rev().fold(real, |acc, seg| acc.join(seg));
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                at = parent;
+    // Component by component, as the kernel walks it: each part that exists resolved
+    // (links), `..` from what was reached (`new/../state/bk` is inside the state folder).
+    let mut cur = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                cur.pop();
             }
-            _ => return abs,
+            Component::CurDir => {}
+            other => {
+                cur.push(other);
+                if let Ok(real) = cur.canonicalize() {
+                    cur = real;
+                }
+            }
         }
     }
+    cur
 }
 
 /// Makes folder `dir` (and its parents) readable by the owner only, if it is new.

@@ -60,11 +60,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 Ok(())
             }
             Command::Backup(args) => {
-                println!("{}", backup::backup(args).await?);
+                println!("{}", interruptible(backup::backup(args)).await?);
                 Ok(())
             }
             Command::Restore(args) => {
-                println!("{}", backup::restore(args).await?);
+                println!("{}", interruptible(backup::restore(args)).await?);
                 Ok(())
             }
             Command::User(args) => {

@@ -24,6 +24,9 @@ pub struct Copied {
     pub files: usize,
     /// Their bytes.
     pub bytes: u64,
+    /// Imports: the objects written, manifests last (for [`Lake::remove_objects`] when
+    /// what follows the import fails).
+    pub written: Vec<String>,
 }
 
 /// The files a manifest names, relative to the lake root.
@@ -152,13 +155,22 @@ impl Lake {
         let plan = plan_import(from)?;
         let mut written = Vec::new();
         match self.write_plan(from, &plan, &mut written).await {
-            Ok(done) => Ok(done),
+            Ok(mut done) => {
+                done.written = written;
+                Ok(done)
+            }
             Err(e) => {
-                for rel in written.iter().rev() {
-                    let _ = self.store().delete(&self.path(rel)).await;
-                }
+                self.remove_objects(&written).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Removes objects `rels` (relative to the lake root), the last first — manifests
+    /// before the files they name. Best effort: what cannot be removed stays.
+    pub async fn remove_objects(&self, rels: &[String]) {
+        for rel in rels.iter().rev() {
+            let _ = self.store().delete(&self.path(rel)).await;
         }
     }
 

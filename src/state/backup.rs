@@ -173,3 +173,36 @@ pub fn move_paths(db: &Path, old: &Path, new: &Path) -> Result<usize, StateError
     tx.commit().map_err(|e| fail(e.to_string()))?;
     Ok(moved)
 }
+
+/// The paths database `db` names that must lie in its state folder — the hub's
+/// recipients lists and the batches' inputs, which it keeps there itself — and do not lie
+/// under `dir`: after [`move_paths`], a sign that the folder the backup said it came from
+/// was not the one the database lived in.
+pub fn strays(db: &Path, dir: &Path) -> Result<Vec<String>, StateError> {
+    let fail = |why: String| StateError::Open {
+        path: db.display().to_string(),
+        why,
+    };
+    let dir_s = plain(dir);
+    let conn = Connection::open(db).map_err(|e| fail(e.to_string()))?;
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT path FROM recipient_lists",
+        "SELECT input FROM jobs WHERE kind = 'batch'",
+    ] {
+        let Ok(mut stmt) = conn.prepare(sql) else {
+            continue;
+        };
+        let paths: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| fail(e.to_string()))?
+            .filter_map(Result::ok)
+            .collect();
+        out.extend(
+            paths
+                .into_iter()
+                .filter(|p| !Path::new(p).starts_with(&dir_s)),
+        );
+    }
+    Ok(out)
+}
