@@ -970,3 +970,76 @@ async fn an_admin_replaces_the_recipients_list_and_reconciles_now() {
     assert_eq!(status, 200);
     assert!(run.contains("这是首次复核"), "{run}");
 }
+
+/// Before the hub holds a list the night reads the config's: a first upload on the page
+/// that would drop most of its households waits for 确认移除 too, and a refused upload
+/// leaves no copy of its file in the state folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_upload_that_drops_most_of_the_configured_list_is_confirmed() {
+    let site = Site::new();
+    let whole = accepted_rows(&site, &["41", "51"]);
+    std::fs::write(site.p("recipients.csv"), &whole).unwrap();
+    site.config_variant(
+        "listed.toml",
+        "",
+        "[schedule]\nreconcile = \"0 2 * * *\"\nrecipients = \"recipients.csv\"\n",
+    );
+    add_user(&site, "zhangadmin", "admin", "41,51,11", "admin-password-1");
+    let s = site.serve_with("listed.toml", &[]);
+    let c = browser(&s);
+    let (admin, csrf) = session(&c, &s, "zhangadmin", "admin-password-1", "/ui/recipients").await;
+    let (_, _, page) = get(&c, &s, &admin, "/ui/recipients").await;
+    assert!(
+        page.contains("recipients.csv") && page.contains("confirm_removal"),
+        "{page}"
+    );
+    let partial: Vec<u8> = whole
+        .split_inclusive(|b| *b == b'\n')
+        .take(4)
+        .flatten()
+        .copied()
+        .collect();
+    let (status, _, asked) = upload_list(
+        &c,
+        &s,
+        &admin,
+        &[("csrf", &csrf), ("expected_version", "0")],
+        &partial,
+    )
+    .await;
+    assert_eq!(status, 409, "{asked}");
+    assert!(asked.contains("会从当前在保名单中移除"), "{asked}");
+    let kept = std::fs::read_dir(site.p("state/recipients"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(kept, 0, "a refused list leaves no file behind");
+    // A tampered form (no number where the version goes) is refused, not read as none.
+    let (status, _, _) = upload_list(
+        &c,
+        &s,
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("expected_version", "abc"),
+            ("confirm_removal", "1"),
+        ],
+        &partial,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _, _) = upload_list(
+        &c,
+        &s,
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("expected_version", "0"),
+            ("confirm_removal", "1"),
+        ],
+        &partial,
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, _, list) = get(&c, &s, &admin, "/ui/recipients").await;
+    assert!(list.contains("data-version=\"1\""), "{list}");
+}

@@ -234,6 +234,27 @@ pub async fn replace_with(
         return Err(e);
     }
     let (households, people, sha256, ext) = (read.households, read.people, read.sha256, read.ext);
+    // The guard first, so that a refused list leaves no file behind (it is asked again,
+    // atomically, with the replacement). A first upload replaces the config's list.
+    if !guard.removal_confirmed && !read.configured_households.is_empty() {
+        let new: std::collections::HashSet<&str> =
+            households.iter().map(|h| h.household_id.as_str()).collect();
+        let of = read.configured_households.len();
+        let removed = read
+            .configured_households
+            .iter()
+            .filter(|h| !new.contains(h.as_str()))
+            .count();
+        large_removal(removed, of)?;
+    }
+    let (pre, list_households) = (guard, households);
+    let list_households = app
+        .db(move |state| {
+            check_guard(state, pre, &list_households)?;
+            Ok(list_households)
+        })
+        .await?;
+    let households = list_households;
     // The file is kept by its content (the reconciliations read it), synced, then
     // renamed into place.
     let dir = lists_dir(&app.config.state_dir);
@@ -247,32 +268,7 @@ pub async fn replace_with(
             // Replacing the whole list removes the households it does not name: the
             // current list's regions must be the caller's too.
             // The check and the replacement under the one lock of the state database.
-            if let Some(v) = guard.expected {
-                let now = state
-                    .current_recipients()
-                    .map_err(|e| ApiError::internal(&e.into()))?
-                    .map_or(0, |l| l.id);
-                if now != v {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "list_changed",
-                        format!("在保名单已被更换（现在是第 {now} 版，您看到的是第 {v} 版），本次上传未生效：请先查看当前名单再决定是否上传（the list was replaced meanwhile: it is version {now}, you read version {v}; nothing changed）"),
-                    ));
-                }
-            }
-            if !guard.removal_confirmed {
-                let (removed, of) = state
-                    .removal_of(&households)
-                    .map_err(|e| ApiError::internal(&e.into()))?;
-                let (part, whole) = LARGE_REMOVAL;
-                if removed > 10 && removed * whole > of * part {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "large_removal",
-                        format!("这份名单会从当前在保名单中移除 {removed} 户（当前共 {of} 户），这些家庭今后不再每晚复核。名单未更换：如果确实如此，请勾选“确认移除”后重新上传；如果文件不完整，请换成完整的名单（the list would remove {removed} of the {of} current households; nothing changed — confirm the removal, or upload the whole list）"),
-                    ));
-                }
-            }
+            check_guard(state, guard, &households)?;
             let current = state
                 .listed_regions()
                 .map_err(|e| ApiError::internal(&e.into()))?;
@@ -293,6 +289,48 @@ pub async fn replace_with(
         "added": list.added,
         "removed": list.removed,
     }))
+}
+
+/// What [`Guard`] asks of the current list, for `households` to replace it.
+fn check_guard(
+    state: &crate::state::State,
+    guard: Guard,
+    households: &[ListedHousehold],
+) -> Result<(), ApiError> {
+    if let Some(v) = guard.expected {
+        let now = state
+            .current_recipients()
+            .map_err(|e| ApiError::internal(&e.into()))?
+            .map_or(0, |l| l.id);
+        if now != v {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "list_changed",
+                format!("在保名单已被更换（现在是第 {now} 版，您看到的是第 {v} 版），本次上传未生效：请先查看当前名单再决定是否上传（the list was replaced meanwhile: it is version {now}, you read version {v}; nothing changed）"),
+            ));
+        }
+    }
+    if !guard.removal_confirmed {
+        let (removed, of) = state
+            .removal_of(households)
+            .map_err(|e| ApiError::internal(&e.into()))?;
+        large_removal(removed, of)?;
+    }
+    Ok(())
+}
+
+/// 409 `large_removal` when removing `removed` of `of` current households needs
+/// confirming.
+fn large_removal(removed: usize, of: usize) -> Result<(), ApiError> {
+    let (part, whole) = LARGE_REMOVAL;
+    if removed > 10 && removed * whole > of * part {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "large_removal",
+            format!("这份名单会从当前在保名单中移除 {removed} 户（当前共 {of} 户），这些家庭今后不再每晚复核。名单未更换：如果确实如此，请勾选“确认移除”后重新上传；如果文件不完整，请换成完整的名单（the list would remove {removed} of the {of} current households; nothing changed — confirm the removal, or upload the whole list）"),
+        ));
+    }
+    Ok(())
 }
 
 /// The regions of `regions` that `who` does not cover (the first ten, sorted).
@@ -328,6 +366,9 @@ struct ReadList {
     sha256: String,
     ext: &'static str,
     current_regions: Vec<String>,
+    /// Before the hub holds a list: the households of the config's, which a first
+    /// upload replaces for the night.
+    configured_households: Vec<String>,
 }
 
 fn read_list(
@@ -348,31 +389,37 @@ fn read_list(
             format!("无法读取在保名单“{name}”，名单未更换：{e}（the recipients list cannot be read; nothing changed）"),
         )
     })?;
-    // Before the hub holds a list, the night reads the config's: its regions count.
-    let current_regions = match (hub_regions, configured) {
-        (Some(r), _) => r,
+    // Before the hub holds a list, the night reads the config's: its regions and its
+    // households count.
+    let (current_regions, configured_households) = match (hub_regions, configured) {
+        (Some(r), _) => (r, Vec::new()),
         (None, Some(file)) => {
             let bytes =
                 std::fs::read(file).map_err(|e| internal(format!("{}: {e}", file.display())))?;
-            crate::applicants::read_batch_within(
+            let raw = crate::applicants::read_batch_within(
                 file,
                 &bytes,
                 &crate::applicants::Limits::default(),
-            )
-            .map(|raw| {
-                raw.rows
-                    .iter()
-                    .filter_map(|r| {
-                        r.values[crate::applicants::Column::RegionCode as usize].as_deref()
+            );
+            let column = |c: crate::applicants::Column| -> Vec<String> {
+                raw.as_ref()
+                    .map(|raw| {
+                        raw.rows
+                            .iter()
+                            .filter_map(|r| r.values[c as usize].as_deref())
+                            .map(|v| hedui_connectors::text::fold_trim(v).into_owned())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .collect()
                     })
-                    .map(|v| hedui_connectors::text::fold_trim(v).into_owned())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect()
-            })
-            .unwrap_or_default()
+                    .unwrap_or_default()
+            };
+            (
+                column(crate::applicants::Column::RegionCode),
+                column(crate::applicants::Column::HouseholdId),
+            )
         }
-        (None, None) => Vec::new(),
+        (None, None) => (Vec::new(), Vec::new()),
     };
     let households: Vec<ListedHousehold> = batch
         .households
@@ -409,6 +456,7 @@ fn read_list(
         sha256,
         ext,
         current_regions,
+        configured_households,
     })
 }
 
@@ -469,9 +517,10 @@ pub async fn list(
                     if let Some(id) = m["id_number"].as_str() {
                         m["id_number"] = Value::String(hedui_connectors::idnum::mask_id(id));
                     }
-                    // A clerk may have typed an ID number into the name too.
+                    // A clerk may have typed an ID number into the name too, grouped
+                    // or not.
                     if let Some(name) = m["name"].as_str() {
-                        let masked = hedui_connectors::idnum::mask_ids_in(name).into_owned();
+                        let masked = hedui_connectors::idnum::mask_numbers_in(name).into_owned();
                         m["name"] = Value::String(masked);
                     }
                 }

@@ -328,7 +328,12 @@ fn regions_within(token: &Who, raw: &RawBatch) -> Result<BTreeSet<String>, ApiEr
 pub(crate) async fn keep(upload: Upload, dir: &FsPath, input: &FsPath) -> Result<(), ApiError> {
     let (dir, target, file) = (dir.to_owned(), input.to_owned(), upload.file);
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
+        // The state folder's own: the owner's alone, whatever the umask.
+        let mut mk = std::fs::DirBuilder::new();
+        mk.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut mk, 0o700);
+        mk.create(&dir)?;
         file.as_file().sync_all()?;
         file.persist(&target).map_err(|e| e.error)?;
         Ok(())

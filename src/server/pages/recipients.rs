@@ -163,7 +163,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
             version: l.id,
             uploaded_at: local_time(&l.uploaded_at),
             actor: submitter(&l.actor),
-            file_name: hedui_connectors::idnum::mask_ids_in(&l.file_name).into_owned(),
+            file_name: hedui_connectors::idnum::mask_numbers_in(&l.file_name).into_owned(),
             households: l.households,
             people: l.people,
             added: l.added,
@@ -181,7 +181,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
     let summary = list.map(|l| {
         minijinja::context! {
             version => l.id,
-            file_name => hedui_connectors::idnum::mask_ids_in(&l.file_name).into_owned(),
+            file_name => hedui_connectors::idnum::mask_numbers_in(&l.file_name).into_owned(),
             uploaded_at => local_time(&l.uploaded_at),
             actor => submitter(&l.actor),
             households => l.households,
@@ -199,7 +199,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
             role => role_zh(user.who.role),
             csrf => user.csrf,
             list => summary,
-            night_reads => night_reads.map(|n| hedui_connectors::idnum::mask_ids_in(&n).into_owned()),
+            night_reads => night_reads.map(|n| hedui_connectors::idnum::mask_numbers_in(&n).into_owned()),
             rows => rows,
             next => next,
             history => kept,
@@ -215,7 +215,7 @@ async fn page(app: &Arc<AppState>, user: &Signed, mut shown: Shown) -> Result<Re
 
 /// The members the hub keeps (JSON), masked, the relation in words.
 fn members_of(json: &str) -> Vec<Member> {
-    let mask = |t: &str| hedui_connectors::idnum::mask_ids_in(t).into_owned();
+    let mask = |t: &str| hedui_connectors::idnum::mask_numbers_in(t).into_owned();
     let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
     v.as_array()
         .into_iter()
@@ -234,7 +234,7 @@ fn members_of(json: &str) -> Vec<Member> {
 
 /// The rejected rows of a refused upload, in words and masked.
 fn rejected_of(rows: Option<&Value>) -> Vec<Rejected> {
-    let mask = |t: &str| hedui_connectors::idnum::mask_ids_in(t).into_owned();
+    let mask = |t: &str| hedui_connectors::idnum::mask_numbers_in(t).into_owned();
     rows.and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -289,12 +289,21 @@ pub async fn upload(
     let csrf = received.fields.remove("csrf");
     user.require_csrf(csrf.as_deref())?;
     // The version the page showed: replaced only if it is still the current one.
+    let expected = match received.fields.remove("expected_version") {
+        None => None,
+        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "表单内容有误，请回到在保名单页面重新上传（the form's expected_version is not a number）",
+            )
+        })?),
+    };
     let guard = crate::server::handlers::recipients::Guard {
-        expected: received
+        expected,
+        removal_confirmed: received
             .fields
-            .remove("expected_version")
-            .and_then(|v| v.trim().parse::<i64>().ok()),
-        removal_confirmed: received.fields.remove("confirm_removal").is_some(),
+            .remove("confirm_removal")
+            .is_some_and(|v| !v.trim().is_empty()),
     };
     let name = batch_name(
         received.file_name.as_deref(),
@@ -305,7 +314,7 @@ pub async fn upload(
         Err(e) => {
             let mut shown = refused(
                 e.status,
-                hedui_connectors::idnum::mask_ids_in(&e.message).into_owned(),
+                hedui_connectors::idnum::mask_numbers_in(&e.message).into_owned(),
             );
             shown.rejected = rejected_of(e.rejections.as_ref());
             shown.rejected_count = e
