@@ -199,35 +199,7 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
     }
     // The backup's own chain, against its own anchor, before anything is written.
     verify(&state_from, AuditFiles::beside(&state_from))?;
-    // Nothing is overwritten: each place must be empty.
-    let taken = |p: &Path, what: &str| -> Result<(), Error> {
-        let used = match std::fs::read_dir(p) {
-            Ok(mut entries) => entries.next().is_some(),
-            Err(_) => p.exists(),
-        };
-        if used {
-            return Err(Error::Usage(format!(
-                "{what} {} 已存在：恢复不会覆盖现有数据。请先把它移走（或在配置中指定新的位置）再恢复（{} exists already: restore never overwrites; move it away first）",
-                p.display(),
-                p.display()
-            )));
-        }
-        Ok(())
-    };
-    let db = d.state_path.join(DB_FILE);
-    taken(&db, "状态数据库")?;
-    // A database's journal left behind would be replayed into the restored one.
-    for suffix in ["-wal", "-shm", "-journal"] {
-        taken(
-            &PathBuf::from(format!("{}{suffix}", db.display())),
-            "状态数据库的日志文件",
-        )?;
-    }
-    for folder in STATE_FOLDERS {
-        taken(&d.state_path.join(folder), "状态目录中的文件夹")?;
-    }
-    taken(&audit.key, "审计密钥")?;
-    taken(&audit.anchor, "审计锚点")?;
+    refuse_used(&d, &audit)?;
     let lake = Lake::open(&d.lake)?;
     if lake.has_commits().await? {
         return Err(Error::Usage(format!(
@@ -330,6 +302,39 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
             None => "the backup holds no lake".to_owned(),
         }
     ))
+}
+
+/// Nothing is overwritten: each place a restore writes must be empty.
+fn refuse_used(d: &Deployment, audit: &AuditFiles) -> Result<(), Error> {
+    let taken = |p: &Path, what: &str| -> Result<(), Error> {
+        let used = match std::fs::read_dir(p) {
+            Ok(mut entries) => entries.next().is_some(),
+            Err(_) => p.exists(),
+        };
+        if used {
+            return Err(Error::Usage(format!(
+                "{what} {} 已存在：恢复不会覆盖现有数据。请先把它移走（或在配置中指定新的位置）再恢复（{} exists already: restore never overwrites; move it away first）",
+                p.display(),
+                p.display()
+            )));
+        }
+        Ok(())
+    };
+    let db = d.state_path.join(DB_FILE);
+    taken(&db, "状态数据库")?;
+    // A database's journal left behind would be replayed into the restored one.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        taken(
+            &PathBuf::from(format!("{}{suffix}", db.display())),
+            "状态数据库的日志文件",
+        )?;
+    }
+    for folder in STATE_FOLDERS {
+        taken(&d.state_path.join(folder), "状态目录中的文件夹")?;
+    }
+    taken(&audit.key, "审计密钥")?;
+    taken(&audit.anchor, "审计锚点")?;
+    Ok(())
 }
 
 /// Moves the assembled state from `staging` into its place, then writes the key and

@@ -5,6 +5,7 @@ pub mod batches;
 pub mod checks;
 pub mod files;
 pub mod health;
+pub mod list_file;
 pub mod metrics;
 pub mod recipients;
 pub mod reconciliations;

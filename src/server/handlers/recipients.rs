@@ -15,7 +15,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::applicants::batch_of;
 use crate::server::app::AppState;
 use crate::server::caller::{Caller, MayReadRuns, MayReconcile};
 use crate::server::error::ApiError;
@@ -23,6 +22,8 @@ use crate::server::upload;
 use crate::server::who::Who;
 use crate::state::audit::{ReadDetail, ReadHousehold};
 use crate::state::recipients::ListedHousehold;
+
+use super::list_file::read_list;
 
 /// Rejected rows a refused list answers at most (the message gives the total).
 const REJECTIONS_SHOWN: usize = 1000;
@@ -236,16 +237,8 @@ pub async fn replace_with(
     let (households, people, sha256, ext) = (read.households, read.people, read.sha256, read.ext);
     // The guard first, so that a refused list leaves no file behind (it is asked again,
     // atomically, with the replacement). A first upload replaces the config's list.
-    if !guard.removal_confirmed && !read.configured_households.is_empty() {
-        let new: std::collections::HashSet<&str> =
-            households.iter().map(|h| h.household_id.as_str()).collect();
-        let of = read.configured_households.len();
-        let removed = read
-            .configured_households
-            .iter()
-            .filter(|h| !new.contains(h.as_str()))
-            .count();
-        large_removal(removed, of)?;
+    if !guard.removal_confirmed {
+        removal_from_configured(&read.configured_households, &households)?;
     }
     let (pre, list_households) = (guard, households);
     let list_households = app
@@ -319,6 +312,23 @@ fn check_guard(
     Ok(())
 }
 
+/// [`large_removal`] of the config's households (before the hub holds a list).
+fn removal_from_configured(
+    configured: &[String],
+    households: &[ListedHousehold],
+) -> Result<(), ApiError> {
+    if configured.is_empty() {
+        return Ok(());
+    }
+    let new: std::collections::HashSet<&str> =
+        households.iter().map(|h| h.household_id.as_str()).collect();
+    let removed = configured
+        .iter()
+        .filter(|h| !new.contains(h.as_str()))
+        .count();
+    large_removal(removed, configured.len())
+}
+
 /// 409 `large_removal` when removing `removed` of `of` current households needs
 /// confirming.
 fn large_removal(removed: usize, of: usize) -> Result<(), ApiError> {
@@ -355,113 +365,6 @@ fn refuse_removal(theirs: Vec<String>) -> Result<(), ApiError> {
         theirs.join("、"),
         theirs.join(", ")
     )))
-}
-
-/// A list as read on a blocking thread: validated, its households as the hub keeps
-/// them, its hash, and the regions of the list it would replace.
-struct ReadList {
-    batch: crate::applicants::Batch,
-    households: Vec<ListedHousehold>,
-    people: usize,
-    sha256: String,
-    ext: &'static str,
-    current_regions: Vec<String>,
-    /// Before the hub holds a list: the households of the config's, which a first
-    /// upload replaces for the night.
-    configured_households: Vec<String>,
-}
-
-fn read_list(
-    name: &str,
-    path: &std::path::Path,
-    limits: &crate::applicants::Limits,
-    policy: &crate::policy::Policy,
-    as_of: chrono::NaiveDate,
-    configured: Option<&std::path::Path>,
-    hub_regions: Option<Vec<String>>,
-) -> Result<ReadList, ApiError> {
-    let internal = |e: String| ApiError::internal(&crate::error::Error::Internal(e));
-    let bytes = std::fs::read(path).map_err(|e| internal(e.to_string()))?;
-    let batch = batch_of(name, &bytes, limits, policy, as_of).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unreadable_list",
-            format!("无法读取在保名单“{name}”，名单未更换：{e}（the recipients list cannot be read; nothing changed）"),
-        )
-    })?;
-    // Before the hub holds a list, the night reads the config's: its regions and its
-    // households count.
-    let (current_regions, configured_households) = match (hub_regions, configured) {
-        (Some(r), _) => (r, Vec::new()),
-        (None, Some(file)) => {
-            let bytes =
-                std::fs::read(file).map_err(|e| internal(format!("{}: {e}", file.display())))?;
-            let raw = crate::applicants::read_batch_within(
-                file,
-                &bytes,
-                &crate::applicants::Limits::default(),
-            );
-            let column = |c: crate::applicants::Column| -> Vec<String> {
-                raw.as_ref()
-                    .map(|raw| {
-                        raw.rows
-                            .iter()
-                            .filter_map(|r| r.values[c as usize].as_deref())
-                            .map(|v| hedui_connectors::text::fold_trim(v).into_owned())
-                            .collect::<std::collections::BTreeSet<_>>()
-                            .into_iter()
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            (
-                column(crate::applicants::Column::RegionCode),
-                column(crate::applicants::Column::HouseholdId),
-            )
-        }
-        (None, None) => (Vec::new(), Vec::new()),
-    };
-    let households: Vec<ListedHousehold> = batch
-        .households
-        .iter()
-        .map(|h| ListedHousehold {
-            household_id: h.household_id.clone(),
-            region_code: h.region_code.clone(),
-            members: Value::Array(
-                h.members
-                    .iter()
-                    .map(|m| {
-                        json!({
-                            "id_number": m.id_number,
-                            "name": m.name,
-                            "relation": m.relation.code(),
-                        })
-                    })
-                    .collect(),
-            )
-            .to_string(),
-        })
-        .collect();
-    let people = batch.households.iter().map(|h| h.members.len()).sum();
-    let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
-    let ext = match batch.format {
-        crate::applicants::BatchFormat::Csv => "csv",
-        crate::applicants::BatchFormat::Xlsx => "xlsx",
-        _ => "jsonl",
-    };
-    Ok(ReadList {
-        batch,
-        households,
-        people,
-        sha256,
-        ext,
-        current_regions,
-        configured_households,
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Query parameters of the list.
