@@ -219,16 +219,12 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
         .find(|p| p.extension().is_some_and(|e| e == "parquet"))
         .unwrap();
     std::fs::remove_file(&lost).unwrap();
-    let out = hedui(&[
-        "restore",
-        "--from",
-        &site.p("damaged"),
-        "--config",
-        &site.p("restored.toml"),
-    ]);
-    assert_ne!(out.status.code(), Some(0));
+    let out = restore_from(&site, "damaged");
+    // Unusable input: exit 2, said in Chinese first.
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("does not hold it"),
+        said.contains("不是一份完整的备份") && said.contains("does not hold it"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -260,13 +256,7 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
             serde_json::to_vec(&d).unwrap(),
         )
         .unwrap();
-        let out = hedui(&[
-            "restore",
-            "--from",
-            &site.p("tampered"),
-            "--config",
-            &site.p("restored.toml"),
-        ]);
+        let out = restore_from(&site, "tampered");
         assert_eq!(out.status.code(), Some(2), "{said}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -284,23 +274,11 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
     // A journal left in the target would be replayed into the restored database.
     std::fs::create_dir_all(site.p("state2")).unwrap();
     std::fs::write(site.p("state2/hedui.db-wal"), b"left over").unwrap();
-    let out = hedui(&[
-        "restore",
-        "--from",
-        &site.p("backup"),
-        "--config",
-        &site.p("restored.toml"),
-    ]);
+    let out = restore_from(&site, "backup");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hedui.db-wal"));
     std::fs::remove_file(site.p("state2/hedui.db-wal")).unwrap();
-    let restored = hedui(&[
-        "restore",
-        "--from",
-        &site.p("backup"),
-        "--config",
-        &site.p("restored.toml"),
-    ]);
+    let restored = restore_from(&site, "backup");
     let said = String::from_utf8_lossy(&restored.stdout).into_owned();
     assert_eq!(
         restored.status.code(),
@@ -344,24 +322,12 @@ async fn a_backup_under_load_restores_to_the_same_answers() {
     }
     drop(db);
     // Restoring again over it is refused.
-    let twice = hedui(&[
-        "restore",
-        "--from",
-        &site.p("backup"),
-        "--config",
-        &site.p("restored.toml"),
-    ]);
+    let twice = restore_from(&site, "backup");
     assert_eq!(twice.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("已存在"));
     // Not a backup: said so.
     std::fs::create_dir_all(site.p("not-a-backup")).unwrap();
-    let not = hedui(&[
-        "restore",
-        "--from",
-        &site.p("not-a-backup"),
-        "--config",
-        &site.p("restored.toml"),
-    ]);
+    let not = restore_from(&site, "not-a-backup");
     assert_eq!(not.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&not.stderr).contains("不是一份完整的备份"));
 
@@ -457,4 +423,15 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 fn mode(p: &std::path::Path) -> u32 {
     std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777
+}
+
+/// `hedui restore` of the site's folder `from` into the places of `restored.toml`.
+fn restore_from(site: &Site, from: &str) -> std::process::Output {
+    hedui(&[
+        "restore",
+        "--from",
+        &site.p(from),
+        "--config",
+        &site.p("restored.toml"),
+    ])
 }

@@ -881,37 +881,14 @@ async fn an_admin_replaces_the_recipients_list_and_reconciles_now() {
     );
     // A partial file (a few households of the list) would stop the night re-checking
     // the rest: refused until the removal is confirmed.
-    let partial: Vec<u8> = clean
-        .split_inclusive(|b| *b == b'\n')
-        .take(4)
-        .flatten()
-        .copied()
-        .collect();
-    let (status, _, asked) = upload_list(
-        &c,
-        &s,
-        &admin,
-        &[("csrf", &csrf), ("expected_version", "2")],
-        &partial,
-    )
-    .await;
+    let partial = first_lines(&clean, 4);
+    let (status, _, asked) = replace_on_page(&c, &s, &admin, &csrf, "2", false, &partial).await;
     assert_eq!(status, 409, "{asked}");
     assert!(
         asked.contains("会从当前在保名单中移除") && asked.contains("data-version=\"2\""),
         "{asked}"
     );
-    let (status, _, _) = upload_list(
-        &c,
-        &s,
-        &admin,
-        &[
-            ("csrf", &csrf),
-            ("expected_version", "2"),
-            ("confirm_removal", "1"),
-        ],
-        &partial,
-    )
-    .await;
+    let (status, _, _) = replace_on_page(&c, &s, &admin, &csrf, "2", true, &partial).await;
     assert_eq!(status, 303);
     let (_, _, list) = get(&c, &s, &admin, "/ui/recipients").await;
     assert!(list.contains("data-version=\"3\""), "{list}");
@@ -993,20 +970,8 @@ async fn a_first_upload_that_drops_most_of_the_configured_list_is_confirmed() {
         page.contains("recipients.csv") && page.contains("confirm_removal"),
         "{page}"
     );
-    let partial: Vec<u8> = whole
-        .split_inclusive(|b| *b == b'\n')
-        .take(4)
-        .flatten()
-        .copied()
-        .collect();
-    let (status, _, asked) = upload_list(
-        &c,
-        &s,
-        &admin,
-        &[("csrf", &csrf), ("expected_version", "0")],
-        &partial,
-    )
-    .await;
+    let partial = first_lines(&whole, 4);
+    let (status, _, asked) = replace_on_page(&c, &s, &admin, &csrf, "0", false, &partial).await;
     assert_eq!(status, 409, "{asked}");
     assert!(asked.contains("会从当前在保名单中移除"), "{asked}");
     let kept = std::fs::read_dir(site.p("state/recipients"))
@@ -1014,32 +979,37 @@ async fn a_first_upload_that_drops_most_of_the_configured_list_is_confirmed() {
         .unwrap_or(0);
     assert_eq!(kept, 0, "a refused list leaves no file behind");
     // A tampered form (no number where the version goes) is refused, not read as none.
-    let (status, _, _) = upload_list(
-        &c,
-        &s,
-        &admin,
-        &[
-            ("csrf", &csrf),
-            ("expected_version", "abc"),
-            ("confirm_removal", "1"),
-        ],
-        &partial,
-    )
-    .await;
+    let (status, _, _) = replace_on_page(&c, &s, &admin, &csrf, "abc", true, &partial).await;
     assert_eq!(status, 400);
-    let (status, _, _) = upload_list(
-        &c,
-        &s,
-        &admin,
-        &[
-            ("csrf", &csrf),
-            ("expected_version", "0"),
-            ("confirm_removal", "1"),
-        ],
-        &partial,
-    )
-    .await;
+    let (status, _, _) = replace_on_page(&c, &s, &admin, &csrf, "0", true, &partial).await;
     assert_eq!(status, 303);
     let (_, _, list) = get(&c, &s, &admin, "/ui/recipients").await;
     assert!(list.contains("data-version=\"1\""), "{list}");
+}
+
+/// The first `n` lines of `csv` (the header and a few households): a partial list.
+fn first_lines(csv: &[u8], n: usize) -> Vec<u8> {
+    csv.split_inclusive(|b| *b == b'\n')
+        .take(n)
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// The recipients page's form sent with `cookie` and `csrf`: `file`, the version the
+/// page showed, and the 确认移除 box ticked or not. Status, Location, body.
+async fn replace_on_page(
+    c: &reqwest::Client,
+    s: &Server,
+    cookie: &str,
+    csrf: &str,
+    version: &str,
+    confirm: bool,
+    file: &[u8],
+) -> (u16, String, String) {
+    let mut fields = vec![("csrf", csrf), ("expected_version", version)];
+    if confirm {
+        fields.push(("confirm_removal", "1"));
+    }
+    upload_list(c, s, cookie, &fields, file).await
 }

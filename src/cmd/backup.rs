@@ -173,21 +173,24 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
     let d = Deployment::load(&args.config)?;
     let audit = AuditFiles::of(&d);
     let from = args.from.clone();
-    let not_backup = |why: &str| {
+    let not_backup = |zh: &str, en: &str| {
         Error::Usage(format!(
-            "{} 不是一份完整的备份（{why}）：请指定 hedui backup 做成的目录（not a complete backup: {why}）",
+            "{} 不是一份完整的备份（{zh}），未做任何恢复：请指定 hedui backup 做成的目录（not a complete backup: {en}; nothing was restored）",
             from.display()
         ))
     };
     let description: serde_json::Value = std::fs::read(from.join(DESCRIPTION))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| not_backup("没有可读的 backup.json / no readable backup.json"))?;
+        .ok_or_else(|| not_backup("没有可读的 backup.json", "no readable backup.json"))?;
     let old_state = match description["state_path"].as_str() {
         Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
-        _ => return Err(not_backup(
-            "backup.json 没有写明原状态目录的绝对路径 / backup.json names no absolute state_path",
-        )),
+        _ => {
+            return Err(not_backup(
+                "backup.json 没有写明原状态目录的绝对路径",
+                "backup.json names no absolute state_path",
+            ))
+        }
     };
     let as_configured = description["state_path_as_configured"]
         .as_str()
@@ -195,7 +198,7 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
         .map(PathBuf::from);
     let state_from = from.join("state");
     if !state_from.join(DB_FILE).is_file() {
-        return Err(not_backup("没有状态数据库 / it holds no state database"));
+        return Err(not_backup("没有状态数据库", "it holds no state database"));
     }
     // The backup's own chain, against its own anchor, before anything is written.
     verify(&state_from, AuditFiles::beside(&state_from))?;
@@ -242,26 +245,35 @@ pub async fn restore(args: &RestoreArgs) -> Result<String, Error> {
         for folder in STATE_FOLDERS {
             files += copy_tree(&src.join(folder), &at.join(folder), 0)?.0;
         }
-        let mut moved = crate::state::backup::move_paths(&db, &old_state, &dir)?;
-        if let Some(p) = &as_configured {
-            moved += crate::state::backup::move_paths(&db, p, &dir)?;
-        }
-        let strays = crate::state::backup::strays(&db, &dir)?;
-        if !strays.is_empty() {
+        let olds: Vec<&Path> = std::iter::once(old_state.as_path())
+            .chain(as_configured.as_deref())
+            .collect();
+        let paths = crate::state::backup::relocate(&db, &olds, &dir, &at)?;
+        if let Some(stray) = paths.strays.first() {
             return Err(Error::Usage(format!(
-                "备份说明中的原状态目录 {} 与数据库中记下的文件位置不符（例如 {}）：备份说明可能被改过，未做任何恢复（the backup's state_path does not match the paths its database keeps; nothing was restored）",
+                "备份说明中的原状态目录 {} 与数据库中记下的文件位置不符（例如 {stray}）：备份说明可能被改过，未做任何恢复（the backup's state_path does not match the paths its database keeps; nothing was restored）",
                 old_state.display(),
-                strays[0]
             )));
         }
-        // The paths now name where the files will be once moved in.
-        let missing = crate::state::backup::missing_files(&db, &dir, &at)?;
+        let (moved, missing) = (paths.moved, paths.missing);
         Ok::<_, Error>((files, moved, missing))
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
     let lake_copied = if from.join("lake").is_dir() {
-        Some(lake.import_from(&from.join("lake")).await?)
+        // A backup whose manifests or files are missing or damaged is unusable input,
+        // refused before anything is written to the lake.
+        Some(
+            lake.import_from(&from.join("lake"))
+                .await
+                .map_err(|e| match e {
+                    crate::lake::LakeError::BadFile { .. }
+                    | crate::lake::LakeError::BadManifest { .. } => {
+                        not_backup("数据湖快照缺失或已损坏", &e.to_string())
+                    }
+                    e => e.into(),
+                })?,
+        )
     } else {
         None
     };

@@ -102,107 +102,93 @@ fn plain(p: &Path) -> String {
         .to_string()
 }
 
-/// The paths under state folder `dir` that database `db` names and that are not there
-/// yet in `staged` (where the folder is being assembled): files a backup lacked.
-pub fn missing_files(db: &Path, dir: &Path, staged: &Path) -> Result<Vec<String>, StateError> {
-    let fail = |why: String| StateError::Open {
-        path: db.display().to_string(),
-        why,
-    };
-    let dir_s = plain(dir);
-    let conn = Connection::open(db).map_err(|e| fail(e.to_string()))?;
-    let mut missing = Vec::new();
-    for (table, column) in OWN_PATHS {
-        let Ok(mut stmt) = conn.prepare(&format!("SELECT {column} FROM {table}")) else {
-            continue;
-        };
-        let paths: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| fail(e.to_string()))?
-            .filter_map(Result::ok)
-            .collect();
-        for p in paths {
-            let Ok(rel) = Path::new(&p).strip_prefix(&dir_s) else {
-                continue;
-            };
-            if !staged.join(rel).exists() && !missing.contains(&p) {
-                missing.push(p);
-            }
-        }
-    }
-    Ok(missing)
+/// What [`relocate`] did and found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Relocated {
+    /// Paths moved from an old state folder to the new one.
+    pub moved: usize,
+    /// Paths that must lie in the state folder (the hub's lists, the batches' inputs)
+    /// and do not: the old folder named was not the one the database lived in.
+    pub strays: Vec<String>,
+    /// Paths under the new folder whose files `staged` does not hold: files the backup
+    /// lacked.
+    pub missing: Vec<String>,
 }
 
 /// In the database file `db`, the paths of the state folder's own files (jobs' inputs,
-/// the runs' and the hub's recipients lists) that lie under `old` are moved under `new`;
-/// others (a config's recipients file) are left. The audit log is never touched: its
-/// entries are as they were written. Returns how many paths were moved.
-pub fn move_paths(db: &Path, old: &Path, new: &Path) -> Result<usize, StateError> {
-    let fail = |why: String| StateError::Open {
+/// the runs' and the hub's recipients lists) that lie under one of `olds` are moved
+/// under `new`; others (a config's recipients file) are left. The audit log is never
+/// touched: its entries are as they were written. Then what should lie under `new` and
+/// does not, and what does but is not yet in `staged` (where the folder is assembled).
+pub fn relocate(
+    db: &Path,
+    olds: &[&Path],
+    new: &Path,
+    staged: &Path,
+) -> Result<Relocated, StateError> {
+    let fail = |e: rusqlite::Error| StateError::Open {
         path: db.display().to_string(),
-        why,
+        why: e.to_string(),
     };
-    let (old, new) = (plain(old), plain(new));
-    if old.is_empty() || old == new {
-        return Ok(0);
-    }
-    let mut conn = Connection::open(db).map_err(|e| fail(e.to_string()))?;
-    let tx = conn.transaction().map_err(|e| fail(e.to_string()))?;
-    let mut moved = 0;
-    for (table, column) in OWN_PATHS {
-        let exists: bool = tx
-            .query_row(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [table],
-                |r| r.get(0),
-            )
-            .map_err(|e| fail(e.to_string()))?;
-        if !exists {
+    let new_s = plain(new);
+    let mut conn = Connection::open(db).map_err(fail)?;
+    let tx = conn.transaction().map_err(fail)?;
+    let tables: Vec<String> = {
+        let mut stmt = tx
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .map_err(fail)?;
+        let names = stmt.query_map([], |r| r.get(0)).map_err(fail)?;
+        names.collect::<Result<_, _>>().map_err(fail)?
+    };
+    let own: Vec<(&str, &str)> = OWN_PATHS
+        .into_iter()
+        .filter(|(t, _)| tables.iter().any(|n| n == t))
+        .collect();
+    let mut done = Relocated::default();
+    for old in olds.iter().map(|o| plain(o)) {
+        if old.is_empty() || old == new_s {
             continue;
         }
-        moved += tx
-            .execute(
-                &format!(
-                    "UPDATE {table} SET {column} = ?2 || substr({column}, length(?1) + 1) \
-                     WHERE substr({column}, 1, length(?1) + 1) = ?1 || '/'"
-                ),
-                [&old, &new],
-            )
-            .map_err(|e| fail(e.to_string()))?;
+        for (table, column) in &own {
+            done.moved += tx
+                .execute(
+                    &format!(
+                        "UPDATE {table} SET {column} = ?2 || substr({column}, length(?1) + 1) \
+                         WHERE substr({column}, 1, length(?1) + 1) = ?1 || '/'"
+                    ),
+                    [&old, &new_s],
+                )
+                .map_err(fail)?;
+        }
     }
-    tx.commit().map_err(|e| fail(e.to_string()))?;
-    Ok(moved)
-}
-
-/// The paths database `db` names that must lie in its state folder — the hub's
-/// recipients lists and the batches' inputs, which it keeps there itself — and do not lie
-/// under `dir`: after [`move_paths`], a sign that the folder the backup said it came from
-/// was not the one the database lived in.
-pub fn strays(db: &Path, dir: &Path) -> Result<Vec<String>, StateError> {
-    let fail = |why: String| StateError::Open {
-        path: db.display().to_string(),
-        why,
+    let paths = |sql: &str| -> Result<Vec<String>, StateError> {
+        let mut stmt = tx.prepare(sql).map_err(fail)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(fail)?;
+        rows.collect::<Result<_, _>>().map_err(fail)
     };
-    let dir_s = plain(dir);
-    let conn = Connection::open(db).map_err(|e| fail(e.to_string()))?;
-    let mut out = Vec::new();
-    for sql in [
-        "SELECT path FROM recipient_lists",
-        "SELECT input FROM jobs WHERE kind = 'batch'",
-    ] {
-        let Ok(mut stmt) = conn.prepare(sql) else {
-            continue;
+    for (table, column) in &own {
+        // The hub keeps its lists and the batches' inputs in the state folder itself.
+        let kept = match *table {
+            "recipient_lists" => format!("SELECT {column} FROM {table}"),
+            "jobs" => format!("SELECT {column} FROM {table} WHERE kind = 'batch'"),
+            _ => String::new(),
         };
-        let paths: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| fail(e.to_string()))?
-            .filter_map(Result::ok)
-            .collect();
-        out.extend(
-            paths
-                .into_iter()
-                .filter(|p| !Path::new(p).starts_with(&dir_s)),
-        );
+        if !kept.is_empty() {
+            done.strays.extend(
+                paths(&kept)?
+                    .into_iter()
+                    .filter(|p| !Path::new(p).starts_with(&new_s)),
+            );
+        }
+        for p in paths(&format!("SELECT {column} FROM {table}"))? {
+            let Ok(rel) = Path::new(&p).strip_prefix(&new_s) else {
+                continue;
+            };
+            if !staged.join(rel).exists() && !done.missing.contains(&p) {
+                done.missing.push(p);
+            }
+        }
     }
-    Ok(out)
+    tx.commit().map_err(fail)?;
+    Ok(done)
 }

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::server::app::AppState;
 use crate::server::handlers::batches::listed_page;
 use crate::server::handlers::submit::{queue, SubmitQuery};
-use crate::server::upload;
 
 pub use crate::output::labels::{local_time, submitter};
 
@@ -122,20 +121,11 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, PageError> {
     user.permit::<crate::server::caller::MayBatch>()?;
-    let received = upload::receive(
-        &app.config.state_dir,
-        app.config.max_body_bytes,
-        &headers,
-        body,
-    )
-    .await;
-    let mut received = match received {
+    // The CSRF token is checked before the file is read; without it nothing happens.
+    let received = match super::receive_form(&app, &user, &headers, body).await? {
         Ok(u) => u,
         Err(e) => return page(&app, &user, None, e.status, Some(e.message)).await,
     };
-    // The CSRF token is checked before the file is read; without it nothing happens.
-    let csrf = received.fields.remove("csrf");
-    user.require_csrf(csrf.as_deref())?;
     let q = SubmitQuery {
         as_of: None,
         file_name: None,

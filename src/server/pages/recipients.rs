@@ -18,7 +18,6 @@ use crate::server::caller::MayReconcile;
 use crate::server::error::ApiError;
 use crate::server::handlers::recipients::{current_file, listed_page, replace_with};
 use crate::server::handlers::submit::{batch_name, extension_of};
-use crate::server::upload;
 
 use super::batches::{local_time, role_zh, submitter};
 use super::session::Signed;
@@ -274,20 +273,10 @@ pub async fn upload(
         rejected: Vec::new(),
         rejected_count: 0,
     };
-    let received = upload::receive(
-        &app.config.state_dir,
-        app.config.max_body_bytes,
-        &headers,
-        body,
-    )
-    .await;
-    let mut received = match received {
+    let mut received = match super::receive_form(&app, &user, &headers, body).await? {
         Ok(u) => u,
         Err(e) => return page(&app, &user, refused(e.status, e.message)).await,
     };
-    // The CSRF token is checked before the file is read; without it nothing happens.
-    let csrf = received.fields.remove("csrf");
-    user.require_csrf(csrf.as_deref())?;
     // The version the page showed: replaced only if it is still the current one.
     let expected = match received.fields.remove("expected_version") {
         None => None,
