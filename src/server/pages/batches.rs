@@ -122,7 +122,7 @@ pub async fn upload(
 ) -> Result<Response, PageError> {
     user.permit::<crate::server::caller::MayBatch>()?;
     // The CSRF token is checked before the file is read; without it nothing happens.
-    let received = match super::receive_form(&app, &user, &headers, body).await? {
+    let received = match user.receive_form(&app, &headers, body).await? {
         Ok(u) => u,
         Err(e) => return page(&app, &user, None, e.status, Some(e.message)).await,
     };

@@ -167,31 +167,6 @@ impl IntoResponse for PageError {
     }
 }
 
-/// A page's upload form (`multipart/form-data`) received to disk, its CSRF token checked
-/// before anything else is read: the upload, or (inside) why it could not be received —
-/// for the page to say above its form; a form without its token is the error page.
-pub async fn receive_form(
-    app: &super::app::AppState,
-    user: &session::Signed,
-    headers: &axum::http::HeaderMap,
-    body: axum::body::Body,
-) -> Result<Result<super::upload::Upload, ApiError>, PageError> {
-    let mut received = match super::upload::receive(
-        &app.config.state_dir,
-        app.config.max_body_bytes,
-        headers,
-        body,
-    )
-    .await
-    {
-        Ok(u) => u,
-        Err(e) => return Ok(Err(e)),
-    };
-    let csrf = received.fields.remove("csrf");
-    user.require_csrf(csrf.as_deref())?;
-    Ok(Ok(received))
-}
-
 /// `GET /ui/assets/{name}`.
 pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {

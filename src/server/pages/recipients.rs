@@ -273,7 +273,7 @@ pub async fn upload(
         rejected: Vec::new(),
         rejected_count: 0,
     };
-    let mut received = match super::receive_form(&app, &user, &headers, body).await? {
+    let mut received = match user.receive_form(&app, &headers, body).await? {
         Ok(u) => u,
         Err(e) => return page(&app, &user, refused(e.status, e.message)).await,
     };

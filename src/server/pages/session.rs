@@ -48,6 +48,33 @@ impl Signed {
     }
 
     /// 403 unless the account's role may use the pages of permit `P` (the API's).
+    /// A page's upload form (`multipart/form-data`) received to disk, its CSRF token
+    /// checked before anything else is read: the upload, or (inside) why it could not be
+    /// received — for the page to say above its form; a form without its token is the
+    /// error page.
+    pub async fn receive_form(
+        &self,
+        app: &crate::server::app::AppState,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> Result<Result<crate::server::upload::Upload, crate::server::error::ApiError>, PageError>
+    {
+        let mut received = match crate::server::upload::receive(
+            &app.config.state_dir,
+            app.config.max_body_bytes,
+            headers,
+            body,
+        )
+        .await
+        {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
+        };
+        let csrf = received.fields.remove("csrf");
+        self.require_csrf(csrf.as_deref())?;
+        Ok(Ok(received))
+    }
+
     pub fn permit<P: crate::server::caller::Permit>(&self) -> Result<(), PageError> {
         if P::allows(self.who.role) {
             Ok(())
